@@ -1,0 +1,314 @@
+"""The ``trialwatch`` command line: a thin skin over ``App``.
+
+Each command parses and validates its arguments first (so bad input writes nothing), calls
+the app, and prints a table or, with ``--json``, one JSON document. Exit codes: 0 done, 1 done
+but some studies or deliveries failed, 2 bad usage, input or settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from service import __version__, views
+from service.app import App, build_app
+from service.diff import diff
+from service.errors import InputError, RecordInvalid, TrialwatchError
+from service.ids import parse_ncts
+from service.models import CHANGE_KINDS
+from service.registry.normalise import normalise
+from service.settings import load_settings
+from service.store import shown_url
+
+REGISTRY = "ctgov"
+PROGRESS_THRESHOLD = 20  # studies; below this a bar only flickers
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+class TrialwatchGroup(click.Group):
+    """Turns every ``TrialwatchError`` into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TrialwatchError as exc:
+            fail(str(exc), exc.exit_code)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"trialwatch: error: {message}", err=True)
+    sys.exit(code)
+
+
+def app_of(ctx: click.Context) -> App:
+    app = ctx.find_object(App)
+    assert app is not None
+    return app
+
+
+@click.group(cls=TrialwatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Config file (default: $TRIALWATCH_CONFIG, else config/trialwatch.toml if present).",
+)
+@click.option("-v", "--verbose", count=True, help="More log detail on stderr (-vv for debug).")
+@click.version_option(__version__, prog_name="trialwatch")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """Watch clinical-trial registry records and report what changed.
+
+    Settings come from config/trialwatch.toml (or --config) and TRIALWATCH_* variables;
+    see the README.
+    """
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
+    app = build_app(load_settings(config_path))
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the store or migrate it to the newest schema (safe to repeat)."""
+    store = app_of(ctx).store
+    counts = store.count_rows()
+    click.echo(
+        f"store ready at {shown_url(store.engine)}: "
+        + ", ".join(f"{n} {name}" for name, n in counts.items())
+    )
+
+
+# ---- watch -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def watch() -> None:
+    """Choose the registry records to follow."""
+
+
+@watch.command("add")
+@click.argument("study_ids", nargs=-1, required=True, metavar="ID...")
+@click.option(
+    "--tag", "tags", multiple=True, help="A tag for subscriptions (tag:NAME); repeatable."
+)
+@json_option
+@click.pass_context
+def watch_add(
+    ctx: click.Context, study_ids: tuple[str, ...], tags: tuple[str, ...], as_json: bool
+) -> None:
+    """Watch records by id (NCT followed by 8 digits)."""
+    ids = parse_ncts(study_ids)
+    app = app_of(ctx)
+    added = set(app.store.add_watches(REGISTRY, ids, tags, app.clock()))
+    if as_json:
+        views.print_json([{"study_id": i, "added": i in added} for i in ids])
+        return
+    for study_id in ids:
+        click.echo(f"{study_id}: {'now watched' if study_id in added else 'already watched'}")
+    if added:
+        click.echo("Next: `trialwatch sync` fetches them.")
+
+
+@watch.command("list")
+@json_option
+@click.pass_context
+def watch_list(ctx: click.Context, as_json: bool) -> None:
+    """The watched records, their status and when they were last checked."""
+    watches = app_of(ctx).store.list_watches()
+    if as_json:
+        views.print_json([w.to_json() for w in watches])
+    else:
+        views.stdout.print(views.watches_table(watches))
+
+
+@watch.command("remove")
+@click.argument("study_ids", nargs=-1, required=True, metavar="ID...")
+@json_option
+@click.pass_context
+def watch_remove(ctx: click.Context, study_ids: tuple[str, ...], as_json: bool) -> None:
+    """Stop watching records (their stored versions and changes are kept)."""
+    ids = parse_ncts(study_ids)
+    store = app_of(ctx).store
+    not_watched = sorted(set(ids) - set(store.watched_ids(REGISTRY)))
+    if not_watched:
+        raise InputError(f"not watched: {', '.join(not_watched)} (see `trialwatch watch list`)")
+    removed = store.remove_watches(REGISTRY, ids)
+    if as_json:
+        views.print_json(removed)
+    else:
+        click.echo(f"no longer watched: {', '.join(removed)}")
+
+
+# ---- sync, changes, history ------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("study_ids", nargs=-1, metavar="[ID...]")
+@click.option("--dry-run", is_flag=True, help="Fetch and diff, but store nothing.")
+@json_option
+@click.pass_context
+def sync(ctx: click.Context, study_ids: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """One cycle now: fetch, normalise, diff, store. Exit 1 if any study failed."""
+    app = app_of(ctx)
+    ids = _watched(app, study_ids)
+    with _progress(len(ids), enabled=not as_json) as advance:
+        report = app.monitor.sync(ids, dry_run=dry_run, progress=advance)
+    if as_json:
+        views.print_json(report.to_json())
+    else:
+        if report.changes:
+            views.stdout.print(views.changes_lines(report.changes, "Changes found"))
+        for error in report.errors:
+            click.echo(f"failed: {error['error']}", err=True)
+        click.echo(
+            f"{'dry run: ' if dry_run else ''}{report.checked} checked: {report.new} new, "
+            f"{report.changed} changed, {report.unchanged} unchanged, {report.failed} failed; "
+            f"{report.requests} registry request(s)"
+        )
+    if report.failed:
+        sys.exit(1)
+
+
+def _watched(app: App, study_ids: tuple[str, ...]) -> list[str]:
+    watched = app.store.watched_ids(REGISTRY)
+    if not study_ids:
+        return watched
+    ids = parse_ncts(study_ids)
+    unknown = [i for i in ids if i not in set(watched)]
+    if unknown:
+        raise InputError(
+            f"not watched: {', '.join(unknown)} (add it first: trialwatch watch add {unknown[0]})"
+        )
+    return ids
+
+
+@contextmanager
+def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[int], None]]:
+    if not enabled or total < PROGRESS_THRESHOLD or not views.stderr.is_terminal:
+        yield lambda _done: None
+        return
+    columns = (TextColumn("syncing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=views.stderr, transient=True) as bar:
+        task = bar.add_task("sync", total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+@cli.command()
+@click.option("--study", "study_id", metavar="ID", help="Only this record.")
+@click.option("--since", metavar="ISO", help="Only changes detected at or after this time.")
+@click.option("--kind", type=click.Choice(CHANGE_KINDS), help="Only this kind of change.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many (oldest first).")
+@json_option
+@click.pass_context
+def changes(
+    ctx: click.Context,
+    study_id: str | None,
+    since: str | None,
+    kind: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Stored change events, oldest first."""
+    study = parse_ncts([study_id])[0] if study_id else None
+    found = app_of(ctx).store.list_changes(
+        study_id=study, since=_parse_since(since), kind=kind, limit=limit
+    )
+    if as_json:
+        views.print_json([c.to_json() for c in found])
+    else:
+        views.stdout.print(views.changes_lines(found, f"{len(found)} change(s)"))
+
+
+def _parse_since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--since {text!r} is not an ISO date or time (e.g. 2026-11-01)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@cli.command()
+@click.argument("study_id", metavar="ID")
+@json_option
+@click.pass_context
+def history(ctx: click.Context, study_id: str, as_json: bool) -> None:
+    """The stored versions of one record, oldest first."""
+    study = parse_ncts([study_id])[0]
+    versions = app_of(ctx).store.list_versions(REGISTRY, study)
+    if as_json:
+        views.print_json([v.to_json() for v in versions])
+    elif not versions:
+        click.echo(f"{study}: no stored versions (is it watched and synced?)")
+    else:
+        views.stdout.print(views.versions_lines(study, versions))
+
+
+# ---- offline diff ----------------------------------------------------------------------------
+
+
+@cli.command("diff")
+@click.argument("old_path", metavar="OLD.json", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new_path", metavar="NEW.json", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+def diff_command(old_path: Path, new_path: Path, as_json: bool) -> None:
+    """Diff two ClinicalTrials.gov v2 study files (bare or history-API wrapped), offline."""
+    old, new = _snapshot_file(old_path), _snapshot_file(new_path)
+    found = diff(old, new)
+    if as_json:
+        views.print_json([c.to_json() for c in found])
+    elif not found:
+        click.echo("no reportable changes")
+    else:
+        views.stdout.print(views.changes_lines(found, f"{len(found)} change(s)"))
+
+
+def _snapshot_file(path: Path) -> Any:
+    try:
+        raw = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not JSON ({exc})") from None
+    try:
+        return normalise(raw)
+    except RecordInvalid as exc:
+        raise InputError(f"{path}: not a ClinicalTrials.gov study record ({exc})") from None
+
+
+# ---- daemon ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """The daemon: scheduled sync cycles until SIGTERM/SIGINT (then exit 0)."""
+    from service.scheduler import Daemon
+
+    logging.getLogger("trialwatch").setLevel(logging.INFO)
+    logging.getLogger("service").setLevel(logging.INFO)
+    Daemon(app_of(ctx)).run()
+
+
+def main() -> None:
+    cli(prog_name="trialwatch")

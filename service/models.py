@@ -1,0 +1,223 @@
+"""The types that flow through the pipeline: normalised snapshots and change events.
+
+A ``Snapshot`` holds only the fields trialwatch tracks, already folded so that cosmetic churn
+(markup, entities, whitespace, the order of unordered lists) cannot make two snapshots differ.
+Two snapshots with the same ``content_hash()`` are the same for every purpose of the service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Severity = Literal["low", "medium", "high"]
+SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high")
+
+OutcomeType = Literal["primary", "secondary", "other"]
+OUTCOME_TYPES: tuple[OutcomeType, ...] = ("primary", "secondary", "other")
+
+ChangeKind = Literal[
+    "record_added",
+    "record_unavailable",
+    "status_changed",
+    "enrollment_changed",
+    "enrollment_type_changed",
+    "outcome_added",
+    "outcome_removed",
+    "outcome_modified",
+    "outcome_reclassified",
+    "date_changed",
+    "phase_changed",
+    "results_posted",
+    "field_changed",
+]
+CHANGE_KINDS: tuple[str, ...] = ChangeKind.__args__  # type: ignore[attr-defined]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StudyDate(Frozen):
+    """A registry date as given (``yyyy``, ``yyyy-MM`` or ``yyyy-MM-dd``) and its type."""
+
+    date: str = ""
+    type: str = ""  # ACTUAL | ESTIMATED | "" when the registry gives none
+
+
+class Outcome(Frozen):
+    measure: str
+    description: str = ""
+    time_frame: str = ""
+
+
+class Intervention(Frozen):
+    type: str = ""
+    name: str = ""
+    description: str = ""
+    other_names: tuple[str, ...] = ()  # sorted
+
+
+class Arm(Frozen):
+    label: str = ""
+    type: str = ""
+    description: str = ""
+    interventions: tuple[str, ...] = ()  # sorted
+
+
+class Location(Frozen):
+    facility: str = ""
+    city: str = ""
+    state: str = ""
+    country: str = ""
+    status: str = ""
+
+
+class Eligibility(Frozen):
+    criteria: str = ""
+    sex: str = ""
+    minimum_age: str = ""
+    maximum_age: str = ""
+    healthy_volunteers: bool | None = None
+
+
+class Snapshot(Frozen):
+    """The tracked content of one registry record at one moment.
+
+    Text is folded (HTML and Markdown markup removed, entities decoded, Unicode NFC,
+    whitespace collapsed). Unordered lists are sorted; the outcome lists keep the registry's
+    order because a change names an outcome by its index.
+    """
+
+    registry: str = "ctgov"
+    study_id: str
+    org_study_id: str = ""
+    secondary_ids: tuple[str, ...] = ()
+    brief_title: str = ""
+    official_title: str = ""
+    acronym: str = ""
+    overall_status: str = ""
+    last_known_status: str = ""
+    why_stopped: str = ""
+    study_type: str = ""
+    phases: tuple[str, ...] = ()
+    allocation: str = ""
+    intervention_model: str = ""
+    primary_purpose: str = ""
+    masking: str = ""
+    enrollment_count: int | None = None
+    enrollment_type: str = ""
+    start_date: StudyDate = StudyDate()
+    primary_completion_date: StudyDate = StudyDate()
+    completion_date: StudyDate = StudyDate()
+    conditions: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    interventions: tuple[Intervention, ...] = ()
+    arms: tuple[Arm, ...] = ()
+    primary_outcomes: tuple[Outcome, ...] = ()
+    secondary_outcomes: tuple[Outcome, ...] = ()
+    other_outcomes: tuple[Outcome, ...] = ()
+    lead_sponsor: str = ""
+    collaborators: tuple[str, ...] = ()
+    eligibility: Eligibility = Eligibility()
+    locations: tuple[Location, ...] = ()
+    has_results: bool = False
+    results_first_posted: str = ""
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+    def outcomes(self, outcome_type: OutcomeType) -> tuple[Outcome, ...]:
+        return getattr(self, f"{outcome_type}_outcomes")  # type: ignore[no-any-return]
+
+    @property
+    def title(self) -> str:
+        return self.brief_title or self.official_title or self.study_id
+
+
+class RecordMeta(Frozen):
+    """Facts about a fetched record that are not tracked content (they change on every refresh)."""
+
+    study_id: str
+    registry_version: int | None = None  # the history API's studyVersion, when known
+    last_update_posted: str = ""
+
+
+class Change(Frozen):
+    """One change event, as the contract's JSON shape."""
+
+    registry: str = "ctgov"
+    study_id: str
+    kind: ChangeKind
+    field: str
+    old: Any = None
+    new: Any = None
+    severity: Severity
+    summary: str
+    outcome_type: OutcomeType | None = None  # outcome kinds only
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        if data["outcome_type"] is None:
+            del data["outcome_type"]
+        return data
+
+
+class StoredChange(Change):
+    """A change event as the store keeps it."""
+
+    id: int
+    detected_at: datetime
+    from_version: int | None = None
+    to_version: int | None = None
+    historical: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        data["detected_at"] = self.detected_at.isoformat()
+        return data
+
+
+class WatchInfo(Frozen):
+    """A watched record and what the store knows of it."""
+
+    registry: str
+    study_id: str
+    tags: tuple[str, ...] = ()
+    added_at: datetime
+    title: str = ""
+    overall_status: str = ""
+    state: str = "never synced"  # never synced | active | unavailable
+    versions: int = 0
+    last_checked_at: datetime | None = None
+    last_changed_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class VersionInfo(Frozen):
+    """One stored version of a record, for timelines."""
+
+    registry: str
+    study_id: str
+    version: int  # the registry's number where known, else the store's sequence
+    registry_version: int | None = None
+    seq: int
+    fetched_at: datetime
+    last_update_posted: str = ""
+    overall_status: str = ""
+    enrollment_count: int | None = None
+    enrollment_type: str = ""
+    content_hash: str
+    changes: tuple[str, ...] = ()  # summaries of the changes that led to this version
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def severity_rank(severity: Severity) -> int:
+    return SEVERITIES.index(severity)

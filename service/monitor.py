@@ -1,0 +1,258 @@
+"""One sync cycle: fetch → normalise → diff → store, with a verdict per study.
+
+Verdicts: ``new`` (first sighting: stored with a ``record_added`` change), ``changed`` (a new
+version with at least one reportable change), ``unchanged`` (same content hash — no diff work —
+or a new version whose differences are all cosmetic), ``failed`` (fetch or normalisation
+failed; the cycle goes on). A version and its changes are committed together, study by study,
+so an interrupted cycle keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.clock import Clock, utcnow
+from service.diff import diff
+from service.errors import RecordInvalid, RecordNotFound, RegistryError, StoreError
+from service.models import Change, Snapshot
+from service.registry.ctgov import CtgovClient, returned_id
+from service.registry.normalise import normalise, record_meta
+from service.store import NewVersion, RecordState, Store
+
+log = logging.getLogger(__name__)
+
+STUDY_ID_FIELD = "protocolSection.identificationModule.nctId"
+
+
+@dataclass
+class SyncReport:
+    checked: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    requests: int = 0
+    changes: list[Change] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def fail(self, study_id: str, message: str) -> None:
+        self.failed += 1
+        self.errors.append({"study_id": study_id, "error": message})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "new": self.new,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "requests": self.requests,
+            "changes": [change.to_json() for change in self.changes],
+            "errors": self.errors,
+        }
+
+
+def record_added(snapshot: Snapshot) -> Change:
+    return Change(
+        registry=snapshot.registry,
+        study_id=snapshot.study_id,
+        kind="record_added",
+        field=STUDY_ID_FIELD,
+        old=None,
+        new=snapshot.study_id,
+        severity="low",
+        summary=f"Now watching: {snapshot.title}",
+    )
+
+
+def record_unavailable(registry: str, study_id: str) -> Change:
+    return Change(
+        registry=registry,
+        study_id=study_id,
+        kind="record_unavailable",
+        field=STUDY_ID_FIELD,
+        old=study_id,
+        new=None,
+        severity="high",
+        summary="Record no longer served by the registry (404)",
+    )
+
+
+class Monitor:
+    """Runs sync cycles for one registry client over one store."""
+
+    def __init__(self, store: Store, client: CtgovClient, *, clock: Clock = utcnow) -> None:
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.registry = client.registry
+
+    def sync(
+        self,
+        study_ids: Sequence[str] | None = None,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> SyncReport:
+        """One cycle. ``should_stop`` is asked between studies; when it says yes, the cycle
+        ends there, keeping every study it finished."""
+        ids = list(study_ids) if study_ids is not None else self.store.watched_ids(self.registry)
+        cycle = _Cycle(self, ids, dry_run=dry_run, progress=progress, should_stop=should_stop)
+        return cycle.run()
+
+
+class _Cycle:
+    """The state of one sync cycle (kept off ``Monitor`` so cycles never share it)."""
+
+    def __init__(
+        self,
+        monitor: Monitor,
+        ids: list[str],
+        *,
+        dry_run: bool,
+        progress: Callable[[int], None] | None,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        self.m = monitor
+        self.should_stop = should_stop
+        self.ids = ids
+        self.dry_run = dry_run
+        self.progress = progress or (lambda _done: None)
+        self.report = SyncReport(checked=len(ids))
+        self.states: dict[str, RecordState] = {}
+        self.done: set[str] = set()
+        self.unchanged: list[str] = []
+        self.run_id: int | None = None
+
+    def run(self) -> SyncReport:
+        store, client = self.m.store, self.m.client
+        requests_before = client.requests
+        self.states = store.record_states(self.m.registry, self.ids)
+        if not self.dry_run:
+            self.run_id = store.start_run(self.m.clock())
+        self._fetch_batches()
+        for study_id in self.ids:
+            if study_id not in self.done and not self.should_stop():
+                self._fetch_one(study_id)
+        self.report.checked = len(self.done)
+        if self.unchanged and not self.dry_run:
+            store.mark_checked(self.m.registry, self.unchanged, self.m.clock())
+        self.report.requests = client.requests - requests_before
+        if self.run_id is not None:
+            store.finish_run(self.run_id, self.report.to_json(), self.m.clock())
+        return self.report
+
+    def _fetch_batches(self) -> None:
+        wanted = set(self.ids)
+        for batch in self.m.client.iter_batches(self.ids):
+            if batch.error is not None:
+                for study_id in batch.requested:
+                    if study_id not in self.done:
+                        self._failed(study_id, str(batch.error))
+                continue
+            for raw in batch.studies:
+                if self.should_stop():
+                    return
+                study_id = returned_id(raw)
+                if study_id in wanted and study_id not in self.done:
+                    self._process(study_id, raw)
+
+    def _fetch_one(self, study_id: str) -> None:
+        """A watched id the batch did not return: ask for it alone (follows alias redirects)."""
+        try:
+            raw = self.m.client.fetch_study(study_id)
+        except RecordNotFound:
+            self._not_found(study_id)
+            return
+        except RegistryError as exc:
+            self._failed(study_id, str(exc))
+            return
+        self._process(study_id, raw)
+
+    def _not_found(self, study_id: str) -> None:
+        state = self.states.get(study_id)
+        if state is None or state.content_hash is None:
+            self._failed(study_id, f"{study_id}: not found in the registry")
+            return
+        self._finish(study_id)
+        if state.state == "unavailable":
+            self.report.unchanged += 1
+            return
+        change = record_unavailable(self.m.registry, study_id)
+        if self.dry_run:
+            stored: Change | None = change
+        else:
+            stored = self.m.store.mark_unavailable(
+                self.m.registry, study_id, change, self.m.clock(), self.run_id
+            )
+        if stored is not None:
+            self.report.changes.append(stored)
+        self.report.changed += 1
+
+    def _process(self, study_id: str, raw: dict[str, Any]) -> None:
+        try:
+            snapshot = normalise(raw)
+            meta = record_meta(raw)
+        except RecordInvalid as exc:
+            self._failed(study_id, f"{study_id}: {exc}")
+            return
+        if snapshot.study_id != study_id:  # served under another id (an alias redirect)
+            snapshot = snapshot.model_copy(update={"study_id": study_id})
+        try:
+            self._store(study_id, snapshot, raw, meta.registry_version, meta.last_update_posted)
+        except StoreError:
+            raise
+        except Exception as exc:  # one study's bug must not stop the cycle
+            log.exception("sync of %s failed", study_id)
+            self._failed(study_id, f"{study_id}: internal error: {exc}")
+
+    def _store(
+        self,
+        study_id: str,
+        snapshot: Snapshot,
+        raw: dict[str, Any],
+        registry_version: int | None,
+        last_update_posted: str,
+    ) -> None:
+        state = self.states.get(study_id)
+        if state is not None and state.content_hash == snapshot.content_hash():
+            self.unchanged.append(study_id)
+            self.report.unchanged += 1
+            self._finish(study_id)
+            return
+        if state is None or state.content_hash is None:
+            changes = [record_added(snapshot)]
+            self.report.new += 1
+        else:
+            old = self.m.store.latest_snapshot(self.m.registry, study_id)
+            changes = diff(old, snapshot) if old is not None else [record_added(snapshot)]
+            if changes:
+                self.report.changed += 1
+            else:
+                self.report.unchanged += 1
+        if self.dry_run:
+            self.report.changes.extend(changes)
+        else:
+            version = NewVersion(
+                registry=self.m.registry,
+                snapshot=snapshot,
+                raw=raw,
+                registry_version=registry_version,
+                last_update_posted=last_update_posted,
+                fetched_at=self.m.clock(),
+            )
+            self.report.changes.extend(self.m.store.save_version(version, changes, self.run_id))
+        self._finish(study_id)
+
+    def _failed(self, study_id: str, message: str) -> None:
+        log.warning("%s", message)
+        self.report.fail(study_id, message)
+        self._finish(study_id)
+
+    def _finish(self, study_id: str) -> None:
+        self.done.add(study_id)
+        self.progress(len(self.done))

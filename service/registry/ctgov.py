@@ -1,0 +1,259 @@
+"""ClinicalTrials.gov API v2 client over an injected ``httpx.Client``.
+
+Polite by construction: every request waits for the rate limiter, and transient failures
+(429, 5xx, timeouts, connection errors, an HTML maintenance page or a cut-off body) are retried
+with exponential backoff and jitter, honouring ``Retry-After``. httpx errors are translated into
+``RegistryError`` here, where they enter, so nothing above this module sees httpx.
+
+Watched records are fetched in batches (``filter.ids`` with up to 1,000 ids a page): one
+request per 1,000 studies, not one per study.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from service import __version__
+from service.errors import RecordInvalid, RecordNotFound, RegistryError, RegistryUnavailable
+from service.settings import CtgovSettings
+
+USER_AGENT = f"trialwatch/{__version__} (clinical-trial registry monitor; python-httpx)"
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+NCT_ID = re.compile(r"NCT\d{8}")
+
+
+class RateLimiter:
+    """At most ``rate`` request starts per second, across threads."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            wait = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if wait > 0:
+            self._sleep(wait)
+
+
+class _BadBody(RecordInvalid):
+    """A body that may be a passing fault (maintenance page, cut connection): retried."""
+
+
+@dataclass
+class Batch:
+    """One page of a batch fetch: the ids asked for and the studies the registry returned."""
+
+    requested: list[str]
+    studies: list[dict[str, Any]] = field(default_factory=list)
+    error: RegistryError | None = None
+
+
+class CtgovClient:
+    """Fetches v2 study records. ``requests`` counts every HTTP request made, retries included."""
+
+    registry = "ctgov"
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        settings: CtgovSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self._http = http
+        self._settings = settings
+        self._sleep = sleep
+        self._limiter = limiter or RateLimiter(settings.requests_per_second, sleep=sleep)
+        self.requests = 0
+
+    # ---- public --------------------------------------------------------------------------
+
+    def fetch_study(self, study_id: str) -> dict[str, Any]:
+        """One record. ``RecordNotFound`` when the registry does not serve it."""
+        data = self._get_json(f"{self._settings.api_url}/studies/{study_id}", {})
+        if not isinstance(data, dict) or "protocolSection" not in data:
+            raise RecordInvalid(f"{study_id}: the registry's answer is not a study record")
+        return data
+
+    def iter_batches(self, study_ids: Sequence[str]) -> Iterator[Batch]:
+        """The records of ``study_ids``, one ``Batch`` per page, as the pages arrive.
+
+        A page that fails after retries comes back with ``error`` set and the ids it covered,
+        so one bad page fails its studies and not the cycle.
+        """
+        size = self._settings.page_size
+        for start in range(0, len(study_ids), size):
+            chunk = list(study_ids[start : start + size])
+            yield from self._fetch_chunk(chunk)
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _fetch_chunk(self, chunk: list[str]) -> Iterator[Batch]:
+        params = {
+            "filter.ids": ",".join(chunk),
+            "pageSize": str(self._settings.page_size),
+            "format": "json",
+        }
+        token: str | None = None
+        while True:
+            page_params = dict(params, pageToken=token) if token else params
+            try:
+                page = self._get_json(f"{self._settings.api_url}/studies", page_params)
+                studies, token = _studies_page(page)
+            except RegistryError as exc:
+                yield Batch(requested=chunk, error=exc)
+                return
+            yield Batch(requested=chunk, studies=studies)
+            if not token:
+                return
+
+    def _get_json(self, url: str, params: dict[str, str]) -> Any:
+        retrying = Retrying(
+            retry=retry_if_exception_type((RegistryUnavailable, _BadBody)),
+            stop=stop_after_attempt(self._settings.max_attempts),
+            wait=self._wait,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return retrying(self._get_once, url, params)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return min(retry_after, self._settings.retry_max_seconds)
+        backoff = wait_exponential_jitter(
+            initial=self._settings.retry_initial_seconds,
+            max=self._settings.retry_max_seconds,
+            jitter=self._settings.retry_initial_seconds,
+        )
+        return backoff(state)
+
+    def _get_once(self, url: str, params: dict[str, str]) -> Any:
+        self._limiter.acquire()
+        self.requests += 1
+        try:
+            response = self._http.get(url, params=params)
+        except httpx.TimeoutException as exc:
+            raise RegistryUnavailable(f"registry timed out ({_describe(url)})") from exc
+        except httpx.TransportError as exc:
+            raise RegistryUnavailable(
+                f"registry unreachable ({_describe(url)}: {exc or type(exc).__name__})"
+            ) from exc
+        return _decode(response)
+
+
+def _describe(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def _decode(response: httpx.Response) -> Any:
+    status = response.status_code
+    where = _describe(str(response.request.url))
+    if status == 404:
+        raise RecordNotFound(_plain(response) or f"not found: {where}")
+    if status in RETRYABLE_STATUS:
+        raise RegistryUnavailable(
+            f"registry answered {status} {response.reason_phrase} ({where})",
+            retry_after=_retry_after(response),
+        )
+    if status >= 400:
+        detail = _plain(response)
+        raise RegistryError(
+            f"registry refused the request: {status} {response.reason_phrase} ({where})"
+            + (f": {detail}" if detail else "")
+        )
+    content_type = response.headers.get("content-type", "")
+    body = response.content
+    if "html" in content_type or body.lstrip()[:1] == b"<":
+        raise _BadBody(f"registry sent an HTML page instead of JSON ({where}, status {status})")
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise _BadBody(f"registry sent truncated or invalid JSON ({where}: {exc.msg})") from None
+    except UnicodeDecodeError:
+        raise _BadBody(f"registry sent a body that is not UTF-8 text ({where})") from None
+
+
+def _plain(response: httpx.Response) -> str:
+    text = response.text.strip()
+    if not text or text.startswith("<"):
+        return ""
+    return text.splitlines()[0][:200]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _studies_page(page: Any) -> tuple[list[dict[str, Any]], str | None]:
+    if not isinstance(page, dict) or not isinstance(page.get("studies"), list):
+        raise RecordInvalid("registry answer has no 'studies' list: the API's shape has changed")
+    token = page.get("nextPageToken")
+    if token is not None and not isinstance(token, str):
+        raise RecordInvalid("registry answer has a nextPageToken that is not text")
+    studies = [s for s in page["studies"] if isinstance(s, dict)]
+    return studies, token or None
+
+
+def returned_id(study: dict[str, Any]) -> str | None:
+    """The NCT id a returned study carries, if it carries a well-formed one."""
+    try:
+        value = study["protocolSection"]["identificationModule"]["nctId"]
+    except (KeyError, TypeError):
+        return None
+    if not isinstance(value, str):
+        return None
+    value = value.strip().upper()
+    return value if NCT_ID.fullmatch(value) else None
+
+
+def build_http_client(settings: CtgovSettings) -> httpx.Client:
+    return httpx.Client(
+        timeout=httpx.Timeout(
+            settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)
+        ),
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        follow_redirects=True,
+        max_redirects=5,
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+    )

@@ -1,0 +1,431 @@
+"""ClinicalTrials.gov v2 study JSON → ``Snapshot``: the tracked fields, folded and ordered.
+
+Pure functions: no I/O, no clock. Input is whatever the registry (or a user's file) handed us,
+so nothing about its shape is trusted. Missing modules and keys are normal (observational and
+withdrawn studies, old history versions) and give defaults; a value of the wrong type is either
+coerced when that is unambiguous (``"30"`` → 30) or rejected. The single promise to callers:
+``unwrap``, ``normalise`` and ``record_meta`` raise nothing but ``RecordInvalid``, whose message
+names the dotted path of the offending value, e.g.
+``protocolSection.designModule.enrollmentInfo.count: expected a number, got 'abc'``.
+
+Error paths are relative to the study object, also inside a history wrapper, so they match the
+``field`` paths of change events.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from service.errors import RecordInvalid
+from service.models import (
+    Arm,
+    Eligibility,
+    Intervention,
+    Location,
+    Outcome,
+    RecordMeta,
+    Snapshot,
+    StudyDate,
+)
+from service.text import fold_text
+
+__all__ = [
+    "ENROLLMENT_COUNT_PATH",
+    "LAST_UPDATE_POSTED_PATH",
+    "STUDY_ID_PATH",
+    "normalise",
+    "record_meta",
+    "unwrap",
+]
+
+PROTOCOL = "protocolSection"
+IDENTIFICATION = f"{PROTOCOL}.identificationModule"
+STATUS = f"{PROTOCOL}.statusModule"
+DESIGN = f"{PROTOCOL}.designModule"
+CONDITIONS = f"{PROTOCOL}.conditionsModule"
+ARMS_INTERVENTIONS = f"{PROTOCOL}.armsInterventionsModule"
+OUTCOMES = f"{PROTOCOL}.outcomesModule"
+SPONSORS = f"{PROTOCOL}.sponsorCollaboratorsModule"
+ELIGIBILITY = f"{PROTOCOL}.eligibilityModule"
+CONTACTS_LOCATIONS = f"{PROTOCOL}.contactsLocationsModule"
+
+STUDY_ID_PATH = f"{IDENTIFICATION}.nctId"
+ENROLLMENT_COUNT_PATH = f"{DESIGN}.enrollmentInfo.count"
+LAST_UPDATE_POSTED_PATH = f"{STATUS}.lastUpdatePostDateStruct.date"
+
+_NCT_ID = re.compile(r"NCT\d{8}", re.IGNORECASE | re.ASCII)
+# Whole numbers as text; a trailing ".0" is harmless, but "1,000" is not (decimal comma?).
+_WHOLE_NUMBER_TEXT = re.compile(r"([+-]?\d{1,18})(?:\.0*)?", re.ASCII)
+_MAX_INT = 2**63 - 1  # what any store column holds; a bigger count is garbage, not a study
+_TRUE_TEXT = frozenset({"true", "yes"})
+_FALSE_TEXT = frozenset({"false", "no"})
+_DESCRIBE_LIMIT = 40
+
+Json = dict[str, Any]
+T = TypeVar("T")
+
+
+# --- public API -----------------------------------------------------------------------------
+
+
+def unwrap(raw: object) -> tuple[Json, int | None]:
+    """Return ``(study, studyVersion)`` from a bare v2 study or a history-API wrapper.
+
+    The version is ``None`` for a bare study (the v2 API does not say which version it serves).
+    """
+    if not isinstance(raw, dict):
+        raise RecordInvalid(
+            "expected a study object or a history wrapper {studyVersion, study}, "
+            f"got {_describe(raw)}"
+        )
+    if PROTOCOL in raw:
+        return raw, None
+    if "study" in raw:
+        study = raw["study"]
+        if not isinstance(study, dict):
+            raise _invalid("study", "an object", study)
+        return study, _whole_number(raw.get("studyVersion"), "studyVersion")
+    keys = ", ".join(_describe(key) for key in sorted(map(str, raw))[:6]) or "none"
+    raise RecordInvalid(
+        f"expected a study (with {PROTOCOL}) or a history wrapper {{studyVersion, study}}, "
+        f"got an object with keys: {keys}"
+    )
+
+
+def normalise(raw: object) -> Snapshot:
+    """Return the tracked content of a bare v2 study or history wrapper as a ``Snapshot``."""
+    study, _version = unwrap(raw)
+    protocol = _obj(study, PROTOCOL, "")
+    return Snapshot(
+        study_id=_study_id(study),
+        **_identification(_obj(protocol, "identificationModule", PROTOCOL)),
+        **_status(_obj(protocol, "statusModule", PROTOCOL)),
+        **_design(_obj(protocol, "designModule", PROTOCOL)),
+        **_conditions(_obj(protocol, "conditionsModule", PROTOCOL)),
+        **_arms_interventions(_obj(protocol, "armsInterventionsModule", PROTOCOL)),
+        **_outcomes(_obj(protocol, "outcomesModule", PROTOCOL)),
+        **_sponsors(_obj(protocol, "sponsorCollaboratorsModule", PROTOCOL)),
+        eligibility=_eligibility(_obj(protocol, "eligibilityModule", PROTOCOL)),
+        locations=_locations(_obj(protocol, "contactsLocationsModule", PROTOCOL)),
+        has_results=bool(_boolean(study, "hasResults", "")),
+    )
+
+
+def record_meta(raw: object) -> RecordMeta:
+    """Return the untracked facts of a record: its id, history version and last update date."""
+    study, version = unwrap(raw)
+    status = _obj(_obj(study, PROTOCOL, ""), "statusModule", PROTOCOL)
+    last_update = _obj(status, "lastUpdatePostDateStruct", STATUS)
+    return RecordMeta(
+        study_id=_study_id(study),
+        registry_version=version,
+        last_update_posted=_text(last_update, "date", f"{STATUS}.lastUpdatePostDateStruct"),
+    )
+
+
+# --- modules ----------------------------------------------------------------------------------
+
+
+def _study_id(study: Json) -> str:
+    protocol = _obj(study, PROTOCOL, "")
+    identification = _obj(protocol, "identificationModule", PROTOCOL)
+    value = identification.get("nctId")
+    if value is None:
+        raise RecordInvalid(f"{STUDY_ID_PATH}: missing; a record needs its NCT number")
+    if not isinstance(value, str):
+        raise _invalid(STUDY_ID_PATH, "a string", value)
+    study_id = value.strip()
+    if _NCT_ID.fullmatch(study_id) is None:
+        raise _invalid(STUDY_ID_PATH, "an NCT number (NCT + 8 digits)", value)
+    return study_id.upper()
+
+
+def _identification(module: Json) -> dict[str, Any]:
+    where = IDENTIFICATION
+    secondary = _items(module, "secondaryIdInfos", where, lambda info, at: _text(info, "id", at))
+    return {
+        "org_study_id": _text(
+            _obj(module, "orgStudyIdInfo", where), "id", f"{where}.orgStudyIdInfo"
+        ),
+        "secondary_ids": _sorted_set(secondary),
+        "brief_title": _text(module, "briefTitle", where),
+        "official_title": _text(module, "officialTitle", where),
+        "acronym": _text(module, "acronym", where),
+    }
+
+
+def _status(module: Json) -> dict[str, Any]:
+    where = STATUS
+    results_posted = _obj(module, "resultsFirstPostDateStruct", where)
+    return {
+        "overall_status": _text(module, "overallStatus", where),
+        "last_known_status": _text(module, "lastKnownStatus", where),
+        "why_stopped": _text(module, "whyStopped", where),
+        "start_date": _date(module, "startDateStruct", where),
+        "primary_completion_date": _date(module, "primaryCompletionDateStruct", where),
+        "completion_date": _date(module, "completionDateStruct", where),
+        "results_first_posted": _text(
+            results_posted, "date", f"{where}.resultsFirstPostDateStruct"
+        ),
+    }
+
+
+def _design(module: Json) -> dict[str, Any]:
+    where = DESIGN
+    design_info = _obj(module, "designInfo", where)
+    info_at = f"{where}.designInfo"
+    masking = _obj(design_info, "maskingInfo", info_at)
+    enrollment = _obj(module, "enrollmentInfo", where)
+    enrollment_at = f"{where}.enrollmentInfo"
+    return {
+        "study_type": _text(module, "studyType", where),
+        "phases": _sorted_set(_texts(module, "phases", where)),
+        "allocation": _text(design_info, "allocation", info_at),
+        "intervention_model": _text(design_info, "interventionModel", info_at),
+        "primary_purpose": _text(design_info, "primaryPurpose", info_at),
+        "masking": _text(masking, "masking", f"{info_at}.maskingInfo"),
+        "enrollment_count": _whole_number(enrollment.get("count"), f"{enrollment_at}.count"),
+        "enrollment_type": _text(enrollment, "type", enrollment_at),
+    }
+
+
+def _conditions(module: Json) -> dict[str, Any]:
+    return {
+        "conditions": _sorted_set(_texts(module, "conditions", CONDITIONS)),
+        "keywords": _sorted_set(_texts(module, "keywords", CONDITIONS)),
+    }
+
+
+def _arms_interventions(module: Json) -> dict[str, Any]:
+    interventions = _items(module, "interventions", ARMS_INTERVENTIONS, _intervention)
+    arms = _items(module, "armGroups", ARMS_INTERVENTIONS, _arm)
+    return {
+        "interventions": tuple(sorted(interventions, key=_intervention_key)),
+        "arms": tuple(sorted(arms, key=_arm_key)),
+    }
+
+
+def _intervention(item: Json, at: str) -> Intervention:
+    return Intervention(
+        type=_text(item, "type", at),
+        name=_text(item, "name", at),
+        description=_text(item, "description", at),
+        other_names=_sorted_set(_texts(item, "otherNames", at)),
+    )
+
+
+def _arm(item: Json, at: str) -> Arm:
+    return Arm(
+        label=_text(item, "label", at),
+        type=_text(item, "type", at),
+        description=_text(item, "description", at),
+        interventions=_sorted_set(_texts(item, "interventionNames", at)),
+    )
+
+
+def _intervention_key(item: Intervention) -> tuple[str, str, str, tuple[str, ...]]:
+    return (item.type, item.name, item.description, item.other_names)
+
+
+def _arm_key(item: Arm) -> tuple[str, str, str, tuple[str, ...]]:
+    return (item.label, item.type, item.description, item.interventions)
+
+
+def _outcomes(module: Json) -> dict[str, Any]:
+    # Registry order is kept: change events name an outcome by its index in the registry list.
+    return {
+        "primary_outcomes": tuple(_items(module, "primaryOutcomes", OUTCOMES, _outcome)),
+        "secondary_outcomes": tuple(_items(module, "secondaryOutcomes", OUTCOMES, _outcome)),
+        "other_outcomes": tuple(_items(module, "otherOutcomes", OUTCOMES, _outcome)),
+    }
+
+
+def _outcome(item: Json, at: str) -> Outcome:
+    return Outcome(
+        measure=_text(item, "measure", at),
+        description=_text(item, "description", at),
+        time_frame=_text(item, "timeFrame", at),
+    )
+
+
+def _sponsors(module: Json) -> dict[str, Any]:
+    where = SPONSORS
+    collaborators = _items(module, "collaborators", where, lambda item, at: _text(item, "name", at))
+    return {
+        "lead_sponsor": _text(_obj(module, "leadSponsor", where), "name", f"{where}.leadSponsor"),
+        "collaborators": _sorted_set(collaborators),
+    }
+
+
+def _eligibility(module: Json) -> Eligibility:
+    where = ELIGIBILITY
+    return Eligibility(
+        criteria=_text(module, "eligibilityCriteria", where),
+        sex=_text(module, "sex", where),
+        minimum_age=_text(module, "minimumAge", where),
+        maximum_age=_text(module, "maximumAge", where),
+        healthy_volunteers=_boolean(module, "healthyVolunteers", where),
+    )
+
+
+def _locations(module: Json) -> tuple[Location, ...]:
+    # Contacts are ignored on purpose: names and phone numbers churn without changing the trial.
+    locations = _items(module, "locations", CONTACTS_LOCATIONS, _location)
+    return tuple(sorted(locations, key=_location_key))
+
+
+def _location(item: Json, at: str) -> Location:
+    return Location(
+        facility=_text(item, "facility", at),
+        city=_text(item, "city", at),
+        state=_text(item, "state", at),
+        country=_text(item, "country", at),
+        status=_text(item, "status", at),
+    )
+
+
+def _location_key(item: Location) -> tuple[str, str, str, str, str]:
+    return (item.country, item.state, item.city, item.facility, item.status)
+
+
+def _date(module: Json, key: str, where: str) -> StudyDate:
+    struct = _obj(module, key, where)
+    at = _at(where, key)
+    return StudyDate(date=_text(struct, "date", at), type=_text(struct, "type", at))
+
+
+# --- typed readers: each returns a default for a missing key and raises for a wrong type -------
+
+
+def _at(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _obj(parent: Json, key: str, where: str) -> Json:
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    raise _invalid(_at(where, key), "an object", value)
+
+
+def _list(parent: Json, key: str, where: str) -> Sequence[Any]:
+    value = parent.get(key)
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return value
+    raise _invalid(_at(where, key), "a list", value)
+
+
+def _items(parent: Json, key: str, where: str, read: Callable[[Json, str], T]) -> Iterator[T]:
+    """Read each object of a list with ``read(item, item_path)``; null entries are skipped."""
+    at = _at(where, key)
+    for index, item in enumerate(_list(parent, key, where)):
+        if item is None:
+            continue
+        item_at = f"{at}[{index}]"
+        if not isinstance(item, dict):
+            raise _invalid(item_at, "an object", item)
+        yield read(item, item_at)
+
+
+def _text(parent: Json, key: str, where: str) -> str:
+    value = parent.get(key)
+    if value.__class__ is str:  # the common case, kept to one call: this runs per text field
+        return fold_text(value)
+    return _fold(value, where, key)
+
+
+def _texts(parent: Json, key: str, where: str) -> Iterator[str]:
+    at = _at(where, key)
+    for index, item in enumerate(_list(parent, key, where)):
+        yield _fold(item, at, index)
+
+
+def _fold(value: object, where: str, key: str | int) -> str:
+    if isinstance(value, str):
+        return fold_text(value)
+    if value is None:
+        return ""
+    # An id or code that arrives as a JSON number is unambiguous as text; a bool or float is not.
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _MAX_INT:
+        return str(value)
+    path = f"{where}[{key}]" if isinstance(key, int) else _at(where, key)
+    raise _invalid(path, "a string", value)
+
+
+def _boolean(parent: Json, key: str, where: str) -> bool | None:
+    value = parent.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().casefold()
+        if word in _TRUE_TEXT:
+            return True
+        if word in _FALSE_TEXT:
+            return False
+    raise _invalid(_at(where, key), "true or false", value)
+
+
+def _whole_number(value: object, path: str) -> int | None:
+    """Return a non-negative whole number from an int, an integral float or numeric text."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _invalid(path, "a number", value)
+    if isinstance(value, str):
+        match = _WHOLE_NUMBER_TEXT.fullmatch(value.strip())
+        if match is None:
+            raise _invalid(path, "a number", value)
+        number = int(match.group(1))
+    elif isinstance(value, float):
+        if not (math.isfinite(value) and value.is_integer()):
+            raise _invalid(path, "a whole number", value)
+        number = int(value)
+    else:
+        number = value
+    if not 0 <= number <= _MAX_INT:
+        raise _invalid(path, "a whole number from 0 to 2^63-1", value)
+    return number
+
+
+def _sorted_set(values: Iterator[str]) -> tuple[str, ...]:
+    # Empty strings are dropped: a blank keyword or a null in the list carries nothing. Sorting
+    # ignores case first so lists read naturally; the text itself breaks ties deterministically.
+    return tuple(sorted({value for value in values if value}, key=_text_order))
+
+
+def _text_order(value: str) -> tuple[str, str]:
+    return (value.casefold(), value)
+
+
+# --- messages -------------------------------------------------------------------------------
+
+
+def _invalid(path: str, expected: str, value: object) -> RecordInvalid:
+    return RecordInvalid(f"{path}: expected {expected}, got {_describe(value)}")
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        shown = value if len(value) <= _DESCRIBE_LIMIT else value[: _DESCRIBE_LIMIT - 1] + "…"
+        return repr(shown)
+    if isinstance(value, int) and abs(value) > _MAX_INT:
+        # repr() of a huge int is slow and, past 4300 digits, raises ValueError.
+        return "a number too large to show"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"

@@ -1,0 +1,78 @@
+"""The import rules of the design: the heart stays pure, SQLAlchemy stays in the store."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "service"
+
+# module -> what it may import from the package (architecture.md, "Modules")
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "models": set(),
+    "ids": {"errors"},
+    "text": set(),
+    "clock": set(),
+    "registry.normalise": {"models", "errors", "text"},
+    "diff": {"models", "errors", "text"},
+    "settings": {"errors", "models"},
+    "registry.ctgov": {"errors", "settings", "__init__"},
+    "store": {"errors", "models", "migrate"},
+    "monitor": {
+        "store",
+        "registry.ctgov",
+        "registry.normalise",
+        "diff",
+        "models",
+        "errors",
+        "clock",
+    },
+}
+PURE = {"registry.normalise", "diff", "text", "models"}
+IMPURE_MODULES = {"httpx", "sqlalchemy", "alembic", "socket", "time", "os", "random", "smtplib"}
+
+
+def imports_of(module: str) -> tuple[set[str], set[str]]:
+    """(package modules, outside top-level modules) imported by ``module``."""
+    path = PACKAGE / (module.replace(".", "/") + ".py")
+    tree = ast.parse(path.read_text())
+    inside: set[str] = set()
+    outside: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "service":
+                inside.update("__init__" for _ in node.names)
+            elif node.module.startswith("service."):
+                inside.add(node.module.removeprefix("service."))
+            else:
+                outside.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            outside.update(alias.name.split(".")[0] for alias in node.names)
+    return inside, outside
+
+
+@pytest.mark.parametrize("module", sorted(ALLOWED))
+def test_a_module_imports_only_what_the_design_allows(module: str) -> None:
+    inside, _ = imports_of(module)
+    assert inside <= ALLOWED[module], f"{module} imports {sorted(inside - ALLOWED[module])}"
+
+
+@pytest.mark.parametrize("module", sorted(PURE))
+def test_the_normaliser_and_diff_do_no_io_and_read_no_clock(module: str) -> None:
+    _, outside = imports_of(module)
+    assert not outside & IMPURE_MODULES, f"{module} imports {sorted(outside & IMPURE_MODULES)}"
+    assert "datetime.now" not in (PACKAGE / (module.replace(".", "/") + ".py")).read_text()
+
+
+def test_only_the_store_and_its_migrations_import_sqlalchemy() -> None:
+    users = {
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if "sqlalchemy"
+        in imports_of(str(path.relative_to(PACKAGE).with_suffix("")).replace("/", "."))[1]
+    }
+    allowed = {"store.py", "settings.py", "migrate.py"}
+    assert {u for u in users if not u.startswith("migrations/")} <= allowed

@@ -1,0 +1,201 @@
+"""The store, on SQLite and on the real PostgreSQL: migrations, watches, versions, changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from service.errors import StoreError
+from service.migrate import current_revision, head_revision
+from service.models import Change, Snapshot
+from service.store import Base, NewVersion, Store, database_url
+
+T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
+
+
+def snapshot(status: str = "RECRUITING", count: int = 30) -> Snapshot:
+    return Snapshot(
+        study_id="NCT05605665",
+        brief_title="Low-dose IL-2 and rapamycin",
+        overall_status=status,
+        enrollment_count=count,
+        enrollment_type="ESTIMATED",
+    )
+
+
+def version(snap: Snapshot, at: datetime = T0, registry_version: int | None = None) -> NewVersion:
+    return NewVersion(
+        registry="ctgov",
+        snapshot=snap,
+        raw={"protocolSection": {"statusModule": {"overallStatus": snap.overall_status}}},
+        registry_version=registry_version,
+        last_update_posted="2026-11-19",
+        fetched_at=at,
+    )
+
+
+def status_change(old: str, new: str) -> Change:
+    return Change(
+        study_id="NCT05605665",
+        kind="status_changed",
+        field="protocolSection.statusModule.overallStatus",
+        old=old,
+        new=new,
+        severity="medium",
+        summary=f"Overall status: {old} → {new}",
+    )
+
+
+@pytest.fixture
+def store(database_url: str) -> Store:
+    opened = Store.open(database_url)
+    yield opened
+    opened.close()
+
+
+def test_migrations_build_exactly_the_schema_the_code_uses(store: Store) -> None:
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+    assert current_revision(store.engine) == head_revision(store.engine)
+
+
+def test_opening_an_existing_store_again_changes_nothing(database_url: str) -> None:
+    first = Store.open(database_url)
+    first.add_watches("ctgov", ["NCT05605665"], [], T0)
+    first.close()
+    again = Store.open(database_url)
+    assert again.watched_ids("ctgov") == ["NCT05605665"]
+    again.close()
+
+
+def test_adding_a_watch_twice_keeps_one_and_merges_tags(store: Store) -> None:
+    assert store.add_watches("ctgov", ["NCT05605665", "NCT03418623"], ["sjogren"], T0) == [
+        "NCT05605665",
+        "NCT03418623",
+    ]
+    assert store.add_watches("ctgov", ["NCT05605665"], ["il2"], T0) == []
+    watches = {w.study_id: w for w in store.list_watches()}
+    assert set(watches) == {"NCT03418623", "NCT05605665"}
+    assert watches["NCT05605665"].tags == ("il2", "sjogren")
+    assert watches["NCT05605665"].state == "never synced"
+    assert watches["NCT05605665"].added_at == T0
+
+
+def test_removing_a_watch_keeps_the_stored_history(store: Store) -> None:
+    store.add_watches("ctgov", ["NCT05605665"], [], T0)
+    store.save_version(version(snapshot()), [], None)
+    assert store.remove_watches("ctgov", ["NCT05605665"]) == ["NCT05605665"]
+    assert store.watched_ids("ctgov") == []
+    assert len(store.list_versions("ctgov", "NCT05605665")) == 1
+
+
+def test_a_version_and_its_changes_are_numbered_and_linked(store: Store) -> None:
+    run = store.start_run(T0)
+    store.save_version(version(snapshot()), [], run)
+    later = T0 + timedelta(days=1)
+    stored = store.save_version(
+        version(snapshot("COMPLETED"), later), [status_change("RECRUITING", "COMPLETED")], run
+    )
+    assert [(c.kind, c.from_version, c.to_version) for c in stored] == [("status_changed", 1, 2)]
+    assert stored[0].detected_at == later
+    versions = store.list_versions("ctgov", "NCT05605665")
+    assert [(v.version, v.overall_status) for v in versions] == [
+        (1, "RECRUITING"),
+        (2, "COMPLETED"),
+    ]
+    assert versions[1].changes == ("Overall status: RECRUITING → COMPLETED",)
+    state = store.record_states("ctgov", ["NCT05605665", "NCT00000001"])
+    assert list(state) == ["NCT05605665"]
+    assert state["NCT05605665"].content_hash == snapshot("COMPLETED").content_hash()
+    assert store.latest_snapshot("ctgov", "NCT05605665") == snapshot("COMPLETED")
+
+
+def test_registry_version_numbers_are_used_where_known(store: Store) -> None:
+    store.save_version(version(snapshot(), registry_version=4), [], None)
+    stored = store.save_version(
+        version(snapshot("COMPLETED"), registry_version=5),
+        [status_change("RECRUITING", "COMPLETED")],
+        None,
+    )
+    assert (stored[0].from_version, stored[0].to_version) == (4, 5)
+
+
+def test_changes_filter_by_study_kind_and_time(store: Store) -> None:
+    store.save_version(version(snapshot()), [], None)
+    store.save_version(
+        version(snapshot("COMPLETED"), T0 + timedelta(days=2)),
+        [status_change("RECRUITING", "COMPLETED")],
+        None,
+    )
+    assert len(store.list_changes()) == 1
+    assert store.list_changes(kind="enrollment_changed") == []
+    assert store.list_changes(study_id="NCT00000001") == []
+    assert store.list_changes(since=T0 + timedelta(days=3)) == []
+    assert store.list_changes(since=T0 + timedelta(days=1))[0].new == "COMPLETED"
+
+
+def test_an_unavailable_record_is_flagged_once(store: Store) -> None:
+    store.save_version(version(snapshot()), [], None)
+    gone = Change(
+        study_id="NCT05605665",
+        kind="record_unavailable",
+        field="protocolSection.identificationModule.nctId",
+        old="NCT05605665",
+        severity="high",
+        summary="gone",
+    )
+    first = store.mark_unavailable("ctgov", "NCT05605665", gone, T0, None)
+    assert first is not None and first.from_version == 1
+    assert store.mark_unavailable("ctgov", "NCT05605665", gone, T0, None) is None
+    assert store.record_states("ctgov", ["NCT05605665"])["NCT05605665"].state == "unavailable"
+
+
+def test_a_failed_write_leaves_neither_version_nor_changes(store: Store) -> None:
+    store.save_version(version(snapshot()), [], None)
+    before = store.count_rows()
+    # a change without a field breaks a NOT NULL column, after the version row was written
+    broken = status_change("RECRUITING", "COMPLETED").model_copy(update={"field": None})
+    with pytest.raises(StoreError):
+        store.save_version(
+            version(snapshot("COMPLETED")), [status_change("RECRUITING", "COMPLETED"), broken], None
+        )
+    assert store.count_rows() == before
+    assert store.latest_snapshot("ctgov", "NCT05605665") == snapshot()
+
+
+def test_the_raw_record_is_kept_compressed_and_comes_back_whole(store: Store) -> None:
+    store.save_version(version(snapshot()), [], None)
+    raw = store.raw_record("ctgov", "NCT05605665", 1)
+    assert raw == {"protocolSection": {"statusModule": {"overallStatus": "RECRUITING"}}}
+
+
+def test_sync_runs_are_recorded(store: Store) -> None:
+    run = store.start_run(T0)
+    store.finish_run(
+        run,
+        {
+            "checked": 2,
+            "new": 1,
+            "changed": 0,
+            "unchanged": 0,
+            "failed": 1,
+            "requests": 1,
+            "errors": [{"study_id": "NCT00000001", "error": "not found"}],
+        },
+        T0,
+    )
+    assert store.count_rows()["sync_runs"] == 1
+
+
+def test_plain_postgresql_urls_use_psycopg_3() -> None:
+    assert database_url("postgresql://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_an_unreachable_database_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match="store postgresql"):
+        Store.open("postgresql://nobody@127.0.0.1:1/none")
