@@ -76,6 +76,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,  # each invocation logs to the stderr it has (the test runner swaps it)
     )
     logging.getLogger("httpx").setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
     app = build_app(load_settings(config_path))

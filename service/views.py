@@ -67,6 +67,7 @@ def changes_lines(changes: Sequence[Change], title: str) -> Text:
             out.append(f"  {step}\n" if step else "\n", style="dim")
         out.append(f"  {c.severity:<6} ", style=SEVERITY_STYLE[c.severity])
         out.append(f"{c.summary}\n")
+    out.rstrip()
     return out
 
 
@@ -86,6 +87,7 @@ def versions_lines(study_id: str, versions: Sequence[VersionInfo]) -> Text:
         )
         for summary in v.changes:
             out.append(f"    {summary}\n")
+    out.rstrip()
     return out
 
 

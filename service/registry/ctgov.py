@@ -92,6 +92,11 @@ class CtgovClient:
         self._settings = settings
         self._sleep = sleep
         self._limiter = limiter or RateLimiter(settings.requests_per_second, sleep=sleep)
+        self._backoff = wait_exponential_jitter(
+            multiplier=settings.retry_initial_seconds,
+            max=settings.retry_max_seconds,
+            jitter=settings.retry_initial_seconds,
+        )
         self.requests = 0
 
     # ---- public --------------------------------------------------------------------------
@@ -150,12 +155,7 @@ class CtgovClient:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             return min(retry_after, self._settings.retry_max_seconds)
-        backoff = wait_exponential_jitter(
-            initial=self._settings.retry_initial_seconds,
-            max=self._settings.retry_max_seconds,
-            jitter=self._settings.retry_initial_seconds,
-        )
-        return backoff(state)
+        return self._backoff(state)
 
     def _get_once(self, url: str, params: dict[str, str]) -> Any:
         self._limiter.acquire()
