@@ -167,7 +167,7 @@ def test_a_new_version_is_reported_field_by_field(
     ]
     assert (enrollment["old"], enrollment["new"]) == (30, 28)
     stored = trialwatch("changes", "--study", "NCT05605665", "--json").json()
-    assert [c["kind"] for c in stored][0] == "record_added"
+    assert stored[0]["kind"] == "record_added"
     assert len(stored) == 1 + 4
 
 
