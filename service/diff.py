@@ -185,6 +185,9 @@ class FieldSpec:
     style: Style = "changed"  # how the summary line is written
     kind: ChangeKind | KindRule = "field_changed"
     unordered: bool = False  # compared as a multiset: reordering is no change
+    # old/new carry only the items that differ (a trial can list 1,000 sites; an event
+    # carrying both whole lists for one site's status change would be ~150 KB)
+    differences_only: bool = False
 
 
 _ID = "protocolSection.identificationModule."
@@ -267,6 +270,7 @@ TRACKED_FIELDS: dict[str, FieldSpec] = {
         "low",
         "counted",
         unordered=True,
+        differences_only=True,
     ),
     "has_results": FieldSpec("hasResults", "Results", _results_severity, "results", _results_kind),
 }
@@ -370,13 +374,14 @@ def _fingerprints(items: Sequence[Any]) -> list[Any]:
 def _field_change(snap: Snapshot, spec: FieldSpec, old: Any, new: Any, delta: _Delta) -> Change:
     kind = spec.kind if isinstance(spec.kind, str) else spec.kind(old, new)
     severity = spec.severity if isinstance(spec.severity, str) else spec.severity(old, new)
+    shown_old, shown_new = _differences(old, new) if spec.differences_only else (old, new)
     return Change(
         registry=snap.registry,
         study_id=snap.study_id,
         kind=kind,
         field=spec.path,
-        old=_jsonable(old),
-        new=_jsonable(new),
+        old=_jsonable(shown_old),
+        new=_jsonable(shown_new),
         severity=severity,
         summary=_SUMMARISERS[spec.style](spec.label, old, new, delta),
     )
@@ -563,6 +568,16 @@ def _multiset_delta(old: Sequence[Any], new: Sequence[Any]) -> _Delta:
             added.append(item)
     removed = [item for queue in by_key.values() for item in queue]
     return _Delta(added, removed, changed)
+
+
+def _differences(old: Sequence[Any], new: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """The items only ``old`` has and the items only ``new`` has (as multisets)."""
+    old_fps, new_fps = _fingerprints(old), _fingerprints(new)
+    old_count, new_count = Counter(old_fps), Counter(new_fps)
+    return (
+        _surplus(old, old_fps, old_count - new_count),
+        _surplus(new, new_fps, new_count - old_count),
+    )
 
 
 def _surplus(items: Iterable[Any], fps: list[Any], surplus: Counter[Any]) -> list[Any]:

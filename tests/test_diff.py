@@ -405,6 +405,20 @@ def test_location_summary_counts_added_removed_and_changed_sites() -> None:
     assert change.summary == "Locations: 2 removed"
 
 
+def test_a_location_change_carries_only_the_sites_that_differ() -> None:
+    sites = tuple(Location(facility=f"Site {i}", city="Beijing") for i in range(50))
+    closed = sites[7].model_copy(update={"status": "COMPLETED"})
+    change = diff(snapshot(locations=sites), snapshot(locations=(*sites[:7], closed, *sites[8:])))
+    assert [(c.field, c.old, c.new) for c in change] == [
+        (
+            "protocolSection.contactsLocationsModule.locations",
+            [{"facility": "Site 7", "city": "Beijing"}],
+            [{"facility": "Site 7", "city": "Beijing", "status": "COMPLETED"}],
+        )
+    ]
+    assert change[0].summary == "Locations: 1 changed"
+
+
 def test_location_order_is_not_a_change() -> None:
     sites = tuple(Location(facility=f"Site {i}", city="Beijing") for i in range(5))
     assert diff(snapshot(locations=sites), snapshot(locations=sites[::-1])) == []
