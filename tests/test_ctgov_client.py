@@ -211,3 +211,16 @@ def test_the_page_body_is_json_decoded() -> None:
     recorder = Recorder(lambda _r: httpx.Response(200, content=json.dumps(payload).encode()))
     batch = next(recorder.client().iter_batches(["NCT00000001"]))
     assert batch.studies == payload["studies"]
+
+
+def test_a_search_follows_pages_up_to_the_limit() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(params(request).get("pageToken", "0"))
+        page = [study(f"NCT{n:08d}") for n in range(offset, offset + 2)]
+        return httpx.Response(200, json={"studies": page, "nextPageToken": str(offset + 2)})
+
+    recorder = Recorder(handler)
+    found = recorder.client().search({"query.cond": "sjogren"}, limit=5)
+    assert len(found) == 5
+    assert all(params(r)["query.cond"] == "sjogren" for r in recorder.requests)
+    assert len(recorder.requests) == 3

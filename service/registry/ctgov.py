@@ -119,6 +119,23 @@ class CtgovClient:
             chunk = list(study_ids[start : start + size])
             yield from self._fetch_chunk(chunk)
 
+    def search(self, params: dict[str, str], *, limit: int = 100) -> list[dict[str, Any]]:
+        """Studies matching a search (``query.cond``, ``query.intr``, ``query.term``, …), up to
+        ``limit``, following ``nextPageToken`` with the first page's parameters."""
+        found: list[dict[str, Any]] = []
+        query = {**params, "pageSize": str(min(limit, self._settings.page_size)), "format": "json"}
+        token: str | None = None
+        while len(found) < limit:
+            page = self._get_json(
+                f"{self._settings.api_url}/studies",
+                dict(query, pageToken=token) if token else query,
+            )
+            studies, token = _studies_page(page)
+            found.extend(studies)
+            if not token:
+                break
+        return found[:limit]
+
     # ---- internals -----------------------------------------------------------------------
 
     def _fetch_chunk(self, chunk: list[str]) -> Iterator[Batch]:
