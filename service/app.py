@@ -11,8 +11,11 @@ from functools import cached_property
 import httpx
 
 from service.clock import Clock, utcnow
+from service.metrics import Metrics
 from service.monitor import Monitor
-from service.registry.ctgov import CtgovClient, build_http_client
+from service.notify.base import Sender, build_sender
+from service.outbox import Dispatcher
+from service.registry.ctgov import USER_AGENT, CtgovClient, build_http_client
 from service.settings import Settings
 from service.store import Store
 
@@ -38,16 +41,42 @@ class App:
         return self._http or build_http_client(self.settings.ctgov)
 
     @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics()
+
+    @cached_property
     def ctgov(self) -> CtgovClient:
-        return CtgovClient(self.http, self.settings.ctgov)
+        requests = self.metrics.registry_requests
+        return CtgovClient(
+            self.http,
+            self.settings.ctgov,
+            observe=lambda answer: requests.labels(answer).inc(),
+        )
 
     @cached_property
     def monitor(self) -> Monitor:
-        return Monitor(self.store, self.ctgov, clock=self.clock)
+        return Monitor(
+            self.store, self.ctgov, clock=self.clock, subscriptions=self.settings.subscriptions
+        )
+
+    @cached_property
+    def notify_http(self) -> httpx.Client:
+        # webhooks get their own client: no registry User-Agent, no redirects followed
+        return httpx.Client(follow_redirects=False, headers={"User-Agent": USER_AGENT})
+
+    @cached_property
+    def senders(self) -> dict[str, Sender]:
+        return {c.name: build_sender(c, self.notify_http) for c in self.settings.channels}
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.store, self.senders, self.settings.delivery, clock=self.clock)
 
     def close(self) -> None:
         if "http" in self.__dict__ and self._http is None:
             self.http.close()
+        if "notify_http" in self.__dict__:
+            self.notify_http.close()
         if "store" in self.__dict__:
             self.store.close()
 

@@ -24,9 +24,10 @@ from service.app import App, build_app
 from service.diff import diff
 from service.errors import InputError, RecordInvalid, TrialwatchError
 from service.ids import parse_ncts
+from service.logs import configure_logging
 from service.models import CHANGE_KINDS
 from service.registry.normalise import normalise
-from service.settings import load_settings
+from service.settings import load_settings, secret_values
 from service.store import shown_url
 
 REGISTRY = "ctgov"
@@ -72,14 +73,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     Settings come from config/trialwatch.toml (or --config) and TRIALWATCH_* variables;
     see the README.
     """
-    logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,  # each invocation logs to the stderr it has (the test runner swaps it)
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
-    app = build_app(load_settings(config_path))
+    settings = load_settings(config_path)
+    configure_logging(verbose, settings.daemon.log_format, secret_values(settings))
+    app = build_app(settings)
     ctx.obj = app
     ctx.call_on_close(app.close)
 
@@ -297,18 +293,108 @@ def _snapshot_file(path: Path) -> Any:
         raise InputError(f"{path}: not a ClinicalTrials.gov study record ({exc})") from None
 
 
+# ---- notifications ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Show what is due; send nothing.")
+@json_option
+@click.pass_context
+def notify(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Deliver due notifications once. Exit 1 if any failed (retried later or dead)."""
+    app = app_of(ctx)
+    if dry_run:
+        due = [n for n in app.store.list_outbox() if n["due_at"] <= app.clock().isoformat()]
+        _print_outbox(due, as_json, "due now (dry run: nothing sent)")
+        return
+    report = app.dispatcher.deliver_due()
+    if as_json:
+        views.print_json(report.to_json())
+    else:
+        for outcome in report.outcomes:
+            line = f"{outcome['outcome']}: {outcome['channel']} {', '.join(outcome['studies'])}"
+            click.echo(line + (f" ({outcome['error']})" if outcome["error"] else ""))
+        click.echo(f"{report.sent} sent, {report.retrying} to retry, {report.dead} dead")
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--dead", is_flag=True, help="The dead letters instead of the pending queue.")
+@json_option
+@click.pass_context
+def outbox(ctx: click.Context, dead: bool, as_json: bool) -> None:
+    """Pending notifications (or, with --dead, dead letters); `outbox replay ID…` resends."""
+    if ctx.invoked_subcommand is not None:
+        return
+    found = app_of(ctx).store.list_outbox(dead=dead)
+    _print_outbox(found, as_json, "dead letters" if dead else "pending")
+
+
+@outbox.command("replay")
+@click.argument("outbox_ids", nargs=-1, required=True, type=int, metavar="ID...")
+@json_option
+@click.pass_context
+def outbox_replay(ctx: click.Context, outbox_ids: tuple[int, ...], as_json: bool) -> None:
+    """Queue dead (or sent) notifications again, due now, with their event ids."""
+    app = app_of(ctx)
+    missing = app.store.replay(outbox_ids, app.clock())
+    if missing:
+        raise InputError(f"no dead or sent notification with id {', '.join(map(str, missing))}")
+    replayed = sorted(set(outbox_ids))
+    if as_json:
+        views.print_json(replayed)
+    else:
+        click.echo(f"queued again: {', '.join(map(str, replayed))}; `trialwatch notify` sends them")
+
+
+def _print_outbox(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
+    if as_json:
+        views.print_json(rows)
+        return
+    click.echo(f"{len(rows)} notification(s) {title}")
+    for row in rows:
+        click.echo(
+            f"  #{row['id']} {row['channel']} {row['study_id']}: {row['changes']} change(s), "
+            f"{row['attempts']} attempt(s), due {row['due_at']}"
+            + (f", last error: {row['last_error']}" if row["last_error"] else "")
+        )
+
+
 # ---- daemon ----------------------------------------------------------------------------------
 
 
 @cli.command()
+@click.option(
+    "--health-port",
+    type=click.IntRange(0, 65535),
+    help="Serve /healthz and /metrics on 127.0.0.1:PORT (overrides [daemon] health_port).",
+)
 @click.pass_context
-def run(ctx: click.Context) -> None:
-    """The daemon: scheduled sync cycles until SIGTERM/SIGINT (then exit 0)."""
+def run(ctx: click.Context, health_port: int | None) -> None:
+    """The daemon: scheduled syncs and deliveries until SIGTERM/SIGINT (then exit 0)."""
     from service.scheduler import Daemon
 
-    logging.getLogger("trialwatch").setLevel(logging.INFO)
-    logging.getLogger("service").setLevel(logging.INFO)
-    Daemon(app_of(ctx)).run()
+    app = app_of(ctx)
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger().setLevel(logging.INFO)  # a daemon logs its schedule and cycles
+    port = app.settings.daemon.health_port if health_port is None else health_port
+    Daemon(app, health_port=port).run()
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(1, 65535), help="Default: [daemon] health_port.")
+@click.pass_context
+def healthcheck(ctx: click.Context, port: int | None) -> None:
+    """Ask the running daemon's /healthz (for container HEALTHCHECKs): exit 0 when healthy."""
+    from service.health import probe
+
+    port = port or app_of(ctx).settings.daemon.health_port
+    if not port:
+        raise InputError("no health port: pass --port or set [daemon] health_port")
+    status, body = probe(port)
+    click.echo(body.strip() or f"status {status}")
+    sys.exit(0 if status == 200 else 1)
 
 
 def main() -> None:

@@ -219,5 +219,15 @@ class VersionInfo(Frozen):
         return self.model_dump(mode="json")
 
 
+class Route(Frozen):
+    """Notify ``channel`` (in ``mode``: immediate | digest, due at ``due_at``) of the changes
+    at ``change_indexes`` among the changes of one study being stored."""
+
+    channel: str
+    mode: Literal["immediate", "digest"]
+    change_indexes: tuple[int, ...]
+    due_at: datetime
+
+
 def severity_rank(severity: Severity) -> int:
     return SEVERITIES.index(severity)

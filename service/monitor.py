@@ -12,15 +12,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from service.clock import Clock, utcnow
 from service.diff import diff
 from service.errors import RecordInvalid, RecordNotFound, RegistryError, StoreError
-from service.models import Change, Snapshot
+from service.models import Change, Route, Snapshot
 from service.registry.ctgov import CtgovClient, returned_id
 from service.registry.normalise import normalise, record_meta
+from service.settings import Subscription
 from service.store import NewVersion, RecordState, Store
+from service.subscriptions import route
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +87,18 @@ def record_unavailable(registry: str, study_id: str) -> Change:
 class Monitor:
     """Runs sync cycles for one registry client over one store."""
 
-    def __init__(self, store: Store, client: CtgovClient, *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        store: Store,
+        client: CtgovClient,
+        *,
+        clock: Clock = utcnow,
+        subscriptions: Sequence[Subscription] = (),
+    ) -> None:
         self.store = store
         self.client = client
         self.clock = clock
+        self.subscriptions = subscriptions
         self.registry = client.registry
 
     def sync(
@@ -124,6 +135,7 @@ class _Cycle:
         self.progress = progress or (lambda _done: None)
         self.report = SyncReport(checked=len(ids))
         self.states: dict[str, RecordState] = {}
+        self.tags: dict[str, tuple[str, ...]] = {}
         self.done: set[str] = set()
         self.unchanged: list[str] = []
         self.run_id: int | None = None
@@ -132,6 +144,7 @@ class _Cycle:
         store, client = self.m.store, self.m.client
         requests_before = client.requests
         self.states = store.record_states(self.m.registry, self.ids)
+        self.tags = store.watch_tags(self.m.registry, self.ids)
         if not self.dry_run:
             self.run_id = store.start_run(self.m.clock())
         self._fetch_batches()
@@ -186,8 +199,9 @@ class _Cycle:
         if self.dry_run:
             stored: Change | None = change
         else:
+            now = self.m.clock()
             stored = self.m.store.mark_unavailable(
-                self.m.registry, study_id, change, self.m.clock(), self.run_id
+                self.m.registry, study_id, change, now, self.run_id, self._routes([change], now)
             )
         if stored is not None:
             self.report.changes.append(stored)
@@ -245,8 +259,16 @@ class _Cycle:
                 last_update_posted=last_update_posted,
                 fetched_at=self.m.clock(),
             )
-            self.report.changes.extend(self.m.store.save_version(version, changes, self.run_id))
+            routes = self._routes(changes, version.fetched_at)
+            self.report.changes.extend(
+                self.m.store.save_version(version, changes, self.run_id, routes)
+            )
         self._finish(study_id)
+
+    def _routes(self, changes: list[Change], now: datetime) -> list[Route]:
+        if not changes:
+            return []
+        return route(self.m.subscriptions, changes, self.tags.get(changes[0].study_id, ()), now)
 
     def _failed(self, study_id: str, message: str) -> None:
         log.warning("%s", message)

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from service.cron import cron_trigger
 from service.errors import ConfigError
 from service.models import CHANGE_KINDS, Severity
 
@@ -33,6 +34,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "TRIALWATCH_CTGOV_HISTORY_URL": ("ctgov", "history_url"),
     "TRIALWATCH_CTGOV_REQUESTS_PER_SECOND": ("ctgov", "requests_per_second"),
     "TRIALWATCH_HEALTH_PORT": ("daemon", "health_port"),
+    "TRIALWATCH_HEALTH_HOST": ("daemon", "health_host"),
     "TRIALWATCH_LOG_FORMAT": ("daemon", "log_format"),
 }
 
@@ -49,10 +51,8 @@ def _http_url(value: str) -> str:
 
 
 def _cron(value: str) -> str:
-    from apscheduler.triggers.cron import CronTrigger
-
     try:
-        CronTrigger.from_crontab(value, timezone="UTC")
+        cron_trigger(value)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a valid cron expression ({exc})") from None
     return value
@@ -162,8 +162,22 @@ class Subscription(Section):
         return self
 
 
+class DeliverySettings(Section):
+    max_attempts: int = Field(8, ge=1, le=100)
+    retry_initial_seconds: float = Field(10.0, ge=0)  # then doubling, with jitter
+    retry_max_seconds: float = Field(3600.0, ge=0)
+    lease_seconds: float = Field(300.0, gt=0)  # a claim older than this is taken over
+    batch_size: int = Field(100, ge=1, le=10000)  # notifications claimed per round
+
+
+class AlertSettings(Section):
+    channel: str = ""  # a channel name for operational alerts; "" = log only
+    registry_unreachable_cycles: int = Field(3, ge=1)
+
+
 class DaemonSettings(Section):
     health_port: int = Field(0, ge=0, le=65535)
+    health_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for an outside scraper
     log_format: Literal["human", "json"] = "human"
 
 
@@ -173,6 +187,8 @@ class Settings(Section):
     schedule: ScheduleSettings = ScheduleSettings()
     channels: list[Channel] = []
     subscriptions: list[Subscription] = []
+    delivery: DeliverySettings = DeliverySettings()
+    alerts: AlertSettings = AlertSettings()
     daemon: DaemonSettings = DaemonSettings()
 
     @model_validator(mode="after")
@@ -184,7 +200,21 @@ class Settings(Section):
         for sub in self.subscriptions:
             if sub.channel not in names:
                 raise ValueError(f"subscription names unknown channel {sub.channel!r}")
+        if self.alerts.channel and self.alerts.channel not in names:
+            raise ValueError(f"alerts.channel names unknown channel {self.alerts.channel!r}")
         return self
+
+
+def secret_values(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The secrets these settings point at (to mask in logs): never stored in settings."""
+    environ = os.environ if environ is None else environ
+    names = [c.password_env for c in settings.channels if isinstance(c, EmailChannel)]
+    names += [c.secret_env for c in settings.channels if isinstance(c, WebhookChannel)]
+    values = [environ.get(name, "") for name in names]
+    from sqlalchemy.engine import make_url
+
+    values.append(make_url(settings.database.url).password or "")
+    return [v for v in values if v]
 
 
 def load_settings(

@@ -12,6 +12,7 @@ leaves either both or neither.
 from __future__ import annotations
 
 import json
+import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +27,9 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Engine,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -38,6 +41,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -45,9 +49,10 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from service.errors import StoreError
-from service.models import Change, Snapshot, StoredChange, VersionInfo, WatchInfo
+from service.models import Change, Route, Snapshot, StoredChange, VersionInfo, WatchInfo
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SYNC_LOCK = 0x7472_6961_6C77  # "trialw": the advisory lock key of the sync cycle
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -155,6 +160,48 @@ class ChangeRow(Base):
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+# ---- outbox tables -----------------------------------------------------------------------
+
+
+class OutboxRow(Base):
+    """One notification to deliver: the changes of one study for one channel.
+
+    Digest rows of one channel and due time share a ``group_key`` and go out as one message.
+    The event id of an immediate row is set when it is queued; digest rows get theirs when
+    first claimed together, so a retry repeats the same set under the same id and a row that
+    joins the group later goes out under another.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    mode: Mapped[str] = mapped_column(String(16))
+    group_key: Mapped[str] = mapped_column(String(200), index=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | sent | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class OutboxChangeRow(Base):
+    """Which changes a notification carries; a change is queued once per channel, ever."""
+
+    __tablename__ = "outbox_changes"
+    __table_args__ = (UniqueConstraint("channel", "change_id", name="uq_outbox_changes_channel"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), index=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(100))
+
+
 @dataclass(frozen=True)
 class RecordState:
     """What a sync needs to know of a record before it looks at a fresh copy."""
@@ -176,6 +223,32 @@ class NewVersion:
     registry_version: int | None
     last_update_posted: str
     fetched_at: datetime
+
+
+@dataclass(frozen=True)
+class StudyDelivery:
+    outbox_id: int
+    registry: str
+    study_id: str
+    title: str
+    changes: list[StoredChange]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A claimed message: one study's changes (immediate) or a channel's digest."""
+
+    event_id: str
+    channel: str
+    mode: str
+    group_key: str
+    attempts: int
+    created_at: datetime
+    studies: list[StudyDelivery]
+
+    @property
+    def outbox_ids(self) -> list[int]:
+        return [s.outbox_id for s in self.studies]
 
 
 def database_url(url: str) -> str:
@@ -348,13 +421,18 @@ class Store:
             .limit(1)
         )
         with self._session() as session:
-            text = session.scalar(query)
-        return None if text is None else Snapshot.model_validate_json(text)
+            snapshot_json = session.scalar(query)
+        return None if snapshot_json is None else Snapshot.model_validate_json(snapshot_json)
 
     def save_version(
-        self, version: NewVersion, changes: Sequence[Change], run_id: int | None
+        self,
+        version: NewVersion,
+        changes: Sequence[Change],
+        run_id: int | None,
+        routes: Sequence[Route] = (),
     ) -> list[StoredChange]:
-        """Store the next version of a record and the changes that lead to it, atomically."""
+        """Store the next version of a record, the changes that lead to it and the
+        notifications they cause, in one transaction."""
         snapshot = version.snapshot
         with self._session() as session:
             record = session.scalar(
@@ -400,6 +478,7 @@ class Store:
             ]
             session.add_all(rows)
             session.flush()
+            _queue(session, record.id, rows, routes, version.fetched_at)
             return [_stored_change(r, record) for r in rows]
 
     def mark_checked(self, registry: str, study_ids: Sequence[str], now: datetime) -> None:
@@ -416,7 +495,13 @@ class Store:
                 )
 
     def mark_unavailable(
-        self, registry: str, study_id: str, change: Change, now: datetime, run_id: int | None
+        self,
+        registry: str,
+        study_id: str,
+        change: Change,
+        now: datetime,
+        run_id: int | None,
+        routes: Sequence[Route] = (),
     ) -> StoredChange | None:
         """Flag a known record as no longer served; the change is stored only once."""
         with self._session() as session:
@@ -434,7 +519,28 @@ class Store:
             row = _change_row(change, record.id, run_id, None, version, None, now)
             session.add(row)
             session.flush()
+            _queue(session, record.id, [row], routes, now)
             return _stored_change(row, record)
+
+    @contextmanager
+    def sync_lock(self) -> Iterator[bool]:
+        """Whether this process may run a sync cycle now: on PostgreSQL one replica at a time
+        (a session advisory lock, released by the server if the holder dies); SQLite stores
+        are single-host and serialise their writers themselves, so there it is always yes."""
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        with self.engine.connect() as connection:
+            locked = connection.scalar(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": SYNC_LOCK}
+            )
+            connection.commit()
+            try:
+                yield bool(locked)
+            finally:
+                if locked:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SYNC_LOCK})
+                    connection.commit()
 
     def start_run(self, now: datetime) -> int:
         with self._session() as session:
@@ -449,10 +555,38 @@ class Store:
             if run is None:
                 return
             run.finished_at = now
-            run.status = "ok" if not report["failed"] else "partial"
+            run.status = run_status(report["checked"], report["failed"])
             for key in ("checked", "new", "changed", "unchanged", "failed", "requests"):
                 setattr(run, key, report[key])
             run.errors = report["errors"]
+
+    def last_sync_success(self) -> datetime | None:
+        """When a sync cycle (on any replica) last finished with something fetched."""
+        with self._session() as session:
+            return session.scalar(
+                select(func.max(SyncRunRow.finished_at)).where(
+                    SyncRunRow.status.in_(("ok", "partial"))
+                )
+            )
+
+    def gauges(self) -> dict[str, float]:
+        """Figures for /metrics, read at scrape time."""
+        with self._session() as session:
+            counts = dict(
+                session.execute(
+                    select(OutboxRow.status, func.count())
+                    .where(OutboxRow.status.in_(("pending", "dead")))
+                    .group_by(OutboxRow.status)
+                ).all()
+            )
+            watched = session.scalar(select(func.count()).select_from(WatchRow)) or 0
+        last = self.last_sync_success()
+        return {
+            "trialwatch_outbox_pending": counts.get("pending", 0),
+            "trialwatch_outbox_dead": counts.get("dead", 0),
+            "trialwatch_watched_records": watched,
+            "trialwatch_last_sync_success_timestamp_seconds": last.timestamp() if last else 0,
+        }
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -513,6 +647,223 @@ class Store:
             blob = session.scalar(query)
         return None if blob is None else json.loads(zlib.decompress(blob))
 
+    # ---- outbox --------------------------------------------------------------------------
+
+    def watch_tags(self, registry: str, study_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        with self._session() as session:
+            rows = session.execute(
+                select(WatchRow.study_id, WatchRow.tags).where(WatchRow.registry_key == registry)
+            )
+            wanted = set(study_ids)
+            return {sid: tuple(tags or ()) for sid, tags in rows if sid in wanted}
+
+    def claim_due(
+        self, now: datetime, worker: str, lease_until: datetime, limit: int
+    ) -> list[Delivery]:
+        """Claim due notifications for ``worker`` until ``lease_until``.
+
+        A claim is a conditional UPDATE, so two workers never both win a row; on PostgreSQL
+        the candidate rows are also locked with SKIP LOCKED so workers do not wait on each
+        other. A claim whose lease ran out (its worker died) can be claimed again.
+        """
+        claimable = (OutboxRow.status == "pending") & (OutboxRow.due_at <= now)
+        claimable &= (OutboxRow.lease_until.is_(None)) | (OutboxRow.lease_until < now)
+        with self._session() as session:
+            groups = list(
+                session.scalars(
+                    select(OutboxRow.group_key)
+                    .where(claimable)
+                    .order_by(OutboxRow.due_at, OutboxRow.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if not groups:
+                return []
+            claimed = (
+                session.execute(
+                    update(OutboxRow)
+                    .where(claimable, OutboxRow.group_key.in_(set(groups)))
+                    .values(lease_until=lease_until, claimed_by=worker)
+                    .returning(OutboxRow.id)
+                )
+                .scalars()
+                .all()
+            )
+            _name_digests(session, claimed)
+            return self._deliveries(session, claimed)
+
+    def _deliveries(self, session: Session, outbox_ids: Sequence[int]) -> list[Delivery]:
+        rows = session.execute(
+            select(OutboxRow, RecordRow)
+            .join(RecordRow, RecordRow.id == OutboxRow.record_id)
+            .where(OutboxRow.id.in_(outbox_ids))
+            .order_by(OutboxRow.id)
+        ).all()
+        changes: dict[int, list[StoredChange]] = {}
+        for outbox_id, change, record in session.execute(
+            select(OutboxChangeRow.outbox_id, ChangeRow, RecordRow)
+            .join(ChangeRow, ChangeRow.id == OutboxChangeRow.change_id)
+            .join(RecordRow, RecordRow.id == ChangeRow.record_id)
+            .where(OutboxChangeRow.outbox_id.in_(outbox_ids))
+            .order_by(ChangeRow.id)
+        ):
+            changes.setdefault(outbox_id, []).append(_stored_change(change, record))
+        grouped: dict[str, Delivery] = {}
+        for outbox, record in rows:
+            assert outbox.event_id is not None  # immediate: at queue time; digest: at claim
+            study = StudyDelivery(
+                outbox.id,
+                record.registry_key,
+                record.study_id,
+                record.title,
+                changes.get(outbox.id, []),
+            )
+            delivery = grouped.get(outbox.event_id)
+            if delivery is None:
+                grouped[outbox.event_id] = Delivery(
+                    event_id=outbox.event_id,
+                    channel=outbox.channel,
+                    mode=outbox.mode,
+                    group_key=outbox.group_key,
+                    attempts=outbox.attempts,
+                    created_at=outbox.created_at,
+                    studies=[study],
+                )
+            else:
+                delivery.studies.append(study)
+        return list(grouped.values())
+
+    def mark_sent(self, outbox_ids: Sequence[int], worker: str, now: datetime) -> None:
+        self._settle(outbox_ids, worker, status="sent", sent_at=now, lease_until=None)
+
+    def mark_retry(
+        self, outbox_ids: Sequence[int], worker: str, error: str, due_at: datetime
+    ) -> None:
+        self._settle(
+            outbox_ids,
+            worker,
+            attempts=OutboxRow.attempts + 1,
+            last_error=error,
+            due_at=due_at,
+            lease_until=None,
+        )
+
+    def mark_dead(self, outbox_ids: Sequence[int], worker: str, error: str) -> None:
+        self._settle(
+            outbox_ids,
+            worker,
+            status="dead",
+            attempts=OutboxRow.attempts + 1,
+            last_error=error,
+            lease_until=None,
+        )
+
+    def _settle(self, outbox_ids: Sequence[int], worker: str, **values: Any) -> None:
+        # Only the worker holding the claim may settle it: one whose lease ran out and was
+        # taken over must not overwrite the new holder's outcome.
+        with self._session() as session:
+            session.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.id.in_(outbox_ids),
+                    OutboxRow.claimed_by == worker,
+                    OutboxRow.status == "pending",
+                )
+                .values(**values)
+            )
+
+    def list_outbox(self, *, dead: bool = False) -> list[dict[str, Any]]:
+        status = "dead" if dead else "pending"
+        query = (
+            select(OutboxRow, RecordRow.study_id, func.count(OutboxChangeRow.id))
+            .join(RecordRow, RecordRow.id == OutboxRow.record_id)
+            .outerjoin(OutboxChangeRow, OutboxChangeRow.outbox_id == OutboxRow.id)
+            .where(OutboxRow.status == status)
+            .group_by(OutboxRow.id, RecordRow.study_id)
+            .order_by(OutboxRow.due_at, OutboxRow.id)
+        )
+        with self._session() as session:
+            return [
+                {
+                    "id": row.id,
+                    "event_id": row.event_id,
+                    "channel": row.channel,
+                    "mode": row.mode,
+                    "study_id": study_id,
+                    "changes": count,
+                    "status": row.status,
+                    "attempts": row.attempts,
+                    "due_at": row.due_at.isoformat(),
+                    "last_error": row.last_error,
+                }
+                for row, study_id, count in session.execute(query)
+            ]
+
+    def replay(self, outbox_ids: Sequence[int], now: datetime) -> list[int]:
+        """Put dead (or sent) notifications back in the queue, due now, same event id.
+
+        All or nothing: returns the ids that are not dead or sent, and then changes nothing.
+        """
+        replayable = OutboxRow.id.in_(outbox_ids) & OutboxRow.status.in_(("dead", "sent"))
+        with self._session() as session:
+            found = set(session.scalars(select(OutboxRow.id).where(replayable)))
+            missing = sorted(set(outbox_ids) - found)
+            if not missing:
+                session.execute(
+                    update(OutboxRow)
+                    .where(replayable)
+                    .values(
+                        status="pending",
+                        attempts=0,
+                        due_at=now,
+                        lease_until=None,
+                        claimed_by=None,
+                        last_error="",
+                    )
+                )
+        return missing
+
+    # ---- seeds ---------------------------------------------------------------------------
+
+    def save_seeds(self, seeds: Sequence[SeedData], now: datetime) -> dict[str, str]:
+        """Store seed studies and the links their files name, all or none.
+
+        Returns ``{seed_id: "added" | "updated" | "unchanged"}``. Links a file no longer names
+        are dropped; links recorded by commands (search hits, a person's choice) are kept.
+        """
+        with self._session() as session:
+            return {seed.seed_id: _save_seed(session, seed, now) for seed in seeds}
+
+    def add_seed_link(self, seed_id: str, link: SeedLinkData, now: datetime) -> bool:
+        """Record a link found by a command; False when a stronger claim already holds it."""
+        with self._session() as session:
+            row_id = session.scalar(select(SeedRow.id).where(SeedRow.seed_id == seed_id))
+            if row_id is None:
+                raise StoreError(f"no seed study {seed_id!r} in the store")
+            return _upsert_link(session, row_id, link, now)
+
+    def list_seeds(self, seed_ids: Sequence[str] | None = None) -> list[StoredSeed]:
+        """Seeds in id order (only ``seed_ids`` when given), each with its links."""
+        query = select(SeedRow).order_by(SeedRow.seed_id)
+        if seed_ids is not None:
+            query = query.where(SeedRow.seed_id.in_(list(seed_ids)))
+        with self._session() as session:
+            return _stored_seeds(session, session.scalars(query).all())
+
+    def seeds_linked_to(self, registry: str, study_id: str) -> list[StoredSeed]:
+        """The seeds that link to one registry record (for re-comparing them after a sync)."""
+        query = (
+            select(SeedRow)
+            .join(SeedLinkRow, SeedLinkRow.seed_row_id == SeedRow.id)
+            .where(SeedLinkRow.registry_key == registry, SeedLinkRow.study_id == study_id)
+            .order_by(SeedRow.seed_id)
+        )
+        with self._session() as session:
+            return _stored_seeds(session, session.scalars(query).unique().all())
+
+    # ---- seeds: end ----------------------------------------------------------------------
+
     def count_rows(self) -> dict[str, int]:
         tables = {
             "watches": WatchRow,
@@ -520,6 +871,7 @@ class Store:
             "record_versions": VersionRow,
             "changes": ChangeRow,
             "sync_runs": SyncRunRow,
+            "outbox": OutboxRow,
         }
         with self._session() as session:
             return {
@@ -528,9 +880,61 @@ class Store:
             }
 
 
+def _name_digests(session: Session, outbox_ids: Sequence[int]) -> None:
+    """Give the digest rows just claimed that have no event id yet one per group."""
+    unnamed = session.execute(
+        select(OutboxRow.id, OutboxRow.group_key).where(
+            OutboxRow.id.in_(outbox_ids), OutboxRow.event_id.is_(None)
+        )
+    ).all()
+    names: dict[str, str] = {}
+    for outbox_id, group_key in unnamed:
+        event_id = names.setdefault(group_key, str(uuid.uuid4()))
+        session.execute(
+            update(OutboxRow).where(OutboxRow.id == outbox_id).values(event_id=event_id)
+        )
+
+
+def _queue(
+    session: Session,
+    record_id: int,
+    changes: Sequence[ChangeRow],
+    routes: Sequence[Route],
+    now: datetime,
+) -> None:
+    for route in routes:
+        event_id = str(uuid.uuid4()) if route.mode == "immediate" else None
+        digest_key = f"digest:{route.channel}:{route.due_at.isoformat()}"
+        outbox = OutboxRow(
+            event_id=event_id,
+            channel=route.channel,
+            mode=route.mode,
+            group_key=event_id or digest_key,
+            record_id=record_id,
+            status="pending",
+            attempts=0,
+            created_at=now,
+            due_at=route.due_at,
+            last_error="",
+        )
+        session.add(outbox)
+        session.flush()
+        session.add_all(
+            OutboxChangeRow(outbox_id=outbox.id, change_id=changes[i].id, channel=route.channel)
+            for i in route.change_indexes
+        )
+
+
+def run_status(checked: int, failed: int) -> str:
+    """ok: nothing failed; partial: some studies failed; failed: every study failed."""
+    if not failed:
+        return "ok"
+    return "failed" if failed >= checked else "partial"
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    message = str(getattr(exc, "orig", None) or exc).strip()
+    return message.splitlines()[0] if message else type(exc).__name__
 
 
 def _version_number(registry_version: int | None, seq: int) -> int:
@@ -629,3 +1033,205 @@ def _version_info(record: RecordRow, version: VersionRow, summaries: list[str]) 
         content_hash=version.content_hash,
         changes=tuple(summaries),
     )
+
+
+# ---- seeds ----------------------------------------------------------------------------------
+# Seed studies (the documents trialwatch starts from) and their links to registry records.
+# The store keeps each seed as the JSON of its validated file; ``service.seeds`` owns the model.
+
+# Who may overwrite a link: a person's choice outranks a document's identifier, which outranks a
+# search hit. A file reloaded with a weaker claim never undoes a stronger one.
+LINK_AUTHORITY = {"search": 1, "document": 2, "person": 3}
+
+
+class SeedRow(Base):
+    __tablename__ = "seeds"
+    __table_args__ = (UniqueConstraint("seed_id", name="uq_seeds_seed_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seed_id: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    document: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SeedLinkRow(Base):
+    __tablename__ = "seed_links"
+    __table_args__ = (
+        UniqueConstraint("seed_row_id", "registry", "study_id", name="uq_seed_links_study"),
+        Index("ix_seed_links_registry_study", "registry", "study_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seed_row_id: Mapped[int] = mapped_column(ForeignKey("seeds.id", ondelete="CASCADE"), index=True)
+    registry_key: Mapped[str] = mapped_column("registry", String(16))
+    study_id: Mapped[str] = mapped_column(String(64))
+    confidence: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))
+    from_file: Mapped[bool] = mapped_column(Boolean)
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@dataclass(frozen=True)
+class SeedLinkData:
+    """A seed's link to a registry record, as stored."""
+
+    registry: str
+    study_id: str
+    confidence: float
+    source: str  # document | search | person
+    reasons: tuple[str, ...] = ()
+    from_file: bool = False  # written in the seed file (reloading the file may remove it)
+
+
+@dataclass(frozen=True)
+class SeedData:
+    """A validated seed file to store: its id, headline facts, JSON and the links it names."""
+
+    seed_id: str
+    title: str
+    kind: str
+    document: str
+    content_hash: str
+    source: str
+    links: tuple[SeedLinkData, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoredSeed:
+    """A stored seed with every link it has, strongest first."""
+
+    seed_id: str
+    title: str
+    kind: str
+    document: str
+    source: str
+    created_at: datetime
+    updated_at: datetime
+    links: tuple[SeedLinkData, ...] = ()
+
+
+def _save_seed(session: Session, seed: SeedData, now: datetime) -> str:
+    row = session.scalar(select(SeedRow).where(SeedRow.seed_id == seed.seed_id))
+    if row is None:
+        row = SeedRow(seed_id=seed.seed_id, created_at=now)
+        session.add(row)
+        verdict = "added"
+    else:
+        verdict = "unchanged" if row.content_hash == seed.content_hash else "updated"
+    if verdict != "unchanged":
+        row.title, row.kind, row.document = seed.title, seed.kind, seed.document
+        row.content_hash, row.source, row.updated_at = seed.content_hash, seed.source, now
+    session.flush()
+    _reconcile_file_links(session, row.id, seed.links, now)
+    return verdict
+
+
+def _reconcile_file_links(
+    session: Session, seed_row_id: int, links: Sequence[SeedLinkData], now: datetime
+) -> None:
+    existing = {
+        (row.registry_key, row.study_id): row
+        for row in session.scalars(
+            select(SeedLinkRow).where(SeedLinkRow.seed_row_id == seed_row_id)
+        )
+    }
+    named = {(link.registry, link.study_id) for link in links}
+    for key, row in existing.items():
+        if row.from_file and key not in named:
+            session.delete(row)
+    for link in links:
+        row = existing.get((link.registry, link.study_id))
+        if row is None:
+            session.add(_seed_link_row(seed_row_id, link, now, from_file=True))
+        elif row.from_file or _outranks(link, row):
+            _update_link(row, link, now, from_file=True)
+
+
+def _upsert_link(session: Session, seed_row_id: int, link: SeedLinkData, now: datetime) -> bool:
+    row = session.scalar(
+        select(SeedLinkRow).where(
+            SeedLinkRow.seed_row_id == seed_row_id,
+            SeedLinkRow.registry_key == link.registry,
+            SeedLinkRow.study_id == link.study_id,
+        )
+    )
+    if row is None:
+        session.add(_seed_link_row(seed_row_id, link, now, from_file=False))
+        return True
+    if not _outranks(link, row):
+        return False
+    _update_link(row, link, now, from_file=False)
+    return True
+
+
+def _outranks(link: SeedLinkData, row: SeedLinkRow) -> bool:
+    return LINK_AUTHORITY.get(link.source, 0) >= LINK_AUTHORITY.get(row.source, 0)
+
+
+def _seed_link_row(
+    seed_row_id: int, link: SeedLinkData, now: datetime, *, from_file: bool
+) -> SeedLinkRow:
+    return SeedLinkRow(
+        seed_row_id=seed_row_id,
+        registry_key=link.registry,
+        study_id=link.study_id,
+        confidence=link.confidence,
+        source=link.source,
+        from_file=from_file,
+        reasons=list(link.reasons),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _update_link(row: SeedLinkRow, link: SeedLinkData, now: datetime, *, from_file: bool) -> None:
+    changed = (row.confidence, row.source, list(row.reasons or ())) != (
+        link.confidence,
+        link.source,
+        list(link.reasons),
+    )
+    row.confidence, row.source, row.reasons = link.confidence, link.source, list(link.reasons)
+    row.from_file = from_file
+    if changed:
+        row.updated_at = now
+
+
+def _stored_seeds(session: Session, rows: Sequence[SeedRow]) -> list[StoredSeed]:
+    links: dict[int, list[SeedLinkData]] = {row.id: [] for row in rows}
+    ids = list(links)
+    for start in range(0, len(ids), 500):
+        for link in session.scalars(
+            select(SeedLinkRow)
+            .where(SeedLinkRow.seed_row_id.in_(ids[start : start + 500]))
+            .order_by(SeedLinkRow.confidence.desc(), SeedLinkRow.registry_key, SeedLinkRow.study_id)
+        ):
+            links[link.seed_row_id].append(
+                SeedLinkData(
+                    registry=link.registry_key,
+                    study_id=link.study_id,
+                    confidence=link.confidence,
+                    source=link.source,
+                    reasons=tuple(link.reasons or ()),
+                    from_file=link.from_file,
+                )
+            )
+    return [
+        StoredSeed(
+            seed_id=row.seed_id,
+            title=row.title,
+            kind=row.kind,
+            document=row.document,
+            source=row.source,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            links=tuple(links[row.id]),
+        )
+        for row in rows
+    ]

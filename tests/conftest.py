@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from ctgov_emulator import Emulator, PathLike
 
-pytest_plugins = ["dbs"]  # database_url: every store test on SQLite and PostgreSQL
+pytest_plugins = ["dbs", "notify_servers"]  # database_url (SQLite + PostgreSQL); SMTP/webhook
 
 TESTS_DATA = Path(__file__).parent / "data"
 

@@ -18,7 +18,9 @@ ALLOWED: dict[str, set[str]] = {
     "clock": set(),
     "registry.normalise": {"models", "errors", "text"},
     "diff": {"models", "errors", "text"},
-    "settings": {"errors", "models"},
+    "settings": {"errors", "models", "cron"},
+    "cron": set(),
+    "subscriptions": {"models", "settings", "cron"},
     "registry.ctgov": {"errors", "settings", "__init__"},
     "store": {"errors", "models", "migrate"},
     "monitor": {
@@ -29,7 +31,11 @@ ALLOWED: dict[str, set[str]] = {
         "models",
         "errors",
         "clock",
+        "settings",
+        "subscriptions",
     },
+    "notify.render": {"models", "diff"},
+    "outbox": {"store", "notify.base", "notify.render", "settings", "errors", "clock"},
 }
 PURE = {"registry.normalise", "diff", "text", "models"}
 IMPURE_MODULES = {"httpx", "sqlalchemy", "alembic", "socket", "time", "os", "random", "smtplib"}

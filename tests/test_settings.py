@@ -139,3 +139,10 @@ def test_a_database_password_never_appears_in_the_error() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={"TRIALWATCH_DATABASE_URL": "nosuchdb://user:s3cret@host/db"})
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "example", sorted((Path(__file__).resolve().parents[1] / "config" / "examples").glob("*.toml"))
+)
+def test_every_example_config_is_valid(example: Path) -> None:
+    load_settings(example, environ={})

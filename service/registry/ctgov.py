@@ -87,8 +87,10 @@ class CtgovClient:
         *,
         sleep: Callable[[float], None] = time.sleep,
         limiter: RateLimiter | None = None,
+        observe: Callable[[str], None] = lambda _answer: None,
     ) -> None:
         self._http = http
+        self._observe = observe  # told each answer's status code, or "error" (metrics)
         self._settings = settings
         self._sleep = sleep
         self._limiter = limiter or RateLimiter(settings.requests_per_second, sleep=sleep)
@@ -180,11 +182,14 @@ class CtgovClient:
         try:
             response = self._http.get(url, params=params)
         except httpx.TimeoutException as exc:
+            self._observe("error")
             raise RegistryUnavailable(f"registry timed out ({_describe(url)})") from exc
         except httpx.TransportError as exc:
+            self._observe("error")
             raise RegistryUnavailable(
                 f"registry unreachable ({_describe(url)}: {exc or type(exc).__name__})"
             ) from exc
+        self._observe(str(response.status_code))
         return _decode(response)
 
 

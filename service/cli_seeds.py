@@ -1,0 +1,176 @@
+# Registered by service/cli.py with `cli.add_command(seeds)`; kept apart (and free of imports
+# from service.cli) so that the two modules never import each other.
+"""``trialwatch seeds``: seed studies, the documents trialwatch starts from.
+
+Thin commands over ``service.seeds.service``: parse, call one function, print a table or,
+with ``--json``, one JSON document. Errors are ``TrialwatchError``s, which the top-level group
+turns into one line on stderr and the exit code (2 for bad input: nothing written).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from service import views
+from service.app import App
+from service.seeds import service as seeds_service
+
+__all__ = ["seeds"]
+
+DEFAULT_DIR = Path("seeds")
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+def _app(ctx: click.Context) -> App:
+    app = ctx.find_object(App)
+    assert app is not None, "the seeds group runs under the trialwatch group"
+    return app
+
+
+@click.group()
+def seeds() -> None:
+    """Seed studies: the documents trialwatch starts from, and their registrations."""
+
+
+@seeds.command("load")
+@click.argument("directory", required=False, type=click.Path(path_type=Path), metavar="[DIR]")
+@json_option
+@click.pass_context
+def seeds_load(ctx: click.Context, directory: Path | None, as_json: bool) -> None:
+    """Load seed files (DIR/*.toml, default seeds/) and watch their confident registrations."""
+    app = _app(ctx)
+    report = seeds_service.load_seeds(app.store, directory or DEFAULT_DIR, app.clock())
+    if as_json:
+        views.print_json(report.to_json())
+        return
+    for item in report.to_json():
+        watched = ", ".join(item["watched"]) or "no registration to watch"
+        click.echo(f"{item['seed']}: {item['result']}; watching {watched}")
+        for skipped in item["not_watched"]:
+            click.echo(f"  not watched: {skipped}")
+    counts = {v: list(report.verdicts.values()).count(v) for v in ("added", "updated", "unchanged")}
+    click.echo(
+        f"{len(report.verdicts)} seed studies: "
+        + ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+    )
+
+
+@seeds.command("import")
+@click.argument("documents", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--into",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write DIR/<id>.toml per document instead of printing the drafts.",
+)
+@click.option("--force", is_flag=True, help="Overwrite seed files that already exist.")
+def seeds_import(documents: tuple[Path, ...], into: Path | None, force: bool) -> None:
+    """Draft seed files from raw documents (papers, case reports, registry pages as text)."""
+    drafts = seeds_service.draft_documents(documents, into, force=force)
+    if into is None:
+        click.echo("\n".join(d.text for d in drafts), nl=False)
+        return
+    seeds_service.write_drafts(drafts)
+    for item in drafts:
+        missing = f" (not found: {', '.join(item.draft.missing)})" if item.draft.missing else ""
+        click.echo(f"{item.document} → {item.target}{missing}")
+
+
+@seeds.command("list")
+@json_option
+@click.pass_context
+def seeds_list(ctx: click.Context, as_json: bool) -> None:
+    """Seed studies, their registry links and how confident each link is."""
+    listed = seeds_service.list_seeds(_app(ctx).store)
+    if as_json:
+        views.print_json(listed)
+        return
+    table = Table(title=f"{len(listed)} seed stud(ies)", title_justify="left", expand=True)
+    table.add_column("seed", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("year", no_wrap=True)
+    table.add_column("title", ratio=1, overflow="ellipsis", no_wrap=True)
+    table.add_column("links")
+    for item in listed:
+        links = "\n".join(
+            f"{x['study_id']} {x['confidence']:.2f} {x['source']}"
+            + (" (watched)" if x["watched"] else "")
+            for x in item["links"]
+        )
+        table.add_row(
+            item["seed"],
+            item["kind"],
+            str(item["year"] or "—"),
+            escape(item["title"]),
+            links or "—",
+        )
+    views.stdout.print(table)
+
+
+@seeds.command("link")
+@click.argument("seed_ids", nargs=-1, metavar="[SEED...]")
+@click.option("--accept", metavar="ID", help="Record a person's choice of registration for SEED.")
+@json_option
+@click.pass_context
+def seeds_link(
+    ctx: click.Context, seed_ids: tuple[str, ...], accept: str | None, as_json: bool
+) -> None:
+    """Rank candidate registrations of seeds that have no confident link yet."""
+    app = _app(ctx)
+    results = seeds_service.link_seeds(
+        app.store, _LazyClient(app), seed_ids, app.clock(), accept=accept
+    )
+    if as_json:
+        views.print_json([r.to_json() for r in results])
+        return
+    for result in results:
+        click.echo(f"{result.seed}:")
+        _print_candidates(result)
+        if result.linked:
+            click.echo(f"  now watching {result.linked} (tag seed:{result.seed})")
+
+
+def _print_candidates(result: seeds_service.LinkResult) -> None:
+    if not result.candidates:
+        click.echo("  no candidate registrations found: no confident match")
+        return
+    if result.searched and not result.candidates[0]["confident"]:
+        click.echo("  no confident match; best candidates:")
+    for item in result.candidates[:5]:
+        verdict = "confident" if item["confident"] else "unsure"
+        click.echo(f"  {item['study_id']}  {item['score']:.2f}  {verdict}")
+        for reason in item["reasons"]:
+            click.echo(f"      {reason}")
+
+
+class _LazyClient:
+    """Opens the registry client only when a search is actually made."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    def search(self, params: dict[str, str], *, limit: int = 100) -> list[dict[str, object]]:
+        return self._app.ctgov.search(params, limit=limit)
+
+
+@seeds.command("compare")
+@click.argument("seed_ids", nargs=-1, metavar="[SEED...]")
+@json_option
+@click.pass_context
+def seeds_compare(ctx: click.Context, seed_ids: tuple[str, ...], as_json: bool) -> None:
+    """Publication-vs-registry discrepancies (enrollment, outcomes, phase, status, dates)."""
+    report = seeds_service.compare_seeds(_app(ctx).store, seed_ids)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    if as_json:
+        views.print_json([d.to_json() for d in report.discrepancies])
+        return
+    if not report.discrepancies:
+        click.echo("no discrepancies found")
+        return
+    for d in report.discrepancies:
+        click.echo(f"{d.seed}  {d.study_id}  {d.severity:<6}  {d.summary}")

@@ -1,0 +1,346 @@
+"""Publication versus registry: what a seed document reports that its registration does not say.
+
+Pure functions, in the spirit of the COMPare project's hand checks:
+
+==================  =======================================================  ===========
+field               discrepancy                                              severity
+==================  =======================================================  ===========
+enrollment          reported size differs from the registered count          high ≥ 50%,
+                                                                             medium ≥ 20%,
+                                                                             else low
+enrollment_type     the registry still gives an ESTIMATED count although     medium
+                    the study is completed or its results are published
+primary_outcome     a primary outcome of the document is registered only     high
+                    as a secondary/other outcome
+primary_outcome     a primary outcome of the document is not registered      medium
+registered_primary  a registered primary outcome the document does not       medium
+                    report as primary (only when it lists primaries)
+phase               reported and registered phases differ                    medium
+status              a registry page's status differs from the record; or     medium
+                    results are published while the record is still open
+start_date          the registered start is after the publication year       high
+primary_completion  the registered primary completion is after the           medium
+                    publication year
+==================  =======================================================  ===========
+
+Outcomes are matched with ``service.diff.outcome_similarity`` on the measure (and the time
+frame where the document gives one), at the diff's own pairing threshold.
+
+``seed_discrepancy_changes`` turns the discrepancies a registry update *introduced* into
+change events (kind ``field_changed``, field ``seed:<seed id>:<field>``), so that a record
+drifting away from its publication is notified like any other change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from service.diff import OUTCOME_PAIR_THRESHOLD, humanise, outcome_similarity
+from service.models import Change, Outcome, Severity, Snapshot
+from service.seeds.model import ReportedOutcome, Seed
+
+__all__ = ["Discrepancy", "compare", "seed_discrepancy_changes"]
+
+_OPEN = frozenset(
+    {"NOT_YET_RECRUITING", "RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING"}
+)
+_ENDED = frozenset({"COMPLETED", "TERMINATED"})
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    seed: str
+    registry: str
+    study_id: str
+    field: str
+    publication: Any
+    registry_value: Any
+    severity: Severity
+    summary: str
+    key: tuple[str, ...]  # what makes it "the same discrepancy" across registry versions
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "registry": self.registry,
+            "study_id": self.study_id,
+            "field": self.field,
+            "publication": self.publication,
+            "registry_value": self.registry_value,
+            "severity": self.severity,
+            "summary": self.summary,
+        }
+
+
+def compare(seed: Seed, snap: Snapshot) -> list[Discrepancy]:
+    """Every discrepancy between what ``seed`` reports and the registry record ``snap``."""
+    found: list[Discrepancy] = []
+    for check in _CHECKS:
+        found.extend(check(seed, snap))
+    return found
+
+
+def seed_discrepancy_changes(seed: Seed, old: Snapshot | None, new: Snapshot) -> list[Change]:
+    """Discrepancies present for ``new`` but not for ``old``, as change events.
+
+    With no ``old`` (the record's first sighting) every discrepancy is new.
+    """
+    before = {d.key for d in compare(seed, old)} if old is not None else set()
+    return [_change(seed, d, old) for d in compare(seed, new) if d.key not in before]
+
+
+def _change(seed: Seed, found: Discrepancy, old: Snapshot | None) -> Change:
+    return Change(
+        registry=found.registry,
+        study_id=found.study_id,
+        kind="field_changed",
+        field=f"seed:{seed.id}:{found.field}",
+        old=_registry_value(found.field, old) if old is not None else None,
+        new=found.registry_value,
+        severity=found.severity,
+        summary=f"Seed {seed.id}: {found.summary}",
+    )
+
+
+def _registry_value(field: str, snap: Snapshot) -> Any:
+    values: dict[str, Any] = {
+        "enrollment": snap.enrollment_count,
+        "enrollment_type": snap.enrollment_type,
+        "phase": list(snap.phases),
+        "status": snap.overall_status,
+        "start_date": snap.start_date.date,
+        "primary_completion": snap.primary_completion_date.date,
+        "primary_outcome": [o.measure for o in snap.primary_outcomes],
+        "registered_primary": [o.measure for o in snap.primary_outcomes],
+    }
+    return values.get(field)
+
+
+def _make(
+    seed: Seed,
+    snap: Snapshot,
+    field: str,
+    publication: Any,
+    registry_value: Any,
+    severity: Severity,
+    summary: str,
+    *key: str,
+) -> Discrepancy:
+    return Discrepancy(
+        seed.id,
+        snap.registry,
+        snap.study_id,
+        field,
+        publication,
+        registry_value,
+        severity,
+        summary,
+        (field, *key),
+    )
+
+
+# ---- enrollment ----------------------------------------------------------------------------------
+
+
+def _enrollment(seed: Seed, snap: Snapshot) -> list[Discrepancy]:
+    reported, registered = seed.enrollment.count, snap.enrollment_count
+    if reported is None or registered is None or reported == registered:
+        return []
+    gap = abs(reported - registered) / max(reported, registered)
+    severity: Severity = "high" if gap >= 0.5 else "medium" if gap >= 0.2 else "low"
+    kind = f" ({snap.enrollment_type.lower()})" if snap.enrollment_type else ""
+    what = "targets" if seed.enrollment.type == "ESTIMATED" else "reports"
+    summary = f"Enrollment: the document {what} {reported}, the registry says {registered}{kind}"
+    return [_make(seed, snap, "enrollment", reported, registered, severity, summary)]
+
+
+def _enrollment_type(seed: Seed, snap: Snapshot) -> list[Discrepancy]:
+    if snap.enrollment_type != "ESTIMATED":
+        return []
+    published = seed.kind != "registry_page" and seed.enrollment.type == "ACTUAL"
+    ended = snap.overall_status in _ENDED
+    if not (ended or published):
+        return []
+    why = (
+        f"the study is {humanise(snap.overall_status).lower()}"
+        if ended
+        else "results are published"
+    )
+    summary = f"Enrollment is still an estimate in the registry although {why}"
+    publication = "ACTUAL" if published else None
+    return [_make(seed, snap, "enrollment_type", publication, "ESTIMATED", "medium", summary)]
+
+
+# ---- outcomes ------------------------------------------------------------------------------------
+
+
+def _outcomes(seed: Seed, snap: Snapshot) -> list[Discrepancy]:
+    mine = seed.outcomes_of("primary")
+    found: list[Discrepancy] = []
+    for outcome in mine:
+        found.extend(_primary_outcome(seed, snap, outcome))
+    if not mine:
+        return found  # the document does not say which outcomes were primary
+    for registered in snap.primary_outcomes:
+        if _best_match(registered, mine) is None:
+            summary = (
+                f"Registered primary outcome {_quote(registered.measure)} is not a primary "
+                "outcome of the document"
+            )
+            found.append(
+                _make(
+                    seed,
+                    snap,
+                    "registered_primary",
+                    None,
+                    registered.measure,
+                    "medium",
+                    summary,
+                    registered.measure.casefold(),
+                )
+            )
+    return found
+
+
+def _primary_outcome(seed: Seed, snap: Snapshot, outcome: ReportedOutcome) -> list[Discrepancy]:
+    if _best_registered(outcome, snap.primary_outcomes) is not None:
+        return []
+    key = outcome.measure.casefold()
+    other = _best_registered(outcome, (*snap.secondary_outcomes, *snap.other_outcomes))
+    if other is not None:
+        kind = "secondary" if other in snap.secondary_outcomes else "other"
+        summary = (
+            f"Primary outcome {_quote(outcome.measure)} of the document is registered as a "
+            f"{kind} outcome ({_quote(other.measure)})"
+        )
+        return [
+            _make(
+                seed,
+                snap,
+                "primary_outcome",
+                outcome.measure,
+                other.measure,
+                "high",
+                summary,
+                key,
+                "reclassified",
+            )
+        ]
+    registered = [o.measure for o in snap.primary_outcomes]
+    summary = f"Primary outcome {_quote(outcome.measure)} of the document is not registered"
+    return [
+        _make(
+            seed,
+            snap,
+            "primary_outcome",
+            outcome.measure,
+            registered,
+            "medium",
+            summary,
+            key,
+            "unregistered",
+        )
+    ]
+
+
+def _similarity(mine: ReportedOutcome, registered: Outcome) -> float:
+    # Like with like: time frames only where both sides give one, and no descriptions (a
+    # paper's methods and a registry's description share little wording).
+    both = bool(mine.time_frame and registered.time_frame)
+    return outcome_similarity(
+        Outcome(measure=mine.measure, time_frame=mine.time_frame if both else ""),
+        Outcome(measure=registered.measure, time_frame=registered.time_frame if both else ""),
+    )
+
+
+def _best_registered(mine: ReportedOutcome, registered: Sequence[Outcome]) -> Outcome | None:
+    scored = [(_similarity(mine, r), i) for i, r in enumerate(registered)]
+    best = max(scored, default=(0.0, -1))
+    return registered[best[1]] if best[0] >= OUTCOME_PAIR_THRESHOLD else None
+
+
+def _best_match(registered: Outcome, mine: Sequence[ReportedOutcome]) -> ReportedOutcome | None:
+    scored = [(_similarity(m, registered), i) for i, m in enumerate(mine)]
+    best = max(scored, default=(0.0, -1))
+    return mine[best[1]] if best[0] >= OUTCOME_PAIR_THRESHOLD else None
+
+
+def _quote(text: str, limit: int = 70) -> str:
+    return f"“{text if len(text) <= limit else text[: limit - 1] + '…'}”"
+
+
+# ---- phase, status, dates ------------------------------------------------------------------------
+
+
+def _phase(seed: Seed, snap: Snapshot) -> list[Discrepancy]:
+    mine, theirs = set(seed.design.phases), set(snap.phases)
+    if not mine or not theirs or mine == theirs:
+        return []
+    summary = f"Phase: the document says {_phases(mine)}, the registry {_phases(theirs)}"
+    return [
+        _make(seed, snap, "phase", sorted(mine), sorted(theirs), "medium", summary, *sorted(mine))
+    ]
+
+
+def _phases(values: set[str]) -> str:
+    return "/".join(humanise(v) for v in sorted(values))
+
+
+def _status(seed: Seed, snap: Snapshot) -> list[Discrepancy]:
+    status = snap.overall_status
+    if not status:
+        return []
+    if seed.kind == "registry_page":
+        if not seed.status or seed.status == status:
+            return []
+        summary = f"Status: the page says {humanise(seed.status)}, the registry {humanise(status)}"
+        return [_make(seed, snap, "status", seed.status, status, "medium", summary, seed.status)]
+    if status in _OPEN:
+        summary = f"Results are published but the registry still says {humanise(status)}"
+        return [_make(seed, snap, "status", "COMPLETED", status, "medium", summary)]
+    return []
+
+
+def _dates(seed: Seed, snap: Snapshot) -> list[Discrepancy]:
+    published = seed.citation.year
+    if published is None or seed.kind == "registry_page":
+        return []
+    found: list[Discrepancy] = []
+    start = _year(snap.start_date.date)
+    if start is not None and start > published:
+        summary = f"Registered start {snap.start_date.date} is after the publication ({published})"
+        found.append(
+            _make(seed, snap, "start_date", published, snap.start_date.date, "high", summary)
+        )
+    end = _year(snap.primary_completion_date.date)
+    if end is not None and end > published:
+        kind = (
+            f" ({snap.primary_completion_date.type.lower()})"
+            if snap.primary_completion_date.type
+            else ""
+        )
+        summary = (
+            f"Registered primary completion {snap.primary_completion_date.date}{kind} is after "
+            f"the publication ({published})"
+        )
+        found.append(
+            _make(
+                seed,
+                snap,
+                "primary_completion",
+                published,
+                snap.primary_completion_date.date,
+                "medium",
+                summary,
+            )
+        )
+    return found
+
+
+def _year(date: str) -> int | None:
+    return int(date[:4]) if len(date) >= 4 and date[:4].isdigit() else None
+
+
+_CHECKS = (_enrollment, _enrollment_type, _outcomes, _phase, _status, _dates)

@@ -1,0 +1,387 @@
+"""What the ``trialwatch seeds`` commands do, over the store and the registry client.
+
+Each function validates everything first and writes after, so bad input writes nothing.
+Only ClinicalTrials.gov links are watched (trialwatch cannot fetch other registries yet), and
+only confident or person-accepted ones, with the tag ``seed:<seed id>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from service.errors import InputError
+from service.ids import parse_registry_id
+from service.models import Change, Snapshot
+from service.seeds.compare import Discrepancy, compare, seed_discrepancy_changes
+from service.seeds.evidence import Ranked
+from service.seeds.extract import Draft, extract
+from service.seeds.files import load_seed_dir, seed_toml
+from service.seeds.link import Searcher, find_candidates
+from service.seeds.model import CONFIDENT, RegistryLink, Seed
+from service.store import SeedData, SeedLinkData, Store, StoredSeed
+
+__all__ = [
+    "WATCHED_REGISTRY",
+    "DraftFile",
+    "LinkResult",
+    "LoadReport",
+    "compare_seeds",
+    "discrepancy_changes",
+    "draft_documents",
+    "link_seeds",
+    "list_seeds",
+    "load_seeds",
+    "seed_of",
+    "write_drafts",
+]
+
+WATCHED_REGISTRY = "ctgov"  # the registry trialwatch can fetch
+
+
+# ---- load -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadReport:
+    verdicts: dict[str, str] = field(default_factory=dict)  # seed id -> added|updated|unchanged
+    watched: dict[str, list[str]] = field(default_factory=dict)  # seed id -> registry ids
+    not_watched: dict[str, list[str]] = field(default_factory=dict)  # seed id -> "id (why)"
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "seed": seed_id,
+                "result": verdict,
+                "watched": self.watched.get(seed_id, []),
+                "not_watched": self.not_watched.get(seed_id, []),
+            }
+            for seed_id, verdict in self.verdicts.items()
+        ]
+
+
+def load_seeds(store: Store, directory: Path, now: datetime) -> LoadReport:
+    """Validate every seed file in ``directory``, then store them and watch their links."""
+    files = load_seed_dir(directory)
+    data = [_seed_data(f.seed, str(f.path)) for f in files]
+    report = LoadReport(verdicts=store.save_seeds(data, now))
+    for stored in store.list_seeds([f.seed.id for f in files]):
+        _watch_links(store, stored, now, report)
+    return report
+
+
+def _seed_data(seed: Seed, source: str) -> SeedData:
+    return SeedData(
+        seed_id=seed.id,
+        title=seed.title,
+        kind=seed.kind,
+        document=seed.model_dump_json(),
+        content_hash=seed.content_hash(),
+        source=source,
+        links=tuple(
+            SeedLinkData(
+                registry=link.registry,
+                study_id=link.id,
+                confidence=link.confidence,
+                source=link.source,
+                reasons=(link.note,) if link.note else (),
+                from_file=True,
+            )
+            for link in seed.links
+        ),
+    )
+
+
+def _watch_links(store: Store, stored: StoredSeed, now: datetime, report: LoadReport) -> None:
+    watched: list[str] = []
+    skipped: list[str] = []
+    for link in stored.links:
+        why = _why_not_watched(link)
+        if why:
+            skipped.append(f"{link.registry}:{link.study_id} ({why})")
+        else:
+            watched.append(link.study_id)
+    if watched:
+        store.add_watches(WATCHED_REGISTRY, watched, [f"seed:{stored.seed_id}"], now)
+    report.watched[stored.seed_id] = watched
+    report.not_watched[stored.seed_id] = skipped
+
+
+def _why_not_watched(link: SeedLinkData) -> str:
+    if link.registry != WATCHED_REGISTRY:
+        return "stored; trialwatch cannot fetch this registry yet"
+    if link.source != "person" and link.confidence < CONFIDENT:
+        return f"confidence {link.confidence:.2f} is below {CONFIDENT}; accept it to watch it"
+    return ""
+
+
+def _followed(link: SeedLinkData) -> bool:
+    return not _why_not_watched(link)
+
+
+# ---- list -------------------------------------------------------------------------------------------
+
+
+def list_seeds(store: Store) -> list[dict[str, Any]]:
+    """Every stored seed with its links (strongest first) as JSON-ready dicts."""
+    return [_seed_json(stored) for stored in store.list_seeds()]
+
+
+def _seed_json(stored: StoredSeed) -> dict[str, Any]:
+    seed = seed_of(stored)
+    return {
+        "seed": stored.seed_id,
+        "title": stored.title,
+        "kind": stored.kind,
+        "year": seed.citation.year,
+        "source": stored.source,
+        "links": [
+            {
+                "registry": link.registry,
+                "study_id": link.study_id,
+                "confidence": round(link.confidence, 3),
+                "source": link.source,
+                "confident": link.source == "person" or link.confidence >= CONFIDENT,
+                "watched": _followed(link),
+                "reasons": list(link.reasons),
+            }
+            for link in stored.links
+        ],
+    }
+
+
+def seed_of(stored: StoredSeed) -> Seed:
+    """The stored seed with every link it has now (file, search and person links)."""
+    seed = Seed.model_validate_json(stored.document)
+    links = tuple(
+        RegistryLink(
+            registry=link.registry,
+            id=link.study_id,
+            confidence=link.confidence,
+            source=link.source,  # type: ignore[arg-type]
+            note="; ".join(link.reasons),
+        )
+        for link in stored.links
+    )
+    return seed.model_copy(update={"links": links})
+
+
+def _stored(store: Store, seed_ids: Sequence[str]) -> list[StoredSeed]:
+    found = store.list_seeds(list(seed_ids) if seed_ids else None)
+    unknown = sorted(set(seed_ids) - {s.seed_id for s in found})
+    if unknown:
+        raise InputError(
+            f"no seed study {', '.join(unknown)} (see `trialwatch seeds list`; "
+            "load seed files with `trialwatch seeds load`)"
+        )
+    return found
+
+
+# ---- link -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    seed: str
+    candidates: list[dict[str, Any]]
+    searched: bool
+    linked: str = ""  # the study id now watched because of this run, if any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seed": self.seed, "candidates": self.candidates}
+
+
+def link_seeds(
+    store: Store,
+    client: Searcher,
+    seed_ids: Sequence[str],
+    now: datetime,
+    *,
+    accept: str | None = None,
+) -> list[LinkResult]:
+    """Rank candidate registrations of seeds without a confident link (or record ``accept``)."""
+    if accept is not None:
+        return [_accept(store, seed_ids, accept, now)]
+    results: list[LinkResult] = []
+    for stored in _stored(store, seed_ids):
+        confident = [link for link in stored.links if _confident(link)]
+        if confident:
+            results.append(LinkResult(stored.seed_id, [_link_json(x) for x in confident], False))
+            continue
+        results.append(_search(store, client, stored, now))
+    return results
+
+
+def _confident(link: SeedLinkData) -> bool:
+    return link.source == "person" or link.confidence >= CONFIDENT
+
+
+def _link_json(link: SeedLinkData) -> dict[str, Any]:
+    reasons = {
+        "document": "identifier written in the document",
+        "person": "accepted by a person",
+        "search": "found by search",
+    }
+    return {
+        "registry": link.registry,
+        "study_id": link.study_id,
+        "score": round(link.confidence, 3),
+        "confident": True,
+        "reasons": [reasons[link.source], *link.reasons],
+    }
+
+
+def _search(store: Store, client: Searcher, stored: StoredSeed, now: datetime) -> LinkResult:
+    found = find_candidates(seed_of(stored), client)
+    linked = ""
+    top = found.ranked[0] if found.ranked else None
+    if top is not None and top.confident:
+        _record(store, stored.seed_id, _search_link(top), now)
+        linked = top.candidate.study_id
+    return LinkResult(stored.seed_id, [r.to_json() for r in found.ranked[:10]], True, linked)
+
+
+def _search_link(top: Ranked) -> SeedLinkData:
+    return SeedLinkData(
+        registry=top.candidate.registry,
+        study_id=top.candidate.study_id,
+        confidence=round(top.score, 3),
+        source="search",
+        reasons=top.reasons,
+    )
+
+
+def _accept(store: Store, seed_ids: Sequence[str], accept: str, now: datetime) -> LinkResult:
+    if len(seed_ids) != 1:
+        raise InputError("--accept needs exactly one SEED (the seed study the id belongs to)")
+    chosen = parse_registry_id(accept)
+    stored = _stored(store, seed_ids)[0]
+    link = SeedLinkData(
+        registry=chosen.registry, study_id=chosen.study_id, confidence=1.0, source="person"
+    )
+    _record(store, stored.seed_id, link, now)
+    linked = chosen.study_id if chosen.registry == WATCHED_REGISTRY else ""
+    return LinkResult(stored.seed_id, [_link_json(link)], False, linked)
+
+
+def _record(store: Store, seed_id: str, link: SeedLinkData, now: datetime) -> None:
+    store.add_seed_link(seed_id, link, now)
+    if link.registry == WATCHED_REGISTRY:
+        store.add_watches(WATCHED_REGISTRY, [link.study_id], [f"seed:{seed_id}"], now)
+
+
+# ---- compare ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class CompareReport:
+    discrepancies: list[Discrepancy] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # links that could not be compared, and why
+
+
+def compare_seeds(store: Store, seed_ids: Sequence[str]) -> CompareReport:
+    """Discrepancies of each seed against the latest stored version of its followed links."""
+    report = CompareReport()
+    for stored in _stored(store, seed_ids):
+        seed = seed_of(stored)
+        followed = [link for link in stored.links if _followed(link)]
+        if not followed:
+            report.notes.append(f"{stored.seed_id}: no confident ClinicalTrials.gov link")
+        for link in followed:
+            snapshot = store.latest_snapshot(link.registry, link.study_id)
+            if snapshot is None:
+                report.notes.append(
+                    f"{stored.seed_id}: {link.study_id} has not been synced yet "
+                    "(run `trialwatch sync`)"
+                )
+                continue
+            report.discrepancies.extend(compare(seed, snapshot))
+    return report
+
+
+def discrepancy_changes(store: Store, old: Snapshot | None, new: Snapshot) -> list[Change]:
+    """After a sync stored ``new``: the seed discrepancies that version introduced, as changes.
+
+    Only seeds that follow the record (a confident or accepted link) are compared.
+    """
+    changes: list[Change] = []
+    for stored in store.seeds_linked_to(new.registry, new.study_id):
+        link = next(
+            (x for x in stored.links if (x.registry, x.study_id) == (new.registry, new.study_id)),
+            None,
+        )
+        if link is not None and _followed(link):
+            changes.extend(seed_discrepancy_changes(seed_of(stored), old, new))
+    return changes
+
+
+# ---- import -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DraftFile:
+    document: Path
+    draft: Draft
+    text: str  # the TOML to write
+    target: Path | None  # where it goes (None: stdout)
+
+
+def draft_documents(
+    documents: Iterable[Path], into: Path | None, *, force: bool = False
+) -> list[DraftFile]:
+    """Draft a seed file per document; refuse (writing nothing) to overwrite without ``force``."""
+    drafts: list[DraftFile] = []
+    for path in documents:
+        text = _read_document(path)
+        draft = extract(text, name=path.name)
+        target = into / f"{draft.seed.id}.toml" if into is not None else None
+        drafts.append(
+            DraftFile(path, draft, seed_toml(draft.seed, comments=_header(path, draft)), target)
+        )
+    _check_targets(drafts, force=force)
+    return drafts
+
+
+def write_drafts(drafts: Sequence[DraftFile]) -> None:
+    for item in drafts:
+        if item.target is not None:
+            item.target.parent.mkdir(parents=True, exist_ok=True)
+            item.target.write_text(item.text, encoding="utf-8")
+
+
+def _read_document(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a document") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def _header(path: Path, draft: Draft) -> list[str]:
+    lines = [
+        f"Draft seed from {path.name}, written by `trialwatch seeds import`.",
+        "Check every value against the document, put the summary in your own words, then",
+        "`trialwatch seeds load`. The format is described in seeds/README.md.",
+    ]
+    if draft.missing:
+        lines.append(f"Not found in the document: {', '.join(draft.missing)}.")
+    return lines
+
+
+def _check_targets(drafts: Sequence[DraftFile], *, force: bool) -> None:
+    targets = [d.target for d in drafts if d.target is not None]
+    repeated = sorted({str(t) for t in targets if targets.count(t) > 1})
+    if repeated:
+        raise InputError(
+            f"{repeated[0]}: two documents draft the same seed id; import them one by one"
+        )
+    if not force:
+        for target in targets:
+            if target.exists():
+                raise InputError(f"{target}: already exists (use --force to overwrite it)")

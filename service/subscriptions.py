@@ -1,0 +1,79 @@
+"""Which channels hear of which changes: subscriptions matched against change events (pure).
+
+A subscription selects studies (``*``, registry ids, ``tag:NAME`` or ``seed:ID`` — the watch
+tags), kinds (``*`` or a list) and a minimum severity. ``*`` means every kind except
+``record_added``: a new watch list of 500 trials should not send 500 alerts; name
+``record_added`` to be told of first sightings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from service.cron import cron_trigger
+from service.models import Change, Route, severity_rank
+from service.settings import Subscription
+
+QUIET_KINDS = frozenset({"record_added"})
+
+
+def matches(subscription: Subscription, change: Change, tags: Iterable[str]) -> bool:
+    return (
+        _study_selected(subscription.studies, change.study_id, set(tags))
+        and _kind_selected(subscription.kinds, change.kind)
+        and severity_rank(change.severity) >= severity_rank(subscription.min_severity)
+    )
+
+
+def _study_selected(selectors: Sequence[str], study_id: str, tags: set[str]) -> bool:
+    for selector in selectors:
+        if selector == "*" or selector.upper() == study_id:
+            return True
+        if selector.startswith("tag:") and selector[4:] in tags:
+            return True
+        if selector.startswith("seed:") and selector in tags:
+            return True
+    return False
+
+
+def _kind_selected(kinds: Sequence[str], kind: str) -> bool:
+    return kind in kinds or ("*" in kinds and kind not in QUIET_KINDS)
+
+
+def route(
+    subscriptions: Sequence[Subscription],
+    changes: Sequence[Change],
+    tags: Iterable[str],
+    now: datetime,
+) -> list[Route]:
+    """One route per channel and mode that any of ``changes`` (all of one study) reaches.
+
+    Two subscriptions of one channel that select the same change queue it once.
+    """
+    tag_set = set(tags)
+    chosen: dict[tuple[str, str], tuple[set[int], datetime]] = {}
+    for subscription in subscriptions:
+        picked = {i for i, c in enumerate(changes) if matches(subscription, c, tag_set)}
+        if not picked:
+            continue
+        due = now if subscription.mode == "immediate" else next_digest(subscription, now)
+        key = (subscription.channel, subscription.mode)
+        indexes, earliest = chosen.get(key, (set(), due))
+        chosen[key] = (indexes | picked, min(earliest, due))
+    for (channel, mode), (indexes, due) in list(chosen.items()):
+        if mode == "digest" and (channel, "immediate") in chosen:
+            # the channel hears of these at once; the digest must not repeat them
+            chosen[(channel, mode)] = (indexes - chosen[(channel, "immediate")][0], due)
+    return [
+        Route(channel=channel, mode=mode, change_indexes=tuple(sorted(indexes)), due_at=due)
+        for (channel, mode), (indexes, due) in sorted(chosen.items())
+        if indexes
+    ]
+
+
+def next_digest(subscription: Subscription, now: datetime) -> datetime:
+    assert subscription.digest_cron is not None  # settings refuse a digest without one
+    trigger = cron_trigger(subscription.digest_cron)
+    fire = trigger.get_next_fire_time(None, now)
+    return fire if fire is not None else now
