@@ -6,15 +6,18 @@ that needs no registry opens no connection.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
+from typing import Any
 
 import httpx
 
+from service.alerts import Alerter
 from service.clock import Clock, utcnow
 from service.metrics import Metrics
-from service.monitor import Monitor
+from service.monitor import Monitor, SyncReport
 from service.notify.base import Sender, build_sender
-from service.outbox import Dispatcher
+from service.outbox import DeliveryReport, Dispatcher
 from service.registry.ctgov import USER_AGENT, CtgovClient, build_http_client
 from service.settings import Settings
 from service.store import Store
@@ -71,6 +74,25 @@ class App:
     @cached_property
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.store, self.senders, self.settings.delivery, clock=self.clock)
+
+    @cached_property
+    def alerter(self) -> Alerter:
+        channel = self.settings.alerts.channel
+        sender = self.senders.get(channel) if channel else None
+        return Alerter(self.store, sender, self.settings.alerts, clock=self.clock)
+
+    def sync(self, study_ids: Sequence[str] | None = None, **options: Any) -> SyncReport:
+        """One sync cycle, then the operational alerts it calls for (not on a dry run)."""
+        report = self.monitor.sync(study_ids, **options)
+        if not options.get("dry_run"):
+            self.alerter.after_sync(report)
+        return report
+
+    def deliver(self) -> DeliveryReport:
+        """One delivery round, then an alert if anything went to the dead letters."""
+        report = self.dispatcher.deliver_due()
+        self.alerter.after_delivery(report)
+        return report
 
     def close(self) -> None:
         if "http" in self.__dict__ and self._http is None:

@@ -166,7 +166,7 @@ def sync(ctx: click.Context, study_ids: tuple[str, ...], dry_run: bool, as_json:
     app = app_of(ctx)
     ids = _watched(app, study_ids)
     with _progress(len(ids), enabled=not as_json) as advance:
-        report = app.monitor.sync(ids, dry_run=dry_run, progress=advance)
+        report = app.sync(ids, dry_run=dry_run, progress=advance)
     if as_json:
         views.print_json(report.to_json())
     else:
@@ -307,7 +307,7 @@ def notify(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
         due = [n for n in app.store.list_outbox() if n["due_at"] <= app.clock().isoformat()]
         _print_outbox(due, as_json, "due now (dry run: nothing sent)")
         return
-    report = app.dispatcher.deliver_due()
+    report = app.deliver()
     if as_json:
         views.print_json(report.to_json())
     else:

@@ -49,8 +49,10 @@ def seeds_load(ctx: click.Context, directory: Path | None, as_json: bool) -> Non
         views.print_json(report.to_json())
         return
     for item in report.to_json():
-        watched = ", ".join(item["watched"]) or "no registration to watch"
-        click.echo(f"{item['seed']}: {item['result']}; watching {watched}")
+        watched = (
+            f"watching {', '.join(item['watched'])}" if item["watched"] else "nothing to watch"
+        )
+        click.echo(f"{item['seed']}: {item['result']}; {watched}")
         for skipped in item["not_watched"]:
             click.echo(f"  not watched: {skipped}")
     counts = {v: list(report.verdicts.values()).count(v) for v in ("added", "updated", "unchanged")}

@@ -41,9 +41,11 @@ class SyncReport:
     changes: list[Change] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
 
-    def fail(self, study_id: str, message: str) -> None:
+    def fail(self, study_id: str, message: str, reason: str) -> None:
+        """``reason``: registry (unreachable, refused), invalid (the answer or the record does
+        not parse: schema drift), not_found, internal."""
         self.failed += 1
-        self.errors.append({"study_id": study_id, "error": message})
+        self.errors.append({"study_id": study_id, "error": message, "reason": reason})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -163,9 +165,10 @@ class _Cycle:
         wanted = set(self.ids)
         for batch in self.m.client.iter_batches(self.ids):
             if batch.error is not None:
+                reason = "invalid" if isinstance(batch.error, RecordInvalid) else "registry"
                 for study_id in batch.requested:
                     if study_id not in self.done:
-                        self._failed(study_id, str(batch.error))
+                        self._failed(study_id, str(batch.error), reason)
                 continue
             for raw in batch.studies:
                 if self.should_stop():
@@ -182,14 +185,15 @@ class _Cycle:
             self._not_found(study_id)
             return
         except RegistryError as exc:
-            self._failed(study_id, str(exc))
+            reason = "invalid" if isinstance(exc, RecordInvalid) else "registry"
+            self._failed(study_id, str(exc), reason)
             return
         self._process(study_id, raw)
 
     def _not_found(self, study_id: str) -> None:
         state = self.states.get(study_id)
         if state is None or state.content_hash is None:
-            self._failed(study_id, f"{study_id}: not found in the registry")
+            self._failed(study_id, f"{study_id}: not found in the registry", "not_found")
             return
         self._finish(study_id)
         if state.state == "unavailable":
@@ -212,7 +216,7 @@ class _Cycle:
             snapshot = normalise(raw)
             meta = record_meta(raw)
         except RecordInvalid as exc:
-            self._failed(study_id, f"{study_id}: {exc}")
+            self._failed(study_id, f"{study_id}: {exc}", "invalid")
             return
         if snapshot.study_id != study_id:  # served under another id (an alias redirect)
             snapshot = snapshot.model_copy(update={"study_id": study_id})
@@ -222,7 +226,7 @@ class _Cycle:
             raise
         except Exception as exc:  # one study's bug must not stop the cycle
             log.exception("sync of %s failed", study_id)
-            self._failed(study_id, f"{study_id}: internal error: {exc}")
+            self._failed(study_id, f"{study_id}: internal error: {exc}", "internal")
 
     def _store(
         self,
@@ -270,9 +274,9 @@ class _Cycle:
             return []
         return route(self.m.subscriptions, changes, self.tags.get(changes[0].study_id, ()), now)
 
-    def _failed(self, study_id: str, message: str) -> None:
+    def _failed(self, study_id: str, message: str, reason: str) -> None:
         log.warning("%s", message)
-        self.report.fail(study_id, message)
+        self.report.fail(study_id, message, reason)
         self._finish(study_id)
 
     def _finish(self, study_id: str) -> None:

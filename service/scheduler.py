@@ -114,7 +114,7 @@ class Daemon:
         metrics = self.app.metrics
         started = time.monotonic()
         try:
-            report = self.app.monitor.sync(should_stop=self.stopping.is_set)
+            report = self.app.sync(should_stop=self.stopping.is_set)
         except TrialwatchError as exc:
             metrics.sync_runs.labels("failed").inc()
             log.error("sync failed: %s", exc)
@@ -137,7 +137,7 @@ class Daemon:
         if self.stopping.is_set():
             return
         try:
-            report = self.app.dispatcher.deliver_due()
+            report = self.app.deliver()
         except TrialwatchError as exc:
             log.error("delivery round failed: %s", exc)
             return

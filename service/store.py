@@ -560,6 +560,18 @@ class Store:
                 setattr(run, key, report[key])
             run.errors = report["errors"]
 
+    def recent_run_statuses(self, count: int) -> list[str]:
+        """The statuses of the last ``count`` finished sync runs, newest first."""
+        with self._session() as session:
+            return list(
+                session.scalars(
+                    select(SyncRunRow.status)
+                    .where(SyncRunRow.finished_at.is_not(None))
+                    .order_by(SyncRunRow.id.desc())
+                    .limit(count)
+                )
+            )
+
     def last_sync_success(self) -> datetime | None:
         """When a sync cycle (on any replica) last finished with something fetched."""
         with self._session() as session:

@@ -223,7 +223,11 @@ def test_a_watched_id_the_registry_never_had_fails_alone(trialwatch: Trialwatch)
     report = result.json()
     assert (report["new"], report["failed"]) == (1, 1)
     assert report["errors"] == [
-        {"study_id": "NCT09999999", "error": "NCT09999999: not found in the registry"}
+        {
+            "study_id": "NCT09999999",
+            "error": "NCT09999999: not found in the registry",
+            "reason": "not_found",
+        }
     ]
 
 

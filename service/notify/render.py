@@ -49,7 +49,7 @@ __all__ = [
     "webhook_payload",
 ]
 
-MessageKind = Literal["study.changed", "digest"]
+MessageKind = Literal["study.changed", "digest", "alert"]
 
 SUBJECT_MAX = 120  # most clients show ~70–130 characters of a subject; past that it is noise
 _VALUE_MAX = 40  # one value (a status, a date) inside the subject
@@ -73,6 +73,16 @@ class StudyChanges(BaseModel):
     changes: list[StoredChange]
 
 
+class Alert(BaseModel):
+    """An operational alert about trialwatch itself (not about a trial)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str  # registry_unreachable | schema_drift | dead_letters
+    summary: str
+    details: list[str] = []
+
+
 class Message(BaseModel):
     """What one delivery carries. ``event_id`` is the idempotency key receivers see."""
 
@@ -83,6 +93,7 @@ class Message(BaseModel):
     created_at: datetime
     kind: MessageKind
     studies: list[StudyChanges]
+    alert: Alert | None = None  # kind "alert" only
 
     @field_validator("created_at")
     @classmethod
@@ -94,6 +105,8 @@ class Message(BaseModel):
     def _one_study_per_event(self) -> Message:
         if self.kind == "study.changed" and len(self.studies) != 1:
             raise ValueError(f"a study.changed message has one study, not {len(self.studies)}")
+        if (self.kind == "alert") != (self.alert is not None):
+            raise ValueError("an alert message, and only an alert message, carries an alert")
         return self
 
     @property
@@ -117,6 +130,27 @@ def render(message: Message) -> Rendered:
         text=email_text(message),
         html=email_html(message),
         body=webhook_body(message),
+    )
+
+
+def _alert_subject(alert: Alert) -> str:
+    return _clip(_one_line(f"trialwatch alert: {alert.summary}"), SUBJECT_MAX)
+
+
+def _alert_text(message: Message, alert: Alert) -> str:
+    lines = [alert.summary, "", *alert.details, "", "-- ", f"trialwatch · event {message.event_id}"]
+    return "\n".join(lines) + "\n"
+
+
+def _alert_html(message: Message, alert: Alert) -> str:
+    items = "".join(f"<li>{_esc(detail)}</li>" for detail in alert.details)
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_esc(_alert_subject(alert))}</title></head>"
+        '<body style="font-family:Helvetica,Arial,sans-serif;font-size:14px">'
+        f'<h1 style="font-size:18px">{_esc(alert.summary)}</h1><ul>{items}</ul>'
+        f'<p style="color:#667085;font-size:12px">trialwatch · event {_esc(message.event_id)}</p>'
+        "</body></html>\n"
     )
 
 
@@ -159,7 +193,9 @@ def webhook_payload(message: Message) -> dict[str, Any]:
         "type": message.kind,
         "created_at": message.created_at.astimezone(UTC).isoformat(),
     }
-    if message.kind == "study.changed":
+    if message.alert is not None:
+        payload["alert"] = message.alert.model_dump()
+    elif message.kind == "study.changed":
         study = message.studies[0]
         payload["study"] = _study_json(study)
         payload["changes"] = [change.to_json() for change in study.changes]
@@ -336,6 +372,8 @@ def _plural(n: int, one: str, many: str) -> str:
 def email_subject(message: Message) -> str:
     """``NCT05605665: Recruiting → Completed; enrollment 30 → 28 (actual)``, or for a digest
     ``trialwatch digest: 3 studies, 7 changes``. One line, at most ``SUBJECT_MAX`` characters."""
+    if message.alert is not None:
+        return _alert_subject(message.alert)
     if message.kind == "digest":
         studies = _plural(len(message.studies), "study", "studies")
         return f"trialwatch digest: {studies}, {_plural(message.change_count, 'change', 'changes')}"
@@ -388,6 +426,8 @@ def _when(moment: datetime) -> str:
 
 def email_text(message: Message) -> str:
     """The plain-text part: every study, its links and its changes with old and new text."""
+    if message.alert is not None:
+        return _alert_text(message, message.alert)
     lines: list[str] = []
     if message.kind == "digest":
         lines += [email_subject(message), ""]
@@ -476,6 +516,8 @@ def _link(url: str, text: str) -> str:
 
 def email_html(message: Message) -> str:
     """The HTML part: a visual diff per change, grouped by study, every registry text escaped."""
+    if message.alert is not None:
+        return _alert_html(message, message.alert)
     title = email_subject(message)
     parts = [
         "<!DOCTYPE html>",

@@ -40,7 +40,7 @@ from service.models import Snapshot
 from service.seeds.model import CONFIDENT, Seed
 from service.seeds.synonyms import aliases, base_name, fold, mentions, word_set
 
-__all__ = ["MARGIN", "WEIGHTS", "Candidate", "Ranked", "rank", "score"]
+__all__ = ["MARGIN", "WEIGHTS", "Candidate", "Evidence", "Ranked", "drug_names", "rank", "score"]
 
 WEIGHTS: dict[str, float] = {
     "drug": 0.25,
@@ -61,7 +61,6 @@ class Candidate:
 
     snapshot: Snapshot
     organisations: tuple[str, ...] = ()  # organisation, responsible party, officials
-    first_submitted: str = ""
     text: str = ""  # brief summary and detailed description
 
     @property

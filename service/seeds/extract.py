@@ -133,10 +133,12 @@ _SIZE = re.compile(
 )
 _ENROLMENT_CUE = re.compile(
     r"(?i)(?:enrol+(?:ed|ing)?|recruit(?:ed|ing)?|includ(?:ed|ing)|randomi[sz]ed|treated|"
-    r"received|from|in|of)\s*$"
+    r"received)\s*$"
 )
+_WEAK_CUE = re.compile(r"(?i)\b(?:from|in|of|among)\s*$")
 _ENROLMENT_AFTER = re.compile(
-    r"(?i)^[^.]{0,40}?\b(?:were|was)\s+(?:enrol+ed|recruited|included|randomi[sz]ed|treated)"
+    r"(?i)^\s*(?:\([^)]*\)\s*)?(?:\w+\s+){0,3}?(?:were|was|had\s+been)\s+"
+    r"(?:enrol+ed|recruited|included|randomi[sz]ed|treated)"
 )
 _REGISTRY_SIZE = re.compile(
     r"(?im)^(?:Target Recruitment|Target sample size|Enrollment(?: \((?:Estimated|Actual)\))?)"
@@ -148,7 +150,7 @@ _REGISTRY_SIZE = re.compile(
 class _Size:
     count: int
     phrase: str
-    cued: bool
+    cue: int  # 2: next to an enrolment verb, 1: "from/in/of N patients", 0: none
 
 
 def _kind_and_enrollment(text: str, page: Page | None) -> tuple[str, Enrollment]:
@@ -172,10 +174,9 @@ def _kind_and_enrollment(text: str, page: Page | None) -> tuple[str, Enrollment]
 
 
 def _sample_size(text: str) -> _Size | None:
-    sizes = [_size(match, text) for match in _SIZE.finditer(text)]
-    sizes = [s for s in sizes if s is not None]
-    cued = [s for s in sizes if s.cued]
-    return (cued or sizes or [None])[0]
+    sizes = [s for s in map(lambda m: _size(m, text), _SIZE.finditer(text)) if s is not None]
+    # The best-cued phrase wins; among equals, the first (methods come before results).
+    return max(sizes, key=lambda s: s.cue, default=None)
 
 
 def _size(match: re.Match[str], text: str) -> _Size | None:
@@ -185,8 +186,11 @@ def _size(match: re.Match[str], text: str) -> _Size | None:
         return None
     before = text[max(0, match.start() - 30) : match.start()]
     after = text[match.end() : match.end() + 60]
-    cued = bool(_ENROLMENT_CUE.search(before) or _ENROLMENT_AFTER.match(after))
-    return _Size(count, " ".join(match.group(0).split()), cued)
+    if _ENROLMENT_CUE.search(before) or _ENROLMENT_AFTER.match(after):
+        cue = 2
+    else:
+        cue = 1 if _WEAK_CUE.search(before) else 0
+    return _Size(count, " ".join(match.group(0).split()), cue)
 
 
 # ---- design --------------------------------------------------------------------------------------

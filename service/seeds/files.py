@@ -80,6 +80,8 @@ def _one_line(exc: ValidationError) -> str:
         message = "unknown key"
     elif error["type"] == "missing":
         message = "required key is missing"
+    elif error["type"] == "string_pattern_mismatch" and key == "id":
+        message = f"{error['input']!r} is not a seed id (lowercase letters, digits, hyphens; 3-64)"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{key or 'file'}: {message}{more}"
 

@@ -133,7 +133,6 @@ def candidate_from_study(study: dict[str, Any]) -> Candidate | None:
     return Candidate(
         snapshot=snapshot,
         organisations=tuple(_organisation_names(protocol)),
-        first_submitted=str(_dig(protocol, "statusModule", "studyFirstSubmitDate") or ""),
         text=" ".join(
             str(_dig(protocol, "descriptionModule", key) or "")
             for key in ("briefSummary", "detailedDescription")

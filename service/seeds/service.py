@@ -42,7 +42,7 @@ __all__ = [
 WATCHED_REGISTRY = "ctgov"  # the registry trialwatch can fetch
 
 
-# ---- load -------------------------------------------------------------------------------------------
+# ---- load ----------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -122,7 +122,7 @@ def _followed(link: SeedLinkData) -> bool:
     return not _why_not_watched(link)
 
 
-# ---- list -------------------------------------------------------------------------------------------
+# ---- list ----------------------------------------------------------------------------------------
 
 
 def list_seeds(store: Store) -> list[dict[str, Any]]:
@@ -180,7 +180,7 @@ def _stored(store: Store, seed_ids: Sequence[str]) -> list[StoredSeed]:
     return found
 
 
-# ---- link -------------------------------------------------------------------------------------------
+# ---- link ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -273,7 +273,7 @@ def _record(store: Store, seed_id: str, link: SeedLinkData, now: datetime) -> No
         store.add_watches(WATCHED_REGISTRY, [link.study_id], [f"seed:{seed_id}"], now)
 
 
-# ---- compare ----------------------------------------------------------------------------------------
+# ---- compare -------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -318,7 +318,7 @@ def discrepancy_changes(store: Store, old: Snapshot | None, new: Snapshot) -> li
     return changes
 
 
-# ---- import -----------------------------------------------------------------------------------------
+# ---- import --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

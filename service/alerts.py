@@ -1,0 +1,98 @@
+"""Operational alerts to the admin channel: the registry unreachable for N consecutive cycles,
+records that no longer parse (the registry's schema drifted), deliveries dead-lettered.
+
+Alerts are sent at once and at most once per occurrence (the Nth failed cycle, not every one
+after it); a failure to send one is logged, never raised: alerts must not break the work they
+report on.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from service.clock import Clock, utcnow
+from service.errors import DeliveryError
+from service.monitor import SyncReport
+from service.notify.base import Sender
+from service.notify.render import Alert, Message
+from service.outbox import DeliveryReport
+from service.settings import AlertSettings
+from service.store import Store
+
+log = logging.getLogger("trialwatch.alerts")
+DETAILS_SHOWN = 20
+
+
+class Alerter:
+    def __init__(
+        self, store: Store, sender: Sender | None, settings: AlertSettings, clock: Clock = utcnow
+    ) -> None:
+        self.store = store
+        self.sender = sender
+        self.settings = settings
+        self.clock = clock
+
+    def after_sync(self, report: SyncReport) -> list[Alert]:
+        alerts = [a for a in (self._unreachable(), self._drift(report)) if a is not None]
+        for alert in alerts:
+            self.send(alert)
+        return alerts
+
+    def after_delivery(self, report: DeliveryReport) -> list[Alert]:
+        dead = [o for o in report.outcomes if o["outcome"] == "dead"]
+        if not dead:
+            return []
+        alert = Alert(
+            kind="dead_letters",
+            summary=f"{len(dead)} notification(s) went to the dead letters",
+            details=_cut(
+                [f"{o['channel']}: {', '.join(o['studies'])}: {o['error']}" for o in dead]
+                + ["See `trialwatch outbox --dead`; `trialwatch outbox replay ID…` resends."]
+            ),
+        )
+        self.send(alert)
+        return [alert]
+
+    def _unreachable(self) -> Alert | None:
+        needed = self.settings.registry_unreachable_cycles
+        statuses = self.store.recent_run_statuses(needed + 1)
+        if statuses[:needed] != ["failed"] * needed or statuses[needed:] == ["failed"]:
+            return None  # not yet N failures in a row, or already alerted at the Nth
+        return Alert(
+            kind="registry_unreachable",
+            summary=f"the registry failed {needed} sync cycles in a row",
+            details=["No study could be fetched; trialwatch keeps trying on its schedule."],
+        )
+
+    def _drift(self, report: SyncReport) -> Alert | None:
+        invalid = [e for e in report.errors if e.get("reason") == "invalid"]
+        if not invalid:
+            return None
+        return Alert(
+            kind="schema_drift",
+            summary=f"{len(invalid)} record(s) unreadable: the registry's format may have changed",
+            details=_cut([e["error"] for e in invalid]),
+        )
+
+    def send(self, alert: Alert) -> None:
+        log.warning("alert: %s", alert.summary)
+        if self.sender is None:
+            return
+        message = Message(
+            event_id=str(uuid.uuid4()),
+            created_at=self.clock(),
+            kind="alert",
+            studies=[],
+            alert=alert,
+        )
+        try:
+            self.sender.send(message)
+        except DeliveryError as exc:
+            log.error("the alert could not be sent to %s: %s", self.sender.name, exc)
+
+
+def _cut(details: list[str]) -> list[str]:
+    if len(details) <= DETAILS_SHOWN:
+        return details
+    return [*details[:DETAILS_SHOWN], f"… and {len(details) - DETAILS_SHOWN} more"]
