@@ -1,0 +1,151 @@
+"""Three daemons on one PostgreSQL store, one of them SIGKILLed mid-work: every change is
+recorded once and every notification delivered, a repeat only under the same event id."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import TESTS_DATA
+from ctgov_emulator import Emulator
+from notify_servers import WEBHOOK_SECRET, WebhookReceiver, wait_until
+from sqlalchemy import create_engine, text
+
+from service.store import database_url as driver_url
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = json.loads((TESTS_DATA / "records" / "NCT00973089.json").read_text())
+STUDIES = [f"NCT9{n:07d}" for n in range(1, 41)]
+
+
+def study(study_id: str, status: str) -> dict[str, Any]:
+    record = copy.deepcopy(TEMPLATE)
+    record["protocolSection"]["identificationModule"]["nctId"] = study_id
+    record["protocolSection"]["statusModule"]["overallStatus"] = status
+    return record
+
+
+def rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    engine = create_engine(driver_url(url))
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(query))]
+    finally:
+        engine.dispose()
+
+
+def test_replicas_lose_and_repeat_nothing_when_one_is_killed(
+    postgres_url: str,
+    emulator_factory: Callable[..., Emulator],
+    webhook_receiver: WebhookReceiver,
+    tmp_path: Path,
+) -> None:
+    registry = emulator_factory(latency=0.05)
+    for study_id in STUDIES:
+        registry.publish(study(study_id, "RECRUITING"), date="2026-11-01")
+    config = tmp_path / "replicas.toml"
+    config.write_text(
+        f"""
+[ctgov]
+api_url = "{registry.api_url}"
+requests_per_second = 50.0
+page_size = 10
+
+[schedule]
+sync_every_seconds = 1
+deliver_every_seconds = 1
+
+[delivery]
+lease_seconds = 2
+retry_initial_seconds = 0
+
+[[channels]]
+name = "hook"
+type = "webhook"
+url = "{webhook_receiver.url}"
+secret_env = "TEST_HOOK_SECRET"
+allow_private_network = true
+
+[[subscriptions]]
+channel = "hook"
+"""
+    )
+    env = {
+        **os.environ,
+        "TRIALWATCH_CONFIG": str(config),
+        "TRIALWATCH_DATABASE_URL": postgres_url,
+        "TEST_HOOK_SECRET": WEBHOOK_SECRET.decode(),
+    }
+    trialwatch = [sys.executable, "-m", "service"]
+    subprocess.run(
+        [*trialwatch, "watch", "add", *STUDIES], env=env, cwd=ROOT, check=True, capture_output=True
+    )
+    daemons = [
+        subprocess.Popen(
+            [*trialwatch, "run"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / f"replica-{n}.log").open("wb"),
+        )
+        for n in range(3)
+    ]
+    try:
+        wait_until(
+            lambda: rows(postgres_url, "SELECT count(*) FROM records")[0][0] == len(STUDIES),
+            timeout=60,
+            what="the first sync",
+        )
+        for study_id in STUDIES:
+            registry.publish(study(study_id, "COMPLETED"), date="2026-11-20")
+        wait_until(
+            lambda: len(webhook_receiver.requests) >= 5, timeout=60, what="deliveries to start"
+        )
+        daemons[0].send_signal(signal.SIGKILL)  # mid-work: syncing, delivering or both
+        daemons[0].wait(timeout=10)
+        for study_id in STUDIES[:10]:
+            registry.publish(study(study_id, "TERMINATED"), date="2026-11-21")
+        expected_events = len(STUDIES) + 10
+
+        def all_delivered() -> bool:
+            events = {r.headers["trialwatch-event-id"] for r in webhook_receiver.requests}
+            return len(events) >= expected_events
+
+        wait_until(all_delivered, timeout=90, what="every notification to be delivered")
+        wait_until(
+            lambda: (
+                rows(postgres_url, "SELECT count(*) FROM outbox WHERE status <> 'sent'")[0][0] == 0
+            ),
+            timeout=30,
+            what="the outbox to drain",
+        )
+    finally:
+        for daemon in daemons[1:]:
+            daemon.send_signal(signal.SIGTERM)
+        exits = [daemon.wait(timeout=30) for daemon in daemons[1:]]
+    assert exits == [0, 0]
+    changes = rows(
+        postgres_url,
+        "SELECT r.study_id, c.kind, c.to_version FROM changes c "
+        "JOIN records r ON r.id = c.record_id WHERE c.kind = 'status_changed'",
+    )
+    per_change = Counter(changes)
+    assert max(per_change.values()) == 1, "a change was recorded twice"
+    assert len(changes) == expected_events
+    outbox_events = {e for (e,) in rows(postgres_url, "SELECT event_id FROM outbox")}
+    delivered = Counter(r.headers["trialwatch-event-id"] for r in webhook_receiver.requests)
+    assert set(delivered) == outbox_events  # nothing lost, nothing invented
+    assert all(r.signature_valid for r in webhook_receiver.requests)
+    payloads = [json.loads(r.body) for r in webhook_receiver.requests]
+    by_event: dict[str, str] = {}
+    for payload in payloads:  # a repeat carries the same event id AND the same content
+        body = json.dumps(payload["changes"], sort_keys=True)
+        assert by_event.setdefault(payload["id"], body) == body
