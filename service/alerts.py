@@ -66,13 +66,14 @@ class Alerter:
         )
 
     def _drift(self, report: SyncReport) -> Alert | None:
-        invalid = [e for e in report.errors if e.get("reason") == "invalid"]
+        invalid = [e["error"] for e in report.errors if e.get("reason") == "invalid"]
+        invalid += [w["warning"] for w in report.warnings if w.get("reason") == "invalid"]
         if not invalid:
             return None
         return Alert(
             kind="schema_drift",
             summary=f"{len(invalid)} record(s) unreadable: the registry's format may have changed",
-            details=_cut([e["error"] for e in invalid]),
+            details=_cut(invalid),
         )
 
     def send(self, alert: Alert) -> None:

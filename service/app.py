@@ -59,7 +59,11 @@ class App:
     @cached_property
     def monitor(self) -> Monitor:
         return Monitor(
-            self.store, self.ctgov, clock=self.clock, subscriptions=self.settings.subscriptions
+            self.store,
+            self.ctgov,
+            clock=self.clock,
+            subscriptions=self.settings.subscriptions,
+            settings=self.settings.ctgov,
         )
 
     @cached_property

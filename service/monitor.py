@@ -18,10 +18,11 @@ from typing import Any
 from service.clock import Clock, utcnow
 from service.diff import diff
 from service.errors import RecordInvalid, RecordNotFound, RegistryError, StoreError
+from service.history import HistoryFetcher, Versions
 from service.models import Change, Route, Snapshot
 from service.registry.ctgov import CtgovClient, returned_id
 from service.registry.normalise import normalise, record_meta
-from service.settings import Subscription
+from service.settings import CtgovSettings, Subscription
 from service.store import NewVersion, RecordState, Store
 from service.subscriptions import route
 
@@ -40,6 +41,8 @@ class SyncReport:
     requests: int = 0
     changes: list[Change] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
+    # the history API unavailable or drifted: {"study_id", "warning", "reason"}
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     def fail(self, study_id: str, message: str, reason: str) -> None:
         """``reason``: registry (unreachable, refused), invalid (the answer or the record does
@@ -57,6 +60,7 @@ class SyncReport:
             "requests": self.requests,
             "changes": [change.to_json() for change in self.changes],
             "errors": self.errors,
+            "warnings": self.warnings,
         }
 
 
@@ -96,11 +100,14 @@ class Monitor:
         *,
         clock: Clock = utcnow,
         subscriptions: Sequence[Subscription] = (),
+        settings: CtgovSettings | None = None,
     ) -> None:
         self.store = store
         self.client = client
         self.clock = clock
         self.subscriptions = subscriptions
+        self.settings = settings or CtgovSettings(history=False)
+        self.history = HistoryFetcher(client, clock)
         self.registry = client.registry
 
     def sync(
@@ -205,7 +212,12 @@ class _Cycle:
         else:
             now = self.m.clock()
             stored = self.m.store.mark_unavailable(
-                self.m.registry, study_id, change, now, self.run_id, self._routes([change], now)
+                self.m.registry,
+                study_id,
+                change,
+                now,
+                self.run_id,
+                self._routes([change], [False], now),
             )
         if stored is not None:
             self.report.changes.append(stored)
@@ -220,59 +232,96 @@ class _Cycle:
             return
         if snapshot.study_id != study_id:  # served under another id (an alias redirect)
             snapshot = snapshot.model_copy(update={"study_id": study_id})
+        version = NewVersion(
+            registry=self.m.registry,
+            snapshot=snapshot,
+            raw=raw,
+            registry_version=meta.registry_version,
+            last_update_posted=meta.last_update_posted,
+            fetched_at=self.m.clock(),
+        )
         try:
-            self._store(study_id, snapshot, raw, meta.registry_version, meta.last_update_posted)
+            self._store(study_id, version)
         except StoreError:
             raise
         except Exception as exc:  # one study's bug must not stop the cycle
             log.exception("sync of %s failed", study_id)
             self._failed(study_id, f"{study_id}: internal error: {exc}", "internal")
 
-    def _store(
-        self,
-        study_id: str,
-        snapshot: Snapshot,
-        raw: dict[str, Any],
-        registry_version: int | None,
-        last_update_posted: str,
-    ) -> None:
+    def _store(self, study_id: str, current: NewVersion) -> None:
         state = self.states.get(study_id)
-        if state is not None and state.content_hash == snapshot.content_hash():
+        if state is not None and state.content_hash == current.snapshot.content_hash():
             self.unchanged.append(study_id)
             self.report.unchanged += 1
             self._finish(study_id)
             return
         if state is None or state.content_hash is None:
-            changes = [record_added(snapshot)]
+            found = self._backfill(study_id, current)
+            self._store_steps(found.versions, None, historical=True)
             self.report.new += 1
         else:
-            old = self.m.store.latest_snapshot(self.m.registry, study_id)
-            changes = diff(old, snapshot) if old is not None else [record_added(snapshot)]
-            if changes:
+            found = self._gap(study_id, state, current)
+            previous = self.m.store.latest_snapshot(self.m.registry, study_id)
+            if self._store_steps(found.versions, previous, historical=False):
                 self.report.changed += 1
             else:
                 self.report.unchanged += 1
-        if self.dry_run:
-            self.report.changes.extend(changes)
-        else:
-            version = NewVersion(
-                registry=self.m.registry,
-                snapshot=snapshot,
-                raw=raw,
-                registry_version=registry_version,
-                last_update_posted=last_update_posted,
-                fetched_at=self.m.clock(),
-            )
-            routes = self._routes(changes, version.fetched_at)
-            self.report.changes.extend(
-                self.m.store.save_version(version, changes, self.run_id, routes)
+        if found.warning:
+            reason = "invalid" if found.drifted else "registry"
+            self.report.warnings.append(
+                {"study_id": study_id, "warning": found.warning, "reason": reason}
             )
         self._finish(study_id)
 
-    def _routes(self, changes: list[Change], now: datetime) -> list[Route]:
+    def _backfill(self, study_id: str, current: NewVersion) -> Versions:
+        settings = self.m.settings
+        if not (settings.history and settings.history_backfill):
+            return Versions([current])
+        return self.m.history.backfill(study_id, current)
+
+    def _gap(self, study_id: str, state: RecordState, current: NewVersion) -> Versions:
+        if not self.m.settings.history:
+            return Versions([current])
+        return self.m.history.gap(study_id, state.latest_registry_version, current)
+
+    def _store_steps(
+        self, versions: list[NewVersion], previous: Snapshot | None, *, historical: bool
+    ) -> bool:
+        """Store ``versions`` in order, each with its changes from the one before (the first
+        from ``previous``; a first sighting ends with ``record_added``). True if any change."""
+        first_sighting = previous is None
+        any_change = False
+        for i, version in enumerate(versions):
+            changes = diff(previous, version.snapshot) if previous is not None else []
+            flags = [historical] * len(changes)
+            if first_sighting and i == len(versions) - 1:
+                changes.append(record_added(version.snapshot))
+                flags.append(False)
+            any_change = any_change or bool(changes)
+            previous = version.snapshot
+            if self.dry_run:
+                self.report.changes.extend(changes)
+                continue
+            routes = self._routes(changes, flags, version.fetched_at)
+            stored = self.m.store.save_version(version, changes, self.run_id, routes, flags)
+            self.report.changes.extend(stored)
+        return any_change
+
+    def _routes(self, changes: list[Change], historical: list[bool], now: datetime) -> list[Route]:
+        """Where ``changes`` are to be notified; changes found by backfill only when the
+        settings ask for it."""
         if not changes:
             return []
-        return route(self.m.subscriptions, changes, self.tags.get(changes[0].study_id, ()), now)
+        tags = self.tags.get(changes[0].study_id, ())
+        routes = route(self.m.subscriptions, changes, tags, now)
+        if self.m.settings.notify_backfill or not any(historical):
+            return routes
+        kept = []
+        for r in routes:
+            indexes = tuple(i for i in r.change_indexes if not historical[i])
+            if indexes:
+                kept.append(r.model_copy(update={"change_indexes": indexes}))
+        return kept
 
     def _failed(self, study_id: str, message: str, reason: str) -> None:
         log.warning("%s", message)

@@ -210,6 +210,7 @@ class RecordState:
     content_hash: str | None
     latest_seq: int
     latest_version: int | None  # registry number where known, else seq
+    latest_registry_version: int | None
     state: str
 
 
@@ -408,6 +409,7 @@ class Store:
                         content_hash=row.content_hash,
                         latest_seq=row.latest_seq,
                         latest_version=_version_number(row.latest_registry_version, row.latest_seq),
+                        latest_registry_version=row.latest_registry_version,
                         state=row.state,
                     )
         return states
@@ -430,9 +432,11 @@ class Store:
         changes: Sequence[Change],
         run_id: int | None,
         routes: Sequence[Route] = (),
+        historical: Sequence[bool] = (),
     ) -> list[StoredChange]:
         """Store the next version of a record, the changes that lead to it and the
-        notifications they cause, in one transaction."""
+        notifications they cause, in one transaction. ``historical[i]`` marks change ``i`` as
+        found by backfill."""
         snapshot = version.snapshot
         with self._session() as session:
             record = session.scalar(
@@ -476,6 +480,8 @@ class Store:
                 )
                 for c in changes
             ]
+            for change_row, flag in zip(rows, historical, strict=False):
+                change_row.historical = flag
             session.add_all(rows)
             session.flush()
             _queue(session, record.id, rows, routes, version.fetched_at)

@@ -1,4 +1,5 @@
-"""End to end: the CLI against the registry emulator over real HTTP, on SQLite and PostgreSQL.
+"""End to end: the CLI against the registry emulator over real HTTP, on SQLite and PostgreSQL
+(API v2 alone; the history API is covered by test_history.py).
 
 Watch real records, sync, let the registry publish edited versions, sync again, and assert
 the exact change events a user would be alerted to.
@@ -56,6 +57,7 @@ def trialwatch(registry: Emulator, database_url: str, tmp_path: Path) -> Trialwa
     config.write_text(
         "[ctgov]\nrequests_per_second = 100.0\nretry_initial_seconds = 0.01\n"
         "retry_max_seconds = 0.2\nmax_attempts = 3\ntimeout_seconds = 5\n"
+        "history = false  # API v2 alone here; test_history.py covers the history API\n"
     )
     env = {
         "TRIALWATCH_CONFIG": str(config),

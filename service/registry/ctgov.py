@@ -66,6 +66,15 @@ class _BadBody(RecordInvalid):
     """A body that may be a passing fault (maintenance page, cut connection): retried."""
 
 
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One entry of a record's version list (the history API)."""
+
+    version: int
+    date: str  # the day that version was posted, yyyy-MM-dd
+    status: str = ""
+
+
 @dataclass
 class Batch:
     """One page of a batch fetch: the ids asked for and the studies the registry returned."""
@@ -94,6 +103,11 @@ class CtgovClient:
         self._settings = settings
         self._sleep = sleep
         self._limiter = limiter or RateLimiter(settings.requests_per_second, sleep=sleep)
+        # the history API answers 429 to concurrent or quick requests: its own, slower pace
+        history_rate = 1.0 / max(settings.history_gap_seconds, 1.0 / settings.requests_per_second)
+        self._history_limiter = (
+            limiter if limiter is not None else RateLimiter(history_rate, sleep=sleep)
+        )
         self._backoff = wait_exponential_jitter(
             multiplier=settings.retry_initial_seconds,
             max=settings.retry_max_seconds,
@@ -138,6 +152,31 @@ class CtgovClient:
                 break
         return found[:limit]
 
+    def history(self, study_id: str) -> list[HistoryEntry]:
+        """A record's versions, oldest first (the undocumented history API: its shape is
+        checked, and drift is ``RecordInvalid``)."""
+        data = self._get_json(
+            f"{self._settings.history_url}/studies/{study_id}/history", {}, self._history_limiter
+        )
+        return _history_entries(study_id, data)
+
+    def history_version(self, study_id: str, version: int) -> dict[str, Any]:
+        """Version ``version`` of a record: ``{"studyVersion": n, "study": {…}}``."""
+        data = self._get_json(
+            f"{self._settings.history_url}/studies/{study_id}/history/{version}",
+            {},
+            self._history_limiter,
+        )
+        if (
+            not isinstance(data, dict)
+            or data.get("studyVersion") != version
+            or not isinstance(data.get("study"), dict)
+        ):
+            raise RecordInvalid(
+                f"{study_id}: history API answer for version {version} has an unexpected shape"
+            )
+        return data
+
     # ---- internals -----------------------------------------------------------------------
 
     def _fetch_chunk(self, chunk: list[str]) -> Iterator[Batch]:
@@ -159,7 +198,9 @@ class CtgovClient:
             if not token:
                 return
 
-    def _get_json(self, url: str, params: dict[str, str]) -> Any:
+    def _get_json(
+        self, url: str, params: dict[str, str], limiter: RateLimiter | None = None
+    ) -> Any:
         retrying = Retrying(
             retry=retry_if_exception_type((RegistryUnavailable, _BadBody)),
             stop=stop_after_attempt(self._settings.max_attempts),
@@ -167,7 +208,7 @@ class CtgovClient:
             sleep=self._sleep,
             reraise=True,
         )
-        return retrying(self._get_once, url, params)
+        return retrying(self._get_once, url, params, limiter or self._limiter)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -176,8 +217,8 @@ class CtgovClient:
             return min(retry_after, self._settings.retry_max_seconds)
         return self._backoff(state)
 
-    def _get_once(self, url: str, params: dict[str, str]) -> Any:
-        self._limiter.acquire()
+    def _get_once(self, url: str, params: dict[str, str], limiter: RateLimiter) -> Any:
+        limiter.acquire()
         self.requests += 1
         try:
             response = self._http.get(url, params=params)
@@ -255,6 +296,26 @@ def _studies_page(page: Any) -> tuple[list[dict[str, Any]], str | None]:
         raise RecordInvalid("registry answer has a nextPageToken that is not text")
     studies = [s for s in page["studies"] if isinstance(s, dict)]
     return studies, token or None
+
+
+def _history_entries(study_id: str, data: Any) -> list[HistoryEntry]:
+    changes = data.get("changes") if isinstance(data, dict) else None
+    if not isinstance(changes, list):
+        raise RecordInvalid(f"{study_id}: history API answer has no 'changes' list")
+    entries = []
+    for item in changes:
+        version = item.get("version") if isinstance(item, dict) else None
+        date = item.get("date") if isinstance(item, dict) else None
+        if not isinstance(version, int) or isinstance(version, bool) or not isinstance(date, str):
+            raise RecordInvalid(
+                f"{study_id}: history API entry {str(item)[:80]!r} lacks a version number or date"
+            )
+        status = item.get("status")
+        entries.append(HistoryEntry(version, date, status if isinstance(status, str) else ""))
+    entries.sort(key=lambda e: e.version)
+    if [e.version for e in entries] != list(range(len(entries))):
+        raise RecordInvalid(f"{study_id}: history API versions are not numbered 0, 1, 2, …")
+    return entries
 
 
 def returned_id(study: dict[str, Any]) -> str | None:

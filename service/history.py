@@ -1,0 +1,90 @@
+"""Every registry version, not only the ones a poll happens to see.
+
+A record can change several times between two syncs, and a change can be reverted before
+anyone looks. ClinicalTrials.gov keeps every version behind its (undocumented) history API, so:
+
+- **backfill**: a record seen for the first time is stored with all its past versions;
+- **gap filling**: a record that changed since the last sync is stored with every version
+  published in between, so each step is diffed and reported on its own.
+
+The history API is treated as unreliable: any failure or shape drift falls back to the API v2
+record alone and is returned as a warning, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from service.errors import RecordInvalid, RegistryError
+from service.registry.ctgov import CtgovClient, HistoryEntry
+from service.registry.normalise import normalise, record_meta
+from service.store import NewVersion
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Versions to store, oldest first, ending with the current one; ``warning`` when the
+    history API could not be used and only the current version is there."""
+
+    versions: list[NewVersion]
+    warning: str | None = None
+    drifted: bool = False  # the history API answered, but not in the shape it had
+
+
+class HistoryFetcher:
+    def __init__(self, client: CtgovClient, clock: Callable[[], datetime]) -> None:
+        self.client = client
+        self.clock = clock
+
+    def backfill(self, study_id: str, current: NewVersion) -> Versions:
+        """All versions of a record seen for the first time."""
+        return self._versions_after(study_id, -1, current)
+
+    def gap(self, study_id: str, latest_stored: int | None, current: NewVersion) -> Versions:
+        """The versions published since version ``latest_stored`` (the registry's number)."""
+        if latest_stored is None:  # stored without registry numbers: nothing to anchor on
+            return Versions([current])
+        return self._versions_after(study_id, latest_stored, current)
+
+    def _versions_after(self, study_id: str, after: int, current: NewVersion) -> Versions:
+        try:
+            entries = self.client.history(study_id)
+            if not entries or entries[-1].version <= after:
+                return Versions([current])  # the history API lags behind API v2
+            return Versions(self._fetch(study_id, entries, after, current))
+        except RegistryError as exc:
+            warning = f"{study_id}: history unavailable, compared with the last version only: {exc}"
+            log.warning("%s", warning)
+            return Versions([current], warning, drifted=isinstance(exc, RecordInvalid))
+
+    def _fetch(
+        self, study_id: str, entries: list[HistoryEntry], after: int, current: NewVersion
+    ) -> list[NewVersion]:
+        last = entries[-1]
+        between = [self._version(study_id, e) for e in entries if after < e.version < last.version]
+        if current.last_update_posted == last.date:
+            return [*between, replace(current, registry_version=last.version)]
+        newest = self._version(study_id, last)  # dates differ: compare what they hold
+        if newest.snapshot.content_hash() == current.snapshot.content_hash():
+            return [*between, replace(current, registry_version=last.version)]
+        return [*between, newest, current]  # API v2 is ahead of the history list
+
+    def _version(self, study_id: str, entry: HistoryEntry) -> NewVersion:
+        wrapper = self.client.history_version(study_id, entry.version)
+        snapshot = normalise(wrapper)
+        if snapshot.study_id != study_id:
+            snapshot = snapshot.model_copy(update={"study_id": study_id})
+        meta = record_meta(wrapper)
+        return NewVersion(
+            registry=self.client.registry,
+            snapshot=snapshot,
+            raw=wrapper["study"],
+            registry_version=entry.version,
+            last_update_posted=meta.last_update_posted or entry.date,
+            fetched_at=self.clock(),
+        )

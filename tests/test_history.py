@@ -1,0 +1,220 @@
+"""Every registry version: backfill on first sight, gap filling between syncs, each step
+notified once, politeness towards the history API, and a fallback when it fails or drifts."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import TESTS_DATA
+from ctgov_emulator import Emulator
+from notify_servers import WEBHOOK_SECRET, WebhookReceiver
+
+from service.cli import cli
+
+STUDY = "NCT00763412"
+BASE = json.loads((TESTS_DATA / "records" / f"{STUDY}.json").read_text())
+Edit = Callable[[dict[str, Any]], None]
+
+
+def version(*edits: Edit) -> dict[str, Any]:
+    record = copy.deepcopy(BASE)
+    for edit in edits:
+        edit(record["protocolSection"])
+    return record
+
+
+def status(value: str) -> Edit:
+    return lambda ps: ps["statusModule"].update(overallStatus=value)
+
+
+def enrollment(count: int, kind: str) -> Edit:
+    return lambda ps: ps["designModule"].update(enrollmentInfo={"count": count, "type": kind})
+
+
+def slip(ps: dict[str, Any]) -> None:
+    ps["statusModule"]["primaryCompletionDateStruct"] = {"date": "2014-02", "type": "ESTIMATED"}
+
+
+def demote_outcome(ps: dict[str, Any]) -> None:
+    outcomes = ps["outcomesModule"]
+    outcomes["secondaryOutcomes"].append(outcomes["primaryOutcomes"].pop(2))
+
+
+# the versions before trialwatch first looks, each one step further than the last
+PAST: list[list[Edit]] = [
+    [status("RECRUITING"), enrollment(40, "ESTIMATED")],
+    [status("RECRUITING"), enrollment(36, "ESTIMATED")],
+    [status("RECRUITING"), enrollment(36, "ESTIMATED"), slip],
+    [status("RECRUITING"), enrollment(36, "ESTIMATED"), slip, demote_outcome],
+    [status("ACTIVE_NOT_RECRUITING"), enrollment(36, "ESTIMATED"), slip, demote_outcome],
+]
+# three versions published between two syncs
+LATER: list[list[Edit]] = [
+    [*PAST[-1], enrollment(31, "ESTIMATED")],
+    [*PAST[-1], enrollment(31, "ACTUAL")],
+    [*PAST[-1], enrollment(31, "ACTUAL"), status("COMPLETED")],
+]
+
+
+@pytest.fixture
+def registry(emulator_factory: Callable[..., Emulator]) -> Emulator:
+    emulator = emulator_factory(history_gap=0.05)  # refuses history requests closer than this
+    for n, edits in enumerate(PAST):
+        emulator.publish(version(*edits), date=f"2012-0{n + 1}-15")
+    return emulator
+
+
+@pytest.fixture
+def trialwatch(
+    registry: Emulator, webhook_receiver: WebhookReceiver, database_url: str, tmp_path: Path
+) -> Callable[..., Result]:
+    config = tmp_path / "trialwatch.toml"
+    config.write_text(
+        f"""
+[ctgov]
+api_url = "{registry.api_url}"
+history_url = "{registry.history_url}"
+requests_per_second = 100.0
+history_gap_seconds = 0.06
+retry_initial_seconds = 0.05
+max_attempts = 2
+
+[[channels]]
+name = "hook"
+type = "webhook"
+url = "{webhook_receiver.url}"
+secret_env = "TEST_HOOK_SECRET"
+allow_private_network = true
+
+[[subscriptions]]
+channel = "hook"
+"""
+    )
+    env = {
+        "TRIALWATCH_CONFIG": str(config),
+        "TRIALWATCH_DATABASE_URL": database_url,
+        "TEST_HOOK_SECRET": WEBHOOK_SECRET.decode(),
+    }
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+    run("watch", "add", STUDY)
+    return run
+
+
+def sync(trialwatch: Callable[..., Result]) -> dict[str, Any]:
+    result = trialwatch("sync", "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_a_first_sighting_backfills_every_past_version(
+    trialwatch: Callable[..., Result], registry: Emulator, webhook_receiver: WebhookReceiver
+) -> None:
+    registry.reset_stats()
+    report = sync(trialwatch)
+    assert report["new"] == 1
+    # one batch, the version list, and versions 0-3 (the batch's record is version 4)
+    assert report["requests"] == registry.requests == 1 + 1 + 4
+    versions = json.loads(trialwatch("history", STUDY, "--json").stdout)
+    assert [(v["version"], v["overall_status"]) for v in versions] == [
+        (0, "RECRUITING"),
+        (1, "RECRUITING"),
+        (2, "RECRUITING"),
+        (3, "RECRUITING"),
+        (4, "ACTIVE_NOT_RECRUITING"),
+    ]
+    changes = json.loads(trialwatch("changes", "--json").stdout)
+    steps = [(c["from_version"], c["to_version"], c["kind"], c["historical"]) for c in changes]
+    assert steps == [
+        (0, 1, "enrollment_changed", True),
+        (1, 2, "date_changed", True),
+        (2, 3, "outcome_reclassified", True),
+        (3, 4, "status_changed", True),
+        (3, 4, "record_added", False),
+    ]
+    trialwatch("notify")
+    assert webhook_receiver.requests == []  # the past is stored, not alerted
+
+
+def test_versions_published_between_syncs_are_each_recorded_and_notified_once(
+    trialwatch: Callable[..., Result], registry: Emulator, webhook_receiver: WebhookReceiver
+) -> None:
+    sync(trialwatch)
+    for n, edits in enumerate(LATER):
+        registry.publish(version(*edits), date=f"2013-0{n + 1}-15")
+    registry.reset_stats()
+    report = sync(trialwatch)
+    assert report["changed"] == 1
+    assert report["requests"] == 1 + 1 + 2  # batch, version list, versions 5 and 6
+    steps = [(c["from_version"], c["to_version"], c["kind"]) for c in report["changes"]]
+    assert steps == [
+        (4, 5, "enrollment_changed"),
+        (5, 6, "enrollment_type_changed"),
+        (6, 7, "status_changed"),
+    ]
+    assert not any(c["historical"] for c in report["changes"])
+    assert trialwatch("notify").exit_code == 0
+    payloads = [json.loads(r.body) for r in webhook_receiver.requests]
+    assert [[(c["from_version"], c["to_version"]) for c in p["changes"]] for p in payloads] == [
+        [(4, 5)],
+        [(5, 6)],
+        [(6, 7)],
+    ]
+    assert len({p["id"] for p in payloads}) == 3
+    sync(trialwatch)
+    trialwatch("notify")
+    assert len(webhook_receiver.requests) == 3
+
+
+def test_an_old_version_in_html_markup_is_not_a_change(
+    trialwatch: Callable[..., Result], registry: Emulator
+) -> None:
+    sync(trialwatch)
+
+    def html_markup(ps: dict[str, Any]) -> None:
+        outcome = ps["outcomesModule"]["secondaryOutcomes"][0]
+        outcome["description"] = f"<p>{outcome.get('description', '')}</p>"
+
+    registry.publish(version(*PAST[-1], html_markup), date="2013-05-01")
+    registry.publish(version(*PAST[-1], status("COMPLETED")), date="2013-06-01")
+    report = sync(trialwatch)
+    assert [(c["from_version"], c["to_version"], c["kind"]) for c in report["changes"]] == [
+        (5, 6, "status_changed")
+    ]
+    assert len(json.loads(trialwatch("history", STUDY, "--json").stdout)) == 7
+
+
+@pytest.mark.parametrize("fault", ["500", "drift", "html"])
+def test_sync_works_from_api_v2_alone_when_the_history_api_fails(
+    trialwatch: Callable[..., Result], registry: Emulator, fault: str
+) -> None:
+    sync(trialwatch)
+    for n, edits in enumerate(LATER):
+        registry.publish(version(*edits), date=f"2013-0{n + 1}-15")
+    registry.fault(fault, count=-1, path_prefix="/api/int")
+    report = sync(trialwatch)
+    assert (report["changed"], report["failed"]) == (1, 0)
+    kinds = {c["kind"] for c in report["changes"]}
+    assert kinds == {"enrollment_changed", "enrollment_type_changed", "status_changed"}
+    [warning] = report["warnings"]
+    assert warning["study_id"] == STUDY and "history unavailable" in warning["warning"]
+    assert warning["reason"] == ("invalid" if fault in ("drift", "html") else "registry")
+
+
+def test_history_can_be_turned_off(
+    trialwatch: Callable[..., Result], registry: Emulator, tmp_path: Path
+) -> None:
+    config = tmp_path / "trialwatch.toml"
+    config.write_text(config.read_text().replace("[ctgov]", "[ctgov]\nhistory = false"))
+    registry.reset_stats()
+    report = sync(trialwatch)
+    assert report["requests"] == registry.requests == 1
+    assert len(json.loads(trialwatch("history", STUDY, "--json").stdout)) == 1
