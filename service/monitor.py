@@ -20,7 +20,7 @@ from service.diff import diff
 from service.errors import RecordInvalid, RecordNotFound, RegistryError, StoreError
 from service.history import HistoryFetcher, Versions
 from service.models import Change, Route, Snapshot
-from service.registry.ctgov import CtgovClient, returned_id
+from service.registry.ctgov import PROBE_FIELDS, CtgovClient, posted_date, returned_id
 from service.registry.normalise import normalise, record_meta
 from service.settings import CtgovSettings, Subscription
 from service.store import NewVersion, RecordState, Store
@@ -147,6 +147,7 @@ class _Cycle:
         self.tags: dict[str, tuple[str, ...]] = {}
         self.done: set[str] = set()
         self.unchanged: list[str] = []
+        self.moved_dates: dict[str, str] = {}  # unchanged content, but a new posted date
         self.run_id: int | None = None
 
     def run(self) -> SyncReport:
@@ -156,26 +157,56 @@ class _Cycle:
         self.tags = store.watch_tags(self.m.registry, self.ids)
         if not self.dry_run:
             self.run_id = store.start_run(self.m.clock())
-        self._fetch_batches()
+        unseen = self._probe() if self.m.settings.probe else set()
+        self._fetch_batches([i for i in self.ids if i not in self.done and i not in unseen])
         for study_id in self.ids:
             if study_id not in self.done and not self.should_stop():
                 self._fetch_one(study_id)
         self.report.checked = len(self.done)
         if self.unchanged and not self.dry_run:
-            store.mark_checked(self.m.registry, self.unchanged, self.m.clock())
+            store.mark_checked(self.m.registry, self.unchanged, self.m.clock(), self.moved_dates)
         self.report.requests = client.requests - requests_before
         if self.run_id is not None:
             store.finish_run(self.run_id, self.report.to_json(), self.m.clock())
         return self.report
 
-    def _fetch_batches(self) -> None:
-        wanted = set(self.ids)
-        for batch in self.m.client.iter_batches(self.ids):
+    def _probe(self) -> set[str]:
+        """Ask for the last-update dates of the records already stored (a page per 1,000
+        ids, a few bytes per study) and settle those whose date has not moved. Returns the
+        stored ids the registry did not return: they are asked for one by one (a 404 is
+        ``record_unavailable``), not in a batch that would not return them either."""
+        known = {
+            study_id: state.last_update_posted
+            for study_id, state in self.states.items()
+            if state.content_hash and state.last_update_posted and state.state == "active"
+        }
+        probed = [i for i in self.ids if i in known]
+        returned: set[str] = set()
+        for batch in self.m.client.iter_batches(probed, fields=PROBE_FIELDS):
             if batch.error is not None:
-                reason = "invalid" if isinstance(batch.error, RecordInvalid) else "registry"
-                for study_id in batch.requested:
-                    if study_id not in self.done:
-                        self._failed(study_id, str(batch.error), reason)
+                self._fail_batch(batch.requested, batch.error)
+                continue
+            for raw in batch.studies:
+                study_id = returned_id(raw)
+                returned.add(study_id or "")
+                unmoved = study_id in known and posted_date(raw) == known[study_id]
+                if unmoved and study_id not in self.done:
+                    self.unchanged.append(study_id)
+                    self.report.unchanged += 1
+                    self._finish(study_id)
+        return {i for i in probed if i not in returned and i not in self.done}
+
+    def _fail_batch(self, study_ids: list[str], error: RegistryError) -> None:
+        reason = "invalid" if isinstance(error, RecordInvalid) else "registry"
+        for study_id in study_ids:
+            if study_id not in self.done:
+                self._failed(study_id, str(error), reason)
+
+    def _fetch_batches(self, ids: list[str]) -> None:
+        wanted = set(ids)
+        for batch in self.m.client.iter_batches(ids):
+            if batch.error is not None:
+                self._fail_batch(batch.requested, batch.error)
                 continue
             for raw in batch.studies:
                 if self.should_stop():
@@ -251,6 +282,8 @@ class _Cycle:
     def _store(self, study_id: str, current: NewVersion) -> None:
         state = self.states.get(study_id)
         if state is not None and state.content_hash == current.snapshot.content_hash():
+            if state.last_update_posted != current.last_update_posted:
+                self.moved_dates[study_id] = current.last_update_posted
             self.unchanged.append(study_id)
             self.report.unchanged += 1
             self._finish(study_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +36,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -212,6 +213,7 @@ class RecordState:
     latest_version: int | None  # registry number where known, else seq
     latest_registry_version: int | None
     state: str
+    last_update_posted: str
 
 
 @dataclass(frozen=True)
@@ -411,6 +413,7 @@ class Store:
                         latest_version=_version_number(row.latest_registry_version, row.latest_seq),
                         latest_registry_version=row.latest_registry_version,
                         state=row.state,
+                        last_update_posted=row.last_update_posted,
                     )
         return states
 
@@ -487,8 +490,16 @@ class Store:
             _queue(session, record.id, rows, routes, version.fetched_at)
             return [_stored_change(r, record) for r in rows]
 
-    def mark_checked(self, registry: str, study_ids: Sequence[str], now: datetime) -> None:
-        """Record that these records were fetched and found the same (one statement a chunk)."""
+    def mark_checked(
+        self,
+        registry: str,
+        study_ids: Sequence[str],
+        now: datetime,
+        moved_dates: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record that these records were checked and found the same: one statement per 500,
+        plus one batched statement for those whose last-update-posted date moved without
+        their content changing (``moved_dates``: id → new date)."""
         with self._session() as session:
             for start in range(0, len(study_ids), 500):
                 session.execute(
@@ -498,6 +509,15 @@ class Store:
                         RecordRow.study_id.in_(study_ids[start : start + 500]),
                     )
                     .values(last_checked_at=now, state="active")
+                )
+            if moved_dates:
+                table = RecordRow.__table__
+                # Core executemany: one statement for all, not one ORM round trip each
+                session.connection().execute(
+                    update(table)
+                    .where(table.c.registry == registry, table.c.study_id == bindparam("sid"))
+                    .values(last_update_posted=bindparam("posted")),
+                    [{"sid": sid, "posted": date} for sid, date in moved_dates.items()],
                 )
 
     def mark_unavailable(

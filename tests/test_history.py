@@ -153,7 +153,8 @@ def test_versions_published_between_syncs_are_each_recorded_and_notified_once(
     registry.reset_stats()
     report = sync(trialwatch)
     assert report["changed"] == 1
-    assert report["requests"] == 1 + 1 + 2  # batch, version list, versions 5 and 6
+    # the probe, the record in full, the version list, versions 5 and 6
+    assert report["requests"] == 1 + 1 + 1 + 2
     steps = [(c["from_version"], c["to_version"], c["kind"]) for c in report["changes"]]
     assert steps == [
         (4, 5, "enrollment_changed"),

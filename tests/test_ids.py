@@ -53,7 +53,7 @@ DATABANK_KEYS = {
 }
 
 
-# ---- parse_nct stays as it was -----------------------------------------------------------------
+# ---- parse_nct stays as it was -------------------------------------------------------------------
 
 
 def test_a_lowercase_nct_id_is_normalised() -> None:

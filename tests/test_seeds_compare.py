@@ -53,7 +53,7 @@ def paper(**changes: object) -> Seed:
     return Seed.model_validate({**base.model_dump(), **changes})
 
 
-# ---- the registry page seed against the two registry versions --------------------------------------
+# ---- the registry page seed against the two registry versions ------------------------------------
 
 
 def test_the_page_against_the_completed_record_flags_estimate_and_phase(
@@ -89,7 +89,7 @@ def test_the_pages_outcomes_match_the_registered_ones(page_seed: Seed, completed
     assert not [d for d in compare(page_seed, completed) if "outcome" in d.field]
 
 
-# ---- enrollment -----------------------------------------------------------------------------------
+# ---- enrollment ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,9 @@ def test_the_pages_outcomes_match_the_registered_ones(page_seed: Seed, completed
 def test_enrollment_differences_are_graded_by_size(
     completed: Snapshot, reported: int, registered: int, severity: str | None
 ) -> None:
-    snap = completed.model_copy(update={"enrollment_count": registered, "enrollment_type": "ACTUAL"})
+    snap = completed.model_copy(
+        update={"enrollment_count": registered, "enrollment_type": "ACTUAL"}
+    )
     found = [d for d in compare(paper(enrollment={"count": reported, "type": "ACTUAL"}), snap)]
     assert [(d.field, d.severity) for d in found if d.field == "enrollment"] == (
         [("enrollment", severity)] if severity else []
@@ -119,7 +121,7 @@ def test_a_published_paper_against_an_estimated_count_flags_the_estimate(
     )
 
 
-# ---- outcomes -------------------------------------------------------------------------------------
+# ---- outcomes ------------------------------------------------------------------------------------
 
 
 def test_a_primary_outcome_registered_as_secondary_is_high(completed: Snapshot) -> None:
@@ -156,7 +158,7 @@ def test_a_document_that_names_no_primary_outcome_is_not_compared_on_outcomes(
     assert not [d for d in compare(seed, completed) if "primary" in d.field]
 
 
-# ---- dates --------------------------------------------------------------------------------------
+# ---- dates ---------------------------------------------------------------------------------------
 
 
 def test_a_registered_start_after_the_publication_is_high(completed: Snapshot) -> None:
@@ -173,7 +175,7 @@ def test_a_registry_page_is_not_compared_on_dates(page_seed: Seed, completed: Sn
     assert "start_date" not in {d.field for d in compare(page_seed, late)}
 
 
-# ---- after a sync: new discrepancies become change events ------------------------------------------
+# ---- after a sync: new discrepancies become change events ----------------------------------------
 
 
 def test_a_registry_update_that_moves_the_primary_outcome_is_a_seed_change(

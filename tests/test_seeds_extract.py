@@ -18,7 +18,7 @@ def draft_of(name: str):  # type: ignore[no-untyped-def]
     return extract((DOCUMENTS / name).read_text(encoding="utf-8"), name=name)
 
 
-# ---- the five seed documents -------------------------------------------------------------------
+# ---- the five seed documents ---------------------------------------------------------------------
 
 
 def test_the_leflunomide_paper_gives_its_size_phase_pilot_and_place() -> None:
@@ -104,7 +104,9 @@ def test_the_registry_page_gives_its_id_status_design_arms_doses_and_outcomes() 
         type="primary",
         measure="Proportion of Treg cells in peripheral blood",
         time_frame="week 12",
-        description="Proportion of Treg cells in peripheral blood will be detected by flowcytometry",
+        description=(
+            "Proportion of Treg cells in peripheral blood will be detected by flowcytometry"
+        ),
     )
     assert [(o.type, o.measure, o.time_frame) for o in seed.outcomes[1:]] == [
         ("secondary", "Patient's Global Disease Activity VAS, (potential score 0 - 80)", "week 12"),
@@ -114,7 +116,11 @@ def test_the_registry_page_gives_its_id_status_design_arms_doses_and_outcomes() 
             "week 12",
         ),
         ("secondary", "ESSDAI [potential score 0 - 123]", "week 12"),
-        ("secondary", "Physician's Global Disease Activity VAS, (potential score 0 - 10)", "week 12"),
+        (
+            "secondary",
+            "Physician's Global Disease Activity VAS, (potential score 0 - 10)",
+            "week 12",
+        ),
     ]
     assert draft.missing == ()
 
@@ -132,10 +138,12 @@ def test_a_paper_without_a_citation_line_lists_the_citation_as_missing(path: Pat
     assert {"citation.year", "citation.journal", "citation.doi", "links"} <= set(missing)
 
 
-# ---- nothing to extract ----------------------------------------------------------------------------
+# ---- nothing to extract --------------------------------------------------------------------------
 
 
-def test_a_document_with_nothing_extractable_is_still_a_valid_draft_listing_what_is_missing() -> None:
+def test_a_document_with_nothing_extractable_is_still_a_valid_draft_listing_what_is_missing() -> (
+    None
+):
     draft = extract("Lorem ipsum.\n\nDolor sit amet.", name="notes.txt")
     assert draft.seed.title == "Untitled document notes.txt"
     assert draft.seed.id == "notes-txt"  # named after the file
@@ -149,7 +157,7 @@ def test_an_empty_document_is_a_valid_draft() -> None:
     assert parse_seed(seed_toml(draft.seed), "x.toml") == draft.seed
 
 
-# ---- phrase shapes ---------------------------------------------------------------------------------
+# ---- phrase shapes -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -206,10 +214,7 @@ def test_non_randomised_is_not_randomised() -> None:
 
 
 def test_a_registration_stated_as_such_is_confident_and_a_mere_mention_is_not() -> None:
-    text = (
-        "Trial registration: ISRCTN12345678.\n"
-        "A similar trial (NCT00000102) used another drug."
-    )
+    text = "Trial registration: ISRCTN12345678.\nA similar trial (NCT00000102) used another drug."
     links = {x.id: (x.confidence, x.source) for x in extract(text).seed.links}
     assert links == {"ISRCTN12345678": (1.0, "document"), "NCT00000102": (0.5, "document")}
 
@@ -233,3 +238,36 @@ def test_a_stated_primary_endpoint_becomes_a_primary_outcome() -> None:
         ("secondary", "salivary flow"),
         ("secondary", "IgG"),
     ]
+
+
+# ---- any text ----------------------------------------------------------------------------------------
+
+_FRAGMENTS = st.sampled_from(
+    [
+        "Target Recruitment\n",
+        "Primary Outcome Measures\n",
+        "Arm && Interventions\n",
+        "GroupInterventionDescription\n",
+        "Conditions\n",
+        "Registration Number\n",
+        "NCT05605665\n",
+        "12 patients were enrolled. ",
+        "phase II/III ",
+        "randomised, double-blind ",
+        "1 Department of Medicine, Example University, Utrecht, The Netherlands\n",
+        "supported by the (",
+        "**\n",
+        "week 12\n",
+        "Drugweek 12\n",
+        "\n\n",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(_FRAGMENTS, st.text(max_size=40)), max_size=25).map("".join))
+def test_any_text_gives_a_valid_draft(text: str) -> None:
+    draft = extract(text, name="fuzz.txt")
+    assert parse_seed(seed_toml(draft.seed), "x.toml") == Seed.model_validate(
+        draft.seed.model_dump()
+    )

@@ -34,7 +34,9 @@ def test_the_five_project_seeds_load_and_validate() -> None:
         "lenalidomide-cle-braunstein-2012",
         "low-dose-il2-sle-case-humrich-2015",
     ]
-    links = {f.seed.id: [(x.registry, x.id, x.confidence, x.source) for x in f.seed.links] for f in files}
+    links = {
+        f.seed.id: [(x.registry, x.id, x.confidence, x.source) for x in f.seed.links] for f in files
+    }
     assert links["il2-rapamycin-ss-nct05605665"] == [("ctgov", "NCT05605665", 1.0, "document")]
     assert sum(map(len, links.values())) == 1
 
@@ -51,8 +53,7 @@ def test_a_minimal_seed_needs_only_an_id_and_a_title() -> None:
 
 def test_an_identifier_in_a_link_is_normalised() -> None:
     text = MINIMAL + (
-        '[[links]]\nregistry = "ctgov"\nid = "nct05605665"\nconfidence = 1.0\n'
-        'source = "document"\n'
+        '[[links]]\nregistry = "ctgov"\nid = "nct05605665"\nconfidence = 1.0\nsource = "document"\n'
     )
     assert parse_seed(text, "x.toml").links[0].id == "NCT05605665"
 
@@ -64,14 +65,18 @@ def test_an_identifier_in_a_link_is_normalised() -> None:
         (MINIMAL + "[design]\nphases = ['PHASE9']\n", "x.toml: design.phases[0]: Input should be"),
         ('title = "A study"\n', "x.toml: id: required key is missing"),
         ('id = "Not An Id"\ntitle = "T"\n', "x.toml: id: 'Not An Id' is not a seed id"),
-        (MINIMAL + "[enrollment]\ncount = -3\n", "x.toml: enrollment.count: Input should be greater"),
+        (
+            MINIMAL + "[enrollment]\ncount = -3\n",
+            "x.toml: enrollment.count: Input should be greater",
+        ),
         (
             MINIMAL + '[[links]]\nregistry = "ctgov"\nid = "NCT123"\nconfidence = 1.0\n'
             'source = "document"\n',
             "x.toml: links[0].id: 'NCT123' is not a ctgov identifier",
         ),
         (
-            MINIMAL + '[[links]]\nregistry = "who"\nid = "X"\nconfidence = 1.0\nsource = "search"\n',
+            MINIMAL
+            + '[[links]]\nregistry = "who"\nid = "X"\nconfidence = 1.0\nsource = "search"\n',
             "x.toml: links[0].registry: unknown registry 'who'",
         ),
         (
@@ -133,7 +138,7 @@ def test_any_flat_table_of_strings_numbers_and_lists_reads_back(data: dict[str, 
 def test_nested_tables_and_arrays_of_tables_read_back() -> None:
     data = {
         "id": "x",
-        "design": {"phases": ["PHASE1"], "arms": [{"label": "A"}, {"label": "B \"q\""}]},
+        "design": {"phases": ["PHASE1"], "arms": [{"label": "A"}, {"label": 'B "q"'}]},
         "links": [{"registry": "ctgov", "confidence": 0.5}],
         "text": "tab\there\nnew line ß \x7f",
     }

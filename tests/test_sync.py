@@ -127,7 +127,8 @@ def test_a_new_version_is_reported_field_by_field(
     result = trialwatch("sync", "--json")
     assert result.exit_code == 0, result.stderr
     report = result.json()
-    assert (report["changed"], report["unchanged"], report["requests"]) == (3, 1, 1)
+    # one probe page for the last-update dates, one page for the three that moved
+    assert (report["changed"], report["unchanged"], report["requests"]) == (3, 1, 2)
     by_key = {(c["study_id"], c["kind"], c["field"]): c for c in report["changes"]}
     outcomes = "protocolSection.outcomesModule"
     assert sorted(by_key) == sorted(
@@ -200,6 +201,9 @@ def test_a_republished_record_with_only_cosmetic_edits_is_unchanged(
     registry.publish(edited(load(DEMO / "v0.json"), cosmetic), date="2026-11-21")
     report = trialwatch("sync", "--json").json()
     assert (report["changed"], report["unchanged"], report["changes"]) == (0, 1, [])
+    assert report["requests"] == 2  # the probe saw a new date, so the record came in full
+    again = trialwatch("sync", "--json").json()
+    assert (again["unchanged"], again["requests"]) == (1, 1)  # the new date was remembered
 
 
 def test_a_known_record_that_disappears_is_reported_once(
@@ -212,7 +216,7 @@ def test_a_known_record_that_disappears_is_reported_once(
     assert [(c["study_id"], c["kind"], c["severity"]) for c in first["changes"]] == [
         ("NCT00973089", "record_unavailable", "high")
     ]
-    assert first["requests"] == 2  # the batch, then the missing id alone to confirm the 404
+    assert first["requests"] == 2  # the probe, then the missing id alone to confirm the 404
     assert trialwatch("sync", "--json").json()["changes"] == []
     state = {w["study_id"]: w["state"] for w in trialwatch("watch", "list", "--json").json()}
     assert state["NCT00973089"] == "unavailable"
@@ -367,7 +371,7 @@ def test_the_human_output_names_each_change(trialwatch: Trialwatch, registry: Em
     registry.publish(load(DEMO / "v1.json"), date="2024-01-10")
     result = trialwatch("sync")
     assert "Overall status: Recruiting → Completed" in result.stdout
-    assert "1 checked: 0 new, 1 changed, 0 unchanged, 0 failed; 1 registry request(s)" in (
+    assert "1 checked: 0 new, 1 changed, 0 unchanged, 0 failed; 2 registry request(s)" in (
         result.stdout
     )
     history = trialwatch("history", "NCT05605665").stdout

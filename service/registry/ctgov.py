@@ -36,6 +36,7 @@ from service.settings import CtgovSettings
 USER_AGENT = f"trialwatch/{__version__} (clinical-trial registry monitor; python-httpx)"
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 NCT_ID = re.compile(r"NCT\d{8}")
+PROBE_FIELDS = "NCTId,LastUpdatePostDate"  # a cheap "what changed?" page
 
 
 class RateLimiter:
@@ -124,8 +125,11 @@ class CtgovClient:
             raise RecordInvalid(f"{study_id}: the registry's answer is not a study record")
         return data
 
-    def iter_batches(self, study_ids: Sequence[str]) -> Iterator[Batch]:
-        """The records of ``study_ids``, one ``Batch`` per page, as the pages arrive.
+    def iter_batches(
+        self, study_ids: Sequence[str], *, fields: str | None = None
+    ) -> Iterator[Batch]:
+        """The records of ``study_ids``, one ``Batch`` per page, as the pages arrive
+        (``fields`` asks for only those pieces of each record, e.g. ``PROBE_FIELDS``).
 
         A page that fails after retries comes back with ``error`` set and the ids it covered,
         so one bad page fails its studies and not the cycle.
@@ -133,7 +137,7 @@ class CtgovClient:
         size = self._settings.page_size
         for start in range(0, len(study_ids), size):
             chunk = list(study_ids[start : start + size])
-            yield from self._fetch_chunk(chunk)
+            yield from self._fetch_chunk(chunk, fields)
 
     def search(self, params: dict[str, str], *, limit: int = 100) -> list[dict[str, Any]]:
         """Studies matching a search (``query.cond``, ``query.intr``, ``query.term``, …), up to
@@ -179,12 +183,14 @@ class CtgovClient:
 
     # ---- internals -----------------------------------------------------------------------
 
-    def _fetch_chunk(self, chunk: list[str]) -> Iterator[Batch]:
+    def _fetch_chunk(self, chunk: list[str], fields: str | None) -> Iterator[Batch]:
         params = {
             "filter.ids": ",".join(chunk),
             "pageSize": str(self._settings.page_size),
             "format": "json",
         }
+        if fields:
+            params["fields"] = fields
         token: str | None = None
         while True:
             page_params = dict(params, pageToken=token) if token else params
@@ -316,6 +322,15 @@ def _history_entries(study_id: str, data: Any) -> list[HistoryEntry]:
     if [e.version for e in entries] != list(range(len(entries))):
         raise RecordInvalid(f"{study_id}: history API versions are not numbered 0, 1, 2, …")
     return entries
+
+
+def posted_date(study: dict[str, Any]) -> str | None:
+    """The last-update-posted date a (probed) study carries, if any."""
+    try:
+        value = study["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"]
+    except (KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def returned_id(study: dict[str, Any]) -> str | None:

@@ -28,20 +28,17 @@ import unicodedata
 from dataclasses import dataclass
 
 from service.ids import find_registry_ids
+from service.seeds.extract_design import design_of, status_of
+from service.seeds.extract_sponsor import sponsor_of
+from service.seeds.extract_treatment import conditions_of, interventions_of, paper_outcomes
 from service.seeds.model import (
     Citation,
-    Design,
     Enrollment,
     RegistryLink,
     ReportedOutcome,
     Seed,
-    SeedArm,
-    SeedIntervention,
-    Sponsor,
 )
-from service.seeds.places import country_of
 from service.seeds.registry_page import Page, read_page
-from service.seeds.synonyms import CONDITIONS, DRUGS, aliases, canonical, find_terms, fold
 from service.text import fold_text
 
 __all__ = ["Draft", "extract"]
@@ -60,20 +57,20 @@ def extract(text: str, *, name: str = "") -> Draft:
     page = read_page(text)
     title = _title(page.header if page else text.splitlines())
     kind, enrollment = _kind_and_enrollment(text, page)
-    design = _design(text, title, page, kind)
+    design = design_of(text, title, page, kind)
     seed = Seed(
         id=_seed_id(title or name),
         title=title or f"Untitled document {name}".strip(),
         kind=kind,
-        status=_status(page),
+        status=status_of(page),
         document=name,
         citation=_citation(text),
-        conditions=_conditions(title, text, page),
-        interventions=_interventions(title, text, page),
+        conditions=conditions_of(title, text, page),
+        interventions=interventions_of(title, text, page),
         design=design,
         enrollment=enrollment,
-        outcomes=tuple(map(_clean_outcome, page.outcomes())) if page else _paper_outcomes(text),
-        sponsor=_sponsor(text, page),
+        outcomes=tuple(map(_clean_outcome, page.outcomes())) if page else paper_outcomes(text),
+        sponsor=sponsor_of(text, page),
         links=_links(text, page),
     )
     missing = _missing(seed)
@@ -193,86 +190,6 @@ def _size(match: re.Match[str], text: str) -> _Size | None:
     return _Size(count, " ".join(match.group(0).split()), cue)
 
 
-# ---- design --------------------------------------------------------------------------------------
-
-_PHASE = re.compile(
-    r"(?i)\b(early\s+)?phase\s*(IV|I{1,3}|[0-4])(?:\s*(?:/|-|–|and|to)\s*(IV|I{1,3}|[1-4]))?"
-    r"(?:\s*[ab])?\b"
-)
-_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4}
-_NOT_APPLICABLE = re.compile(r"(?im)^(?:Phase\s*:?\s*)?(?:Not Applicable|N/A)\s*$")
-
-# (pattern, word written into design.words, Design fields it implies)
-_DESIGN_WORDS: tuple[tuple[re.Pattern[str], str, dict[str, object]], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), word, implied)
-    for pattern, word, implied in (
-        (r"\bnon-?randomi[sz]ed\b", "non-randomized", {"allocation": "NON_RANDOMIZED"}),
-        (
-            r"(?<!non-)(?<!non)\brandomi[sz]ed\b|\brandomly\s+(?:assigned|allocated|divided)",
-            "randomized",
-            {"allocation": "RANDOMIZED"},
-        ),
-        (
-            r"\bopen[- ]label\b|\bunblinded\b|\bopen(?:\s+clinical)?\s+(?:trial|study)\b",
-            "open label",
-            {"masking": "NONE"},
-        ),
-        (r"\bdouble[- ](?:blind(?:ed)?|mask(?:ed)?)\b", "double-blind", {"masking": "DOUBLE"}),
-        (r"\bsingle[- ](?:blind(?:ed)?|mask(?:ed)?)\b", "single-blind", {"masking": "SINGLE"}),
-        (r"\btriple[- ]blind(?:ed)?\b", "triple-blind", {"masking": "TRIPLE"}),
-        (r"\bplacebo\b", "placebo", {"placebo": True}),
-        (
-            r"\bparallel[- ](?:group|arm|design|assignment)",
-            "parallel",
-            {"model": "PARALLEL"},
-        ),
-        (r"\bcross-?over\b", "crossover", {"model": "CROSSOVER"}),
-        (r"\bsingle[- ](?:arm|group)\b", "single arm", {"model": "SINGLE_GROUP"}),
-        (r"\bpilot\b", "pilot", {"pilot": True}),
-        (r"\bcase report\b", "case report", {}),
-        (r"\bmulti-?cent(?:er|re)\b", "multicenter", {}),
-        (r"\bprospective\b", "prospective", {}),
-    )
-)
-_DURATION = re.compile(r"(?i)\b(?:for|after|over)\s+(\d{1,3}\s+(?:weeks?|months?|days?|years?))\b")
-
-
-def _design(text: str, title: str, page: Page | None, kind: str) -> Design:
-    scope = _design_scope(text, page)
-    words: list[str] = []
-    fields: dict[str, object] = {}
-    for pattern, word, implied in _DESIGN_WORDS:
-        if pattern.search(scope) or (
-            word == "parallel" and page and page.first("design") == "PARALLEL"
-        ):
-            words.append(word)
-            for key, value in implied.items():
-                fields.setdefault(key, value)
-    if kind == "case_report" and "case report" not in words:
-        fields["model"] = "SINGLE_GROUP"
-    if page is not None:
-        model = page.first("design").upper().replace(" ", "_")
-        if model in {"SINGLE_GROUP", "PARALLEL", "CROSSOVER", "FACTORIAL", "SEQUENTIAL"}:
-            fields["model"] = model
-    duration = _DURATION.search(scope)
-    arms = tuple(page.arms()) if page else ()
-    return Design(
-        phases=_phases(title, text, page),
-        words=tuple(words),
-        duration=duration.group(1) if duration else "",
-        arms=tuple(_clean_arm(arm) for arm in arms),
-        **fields,  # type: ignore[arg-type]
-    )
-
-
-def _design_scope(text: str, page: Page | None) -> str:
-    if page is None:
-        return text
-    # On a registry page the eligibility lists talk about other trials and past treatment.
-    keep = ("header", "summary", "description", "design", "study_type", "arms")
-    return "\n".join([*page.header, *(line for s in keep for line in page.sections.get(s, []))])
-
-
 def _clean_outcome(outcome: ReportedOutcome) -> ReportedOutcome:
     return outcome.model_copy(
         update={
@@ -280,287 +197,6 @@ def _clean_outcome(outcome: ReportedOutcome) -> ReportedOutcome:
             "description": fold_text(outcome.description),
         }
     )
-
-
-def _clean_arm(arm: SeedArm) -> SeedArm:
-    return arm.model_copy(update={"description": fold_text(arm.description)})
-
-
-def _phases(title: str, text: str, page: Page | None) -> tuple[str, ...]:
-    sources = [title, "\n".join(page.header) + "\n" + page.text("phase")] if page else [title]
-    sources.append(text)
-    for source in sources:
-        if page is not None and _NOT_APPLICABLE.search(source):
-            return ("NA",)
-        match = _PHASE.search(source)
-        if match:
-            return _phase_values(match)
-    return ()
-
-
-def _phase_values(match: re.Match[str]) -> tuple[str, ...]:
-    if match.group(1):
-        return ("EARLY_PHASE1",)
-    numbers = [_phase_number(g) for g in (match.group(2), match.group(3)) if g]
-    return tuple(f"PHASE{n}" for n in dict.fromkeys(n for n in numbers if 1 <= n <= 4))
-
-
-def _phase_number(token: str) -> int:
-    return int(token) if token.isdigit() else _ROMAN[token.casefold()]
-
-
-_STATUS_WORDS = {
-    "not yet recruiting": "NOT_YET_RECRUITING",
-    "recruiting": "RECRUITING",
-    "enrolling by invitation": "ENROLLING_BY_INVITATION",
-    "active, not recruiting": "ACTIVE_NOT_RECRUITING",
-    "active not recruiting": "ACTIVE_NOT_RECRUITING",
-    "suspended": "SUSPENDED",
-    "terminated": "TERMINATED",
-    "completed": "COMPLETED",
-    "withdrawn": "WITHDRAWN",
-    "unknown status": "UNKNOWN",
-    "unknown": "UNKNOWN",
-}
-
-
-def _status(page: Page | None) -> str:
-    if page is None:
-        return ""
-    for line in [page.first("status"), *page.header]:
-        key = line.strip().casefold().replace("_", " ")
-        if key in _STATUS_WORDS:
-            return _STATUS_WORDS[key]
-    return ""
-
-
-# ---- conditions and interventions ----------------------------------------------------------------
-
-_DRUG_SHAPE = re.compile(
-    r"\b[A-Za-z][a-z]{3,}(?:mab|tinib|nib|lidomide|flunomide|mide|limus|leukin|cept|mycin|"
-    r"quine|trexate|olone|isone|prazole|cillin|statin)\b"
-)
-
-
-def _conditions(title: str, text: str, page: Page | None) -> tuple[str, ...]:
-    if page is not None and page.sections.get("conditions"):
-        names = [canonical(line) for line in page.sections["conditions"]]
-        return tuple(dict.fromkeys(names))
-    # A paper's title names the condition it studied; later ones there are often outcomes
-    # ("…and potential risk of a systemic lupus flare").
-    in_title = find_terms(title, CONDITIONS)
-    if in_title:
-        return (in_title[0][1],)
-    return _most_frequent(find_terms(text, CONDITIONS))
-
-
-def _interventions(title: str, text: str, page: Page | None) -> tuple[SeedIntervention, ...]:
-    named: list[str] = []
-    if page is not None:
-        named = [i for arm in page.arms() for i in arm.interventions]
-        named += page.sections.get("interventions", [])
-    if not named:
-        named = [name for _, name in _drugs(title)]
-    if not named:
-        named = list(_most_frequent(_drugs(text)))
-    unique = list(dict.fromkeys(named))
-    arms = page.arms() if page else []
-    return tuple(_intervention(name, text, arms) for name in unique)
-
-
-def _drugs(text: str) -> list[tuple[int, str]]:
-    found = find_terms(text, DRUGS)
-    seen = {start for start, _ in found}
-    for match in _DRUG_SHAPE.finditer(text):
-        if match.start() not in seen and not any(
-            start <= match.start() < start + len(name) + 12 for start, name in found
-        ):
-            found.append((match.start(), canonical(match.group().lower())))
-    return sorted(found)
-
-
-def _most_frequent(found: list[tuple[int, str]]) -> tuple[str, ...]:
-    if not found:
-        return ()
-    counts: dict[str, int] = {}
-    for _, name in found:
-        counts[name] = counts.get(name, 0) + 1
-    best = max(counts.values())
-    return (next(name for _, name in found if counts[name] == best),)
-
-
-_DOSE = re.compile(
-    r"(?i)\b((?:\d+(?:\.\d+)?|one|two|three|half a)\s*(?:million\s*)?"
-    r"(?:IU|MIU|mg|g|µg|mcg|ml|units?)(?:/(?:day|kg|m2|d))?)"
-    r"(?:[^.;]*?\b((?:once|twice|three times)(?:\s+(?:a|per)\s+(?:day|week))?|daily|"
-    r"every other day|per day|a day|a week|weekly|every \w+ (?:days?|weeks?)|qd|bid|qod)\b)?"
-)
-_ROUTES = (
-    ("subcutaneous", "subcutaneous"),
-    ("orally", "oral"),
-    ("oral", "oral"),
-    ("intravenous", "intravenous"),
-    ("topical", "topical"),
-)
-
-
-def _intervention(name: str, text: str, arms: list[SeedArm]) -> SeedIntervention:
-    names = aliases(name)
-    clauses = _clauses_about(names, text, arms)
-    dose = next((d for d in map(_dose_of, clauses) if d), "")
-    if not dose and re.search(r"(?i)\blow[- ]dose\b", name + " " + " ".join(clauses)):
-        dose = "low dose"
-    route = next((r for word, r in _ROUTES for c in clauses if word in c.casefold()), "")
-    duration = next((m.group(1) for c in clauses if (m := _DURATION.search(c))), "")
-    if not duration:
-        weeks_of = re.search(
-            rf"(?i)\b(\d{{1,3}}\s+(?:weeks?|months?))\s+of\s+{re.escape(fold_text(name))}", text
-        )
-        duration = weeks_of.group(1) if weeks_of else ""
-    others = [alias for alias in names[1:] if fold(alias) != fold(name) and _mentioned(alias, text)]
-    return SeedIntervention(
-        name=name,
-        other_names=tuple(dict.fromkeys(others)),
-        dose=dose,
-        route=route,
-        duration=duration,
-    )
-
-
-def _mentioned(alias: str, text: str) -> bool:
-    return bool(find_terms(text, {alias: ()}))
-
-
-def _clauses_about(names: tuple[str, ...], text: str, arms: list[SeedArm]) -> list[str]:
-    sources = [arm.description for arm in arms] if arms else re.split(r"(?<=[.;])\s+", text)
-    clauses: list[str] = []
-    for source in sources:
-        for clause in re.split(r"(?i);|\band\b(?=\s+[a-z-]+\s+\d)", source):
-            if any(find_terms(clause, {n: ()}) for n in names):
-                clauses.append(clause.strip())
-    return clauses
-
-
-def _dose_of(clause: str) -> str:
-    match = _DOSE.search(clause)
-    if match is None:
-        return ""
-    amount = " ".join(match.group(1).split())
-    amount = re.sub(r"(?i)(\d)(ml|mg|iu|g)\b", r"\1 \2", amount)
-    return f"{amount} {match.group(2)}".strip() if match.group(2) else amount
-
-
-# ---- outcomes of papers --------------------------------------------------------------------------
-
-_PRIMARY = re.compile(
-    r"(?i)\bprimary\s+(?:end\s?-?points?|outcomes?(?:\s+measures?)?)\s+(?:was|were|is|are)\s+"
-    r"(?:the\s+)?([^.;]{4,200})"
-)
-_SECONDARY = re.compile(
-    r"(?i)\bsecondary\s+(?:end\s?-?points?|outcomes?(?:\s+measures?)?)\s+(?:was|were|included|"
-    r"include|are|is)\s+(?:the\s+)?([^.]{4,300})"
-)
-
-
-def _paper_outcomes(text: str) -> tuple[ReportedOutcome, ...]:
-    found: list[ReportedOutcome] = []
-    primary = _PRIMARY.search(text)
-    if primary:
-        found.append(ReportedOutcome(type="primary", measure=primary.group(1).strip()))
-    secondary = _SECONDARY.search(text)
-    if secondary:
-        for part in re.split(r",\s*(?:and\s+)?|\s+and\s+", secondary.group(1)):
-            if len(part.strip()) >= 3:
-                found.append(ReportedOutcome(type="secondary", measure=part.strip()))
-    return tuple(found)
-
-
-# ---- sponsor, places, funders --------------------------------------------------------------------
-
-_INSTITUTION = re.compile(
-    r"(?i)university|universit|hospital|college|institut|cent(?:er|re)|\bUMC\b|charit|clinic|"
-    r"academy|school|medicine|foundation"
-)
-_SUPERSCRIPT_LEAD = re.compile(r"^\s*(?:\d{1,2}\.\s*)?\d{0,2}\s*")
-_FUNDING = re.compile(
-    r"(?i)\b(?:financially\s+)?(?:supported|funded)\s+by\s+(?:(?:research\s+)?grants?\s+from\s+|"
-    r"an?\s+(?:unrestricted\s+)?grant\s+from\s+)?(?:the\s+)?(.+?)(?:\.(?:\s|$)|$)",
-    re.MULTILINE,
-)
-
-
-def _sponsor(text: str, page: Page | None) -> Sponsor:
-    if page is not None:
-        cities, countries = _places(page.sections.get("locations", []))
-        return Sponsor(lead=page.first("sponsor"), cities=cities, countries=countries)
-    affiliations: list[str] = []
-    cities: list[str] = []
-    countries: list[str] = []
-    for line in text.splitlines()[:80]:
-        found = _affiliation(line)
-        if found:
-            affiliations.append(found[0])
-            cities.append(found[1])
-            countries.append(found[2])
-    return Sponsor(
-        funders=_funders(text),
-        affiliations=tuple(dict.fromkeys(a for a in affiliations if a)),
-        cities=tuple(dict.fromkeys(c for c in cities if c)),
-        countries=tuple(dict.fromkeys(countries)),
-    )
-
-
-def _affiliation(line: str) -> tuple[str, str, str] | None:
-    body = _SUPERSCRIPT_LEAD.sub("", line).strip()
-    if body.casefold().startswith(("correspondence", "reprint")):
-        return None
-    parts = [p.strip() for p in re.split(r"[;,]", body) if p.strip()]
-    if len(parts) < 3:
-        return None
-    country = country_of(parts[-1])
-    if country is None:
-        return None
-    institution = next(
-        (
-            p
-            for p in parts[:-1]
-            if _INSTITUTION.search(p) and not p.casefold().startswith(("department", "division"))
-        ),
-        "",
-    )
-    return institution, parts[-2], country
-
-
-def _places(lines: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    cities: list[str] = []
-    countries: list[str] = []
-    for line in lines:
-        parts = [p.strip() for p in line.split(",") if p.strip()]
-        country = country_of(parts[-1]) if parts else None
-        if country is None:
-            continue
-        countries.append(country)
-        if len(parts) >= 2:
-            cities.append(parts[0])
-    return tuple(dict.fromkeys(cities)), tuple(dict.fromkeys(countries))
-
-
-# PubMed-style publication types name a funder without a sentence about it.
-_NIH_SUPPORT = re.compile(r"(?im)^RESEARCH SUPPORT, N\.I\.H\.")
-
-
-def _funders(text: str) -> tuple[str, ...]:
-    match = _FUNDING.search(text)
-    if match is None:
-        return ("National Institutes of Health",) if _NIH_SUPPORT.search(text) else ()
-    # Grant numbers sit in parentheses between funder names: split there.
-    pieces = re.split(r"\([^()]*\)", match.group(1))
-    funders = []
-    for piece in pieces:
-        name = re.sub(r"^[\s,;]*(?:and\s+)?(?:the\s+)?", "", piece).strip(" ,;")
-        if len(name) >= 4:
-            funders.append(name)
-    return tuple(dict.fromkeys(funders))
 
 
 # ---- citation and links --------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from service.store import SeedData, SeedLinkData, Store, StoredSeed
 
 __all__ = [
     "WATCHED_REGISTRY",
+    "CompareReport",
     "DraftFile",
     "LinkResult",
     "LoadReport",

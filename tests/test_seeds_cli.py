@@ -1,0 +1,346 @@
+"""End to end: `trialwatch seeds …` through the CLI runner, against the registry emulator over
+real HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+from conftest import TESTS_DATA
+from ctgov_emulator import Emulator
+
+from service.cli import TrialwatchGroup, cli
+from service.cli_seeds import seeds
+from service.registry.normalise import normalise
+from service.seeds.service import discrepancy_changes
+from service.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+DOCUMENTS = TESTS_DATA / "seeds"
+DEMO = TESTS_DATA / "demo" / "NCT05605665"
+PAGE_SEED = "il2-rapamycin-ss-nct05605665"
+
+
+def trialwatch_cli() -> click.Group:
+    """The trialwatch CLI with the seeds group, without changing the shared ``cli`` object."""
+    if "seeds" in cli.commands:
+        return cli
+    return TrialwatchGroup(
+        name=cli.name,
+        callback=cli.callback,
+        params=cli.params,
+        commands={**cli.commands, "seeds": seeds},
+        context_settings=cli.context_settings,
+    )
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+Trialwatch = Callable[..., Result]
+
+
+@pytest.fixture
+def registry(emulator_factory: Callable[..., Emulator]) -> Emulator:
+    emulator = emulator_factory([TESTS_DATA / "search"])
+    emulator.publish(json.loads((DEMO / "v1.json").read_text()), date="2024-01-10")
+    return emulator
+
+
+@pytest.fixture
+def trialwatch(registry: Emulator, database_url: str, tmp_path: Path) -> Trialwatch:
+    config = tmp_path / "trialwatch.toml"
+    config.write_text("[ctgov]\nrequests_per_second = 100.0\nretry_initial_seconds = 0.01\n")
+    env = {
+        "TRIALWATCH_CONFIG": str(config),
+        "TRIALWATCH_DATABASE_URL": database_url,
+        "TRIALWATCH_CTGOV_API_URL": registry.api_url,
+        "TRIALWATCH_CTGOV_HISTORY_URL": registry.history_url,
+    }
+    command = trialwatch_cli()
+
+    def run(*args: str) -> Result:
+        result = CliRunner().invoke(command, list(args), env=env, catch_exceptions=False)
+        return Result(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+def watches(trialwatch: Trialwatch) -> dict[str, list[str]]:
+    return {w["study_id"]: w["tags"] for w in trialwatch("watch", "list", "--json").json()}
+
+
+# ---- load and list -------------------------------------------------------------------------------
+
+
+def test_loading_the_seeds_stores_five_studies_and_watches_nct05605665(
+    trialwatch: Trialwatch, registry: Emulator
+) -> None:
+    registry.reset_stats()
+    result = trialwatch("seeds", "load", str(SEEDS))
+    assert result.exit_code == 0, result.stderr
+    assert f"{PAGE_SEED}: added; watching NCT05605665" in result.stdout
+    assert "5 seed studies: 5 added, 0 updated, 0 unchanged" in result.stdout
+    assert watches(trialwatch) == {"NCT05605665": [f"seed:{PAGE_SEED}"]}
+    assert registry.requests == 0  # loading never searches
+    listed = trialwatch("seeds", "list", "--json").json()
+    assert len(listed) == 5
+    page = next(item for item in listed if item["seed"] == PAGE_SEED)
+    assert page["links"] == [
+        {
+            "registry": "ctgov",
+            "study_id": "NCT05605665",
+            "confidence": 1.0,
+            "source": "document",
+            "confident": True,
+            "watched": True,
+            "reasons": ["the page's registration number"],
+        }
+    ]
+
+
+def test_loading_again_updates_and_adds_nothing_twice(
+    trialwatch: Trialwatch, tmp_path: Path
+) -> None:
+    directory = tmp_path / "seeds"
+    shutil.copytree(SEEDS, directory)
+    trialwatch("seeds", "load", str(directory))
+    page = directory / f"{PAGE_SEED}.toml"
+    page.write_text(page.read_text().replace('status = "COMPLETED"', 'status = "RECRUITING"'))
+    result = trialwatch("seeds", "load", str(directory), "--json")
+    assert result.exit_code == 0, result.stderr
+    verdicts = {item["seed"]: item["result"] for item in result.json()}
+    assert verdicts[PAGE_SEED] == "updated"
+    assert sorted(set(verdicts.values())) == ["unchanged", "updated"]
+    assert len(trialwatch("seeds", "list", "--json").json()) == 5
+    assert list(watches(trialwatch)) == ["NCT05605665"]
+
+
+def test_a_link_to_another_registry_is_stored_but_not_watched(
+    trialwatch: Trialwatch, tmp_path: Path
+) -> None:
+    directory = tmp_path / "seeds"
+    directory.mkdir()
+    (directory / "x.toml").write_text(
+        'id = "repurpss"\ntitle = "Leflunomide and hydroxychloroquine in pSS"\n'
+        '[[links]]\nregistry = "euctr"\nid = "2014-003140-12"\nconfidence = 1.0\n'
+        'source = "document"\n'
+    )
+    result = trialwatch("seeds", "load", str(directory))
+    assert result.exit_code == 0, result.stderr
+    assert "not watched: euctr:2014-003140-12 (stored; trialwatch cannot fetch" in result.stdout
+    (listed,) = trialwatch("seeds", "list", "--json").json()
+    assert [(x["study_id"], x["watched"]) for x in listed["links"]] == [("2014-003140-12", False)]
+    assert watches(trialwatch) == {}
+
+
+def test_one_bad_file_stops_the_load_with_nothing_written(
+    trialwatch: Trialwatch, tmp_path: Path
+) -> None:
+    directory = tmp_path / "seeds"
+    shutil.copytree(SEEDS, directory)
+    (directory / "zz-bad.toml").write_text(
+        'id = "zz-bad"\ntitle = "T"\n[design]\nphases = ["PHASE7"]\n'
+    )
+    result = trialwatch("seeds", "load", str(directory))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"trialwatch: error: {directory / 'zz-bad.toml'}: design.phases[0]:"
+    )
+    assert result.stderr.count("\n") == 1
+    assert trialwatch("seeds", "list", "--json").json() == []
+    assert watches(trialwatch) == {}
+
+
+def test_listing_an_empty_store_prints_an_empty_array(trialwatch: Trialwatch) -> None:
+    result = trialwatch("seeds", "list", "--json")
+    assert (result.exit_code, result.json()) == (0, [])
+
+
+# ---- import --------------------------------------------------------------------------------------
+
+
+def test_importing_the_five_documents_drafts_loadable_seed_files(
+    trialwatch: Trialwatch, tmp_path: Path
+) -> None:
+    documents = sorted(str(p) for p in DOCUMENTS.glob("*.txt"))
+    printed = trialwatch("seeds", "import", *documents)
+    assert printed.exit_code == 0, printed.stderr
+    assert printed.stdout.count("# Draft seed from") == 5
+    assert 'phrase = "Target Recruitment 30"' in printed.stdout
+    assert not list(tmp_path.glob("drafts/*"))
+
+    written = trialwatch("seeds", "import", *documents, "--into", str(tmp_path / "drafts"))
+    assert written.exit_code == 0, written.stderr
+    assert len(list((tmp_path / "drafts").glob("*.toml"))) == 5
+    assert "(not found: outcomes, links, citation.year" in written.stdout
+    loaded = trialwatch("seeds", "load", str(tmp_path / "drafts"))
+    assert loaded.exit_code == 0, loaded.stderr
+    assert "watching NCT05605665" in loaded.stdout
+
+
+def test_importing_never_overwrites_a_seed_file_without_force(
+    trialwatch: Trialwatch, tmp_path: Path
+) -> None:
+    document = str(DOCUMENTS / "004_nct05605665_page.txt")
+    into = tmp_path / "drafts"
+    assert trialwatch("seeds", "import", document, "--into", str(into)).exit_code == 0
+    (target,) = into.glob("*.toml")
+    target.write_text("# edited by a person\n" + target.read_text())
+    again = trialwatch("seeds", "import", document, "--into", str(into))
+    assert again.exit_code == 2
+    assert "already exists (use --force to overwrite it)" in again.stderr
+    assert target.read_text().startswith("# edited by a person")
+    forced = trialwatch("seeds", "import", document, "--into", str(into), "--force")
+    assert forced.exit_code == 0
+    assert target.read_text().startswith("# Draft seed from")
+
+
+def test_importing_a_missing_document_is_bad_input(trialwatch: Trialwatch, tmp_path: Path) -> None:
+    result = trialwatch("seeds", "import", str(tmp_path / "nope.txt"))
+    assert result.exit_code == 2
+    assert "nope.txt: no such file" in result.stderr
+
+
+# ---- link ----------------------------------------------------------------------------------------
+
+
+def test_linking_ranks_the_right_registrations_first_and_watches_the_confident_ones(
+    trialwatch: Trialwatch,
+) -> None:
+    trialwatch("seeds", "load", str(SEEDS))
+    result = trialwatch("seeds", "link", "--json")
+    assert result.exit_code == 0, result.stderr
+    by_seed = {item["seed"]: item["candidates"] for item in result.json()}
+    assert len(by_seed) == 5
+    top = {
+        seed: (c[0]["study_id"], c[0]["confident"]) if c else None for seed, c in by_seed.items()
+    }
+    assert top["baricitinib-ss-pilot-bai-2022"] == ("NCT04916756", True)
+    assert top["lenalidomide-cle-braunstein-2012"] == ("NCT00633945", True)
+    assert top[PAGE_SEED] == ("NCT05605665", True)
+    assert by_seed[PAGE_SEED][0]["reasons"][0] == "identifier written in the document"
+    for honest in ("leflunomide-pss-bikker-2012", "low-dose-il2-sle-case-humrich-2015"):
+        assert not any(c["confident"] for c in by_seed[honest]), honest
+    assert set(watches(trialwatch)) == {"NCT04916756", "NCT00633945", "NCT05605665"}
+    sources = {
+        item["seed"]: [(x["study_id"], x["source"]) for x in item["links"]]
+        for item in trialwatch("seeds", "list", "--json").json()
+    }
+    assert sources["baricitinib-ss-pilot-bai-2022"] == [("NCT04916756", "search")]
+
+
+def test_linking_again_does_not_search_for_seeds_already_linked(
+    trialwatch: Trialwatch, registry: Emulator
+) -> None:
+    trialwatch("seeds", "load", str(SEEDS))
+    registry.reset_stats()
+    result = trialwatch("seeds", "link", PAGE_SEED)
+    assert result.exit_code == 0, result.stderr
+    assert "NCT05605665  1.00  confident" in result.stdout
+    assert registry.requests == 0
+
+
+def test_a_person_accepts_a_registration_and_it_is_watched(trialwatch: Trialwatch) -> None:
+    trialwatch("seeds", "load", str(SEEDS))
+    seed = "leflunomide-pss-bikker-2012"
+    result = trialwatch("seeds", "link", seed, "--accept", "nct09900015", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json() == [
+        {
+            "seed": seed,
+            "candidates": [
+                {
+                    "registry": "ctgov",
+                    "study_id": "NCT09900015",
+                    "score": 1.0,
+                    "confident": True,
+                    "reasons": ["accepted by a person"],
+                }
+            ],
+        }
+    ]
+    assert watches(trialwatch)["NCT09900015"] == [f"seed:{seed}"]
+    (listed,) = [x for x in trialwatch("seeds", "list", "--json").json() if x["seed"] == seed]
+    assert [(x["study_id"], x["source"], x["watched"]) for x in listed["links"]] == [
+        ("NCT09900015", "person", True)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--accept", "NCT09900015"), "--accept needs exactly one SEED"),
+        (("leflunomide-pss-bikker-2012", "--accept", "NCT123"), "'NCT123' is not a registry"),
+        (("no-such-seed",), "no seed study no-such-seed"),
+    ],
+)
+def test_bad_link_arguments_are_bad_input(
+    trialwatch: Trialwatch, args: tuple[str, ...], message: str
+) -> None:
+    trialwatch("seeds", "load", str(SEEDS))
+    result = trialwatch("seeds", "link", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+# ---- compare -------------------------------------------------------------------------------------
+
+
+def test_compare_reports_the_enrollment_and_phase_discrepancies_after_a_sync(
+    trialwatch: Trialwatch,
+) -> None:
+    trialwatch("seeds", "load", str(SEEDS))
+    trialwatch("seeds", "link")
+    before = trialwatch("seeds", "compare", "--json")
+    assert before.json() == []
+    assert "has not been synced yet" in before.stderr
+    assert trialwatch("sync").exit_code == 0
+    result = trialwatch("seeds", "compare", "--json")
+    assert result.exit_code == 0, result.stderr
+    found = sorted((d["seed"], d["study_id"], d["field"], d["severity"]) for d in result.json())
+    assert found == [
+        (PAGE_SEED, "NCT05605665", "enrollment_type", "medium"),
+        (PAGE_SEED, "NCT05605665", "phase", "medium"),
+        ("lenalidomide-cle-braunstein-2012", "NCT00633945", "enrollment", "low"),
+        ("lenalidomide-cle-braunstein-2012", "NCT00633945", "enrollment_type", "medium"),
+    ]
+    assert "no confident ClinicalTrials.gov link" in result.stderr
+    one = trialwatch("seeds", "compare", PAGE_SEED)
+    assert "Phase: the document says Phase 1, the registry Phase 1/Phase 2" in one.stdout
+
+
+def test_a_registry_update_that_opens_a_discrepancy_becomes_a_seed_change(
+    trialwatch: Trialwatch, database_url: str
+) -> None:
+    trialwatch("seeds", "load", str(SEEDS))
+    trialwatch("sync")
+    old = normalise(json.loads((DEMO / "v1.json").read_text()))
+    new = old.model_copy(update={"overall_status": "TERMINATED", "enrollment_count": 12})
+    store = Store.open(database_url)
+    try:
+        changes = discrepancy_changes(store, old, new)
+    finally:
+        store.close()
+    assert [(c.kind, c.field, c.severity) for c in changes] == [
+        ("field_changed", f"seed:{PAGE_SEED}:enrollment", "high"),
+        ("field_changed", f"seed:{PAGE_SEED}:status", "medium"),
+    ]
+    assert changes[0].summary == (
+        f"Seed {PAGE_SEED}: Enrollment: the document targets 30, the registry says 12 (estimated)"
+    )
