@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test demo lint format bench clean
+.PHONY: run test demo lint format bench browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,12 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed-run
 	$(BIN)/trialwatch init
-	$(BIN)/trialwatch watch add NCT05605665
+	$(BIN)/trialwatch seeds load
 	$(BIN)/trialwatch run
 
-test: $(VENV)/.installed-test
-	$(BIN)/ruff check service tests
-	$(BIN)/ruff format --check service tests
+test: $(VENV)/.installed-test browser
+	$(BIN)/ruff check service tests scripts
+	$(BIN)/ruff format --check service tests scripts
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(VENV)/.installed-run
@@ -39,6 +39,12 @@ lint: $(VENV)/.installed-test
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format service tests bench scripts
 	$(BIN)/ruff check --fix service tests bench scripts
+
+# Debian's chromium renders the HTML report in its test; without it that one test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "chromium is not installed (apt-get install chromium): the report's browser test will skip"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -19,6 +19,7 @@ from service.monitor import Monitor, SyncReport
 from service.notify.base import Sender, build_sender
 from service.outbox import DeliveryReport, Dispatcher
 from service.registry.ctgov import USER_AGENT, CtgovClient, build_http_client
+from service.seeds.service import discrepancy_changes
 from service.settings import Settings
 from service.store import Store
 
@@ -64,6 +65,7 @@ class App:
             clock=self.clock,
             subscriptions=self.settings.subscriptions,
             settings=self.settings.ctgov,
+            extra_changes=lambda old, new: discrepancy_changes(self.store, old, new),
         )
 
     @cached_property

@@ -21,6 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from service import __version__, views
 from service.app import App, build_app
+from service.cli_report import report
+from service.cli_seeds import seeds
 from service.diff import diff
 from service.errors import InputError, RecordInvalid, TrialwatchError
 from service.ids import parse_ncts
@@ -359,6 +361,10 @@ def _print_outbox(rows: list[dict[str, Any]], as_json: bool, title: str) -> None
             f"{row['attempts']} attempt(s), due {row['due_at']}"
             + (f", last error: {row['last_error']}" if row["last_error"] else "")
         )
+
+
+cli.add_command(seeds)
+cli.add_command(report)
 
 
 # ---- daemon ----------------------------------------------------------------------------------

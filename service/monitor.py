@@ -101,6 +101,7 @@ class Monitor:
         clock: Clock = utcnow,
         subscriptions: Sequence[Subscription] = (),
         settings: CtgovSettings | None = None,
+        extra_changes: Callable[[Snapshot, Snapshot], list[Change]] = lambda _old, _new: [],
     ) -> None:
         self.store = store
         self.client = client
@@ -108,6 +109,9 @@ class Monitor:
         self.subscriptions = subscriptions
         self.settings = settings or CtgovSettings(history=False)
         self.history = HistoryFetcher(client, clock)
+        # changes a new version causes beyond its own fields: publication-vs-registry
+        # discrepancies of the seeds that follow the record
+        self.extra_changes = extra_changes
         self.registry = client.registry
 
     def sync(
@@ -325,7 +329,10 @@ class _Cycle:
         first_sighting = previous is None
         any_change = False
         for i, version in enumerate(versions):
-            changes = diff(previous, version.snapshot) if previous is not None else []
+            changes = []
+            if previous is not None:
+                changes = diff(previous, version.snapshot)
+                changes += self.m.extra_changes(previous, version.snapshot)
             flags = [historical] * len(changes)
             if first_sighting and i == len(versions) - 1:
                 changes.append(record_added(version.snapshot))

@@ -27,7 +27,7 @@ import itertools
 import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,7 @@ __all__ = [
     "VersionPoint",
     "load_studies",
     "load_study",
+    "partial_date",
     "render_report",
     "version_point",
 ]
@@ -60,6 +61,9 @@ log = logging.getLogger(__name__)
 REPORT_TITLE = "Trial registry history"
 CHART_WIDTH = 960  # SVG user units; the page scales charts to its column width
 NO_DATE = StudyDate()
+
+TimeScale = Callable[[date], float]  # a date to a position on a chart
+CountScale = Callable[[float], float]  # an enrollment count to a height on a chart
 
 # ---- data in --------------------------------------------------------------------------------
 
@@ -279,6 +283,7 @@ h3 { font-size: 12px; letter-spacing: .08em; text-transform: uppercase; color: v
 .facts dd { margin: 0; font-weight: 600; overflow-wrap: anywhere; }
 .facts dd small { font-weight: 400; color: var(--muted); }
 figure { margin: 0; }
+figure + table { margin-top: 14px; }
 svg.chart { display: block; width: 100%; height: auto; overflow: visible; }
 svg.chart text { font-size: 12px; fill: var(--muted); }
 svg.chart .label { fill: var(--ink); font-weight: 600; }
@@ -299,8 +304,9 @@ figcaption, .caption { font-size: 12px; color: var(--muted); margin: 6px 0 0; }
 .line { display: inline-block; width: 22px; border-top: 3px solid; vertical-align: 3px;
   margin-right: 6px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
-th { text-align: left; font-size: 11px; letter-spacing: .05em; text-transform: uppercase;
-  color: var(--muted); font-weight: 600; padding: 6px 8px; border-bottom: 1.5px solid var(--ink); }
+th { text-align: left; white-space: nowrap; font-size: 11px; letter-spacing: .05em;
+  text-transform: uppercase; color: var(--muted); font-weight: 600; padding: 6px 8px;
+  border-bottom: 1.5px solid var(--ink); }
 td { padding: 6px 8px; border-bottom: 1px solid var(--rule); vertical-align: top; }
 tr.group-start td { border-top: 1px solid #b8c0c9; }
 td.nowrap, th.nowrap { white-space: nowrap; }
@@ -329,6 +335,7 @@ td.nowrap, th.nowrap { white-space: nowrap; }
 .seed h4 { margin: 0; font-size: 15px; }
 .seed p { margin: 2px 0 8px; }
 .seed ul { margin: 0; padding-left: 18px; }
+.seed ul.discrepancies { padding-left: 0; }
 .seed td { width: 40%; }
 .seed td:first-child { width: 20%; color: var(--muted); }
 .discrepancies { list-style: none; padding: 0; margin: 10px 0 0; }
@@ -366,8 +373,8 @@ def _masthead(title: str, studies: Sequence[StudyData], generated_at: datetime) 
         f"<h1>{_esc(title)}</h1>"
         f'<p class="meta">Generated {_esc(stamp)} · {_plural(len(studies), "record")} · '
         f"{_plural(versions, 'stored version')} · {_plural(changes, 'change')}. "
-        "Every version trialwatch stored, oldest first; dates are the registry's "
-        "last-update-posted dates.</p></header>"
+        "Every version trialwatch stored, oldest first, dated when the registry posted it "
+        "(or, failing that, when trialwatch fetched it).</p></header>"
     )
 
 
@@ -734,7 +741,7 @@ def status_band(versions: Sequence[VersionPoint], as_of: date) -> str:
 _SLIVER = 3.0  # px: a spell narrower than this is drawn as a marker
 
 
-def _spell_rect(spell: _Spell, x: Any, top: float, band: float) -> str:
+def _spell_rect(spell: _Spell, x: TimeScale, top: float, band: float) -> str:
     x0, x1 = x(spell.start), x(spell.end)
     words = _status_words(spell.status)
     versions = f"v{spell.first}" if spell.first == spell.last else f"v{spell.first}–v{spell.last}"
@@ -815,7 +822,9 @@ def enrollment_chart(versions: Sequence[VersionPoint]) -> str:
     return f"<figure>{svg}{_enrollment_legend(versions)}</figure>"
 
 
-def _enrollment_steps(versions: Sequence[VersionPoint], axis: _VersionAxis, y: Any) -> list[str]:
+def _enrollment_steps(
+    versions: Sequence[VersionPoint], axis: _VersionAxis, y: CountScale
+) -> list[str]:
     parts: list[str] = []
     for i in range(len(versions) - 1):
         a, b = versions[i], versions[i + 1]
@@ -831,7 +840,9 @@ def _enrollment_steps(versions: Sequence[VersionPoint], axis: _VersionAxis, y: A
     return parts
 
 
-def _enrollment_points(versions: Sequence[VersionPoint], axis: _VersionAxis, y: Any) -> list[str]:
+def _enrollment_points(
+    versions: Sequence[VersionPoint], axis: _VersionAxis, y: CountScale
+) -> list[str]:
     parts: list[str] = []
     for i, v in enumerate(versions):
         if v.enrollment_count is None:
@@ -855,7 +866,9 @@ def _enrollment_points(versions: Sequence[VersionPoint], axis: _VersionAxis, y: 
     return parts
 
 
-def _enrollment_values(versions: Sequence[VersionPoint], axis: _VersionAxis, y: Any) -> list[str]:
+def _enrollment_values(
+    versions: Sequence[VersionPoint], axis: _VersionAxis, y: CountScale
+) -> list[str]:
     """Figures written beside the points where the count changed, as many as fit."""
     parts: list[str] = []
     last_x = -1e9
@@ -872,14 +885,27 @@ def _enrollment_values(versions: Sequence[VersionPoint], axis: _VersionAxis, y: 
     return parts
 
 
-def _enrollment_legend(versions: Sequence[VersionPoint]) -> str:
-    types = {v.enrollment_type for v in versions if v.enrollment_count is not None}
+def _point_legend(types: set[str], actual: str, estimated: str) -> list[str]:
+    """Legend items of the filled and hollow points that a chart actually shows."""
     items = []
     if "ACTUAL" in types:
-        items.append('<li><span class="dot filled"></span>Actual count</li>')
+        items.append(f'<li><span class="dot filled"></span>{_esc(actual)}</li>')
+    untyped = bool(types - {"ACTUAL", "ESTIMATED"})  # older records often give no type
+    hollow = {
+        (True, False): estimated,
+        (True, True): f"{estimated}, or type not given",
+        (False, True): "Type not given",
+    }.get(("ESTIMATED" in types, untyped))
+    if hollow:
+        items.append(f'<li><span class="dot hollow"></span>{_esc(hollow)}</li>')
+    return items
+
+
+def _enrollment_legend(versions: Sequence[VersionPoint]) -> str:
+    types = {v.enrollment_type for v in versions if v.enrollment_count is not None}
+    items = _point_legend(types, "Actual count", "Estimated (planned) count")
     if types - {"ACTUAL"}:
-        items.append('<li><span class="dot hollow"></span>Estimated (planned) count</li>')
-        items.append('<li><span class="dash"></span>while the count is an estimate</li>')
+        items.append('<li><span class="dash"></span>while the count is not actual</li>')
     if any(v.enrollment_count is None for v in versions):
         items.append('<li><span class="muted">×</span>&nbsp;no count in that version</li>')
     return f'<ul class="legend">{"".join(items)}</ul>'
@@ -961,12 +987,10 @@ def dates_chart(versions: Sequence[VersionPoint]) -> str:
     parts += _series_labels(ends, width - right + 10, top, top + plot_h)
     parts += _version_labels(axis, versions, height - bottom + 18)
     svg = _svg(width, height, "Start and completion dates by version", parts)
-    legend = (
-        '<ul class="legend"><li><span class="dot filled"></span>Actual date</li>'
-        '<li><span class="dot hollow"></span>Estimated (anticipated) date</li>'
-        "<li>A line that climbs is a date that slipped later.</li></ul>"
-    )
-    return f"<figure>{svg}{legend}</figure>"
+    types = {getattr(v, n).type for v in versions for n, _, _ in DATE_SERIES if getattr(v, n).date}
+    items = _point_legend(types, "Actual date", "Estimated (anticipated) date")
+    items.append("<li>A line that climbs is a date that slipped later.</li>")
+    return f'<figure>{svg}<ul class="legend">{"".join(items)}</ul></figure>'
 
 
 def _date_series(
@@ -975,7 +999,7 @@ def _date_series(
     label: str,
     colour: str,
     axis: _VersionAxis,
-    y: Any,
+    y: TimeScale,
 ) -> tuple[list[str], float | None]:
     """One date's step line and points; also where its last point is (for the end label)."""
     values = _series(versions, name)
@@ -1055,7 +1079,7 @@ def _date_cell(before: StudyDate | None, after: StudyDate) -> str:
 _OUTCOME_VERBS = {
     "outcome_added": "Added",
     "outcome_removed": "Removed",
-    "outcome_modified": "Reworded",
+    "outcome_modified": "Changed",
     "outcome_reclassified": "Moved",
 }
 
@@ -1139,9 +1163,10 @@ def _version_html(study: StudyData, change: StoredChange) -> str:
         url = compare_url(study.registry, study.study_id, change.from_version, to)
         if url:
             return (
-                f'<a href="{_esc(url)}" title="Compare the two versions on the registry">{text}</a>'
+                f'<a href="{_esc(url)}" title="Compare the two versions on the registry">'
+                f"{_esc(text)}</a>"
             )
-    return text
+    return _esc(text)
 
 
 def change_table(study: StudyData) -> str:

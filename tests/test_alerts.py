@@ -37,6 +37,8 @@ def trialwatch(
         f"""
 [ctgov]
 api_url = "{registry.api_url}"
+history_url = "{registry.history_url}"
+history_gap_seconds = 0
 requests_per_second = 100.0
 max_attempts = 1
 

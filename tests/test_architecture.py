@@ -33,7 +33,9 @@ ALLOWED: dict[str, set[str]] = {
         "clock",
         "settings",
         "subscriptions",
+        "history",
     },
+    "history": {"errors", "registry.ctgov", "registry.normalise", "store"},
     "notify.render": {"models", "diff"},
     "outbox": {"store", "notify.base", "notify.render", "settings", "errors", "clock"},
 }

@@ -58,7 +58,8 @@ def start_daemon(
             emulator.fault("503", count=-1)
         config = tmp_path / "daemon.toml"
         config.write_text(
-            f'[ctgov]\napi_url = "{emulator.api_url}"\nrequests_per_second = 50.0\n'
+            f'[ctgov]\napi_url = "{emulator.api_url}"\nhistory_url = "{emulator.history_url}"\n'
+            "requests_per_second = 50.0\nhistory_gap_seconds = 0\n"
             "max_attempts = 1\n[schedule]\nsync_every_seconds = 1\ndeliver_every_seconds = 1\n"
         )
         env = {

@@ -56,6 +56,7 @@ def test_the_image_steps_install_and_run_the_daemon(
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TRIALWATCH_")},
         "TRIALWATCH_CTGOV_API_URL": registry.api_url,
+        "TRIALWATCH_CTGOV_HISTORY_URL": registry.history_url,
         "TRIALWATCH_HEALTH_PORT": str(port),
     }
     run(trialwatch, "watch", "add", "NCT00973089", cwd=app, env=env)

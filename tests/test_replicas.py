@@ -56,8 +56,10 @@ def test_replicas_lose_and_repeat_nothing_when_one_is_killed(
         f"""
 [ctgov]
 api_url = "{registry.api_url}"
+history_url = "{registry.history_url}"
 requests_per_second = 50.0
 page_size = 10
+history_gap_seconds = 0
 
 [schedule]
 sync_every_seconds = 1

@@ -28,7 +28,7 @@ from ctgov_emulator import Emulator
 
 from service import cli_report
 from service.cli import cli
-from service.cli_report import report, write_atomically
+from service.cli_report import write_atomically
 from service.models import Outcome, Snapshot, StoredChange, StudyDate
 from service.report import (
     SeedFacts,
@@ -365,13 +365,12 @@ def edited(study: dict[str, Any], edit: Callable[[dict[str, Any]], None]) -> dic
 def trialwatch(
     emulator_factory: Callable[..., Emulator], database_url: str, tmp_path: Path
 ) -> Iterator[tuple[Callable[..., Any], Emulator]]:
-    # The lead registers the command in service/cli.py; until then the tests do it.
-    if "report" not in cli.commands:
-        cli.add_command(report)
     registry = emulator_factory()
     registry.publish(load(DEMO / "v0.json"), date="2022-11-08")
     config = tmp_path / "trialwatch.toml"
-    config.write_text("[ctgov]\nrequests_per_second = 100.0\ntimeout_seconds = 5\n")
+    config.write_text(
+        "[ctgov]\nrequests_per_second = 100.0\ntimeout_seconds = 5\nhistory_gap_seconds = 0\n"
+    )
     env = {
         "TRIALWATCH_CONFIG": str(config),
         "TRIALWATCH_DATABASE_URL": database_url,
@@ -401,9 +400,9 @@ def test_report_of_a_record_edited_over_several_versions(
         ps["statusModule"]["primaryCompletionDateStruct"] = {"date": "2024-06", "type": "ESTIMATED"}
         ps["outcomesModule"]["primaryOutcomes"][0]["timeFrame"] = "week 24"
 
-    for edit, posted in ((bigger, "2023-03-01"), (later, "2023-09-15")):
-        registry.publish(edited(v0, edit), date=posted)
-        assert run("sync").exit_code == 0
+    # three versions between two syncs: gap filling stores each of them
+    registry.publish(edited(v0, bigger), date="2023-03-01")
+    registry.publish(edited(v0, later), date="2023-09-15")
     registry.publish(load(DEMO / "v1.json"), date="2024-01-10")
     assert run("sync").exit_code == 0
     seeds = tmp_path / "seeds"  # a seed whose document names this record
@@ -427,6 +426,9 @@ def test_report_of_a_record_edited_over_several_versions(
     assert len(svgs(page)) == 3
     assert page.count('data-type="ESTIMATED"') and page.count('data-type="ACTUAL"')
     assert "Low-dose Interleukin-2 and Rapamycin" in page
+    labels = re.findall(r'class="label">(v\d+)<', chart(page, "Enrollment by version"))
+    assert labels == ["v0", "v1", "v2", "v3"]  # the registry's own version numbers
+    assert "/study/NCT05605665?tab=history&amp;a=0&amp;b=1" in page  # its compare view
     assert "Outcome measure changes" in page and "week 24" in page
     assert "Publication versus registry" in page and "Target Recruitment 30" in page
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]

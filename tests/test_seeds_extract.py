@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.seeds.extract import extract
 from service.seeds.files import parse_seed, seed_toml
-from service.seeds.model import ReportedOutcome
+from service.seeds.model import ReportedOutcome, Seed
 
 DOCUMENTS = Path(__file__).parent / "data" / "seeds"
 
@@ -240,7 +242,7 @@ def test_a_stated_primary_endpoint_becomes_a_primary_outcome() -> None:
     ]
 
 
-# ---- any text ----------------------------------------------------------------------------------------
+# ---- any text ------------------------------------------------------------------------------------
 
 _FRAGMENTS = st.sampled_from(
     [

@@ -1,0 +1,261 @@
+"""A lean ClinicalTrials.gov emulator for the benchmark: 100,000 studies in a few tens of MB.
+
+``tests/ctgov_emulator.py`` keeps every version of every study as parsed JSON: right for the
+tests, but 100,000 realistic studies would take several GB there and every ``filter.ids`` page
+would scan them all. This wrapper reuses that emulator's HTTP server, request statistics,
+fault injection and ``/_emu/`` control API, and swaps only the study store and the API
+endpoints the benchmark uses:
+
+- studies stay on disk as the JSON lines ``bench/generate.py`` wrote; memory holds an index
+  (id → offset, length, last-update date), a few hundred bytes a study;
+- ``GET /api/v2/studies`` with ``filter.ids`` (and ``fields``, ``pageSize``, ``pageToken``,
+  ``countTotal``, ``format``), answered by splicing the stored bytes; a probe page
+  (``fields=NCTId,LastUpdatePostDate``) is built from the index without reading a record;
+- ``GET /api/v2/studies/{id}`` and ``GET /api/v2/version``;
+- ``POST /_emu/publish`` writes the new version to a temporary file and points the index at it.
+
+Searches other than ``filter.ids``, the history API, aliases and retired records are not
+served (400/404 saying so): the benchmark runs trialwatch with ``[ctgov] history = false``.
+
+    .venv/bin/python bench/emulator.py --data DIR [--port 0] [--port-file F] [--latency-ms 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_emulator_module() -> ModuleType:
+    """``tests/ctgov_emulator.py`` by path: ``tests`` is not a package."""
+    name = "ctgov_emulator"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "ctgov_emulator.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+emu = _load_emulator_module()
+Response = emu.Response
+ApiError = emu.ApiError
+
+# What the lean API answers; anything else on /studies is a 400 naming the parameter.
+LEAN_STUDIES_PARAMS = frozenset(
+    {"format", "markupFormat", "filter.ids", "fields", "pageSize", "pageToken", "countTotal"}
+)
+PROBE_PIECES = frozenset({"nctid", "lastupdatepostdate"})
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Where the current version of a study lies: file 0 is the dataset, 1 the published."""
+
+    file: int
+    offset: int
+    length: int
+    posted: str
+    version: int
+
+
+class LeanStore:
+    """The index of a dataset directory plus versions published since the start."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._lock = threading.Lock()
+        self._files = [os.open(data_dir / "studies.jsonl", os.O_RDONLY)]
+        published = tempfile.TemporaryFile()
+        self._published = published  # kept open: its descriptor is read with pread
+        self._files.append(published.fileno())
+        self._published_end = 0
+        self._index: dict[str, Entry] = {}
+        with (data_dir / "index.tsv").open() as index:
+            for line in index:
+                nct, offset, length, posted = line.rstrip("\n").split("\t")
+                self._index[nct] = Entry(0, int(offset), int(length), posted, 0)
+        self._sorted: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def entry(self, nct: str) -> Entry | None:
+        return self._index.get(nct)
+
+    def body(self, entry: Entry) -> bytes:
+        """The stored JSON of one version (pread: safe from any server thread)."""
+        return os.pread(self._files[entry.file], entry.length, entry.offset)
+
+    def ids(self) -> list[str]:
+        """Every id in order (built once, only if a page without ``filter.ids`` asks)."""
+        with self._lock:
+            if self._sorted is None:
+                self._sorted = sorted(self._index)
+            return self._sorted
+
+    def publish(self, study: Mapping[str, Any], when: str | None) -> tuple[str, int]:
+        """Store ``study`` as the next version of its record, dated ``when`` (default: the day
+        after the current version); returns ``(nct, version)``."""
+        nct = emu.nct_of(study)
+        with self._lock:
+            current = self._index.get(nct)
+            when = emu.check_date(when) if when else _next_day(current)
+            served = dict(study)
+            served["protocolSection"] = dict(served["protocolSection"])
+            status = dict(served["protocolSection"].get("statusModule", {}))
+            status["lastUpdatePostDateStruct"] = {"date": when, "type": "ACTUAL"}
+            served["protocolSection"]["statusModule"] = status
+            body = json.dumps(served, ensure_ascii=False, separators=(",", ":")).encode()
+            os.pwrite(self._files[1], body, self._published_end)
+            version = current.version + 1 if current else 0
+            self._index[nct] = Entry(1, self._published_end, len(body), when, version)
+            self._published_end += len(body)
+            if current is None:
+                self._sorted = None
+            return nct, version
+
+
+def _next_day(current: Entry | None) -> str:
+    if current is None:
+        return emu.FALLBACK_DATE
+    return (date.fromisoformat(current.posted) + timedelta(days=1)).isoformat()
+
+
+class LeanApi:
+    """The endpoints the benchmark needs, over a ``LeanStore`` (same errors as the emulator)."""
+
+    def __init__(self, store: LeanStore) -> None:
+        self.store = store
+
+    def handle(self, path: str, params: dict[str, str]) -> Any:
+        try:
+            return self._route(path, params)
+        except ApiError as exc:
+            return Response.text(exc.status, exc.message)
+
+    def _route(self, path: str, params: dict[str, str]) -> Any:
+        if path == "/api/v2/version":
+            return Response.json({"apiVersion": emu.API_VERSION, "dataTimestamp": "2025-12-31"})
+        if path == "/api/v2/studies":
+            return self.search(params)
+        prefix = "/api/v2/studies/"
+        if path.startswith(prefix) and "/" not in path[len(prefix) :]:
+            return self.study(path[len(prefix) :], params)
+        return Response.text(404, "Not Found (the bench emulator serves API v2 studies only)")
+
+    def study(self, raw_id: str, params: dict[str, str]) -> Any:
+        emu._check_known(params, emu.STUDY_PARAMS)
+        emu._check_format(params)
+        nct = emu._parse_nct(raw_id)
+        entry = self.store.entry(nct)
+        if entry is None:
+            raise ApiError(404, f"NCT number {nct} not found")
+        names = emu._field_names(params.get("fields"))
+        return Response(200, self._piece(nct, entry, names), "application/json")
+
+    def search(self, params: dict[str, str]) -> Any:
+        emu._check_known(params, LEAN_STUDIES_PARAMS)
+        emu._check_format(params)
+        size = emu._page_size(params.get("pageSize"))
+        names = emu._field_names(params.get("fields"))
+        digest = emu._query_digest(params)
+        token = params.get("pageToken")
+        offset = emu._decode_token(token, digest) if token else 0
+        ids = self._matching(params)
+        page = ids[offset : offset + size]
+        parts = [self._piece(nct, entry, names) for nct in page if (entry := self.store.entry(nct))]
+        body = b'{"studies":[' + b",".join(parts) + b"]"
+        if emu._boolean(params, "countTotal") and not token:
+            body += b',"totalCount":%d' % len(ids)
+        if offset + size < len(ids):
+            body += b',"nextPageToken":"' + emu._encode_token(offset + size, digest).encode() + b'"'
+        return Response(200, body + b"}", "application/json")
+
+    def _matching(self, params: dict[str, str]) -> list[str]:
+        raw = params.get("filter.ids")
+        if not raw:
+            return self.store.ids()
+        wanted = emu._id_list(raw, "filter.ids")
+        return sorted(nct for nct in wanted if self.store.entry(nct) is not None)
+
+    def _piece(self, nct: str, entry: Entry, names: list[str] | None) -> bytes:
+        """The study, or the pieces ``fields`` names; a probe is built from the index."""
+        if not names or "@query" in names:
+            return self.store.body(entry)
+        if {name.strip().lower() for name in names} <= PROBE_PIECES:
+            study: dict[str, Any] = {
+                "protocolSection": {
+                    "identificationModule": {"nctId": nct},
+                    "statusModule": {"lastUpdatePostDateStruct": {"date": entry.posted}},
+                }
+            }
+        else:
+            study = json.loads(self.store.body(entry))
+        return json.dumps(emu.project(study, names), separators=(",", ":")).encode()
+
+
+class LeanEmulator(emu.Emulator):  # type: ignore[misc,name-defined]
+    """The emulator's server and control API over a ``LeanStore``."""
+
+    def __init__(self, data_dir: Path, *, latency: float = 0.0) -> None:
+        super().__init__(latency=latency)
+        self.lean = LeanStore(data_dir)
+        self.api = LeanApi(self.lean)
+
+    @classmethod
+    def start_lean(
+        cls, data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0
+    ) -> LeanEmulator:
+        """Index ``data_dir`` and serve it from a thread on ``host:port`` (0: a free port)."""
+        emulator = cls(data_dir, latency=latency)
+        emulator._serve(host, port)
+        return emulator
+
+    def publish(self, study: Mapping[str, Any], date: str | None = None) -> int:
+        return self.lean.publish(study, date)[1]
+
+    def current(self, nct: str) -> dict[str, Any] | None:
+        entry = self.lean.entry(emu._require_nct(nct))
+        return None if entry is None else json.loads(self.lean.body(entry))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve a bench dataset as API v2.")
+    parser.add_argument("--data", type=Path, required=True, help="a bench/generate.py dataset")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--port-file", type=Path, help="write the port here once listening")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay every API answer")
+    args = parser.parse_args(argv)
+    emulator = LeanEmulator.start_lean(
+        args.data, host=args.host, port=args.port, latency=args.latency_ms / 1000
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if args.port_file:
+        emu._write_port_file(args.port_file, emulator.port)
+    print(emulator.port, flush=True)
+    stop.wait()
+    emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,667 @@
+"""``make bench``: trialwatch against a naive poller and urlwatch on an emulated registry.
+
+What runs, on one emulated registry (``bench/emulator.py`` serving ``bench/generate.py``'s
+records, in its own process):
+
+1. **Peers, side by side** on the first ``--peers`` studies (default 2,000): trialwatch (a real
+   ``trialwatch sync --json`` process, SQLite store in a temp dir, ``[ctgov] history = false``,
+   ``requests_per_second = 100``), the naive poller (``bench/naive.py``: one request per
+   study, ``deepdiff``) and urlwatch (``/api/v2/studies/{id}`` URLs, ``--cache`` in a temp
+   dir). Each does (a) a first load, (b) a steady cycle with nothing changed, (c) a cycle
+   after 1% of the studies got a new version.
+2. **Scale**: trialwatch alone on all ``N`` studies (``--full``: 100,000), same three cycles.
+3. **Diff engine**: ``bench/diff_speed.py`` (synthetic 40-site records), and ``diff`` against
+   ``deepdiff`` on pairs of generated records and their next versions, one core each.
+
+Per cycle: registry requests (as the tool counts them and as the emulator saw them), wall
+time, peak RSS of the tool's process (``os.wait4``), records/s. It prints a table and writes
+its section of ``bench/results.md`` (quick and full runs keep separate sections).
+
+    .venv/bin/python bench/run.py [--n 2000 | --full] [--peers 2000] [--profile]
+
+urlwatch and deepdiff live in ``bench/.venv-tools`` (``make bench`` creates it); without it
+the peers are skipped and the report says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+import generate  # noqa: E402  (a sibling script, importable once bench/ is on the path)
+
+QUICK_N = 2_000
+FULL_N = 100_000
+PEERS_N = 2_000
+CHANGED_SHARE = 0.01
+CACHE = BENCH / ".cache"
+TOOLS_VENV = BENCH / ".venv-tools"
+PROFILES = BENCH / ".profiles"
+RESULTS = BENCH / "results.md"
+VENV_BIN = Path(sys.executable).parent
+WATCH_CHUNK = 5_000  # ids per `watch add` (argv stays far below the kernel's limit)
+COMMAND_TIMEOUT = 3_600.0
+DIFF_PAIRS = 2_000
+DEEPDIFF_PAIRS = 200  # deepdiff takes ~70 ms a pair: 200 pairs already give a stable rate
+
+
+# ---- measuring a process -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One finished process: wall time, peak RSS, exit code and output."""
+
+    wall: float
+    rss_mb: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_measured(
+    cmd: Sequence[str | Path], *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Measured:
+    """Run ``cmd`` to the end; its peak RSS comes from ``wait4`` on that very child, so neither
+    the emulator nor this process is counted."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=err, env=env, cwd=cwd)
+        killer = threading.Timer(COMMAND_TIMEOUT, proc.kill)
+        killer.start()
+        try:
+            _pid, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        return Measured(
+            wall=wall,
+            rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+            returncode=proc.returncode,
+            stdout=out.read().decode("utf-8", "replace"),
+            stderr=err.read().decode("utf-8", "replace"),
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One cycle of one tool."""
+
+    tool: str
+    watched: int
+    cycle: str
+    requests: int | None  # as the tool itself counts them (None: it does not say)
+    emulator_requests: int
+    wall: float
+    rss_mb: float
+    outcome: str
+
+    @property
+    def records_per_second(self) -> float:
+        return self.watched / self.wall if self.wall else 0.0
+
+
+# ---- the emulator --------------------------------------------------------------------------------
+
+
+class Emulator:
+    """``bench/emulator.py`` in its own process, so that serving costs this process nothing."""
+
+    def __init__(self, data_dir: Path, workdir: Path, latency_ms: float) -> None:
+        port_file = workdir / "emulator.port"
+        cmd = [sys.executable, str(BENCH / "emulator.py"), "--data", str(data_dir)]
+        cmd += ["--port-file", str(port_file), "--latency-ms", str(latency_ms)]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not port_file.exists():
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the bench emulator did not start")
+            time.sleep(0.05)
+        self.base_url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+        self.api_url = f"{self.base_url}/api/v2"
+        self._http = httpx.Client(timeout=120)
+
+    def reset_stats(self) -> None:
+        self._http.post(f"{self.base_url}/_emu/reset_stats").raise_for_status()
+
+    def requests(self) -> int:
+        stats = self._http.get(f"{self.base_url}/_emu/stats").json()
+        return int(stats["requests"])
+
+    def studies(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The current versions of ``ids`` (1,000 a request; call before ``reset_stats``)."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 1000):
+            params = {"filter.ids": ",".join(ids[start : start + 1000]), "pageSize": "1000"}
+            response = self._http.get(f"{self.api_url}/studies", params=params)
+            found.extend(response.raise_for_status().json()["studies"])
+        return found
+
+    def publish(self, study: dict[str, Any]) -> None:
+        """A new version, dated the day after the current one (so a probe sees it move)."""
+        self._http.post(f"{self.base_url}/_emu/publish", json={"study": study}).raise_for_status()
+
+    def stop(self) -> None:
+        self._http.close()
+        self._proc.send_signal(signal.SIGTERM)
+        self._proc.wait(timeout=30)
+
+
+def publish_changes(emulator: Emulator, ids: Sequence[str], share: float, seed: int) -> int:
+    """Give ``share`` of ``ids`` (at least one) a new version; returns how many."""
+    rnd = random.Random(seed)
+    chosen = sorted(rnd.sample(list(ids), max(1, math.ceil(len(ids) * share))))
+    for study in emulator.studies(chosen):
+        emulator.publish(generate.mutate(study, rnd))
+    return len(chosen)
+
+
+# ---- the tools ------------------------------------------------------------------------------------
+
+
+class Tool(Protocol):
+    name: str
+
+    def cycle(self, label: str) -> Row: ...
+
+
+class Trialwatch:
+    """A trialwatch install of its own: config, SQLite store, the watch list."""
+
+    name = "trialwatch"
+
+    def __init__(
+        self, workdir: Path, emulator: Emulator, ids: Sequence[str], profile: bool
+    ) -> None:
+        self.workdir = workdir
+        self.emulator = emulator
+        self.ids = list(ids)
+        self.profile = profile
+        workdir.mkdir(parents=True)
+        self.config = workdir / "trialwatch.toml"
+        self.config.write_text(_trialwatch_config(workdir, emulator.api_url))
+        # TRIALWATCH_* variables would override the config file (say, a real database URL)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TRIALWATCH_")}
+        self._cli("init")
+        for start in range(0, len(self.ids), WATCH_CHUNK):
+            self._cli("watch", "add", *self.ids[start : start + WATCH_CHUNK])
+
+    def _cli(self, *args: str) -> None:
+        done = run_measured(self._command(*args), env=self.env, cwd=self.workdir)
+        if done.returncode != 0:
+            raise SystemExit(f"trialwatch {args[0]} failed: {done.stderr.strip()[-2000:]}")
+
+    def _command(self, *args: str) -> list[str | Path]:
+        return [VENV_BIN / "trialwatch", "--config", self.config, *args]
+
+    def cycle(self, label: str) -> Row:
+        self.emulator.reset_stats()
+        command = self._command("sync", "--json")
+        if self.profile:
+            PROFILES.mkdir(exist_ok=True)
+            name = f"trialwatch-{len(self.ids)}-{label.replace(' ', '-').replace('%', 'pc')}"
+            report = PROFILES / f"{name}.txt"
+            command = [VENV_BIN / "pyinstrument", "-r", "text", "-o", report, *command]
+        done = run_measured(command, env=self.env, cwd=self.workdir)
+        if done.returncode not in (0, 1):
+            raise SystemExit(f"trialwatch sync failed: {done.stderr.strip()[-2000:]}")
+        report = json.loads(done.stdout) if not self.profile else _profiled_report(done)
+        outcome = ", ".join(
+            f"{report[k]} {k}" for k in ("new", "changed", "unchanged", "failed") if report[k]
+        )
+        return Row(
+            self.name,
+            len(self.ids),
+            label,
+            int(report["requests"]),
+            self.emulator.requests(),
+            done.wall,
+            done.rss_mb,
+            outcome,
+        )
+
+
+def _profiled_report(done: Measured) -> dict[str, Any]:
+    # pyinstrument prints its own lines after the program's JSON document
+    document, _end = json.JSONDecoder().raw_decode(done.stdout.lstrip())
+    return dict(document)
+
+
+def _trialwatch_config(workdir: Path, api_url: str) -> str:
+    return f"""\
+[database]
+url = "sqlite:///{workdir / "trialwatch.db"}"
+
+[ctgov]
+api_url = "{api_url}"
+history_url = "{api_url.removesuffix("/v2")}/int"
+requests_per_second = 100.0  # the emulator is local: the politeness limit is not measured
+timeout_seconds = 300.0
+max_attempts = 2
+history = false              # whole-registry benchmark: no record-history backfill
+"""
+
+
+class Naive:
+    """``bench/naive.py``: one request per study, deepdiff on what changed."""
+
+    name = "naive + deepdiff"
+
+    def __init__(self, workdir: Path, emulator: Emulator, ids: Sequence[str]) -> None:
+        workdir.mkdir(parents=True)
+        self.emulator = emulator
+        self.watched = len(ids)
+        self.ids_file = workdir / "ids.txt"
+        self.ids_file.write_text("\n".join(ids) + "\n")
+        self.state = workdir / "copies.sqlite"
+
+    def cycle(self, label: str) -> Row:
+        self.emulator.reset_stats()
+        python = TOOLS_VENV / "bin" / "python"
+        command = [python, BENCH / "naive.py", "--api", self.emulator.api_url]
+        done = run_measured([*command, "--ids", self.ids_file, "--state", self.state])
+        if done.returncode != 0:
+            raise SystemExit(f"the naive poller failed: {done.stderr.strip()[-2000:]}")
+        report = json.loads(done.stdout)
+        outcome = ", ".join(
+            f"{report[k]} {k}" for k in ("new", "changed", "unchanged", "failed") if report[k]
+        )
+        return Row(
+            self.name,
+            self.watched,
+            label,
+            int(report["requests"]),
+            self.emulator.requests(),
+            done.wall,
+            done.rss_mb,
+            outcome,
+        )
+
+
+class Urlwatch:
+    """urlwatch with one job per study URL and its cache in a temp dir."""
+
+    name = "urlwatch"
+    SUMMARY = re.compile(r"^\d+\. (NEW|CHANGED|ERROR): ", re.MULTILINE)
+
+    def __init__(self, workdir: Path, emulator: Emulator, ids: Sequence[str]) -> None:
+        workdir.mkdir(parents=True)
+        self.workdir = workdir
+        self.emulator = emulator
+        self.watched = len(ids)
+        jobs = (f"name: {i}\nurl: {emulator.api_url}/studies/{i}\n" for i in ids)
+        (workdir / "urls.yaml").write_text("---\n".join(jobs))
+
+    def cycle(self, label: str) -> Row:
+        self.emulator.reset_stats()
+        files = {"urls": "urls.yaml", "config": "urlwatch.yaml", "hooks": "hooks.py"}
+        command: list[str | Path] = [TOOLS_VENV / "bin" / "urlwatch"]
+        for option, name in files.items():
+            command += [f"--{option}", self.workdir / name]
+        command += ["--cache", self.workdir / "cache.db"]
+        done = run_measured(command, cwd=self.workdir)
+        if done.returncode != 0:
+            raise SystemExit(f"urlwatch failed: {done.stderr.strip()[-2000:]}")
+        kinds = [m.group(1).lower() for m in self.SUMMARY.finditer(done.stdout)]
+        counts = {k: kinds.count(k) for k in ("new", "changed", "error")}
+        counts["unchanged"] = self.watched - len(kinds)
+        outcome = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        requests = self.emulator.requests()
+        return Row(self.name, self.watched, label, None, requests, done.wall, done.rss_mb, outcome)
+
+
+# ---- diff engine speed ------------------------------------------------------------------------------
+
+
+def diff_speed(data_dir: Path, workdir: Path, have_tools: bool) -> dict[str, Any]:
+    """Pairs/s on one core: bench/diff_speed.py's workloads, and trialwatch's ``diff`` and
+    ``deepdiff`` on generated records paired with their next versions."""
+    from service.diff import diff
+    from service.registry.normalise import normalise
+
+    figures: dict[str, Any] = {"synthetic": _synthetic_diff_speed()}
+    rnd = random.Random(7)
+    raw_pairs = []
+    with (data_dir / "studies.jsonl").open("rb") as studies:
+        for line, _ in zip(studies, range(DIFF_PAIRS), strict=False):
+            old = json.loads(line)
+            raw_pairs.append((old, generate.mutate(old, rnd)))
+    pairs = [(normalise(old), normalise(new)) for old, new in raw_pairs]
+    start = time.perf_counter()
+    changes = sum(len(diff(old, new)) for old, new in pairs)
+    seconds = time.perf_counter() - start
+    figures["trialwatch"] = {
+        "pairs": len(pairs),
+        "pairs_per_second": len(pairs) / seconds,
+        "changes_per_pair": changes / len(pairs),
+    }
+    if have_tools:
+        pairs_file = workdir / "pairs.jsonl"
+        with pairs_file.open("w") as out:
+            for old, new in raw_pairs[:DEEPDIFF_PAIRS]:
+                out.write(json.dumps([old, new]) + "\n")
+        python = TOOLS_VENV / "bin" / "python"
+        done = run_measured([python, BENCH / "naive.py", "--diff-speed", pairs_file])
+        figures["deepdiff"] = json.loads(done.stdout)
+    return figures
+
+
+def _synthetic_diff_speed() -> dict[str, float]:
+    done = run_measured([sys.executable, BENCH / "diff_speed.py", "3000"], cwd=ROOT)
+    rates = {}
+    for line in done.stdout.splitlines():
+        name, _, rest = line.partition(":")
+        rates[name.strip()] = float(rest.split("pairs/s")[0].replace(",", ""))
+    return rates
+
+
+# ---- orchestration -----------------------------------------------------------------------------------
+
+
+CYCLES = ("first load", "steady", "1% changed")
+
+
+def run_group(tools: Sequence[Tool], emulator: Emulator, ids: Sequence[str], seed: int) -> list[Row]:
+    """The three cycles for every tool in ``tools``, on the same registry state each time."""
+    rows: list[Row] = []
+    for label in CYCLES:
+        if label == "1% changed":
+            changed = publish_changes(emulator, ids, CHANGED_SHARE, seed)
+            print(f"  published new versions of {changed} of {len(ids)} studies", flush=True)
+        for tool in tools:
+            row = tool.cycle(label)
+            print(f"  {_line(row)}", flush=True)
+            rows.append(row)
+    return rows
+
+
+def _line(row: Row) -> str:
+    return (
+        f"{row.tool:>17} {row.watched:>7,} {row.cycle:<11} requests {_n(row.requests):>6} "
+        f"(emulator {row.emulator_requests:>6,}) {row.wall:8.2f} s {row.rss_mb:7.1f} MB "
+        f"{row.records_per_second:>9,.0f} rec/s  {row.outcome}"
+    )
+
+
+def _n(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    count = FULL_N if args.full else args.n
+    peers = min(args.peers, count)
+    templates = generate.load_templates(args.templates or generate.DEFAULT_TEMPLATES)
+    data_dir = CACHE / f"dataset-{count}-seed{args.seed}"
+    print(f"dataset: {count:,} studies in {data_dir}", flush=True)
+    started = time.perf_counter()
+    generate.ensure_dataset(count, data_dir, templates, args.seed)
+    print(f"  ready in {time.perf_counter() - started:.1f} s", flush=True)
+    ids = [generate.nct_id(i) for i in range(count)]
+    have_tools = (TOOLS_VENV / "bin" / "urlwatch").exists() and not args.no_peers
+    if not have_tools and not args.no_peers:
+        print(f"  no {TOOLS_VENV}: peers skipped (`make bench` installs urlwatch, deepdiff)")
+    workdir = Path(tempfile.mkdtemp(prefix="trialwatch-bench-"))
+    emulator = Emulator(data_dir, workdir, args.latency_ms)
+    try:
+        rows = _run_all(args, emulator, workdir, ids, peers, have_tools)
+        print("diff engine speed (one core) ...", flush=True)
+        speed = diff_speed(data_dir, workdir, have_tools)
+    finally:
+        emulator.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report = render(args, rows, speed, count, peers, have_tools)
+    print("\n" + report)
+    if args.profile:
+        print(f"profiles in {PROFILES}; results.md not written (profiling distorts the figures)")
+    else:
+        write_section("full" if args.full else "quick", report)
+        print(f"written to {RESULTS}")
+    return 0
+
+
+def _run_all(
+    args: argparse.Namespace,
+    emulator: Emulator,
+    workdir: Path,
+    ids: list[str],
+    peers: int,
+    have_tools: bool,
+) -> list[Row]:
+    peer_ids = ids[:peers]
+    print(f"peers on {peers:,} studies", flush=True)
+    tools: list[Tool] = [Trialwatch(workdir / "tw-peers", emulator, peer_ids, args.profile)]
+    if have_tools:
+        tools.append(Naive(workdir / "naive", emulator, peer_ids))
+        tools.append(Urlwatch(workdir / "urlwatch", emulator, peer_ids))
+    rows = run_group(tools, emulator, peer_ids, args.seed)
+    if len(ids) > peers:
+        print(f"trialwatch on {len(ids):,} studies", flush=True)
+        scale = Trialwatch(workdir / "tw-scale", emulator, ids, args.profile)
+        rows += run_group([scale], emulator, ids, args.seed + 1)
+    return rows
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark trialwatch against its peers.")
+    parser.add_argument("--n", type=int, default=QUICK_N, help="studies watched (default 2000)")
+    parser.add_argument("--full", action="store_true", help=f"{FULL_N:,} studies")
+    parser.add_argument("--peers", type=int, default=PEERS_N, help="studies for the peers")
+    parser.add_argument("--no-peers", action="store_true", help="trialwatch only")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="emulator delay a request")
+    parser.add_argument("--templates", type=Path, action="append", help="records to vary")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument each sync")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    return parser.parse_args(argv)
+
+
+# ---- the report ---------------------------------------------------------------------------------------
+
+
+def render(
+    args: argparse.Namespace,
+    rows: list[Row],
+    speed: dict[str, Any],
+    count: int,
+    peers: int,
+    have_tools: bool,
+) -> str:
+    """The markdown section: machine, settings, the table, the diff speeds, the targets."""
+    lines = [
+        f"## {'Full' if args.full else 'Quick'} run: {count:,} studies "
+        f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"Machine: {_machine()}.",
+        f"Command: `.venv/bin/python bench/run.py {' '.join(argv_shown(args))}`. Emulator "
+        f"latency {args.latency_ms:g} ms a request; trialwatch with `history = false`, "
+        "`requests_per_second = 100`, SQLite; each cycle is a fresh `trialwatch sync --json` "
+        "process (start-up and store migration check included).",
+        "",
+        "| tool | watched | cycle | requests (tool) | requests (emulator) | wall s "
+        "| peak RSS MB | records/s | outcome |",
+        "|---|--:|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.tool} | {row.watched:,} | {row.cycle} | {_n(row.requests)} "
+            f"| {row.emulator_requests:,} | {row.wall:.2f} | {row.rss_mb:.0f} "
+            f"| {row.records_per_second:,.0f} | {row.outcome} |"
+        )
+    if not have_tools:
+        lines += ["", "Peers skipped: no `bench/.venv-tools` (run `make bench`)."]
+    lines += ["", *_speed_lines(speed), "", *_target_lines(rows, speed, count, peers)]
+    return "\n".join(lines) + "\n"
+
+
+def argv_shown(args: argparse.Namespace) -> list[str]:
+    shown = ["--full"] if args.full else [f"--n {args.n}"]
+    if args.peers != PEERS_N:
+        shown.append(f"--peers {args.peers}")
+    if args.latency_ms:
+        shown.append(f"--latency-ms {args.latency_ms:g}")
+    return shown
+
+
+def _machine() -> str:
+    memory = "?"
+    with Path("/proc/meminfo").open() as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1]) / 1024**2:.1f} GB RAM"
+    cpu = platform.processor() or platform.machine()
+    with Path("/proc/cpuinfo").open() as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}, trialwatch at {_commit()}"
+    )
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "service"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "an unknown commit"
+    return f"{head}{' + uncommitted changes in service/' if dirty else ''}"
+
+
+def _speed_lines(speed: dict[str, Any]) -> list[str]:
+    synthetic = speed["synthetic"]
+    ours = speed["trialwatch"]
+    lines = [
+        "Diff engine, one core (pairs/s): "
+        + ", ".join(f"{name} {rate:,.0f}" for name, rate in synthetic.items())
+        + " (`bench/diff_speed.py`, synthetic 40-site records); "
+        f"{ours['pairs_per_second']:,.0f} on {ours['pairs']:,} generated records paired with "
+        f"their next version ({ours['changes_per_pair']:.2f} changes a pair, normalising not "
+        "timed)"
+    ]
+    if "deepdiff" in speed:
+        theirs = speed["deepdiff"]
+        lines[0] += (
+            f"; deepdiff on the raw JSON of the first {theirs['pairs']} of those pairs: "
+            f"{theirs['pairs_per_second']:,.1f}."
+        )
+    else:
+        lines[0] += "."
+    return lines
+
+
+def _target_lines(rows: list[Row], speed: dict[str, Any], count: int, peers: int) -> list[str]:
+    lines = ["| target | measured | met |", "|---|---|---|"]
+
+    def find(tool: str, watched: int, cycle: str) -> Row | None:
+        return next(
+            (r for r in rows if (r.tool, r.watched, r.cycle) == (tool, watched, cycle)), None
+        )
+
+    steady, changed = find("trialwatch", count, "steady"), find("trialwatch", count, "1% changed")
+    scale_note = "" if count >= FULL_N else f" (at W = {count:,}; the target is for 100,000)"
+    if steady is not None:
+        budget = math.ceil(count / 1000) + 1
+        lines.append(
+            f"| steady cycle ≤ ceil(W/1000)+1 = {budget} requests{scale_note} "
+            f"| {steady.emulator_requests} | {_yes(steady.emulator_requests <= budget)} |"
+        )
+    if changed is not None:
+        lines.append(
+            f"| 1% changed: ≤ 60 s wall{scale_note} | {changed.wall:.1f} s "
+            f"| {_yes(changed.wall <= 60)} |"
+        )
+        lines.append(
+            f"| 1% changed: peak RSS ≤ 500 MB{scale_note} | {changed.rss_mb:.0f} MB "
+            f"| {_yes(changed.rss_mb <= 500)} |"
+        )
+    for cycle in ("steady", "1% changed"):
+        ours, theirs = find("trialwatch", peers, cycle), find("urlwatch", peers, cycle)
+        if ours is None or theirs is None:
+            continue
+        fewer = theirs.emulator_requests / max(1, ours.emulator_requests)
+        faster = theirs.wall / ours.wall
+        lines.append(
+            f"| vs urlwatch on {peers:,} ({cycle}): ≥ 50× fewer requests | {fewer:,.0f}× "
+            f"({theirs.emulator_requests:,} vs {ours.emulator_requests:,}) | {_yes(fewer >= 50)} |"
+        )
+        lines.append(
+            f"| vs urlwatch on {peers:,} ({cycle}): ≥ 10× less wall time | {faster:,.1f}× "
+            f"({theirs.wall:.2f} s vs {ours.wall:.2f} s) | {_yes(faster >= 10)} |"
+        )
+    typical = speed["synthetic"].get("typical", 0.0)
+    lines.append(
+        f"| diff engine ≥ 2,000 pairs/s/core | {typical:,.0f} (typical), "
+        f"{speed['trialwatch']['pairs_per_second']:,.0f} (generated pairs) "
+        f"| {_yes(min(typical, speed['trialwatch']['pairs_per_second']) >= 2000)} |"
+    )
+    return lines
+
+
+def _yes(met: bool) -> str:
+    return "yes" if met else "**no**"
+
+
+def write_section(kind: str, report: str) -> None:
+    """Replace this run kind's section of results.md, keeping the other one."""
+    start, end = f"<!-- bench:{kind} -->", f"<!-- /bench:{kind} -->"
+    block = f"{start}\n{report}{end}"
+    text = RESULTS.read_text() if RESULTS.exists() else _RESULTS_HEAD
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    RESULTS.write_text(text)
+
+
+_RESULTS_HEAD = """\
+# Benchmark results
+
+Written by `make bench` (`bench/run.py`, quick run) and `make bench BENCH_ARGS=--full`
+(100,000 studies); each run replaces its own section. See `bench/README.md` for what is
+measured and how.
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
