@@ -34,6 +34,9 @@ class Versions:
     versions: list[NewVersion]
     warning: str | None = None
     drifted: bool = False  # the history API answered, but not in the shape it had
+    # how many of ``versions`` were already posted when the current record was fetched: a
+    # version published while a (slow) first sync was under way is news, not the past
+    past: int = 1
 
 
 class HistoryFetcher:
@@ -54,25 +57,43 @@ class HistoryFetcher:
     def _versions_after(self, study_id: str, after: int, current: NewVersion) -> Versions:
         try:
             entries = self.client.history(study_id)
-            if not entries or entries[-1].version <= after:
+            newer = [e for e in entries if e.version > after]
+            if not newer:
                 return Versions([current])  # the history API lags behind API v2
-            return Versions(self._fetch(study_id, entries, after, current))
+            return self._fetch(study_id, newer, current)
         except RegistryError as exc:
             warning = f"{study_id}: history unavailable, compared with the last version only: {exc}"
             log.warning("%s", warning)
             return Versions([current], warning, drifted=isinstance(exc, RecordInvalid))
 
-    def _fetch(
-        self, study_id: str, entries: list[HistoryEntry], after: int, current: NewVersion
-    ) -> list[NewVersion]:
-        last = entries[-1]
-        between = [self._version(study_id, e) for e in entries if after < e.version < last.version]
-        if current.last_update_posted == last.date:
-            return [*between, replace(current, registry_version=last.version)]
-        newest = self._version(study_id, last)  # dates differ: compare what they hold
+    def _fetch(self, study_id: str, newer: list[HistoryEntry], current: NewVersion) -> Versions:
+        """Fetch the ``newer`` versions, placing ``current`` (the API v2 record) among them:
+        by its posted date, else by content. The history list and API v2 may each be ahead."""
+        place = self._place(study_id, newer, current)
+        if place is None:  # API v2 is ahead of the history list
+            versions = [self._version(study_id, e) for e in newer] + [current]
+            return Versions(versions, past=len(versions))
+        versions = [
+            replace(current, registry_version=e.version)
+            if i == place
+            else self._version(study_id, e)
+            for i, e in enumerate(newer)
+        ]
+        return Versions(versions, past=place + 1)
+
+    def _place(self, study_id: str, newer: list[HistoryEntry], current: NewVersion) -> int | None:
+        """The index in ``newer`` of the version ``current`` is, or None if it is newer."""
+        posted = current.last_update_posted
+        same_day = [i for i, e in enumerate(newer) if e.date == posted]
+        if same_day:
+            return same_day[-1]
+        if posted and posted < newer[-1].date:
+            earlier = [i for i, e in enumerate(newer) if e.date < posted]
+            return earlier[-1] if earlier else 0
+        newest = self._version(study_id, newer[-1])  # no dates to go by: compare content
         if newest.snapshot.content_hash() == current.snapshot.content_hash():
-            return [*between, replace(current, registry_version=last.version)]
-        return [*between, newest, current]  # API v2 is ahead of the history list
+            return len(newer) - 1
+        return None
 
     def _version(self, study_id: str, entry: HistoryEntry) -> NewVersion:
         wrapper = self.client.history_version(study_id, entry.version)

@@ -4,7 +4,9 @@ Verdicts: ``new`` (first sighting: stored with a ``record_added`` change), ``cha
 version with at least one reportable change), ``unchanged`` (same content hash — no diff work —
 or a new version whose differences are all cosmetic), ``failed`` (fetch or normalisation
 failed; the cycle goes on). A version and its changes are committed together, study by study,
-so an interrupted cycle keeps what it finished.
+so an interrupted cycle keeps what it finished; records seen for the first time without a
+history backfill are committed together a page at a time (a first load of the whole registry
+would otherwise be one transaction per study).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from service.models import Change, Route, Snapshot
 from service.registry.ctgov import PROBE_FIELDS, CtgovClient, posted_date, returned_id
 from service.registry.normalise import normalise, record_meta
 from service.settings import CtgovSettings, Subscription
-from service.store import NewVersion, RecordState, Store
+from service.store import FirstSighting, NewVersion, RecordState, Store
 from service.subscriptions import route
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,7 @@ class _Cycle:
         self.done: set[str] = set()
         self.unchanged: list[str] = []
         self.moved_dates: dict[str, str] = {}  # unchanged content, but a new posted date
+        self.first_sightings: list[FirstSighting] = []  # new records not stored yet
         self.run_id: int | None = None
 
     def run(self) -> SyncReport:
@@ -166,6 +169,7 @@ class _Cycle:
         for study_id in self.ids:
             if study_id not in self.done and not self.should_stop():
                 self._fetch_one(study_id)
+        self._store_first_sightings()
         self.report.checked = len(self.done)
         if self.unchanged and not self.dry_run:
             store.mark_checked(self.m.registry, self.unchanged, self.m.clock(), self.moved_dates)
@@ -214,10 +218,12 @@ class _Cycle:
                 continue
             for raw in batch.studies:
                 if self.should_stop():
+                    self._store_first_sightings()
                     return
                 study_id = returned_id(raw)
                 if study_id in wanted and study_id not in self.done:
                     self._process(study_id, raw)
+            self._store_first_sightings()
 
     def _fetch_one(self, study_id: str) -> None:
         """A watched id the batch did not return: ask for it alone (follows alias redirects)."""
@@ -241,6 +247,7 @@ class _Cycle:
         if state.state == "unavailable":
             self.report.unchanged += 1
             return
+        self._store_first_sightings()  # keeps the report's changes in the order found
         change = record_unavailable(self.m.registry, study_id)
         if self.dry_run:
             stored: Change | None = change
@@ -292,14 +299,19 @@ class _Cycle:
             self.report.unchanged += 1
             self._finish(study_id)
             return
+        if state is None and not self._backfills():
+            self._first_sighting(current)
+            self.report.new += 1
+            self._finish(study_id)
+            return
         if state is None or state.content_hash is None:
             found = self._backfill(study_id, current)
-            self._store_steps(found.versions, None, historical=True)
+            self._store_steps(found.versions, None, past=found.past)
             self.report.new += 1
         else:
             found = self._gap(study_id, state, current)
             previous = self.m.store.latest_snapshot(self.m.registry, study_id)
-            if self._store_steps(found.versions, previous, historical=False):
+            if self._store_steps(found.versions, previous, past=0):
                 self.report.changed += 1
             else:
                 self.report.unchanged += 1
@@ -310,11 +322,58 @@ class _Cycle:
             )
         self._finish(study_id)
 
-    def _backfill(self, study_id: str, current: NewVersion) -> Versions:
+    def _backfills(self) -> bool:
         settings = self.m.settings
-        if not (settings.history and settings.history_backfill):
+        return settings.history and settings.history_backfill
+
+    def _backfill(self, study_id: str, current: NewVersion) -> Versions:
+        if not self._backfills():
             return Versions([current])
         return self.m.history.backfill(study_id, current)
+
+    def _first_sighting(self, version: NewVersion) -> None:
+        """A new record with no past versions to fetch: kept to be stored with the rest of
+        its page in one transaction (``_store_first_sightings``)."""
+        changes = [record_added(version.snapshot)]
+        if self.dry_run:
+            self.report.changes.extend(changes)
+            return
+        routes = self._routes(changes, [False], version.fetched_at)
+        self.first_sightings.append(FirstSighting(version, changes, routes, [False]))
+
+    def _store_first_sightings(self) -> None:
+        """Store the new records kept so far, all in one transaction. Should that fail, each
+        is stored alone: one study's bug then fails that study only, and a record another
+        process stored meanwhile gets a version instead of a clash (a store that is down
+        fails again on the first one, and that ends the cycle as before)."""
+        sightings, self.first_sightings = self.first_sightings, []
+        if not sightings:
+            return
+        try:
+            stored = self.m.store.save_first_versions(sightings, self.run_id)
+        except Exception:
+            log.exception("storing %d new records together failed; one by one", len(sightings))
+            for sighting in sightings:
+                self._store_first_sighting(sighting)
+            return
+        for changes in stored:
+            self.report.changes.extend(changes)
+
+    def _store_first_sighting(self, sighting: FirstSighting) -> None:
+        version = sighting.version
+        study_id = version.snapshot.study_id
+        try:
+            stored = self.m.store.save_version(
+                version, sighting.changes, self.run_id, sighting.routes, sighting.historical
+            )
+        except StoreError:
+            raise
+        except Exception as exc:
+            log.exception("sync of %s failed", study_id)
+            self.report.new -= 1
+            self._failed(study_id, f"{study_id}: internal error: {exc}", "internal")
+            return
+        self.report.changes.extend(stored)
 
     def _gap(self, study_id: str, state: RecordState, current: NewVersion) -> Versions:
         if not self.m.settings.history:
@@ -322,10 +381,12 @@ class _Cycle:
         return self.m.history.gap(study_id, state.latest_registry_version, current)
 
     def _store_steps(
-        self, versions: list[NewVersion], previous: Snapshot | None, *, historical: bool
+        self, versions: list[NewVersion], previous: Snapshot | None, *, past: int
     ) -> bool:
         """Store ``versions`` in order, each with its changes from the one before (the first
-        from ``previous``; a first sighting ends with ``record_added``). True if any change."""
+        from ``previous``; a first sighting ends with ``record_added``). Changes into the
+        first ``past`` versions are historical (found by backfill). True if any change."""
+        self._store_first_sightings()  # keeps the report's changes in the order found
         first_sighting = previous is None
         any_change = False
         for i, version in enumerate(versions):
@@ -333,7 +394,7 @@ class _Cycle:
             if previous is not None:
                 changes = diff(previous, version.snapshot)
                 changes += self.m.extra_changes(previous, version.snapshot)
-            flags = [historical] * len(changes)
+            flags = [i < past] * len(changes)
             if first_sighting and i == len(versions) - 1:
                 changes.append(record_added(version.snapshot))
                 flags.append(False)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 from conftest import TESTS_DATA
@@ -16,8 +18,14 @@ from ctgov_emulator import Emulator
 from notify_servers import WEBHOOK_SECRET, WebhookReceiver
 
 from service.cli import cli
+from service.history import HistoryFetcher
+from service.registry.ctgov import CtgovClient
+from service.registry.normalise import normalise, record_meta
+from service.settings import CtgovSettings
+from service.store import NewVersion
 
 STUDY = "NCT00763412"
+T_FETCH = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 BASE = json.loads((TESTS_DATA / "records" / f"{STUDY}.json").read_text())
 Edit = Callable[[dict[str, Any]], None]
 
@@ -219,3 +227,26 @@ def test_history_can_be_turned_off(
     report = sync(trialwatch)
     assert report["requests"] == registry.requests == 1
     assert len(json.loads(trialwatch("history", STUDY, "--json").stdout)) == 1
+
+
+def test_a_version_published_during_a_first_sync_is_news_not_history(
+    emulator_factory: Callable[..., Emulator],
+) -> None:
+    registry = emulator_factory()
+    registry.publish(version(*PAST[0]), date="2012-01-15")
+    stale = registry.current(STUDY)  # what the batch page returned
+    assert stale is not None
+    registry.publish(version(*PAST[1]), date="2012-02-15")  # then the registry moved on
+    settings = CtgovSettings(
+        api_url=registry.api_url, history_url=registry.history_url, history_gap_seconds=0
+    )
+    with httpx.Client() as http:
+        fetcher = HistoryFetcher(CtgovClient(http, settings), clock=lambda: T_FETCH)
+        current = NewVersion(
+            "ctgov", normalise(stale), stale, None, record_meta(stale).last_update_posted, T_FETCH
+        )
+        found = fetcher.backfill(STUDY, current)
+    assert [v.registry_version for v in found.versions] == [0, 1]
+    assert found.past == 1  # version 1 came after the record was fetched: it is notified
+    assert found.versions[0].snapshot == current.snapshot
+    assert found.versions[1].snapshot.enrollment_count == 36
