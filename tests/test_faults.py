@@ -1,0 +1,105 @@
+"""Faults a registry and a database really produce, against real servers: each gets the right
+retry or a clear error, and the store stays consistent."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import TESTS_DATA
+from ctgov_emulator import Emulator
+
+from service.cli import cli
+
+IDS = ["NCT00763412", "NCT00973089", "NCT03475563"]
+
+
+@pytest.fixture
+def registry(emulator_factory: Callable[..., Emulator]) -> Emulator:
+    return emulator_factory([TESTS_DATA / "records"])
+
+
+@pytest.fixture
+def trialwatch(registry: Emulator, sqlite_url: str, tmp_path: Path) -> Callable[..., Result]:
+    config = tmp_path / "trialwatch.toml"
+    config.write_text(
+        f"""
+[ctgov]
+api_url = "{registry.api_url}"
+history_url = "{registry.history_url}"
+requests_per_second = 100.0
+history = false
+timeout_seconds = 0.5
+retry_initial_seconds = 0.01
+max_attempts = 3
+"""
+    )
+    env = {"TRIALWATCH_CONFIG": str(config), "TRIALWATCH_DATABASE_URL": sqlite_url}
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+    run("watch", "add", *IDS)
+    return run
+
+
+def report(result: Result) -> dict[str, Any]:
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_a_403_is_not_retried_and_fails_the_cycle_clearly(
+    trialwatch: Callable[..., Result], registry: Emulator
+) -> None:
+    registry.fault("403", count=-1)
+    result = trialwatch("sync", "--json")
+    assert result.exit_code == 1
+    sync = report(result)
+    assert sync["requests"] == 1 and sync["failed"] == 3
+    assert "registry refused the request: 403 Forbidden" in sync["errors"][0]["error"]
+    assert json.loads(trialwatch("changes", "--json").stdout) == []
+
+
+def test_a_slow_answer_times_out_and_is_retried(
+    trialwatch: Callable[..., Result], registry: Emulator
+) -> None:
+    registry.fault("slow", count=1, seconds=2)
+    started = time.monotonic()
+    result = trialwatch("sync", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert report(result)["new"] == 3 and report(result)["requests"] == 2
+    assert time.monotonic() - started < 2  # the client gave up on the slow answer
+
+
+def test_a_registry_that_never_answers_in_time_is_named(
+    trialwatch: Callable[..., Result], registry: Emulator
+) -> None:
+    registry.fault("slow", count=-1, seconds=2)
+    result = trialwatch("sync")
+    assert result.exit_code == 1
+    assert "registry timed out" in result.stderr
+    registry.clear_faults()
+
+
+def test_a_locked_sqlite_store_is_waited_for(
+    trialwatch: Callable[..., Result], sqlite_url: str
+) -> None:
+    path = sqlite_url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, timeout=5, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing: the store is locked
+
+    def release() -> None:
+        time.sleep(1.0)
+        holder.rollback()
+
+    threading.Thread(target=release).start()
+    result = trialwatch("sync", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert report(result)["new"] == 3
+    holder.close()
