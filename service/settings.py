@@ -88,6 +88,7 @@ class CtgovSettings(Section):
     retry_initial_seconds: float = Field(1.0, ge=0)
     retry_max_seconds: float = Field(120.0, ge=0)
     page_size: int = Field(1000, ge=1, le=1000)
+    max_response_mib: int = Field(512, ge=1)  # a larger registry answer is refused
     probe: bool = True  # ask for last-update dates first; fetch in full only what moved
     history: bool = True  # gap filling and backfill from the record-history API
     history_backfill: bool = True  # fetch every past version when a record is first seen

@@ -224,3 +224,11 @@ def test_a_search_follows_pages_up_to_the_limit() -> None:
     assert len(found) == 5
     assert all(params(r)["query.cond"] == "sjogren" for r in recorder.requests)
     assert len(recorder.requests) == 3
+
+
+def test_an_oversized_answer_is_refused_without_reading_it_all() -> None:
+    body = json.dumps({"studies": [study("NCT00000001")], "pad": "x" * 2_000_000}).encode()
+    recorder = Recorder(lambda _r: httpx.Response(200, content=body))
+    batch = next(recorder.client(max_response_mib=1).iter_batches(["NCT00000001"]))
+    assert "larger than 1 MiB refused" in str(batch.error)
+    assert len(recorder.requests) == 1  # not retried: it would be as large again

@@ -227,7 +227,7 @@ class CtgovClient:
         limiter.acquire()
         self.requests += 1
         try:
-            response = self._http.get(url, params=params)
+            response = self._read_capped(url, params)
         except httpx.TimeoutException as exc:
             self._observe("error")
             raise RegistryUnavailable(f"registry timed out ({_describe(url)})") from exc
@@ -238,6 +238,35 @@ class CtgovClient:
             ) from exc
         self._observe(str(response.status_code))
         return _decode(response)
+
+    def _read_capped(self, url: str, params: dict[str, str]) -> httpx.Response:
+        """GET, refusing a body larger than ``max_response_mib``: a registry (or something
+        posing as it) must not be able to exhaust the memory of the process."""
+        cap = self._settings.max_response_mib * 1024 * 1024
+        with self._http.stream("GET", url, params=params) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise _TooLarge(url, cap)
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise _TooLarge(url, cap)
+                chunks.append(chunk)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            content=b"".join(chunks),
+            request=response.request,
+        )
+
+
+class _TooLarge(RecordInvalid):
+    def __init__(self, url: str, cap: int) -> None:
+        super().__init__(
+            f"registry answer larger than {cap // (1024 * 1024)} MiB refused ({_describe(url)}); "
+            "raise [ctgov] max_response_mib if this is expected"
+        )
 
 
 def _describe(url: str) -> str:
