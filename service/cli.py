@@ -261,6 +261,29 @@ def history(ctx: click.Context, study_id: str, as_json: bool) -> None:
         views.stdout.print(views.versions_lines(study, versions))
 
 
+@cli.command("import-bulk")
+@click.argument("zip_path", metavar="FILE.zip", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--all", "watch_all", is_flag=True, help="Import and watch every study in it.")
+@json_option
+@click.pass_context
+def import_bulk_command(ctx: click.Context, zip_path: Path, watch_all: bool, as_json: bool) -> None:
+    """Baseline from the registry's bulk download (a zip of one JSON per study): the watched
+    studies in it (or all, with --all) are stored without change events; syncs go on from there."""
+    from service.bulk import import_bulk
+
+    app = app_of(ctx)
+    report = import_bulk(app.store, zip_path, clock=app.clock, watch_all=watch_all)
+    if as_json:
+        views.print_json(report.to_json())
+    else:
+        for bad in report.invalid[:20]:
+            click.echo(f"unreadable: {bad['file']}: {bad['error']}", err=True)
+        click.echo(
+            f"{report.read} read: {report.stored} stored, {report.already_stored} already in the "
+            f"store, {report.not_watched} not watched, {len(report.invalid)} unreadable"
+        )
+
+
 # ---- offline diff ----------------------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     (["healthcheck"], "no health port"),
     (["run", "--health-port", "70000"], "70000 is not in the range"),
     (["--config", "missing.toml", "watch", "list"], "config file missing.toml: not found"),
+    (["import-bulk", "garbage.json"], "garbage.json: not a zip file"),
     (["nonsense"], "No such command 'nonsense'"),
 ]
 
