@@ -9,12 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+import twconfig
+from click.testing import Result
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
 from notify_servers import Reply, SmtpServer, WebhookReceiver
-
-from service.cli import cli
 
 RECORD = TESTS_DATA / "records" / "NCT00973089.json"
 
@@ -32,49 +31,16 @@ def trialwatch(
     database_url: str,
     tmp_path: Path,
 ) -> Callable[..., Result]:
-    config = tmp_path / "trialwatch.toml"
-    config.write_text(
-        f"""
-[ctgov]
-api_url = "{registry.api_url}"
-history_url = "{registry.history_url}"
-history_gap_seconds = 0
-requests_per_second = 100.0
-max_attempts = 1
-
-[alerts]
-channel = "admin"
-registry_unreachable_cycles = 2
-
-[[channels]]
-name = "admin"
-type = "email"
-smtp_host = "{smtp_server.host}"
-smtp_port = {smtp_server.port}
-sender = "trialwatch@example.org"
-recipients = ["ops@example.org"]
-
-[[channels]]
-name = "hook"
-type = "webhook"
-url = "{webhook_receiver.url}"
-secret_env = "TEST_HOOK_SECRET"
-allow_private_network = true
-
-[[subscriptions]]
-channel = "hook"
-kinds = ["record_added"]
-"""
+    config = (
+        twconfig.ctgov(registry.api_url, registry.history_url, max_attempts=1)
+        + twconfig.table("[alerts]", channel="admin", registry_unreachable_cycles=2)
+        + twconfig.email(
+            smtp_server.host, smtp_server.port, "admin", recipients=["ops@example.org"]
+        )
+        + twconfig.webhook(webhook_receiver.url)
+        + twconfig.subscription("hook", kinds=["record_added"])
     )
-    env = {
-        "TRIALWATCH_CONFIG": str(config),
-        "TRIALWATCH_DATABASE_URL": database_url,
-        "TEST_HOOK_SECRET": "s3cret-hook",
-    }
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
+    run = twconfig.runner(twconfig.environment(tmp_path, config, database_url))
     run("watch", "add", "NCT00973089", "NCT03475563")
     return run
 

@@ -8,11 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+import twconfig
+from click.testing import Result
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
-
-from service.cli import cli
 
 RECORDS = sorted((TESTS_DATA / "records").glob("NCT0*.json"))
 
@@ -32,17 +31,8 @@ def trialwatch(
     emulator_factory: Callable[..., Emulator], sqlite_url: str, tmp_path: Path
 ) -> Callable[..., Result]:
     registry = emulator_factory([TESTS_DATA / "records"])
-    config = tmp_path / "trialwatch.toml"
-    config.write_text(
-        f'[ctgov]\napi_url = "{registry.api_url}"\nhistory_url = "{registry.history_url}"\n'
-        "requests_per_second = 100.0\nhistory = false\n"
-    )
-    env = {"TRIALWATCH_CONFIG": str(config), "TRIALWATCH_DATABASE_URL": sqlite_url}
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
-    return run
+    ctgov = twconfig.ctgov(registry.api_url, registry.history_url, history=False)
+    return twconfig.runner(twconfig.environment(tmp_path, ctgov, sqlite_url))
 
 
 def test_the_watched_studies_of_a_bulk_zip_become_the_baseline(

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+import twconfig
+from click.testing import Result
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
-
-from service.cli import cli
 
 IDS = ["NCT00763412", "NCT00973089", "NCT03475563"]
 
@@ -28,24 +27,15 @@ def registry(emulator_factory: Callable[..., Emulator]) -> Emulator:
 
 @pytest.fixture
 def trialwatch(registry: Emulator, sqlite_url: str, tmp_path: Path) -> Callable[..., Result]:
-    config = tmp_path / "trialwatch.toml"
-    config.write_text(
-        f"""
-[ctgov]
-api_url = "{registry.api_url}"
-history_url = "{registry.history_url}"
-requests_per_second = 100.0
-history = false
-timeout_seconds = 0.5
-retry_initial_seconds = 0.01
-max_attempts = 3
-"""
+    ctgov = twconfig.ctgov(
+        registry.api_url,
+        registry.history_url,
+        history=False,
+        timeout_seconds=0.5,
+        retry_initial_seconds=0.01,
+        max_attempts=3,
     )
-    env = {"TRIALWATCH_CONFIG": str(config), "TRIALWATCH_DATABASE_URL": sqlite_url}
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
+    run = twconfig.runner(twconfig.environment(tmp_path, ctgov, sqlite_url))
     run("watch", "add", *IDS)
     return run
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
+import twconfig
+from click.testing import Result
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
-from notify_servers import WEBHOOK_SECRET, WebhookReceiver
+from notify_servers import WebhookReceiver
 
-from service.cli import cli
 from service.history import HistoryFetcher
 from service.registry.ctgov import CtgovClient
 from service.registry.normalise import normalise, record_meta
@@ -82,37 +82,15 @@ def registry(emulator_factory: Callable[..., Emulator]) -> Emulator:
 def trialwatch(
     registry: Emulator, webhook_receiver: WebhookReceiver, database_url: str, tmp_path: Path
 ) -> Callable[..., Result]:
-    config = tmp_path / "trialwatch.toml"
-    config.write_text(
-        f"""
-[ctgov]
-api_url = "{registry.api_url}"
-history_url = "{registry.history_url}"
-requests_per_second = 100.0
-history_gap_seconds = 0.06
-retry_initial_seconds = 0.05
-max_attempts = 2
-
-[[channels]]
-name = "hook"
-type = "webhook"
-url = "{webhook_receiver.url}"
-secret_env = "TEST_HOOK_SECRET"
-allow_private_network = true
-
-[[subscriptions]]
-channel = "hook"
-"""
+    ctgov = twconfig.ctgov(
+        registry.api_url,
+        registry.history_url,
+        history_gap_seconds=0.06,  # just over the emulator's: it refuses closer requests
+        retry_initial_seconds=0.05,
+        max_attempts=2,
     )
-    env = {
-        "TRIALWATCH_CONFIG": str(config),
-        "TRIALWATCH_DATABASE_URL": database_url,
-        "TEST_HOOK_SECRET": WEBHOOK_SECRET.decode(),
-    }
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
+    config = ctgov + twconfig.webhook(webhook_receiver.url) + twconfig.subscription("hook")
+    run = twconfig.runner(twconfig.environment(tmp_path, config, database_url))
     run("watch", "add", STUDY)
     return run
 

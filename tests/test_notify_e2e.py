@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+import twconfig
+from click.testing import Result
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
-from notify_servers import WEBHOOK_SECRET, Reply, SmtpServer, WebhookReceiver, wait_until
-
-from service.cli import cli
+from notify_servers import Reply, SmtpServer, WebhookReceiver, wait_until
 
 DEMO = TESTS_DATA / "demo" / "NCT05605665"
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,53 +44,20 @@ def env(
     database_url: str,
     tmp_path: Path,
 ) -> dict[str, str]:
-    config = tmp_path / "trialwatch.toml"
-    config.write_text(
-        f"""
-[ctgov]
-api_url = "{registry.api_url}"
-history_url = "{registry.history_url}"
-requests_per_second = 100.0
-
-[delivery]
-retry_initial_seconds = 0
-lease_seconds = 1
-
-[[channels]]
-name = "mail"
-type = "email"
-smtp_host = "{smtp_server.host}"
-smtp_port = {smtp_server.port}
-sender = "trialwatch@example.org"
-recipients = ["team@example.org"]
-
-[[channels]]
-name = "hook"
-type = "webhook"
-url = "{webhook_receiver.url}"
-secret_env = "TEST_HOOK_SECRET"
-allow_private_network = true
-
-[[subscriptions]]
-channel = "mail"
-
-[[subscriptions]]
-channel = "hook"
-"""
+    config = (
+        twconfig.ctgov(registry.api_url, registry.history_url)
+        + twconfig.table("[delivery]", retry_initial_seconds=0, lease_seconds=1)
+        + twconfig.email(smtp_server.host, smtp_server.port)
+        + twconfig.webhook(webhook_receiver.url)
+        + twconfig.subscription("mail")
+        + twconfig.subscription("hook")
     )
-    return {
-        "TRIALWATCH_CONFIG": str(config),
-        "TRIALWATCH_DATABASE_URL": database_url,
-        "TEST_HOOK_SECRET": WEBHOOK_SECRET.decode(),
-    }
+    return twconfig.environment(tmp_path, config, database_url)
 
 
 @pytest.fixture
 def trialwatch(env: dict[str, str]) -> Callable[..., Result]:
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
-    return run
+    return twconfig.runner(env)
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import twconfig
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
-from notify_servers import WEBHOOK_SECRET, WebhookReceiver, wait_until
+from notify_servers import WebhookReceiver, wait_until
 from sqlalchemy import create_engine, text
 
 from service.store import database_url as driver_url
@@ -51,41 +52,16 @@ def test_replicas_lose_and_repeat_nothing_when_one_is_killed(
     registry = emulator_factory(latency=0.05)
     for study_id in STUDIES:
         registry.publish(study(study_id, "RECRUITING"), date="2026-11-01")
-    config = tmp_path / "replicas.toml"
-    config.write_text(
-        f"""
-[ctgov]
-api_url = "{registry.api_url}"
-history_url = "{registry.history_url}"
-requests_per_second = 50.0
-page_size = 10
-history_gap_seconds = 0
-
-[schedule]
-sync_every_seconds = 1
-deliver_every_seconds = 1
-
-[delivery]
-lease_seconds = 2
-retry_initial_seconds = 0
-
-[[channels]]
-name = "hook"
-type = "webhook"
-url = "{webhook_receiver.url}"
-secret_env = "TEST_HOOK_SECRET"
-allow_private_network = true
-
-[[subscriptions]]
-channel = "hook"
-"""
+    config = (
+        twconfig.ctgov(
+            registry.api_url, registry.history_url, requests_per_second=50.0, page_size=10
+        )
+        + twconfig.table("[schedule]", sync_every_seconds=1, deliver_every_seconds=1)
+        + twconfig.table("[delivery]", lease_seconds=2, retry_initial_seconds=0)
+        + twconfig.webhook(webhook_receiver.url)
+        + twconfig.subscription("hook")
     )
-    env = {
-        **os.environ,
-        "TRIALWATCH_CONFIG": str(config),
-        "TRIALWATCH_DATABASE_URL": postgres_url,
-        "TEST_HOOK_SECRET": WEBHOOK_SECRET.decode(),
-    }
+    env = {**os.environ, **twconfig.environment(tmp_path, config, postgres_url)}
     trialwatch = [sys.executable, "-m", "service"]
     subprocess.run(
         [*trialwatch, "watch", "add", *STUDIES], env=env, cwd=ROOT, check=True, capture_output=True

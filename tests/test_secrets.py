@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import twconfig
 from click.testing import CliRunner
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
@@ -35,47 +36,19 @@ def test_secrets_never_reach_logs_output_or_the_store(
     smtp = smtp_factory(
         authenticator=password_authenticator("trialwatch", expected), auth_require_tls=False
     )
-    config = tmp_path / "trialwatch.toml"
-    config.write_text(
-        f"""
-[ctgov]
-api_url = "{registry.api_url}"
-history_url = "{registry.history_url}"
-history_gap_seconds = 0
-requests_per_second = 100.0
-
-[[channels]]
-name = "mail"
-type = "email"
-smtp_host = "{smtp.host}"
-smtp_port = {smtp.port}
-username = "trialwatch"
-password_env = "TEST_SMTP_PASSWORD"
-recipients = ["team@example.org"]
-
-[[channels]]
-name = "hook"
-type = "webhook"
-url = "{webhook_receiver.url}"
-secret_env = "TEST_HOOK_SECRET"
-allow_private_network = true
-
-[[subscriptions]]
-channel = "mail"
-kinds = ["record_added"]
-
-[[subscriptions]]
-channel = "hook"
-kinds = ["record_added"]
-"""
+    config = (
+        twconfig.ctgov(registry.api_url, registry.history_url)
+        + twconfig.email(
+            smtp.host, smtp.port, username="trialwatch", password_env="TEST_SMTP_PASSWORD"
+        )
+        + twconfig.webhook(webhook_receiver.url)
+        + twconfig.subscription("mail", kinds=["record_added"])
+        + twconfig.subscription("hook", kinds=["record_added"])
     )
     database = tmp_path / "store.db"
-    env = {
-        "TRIALWATCH_CONFIG": str(config),
-        "TRIALWATCH_DATABASE_URL": f"sqlite:///{database}",
-        "TEST_SMTP_PASSWORD": SMTP_PASSWORD,
-        "TEST_HOOK_SECRET": HOOK_SECRET,
-    }
+    env = twconfig.environment(
+        tmp_path, config, f"sqlite:///{database}", TEST_SMTP_PASSWORD=SMTP_PASSWORD
+    )
     outputs = []
     for args in (
         ["watch", "add", "NCT05605665"],
