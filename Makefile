@@ -32,6 +32,13 @@ test: $(VENV)/.installed-test browser
 demo: $(VENV)/.installed-run
 	$(BIN)/python scripts/demo.py
 
+# The benchmark (bench/README.md): a quick run on 2,000 studies; BENCH_ARGS=--full for 100,000.
+# urlwatch and deepdiff get a venv of their own (bench/.venv-tools), never the project's.
+bench: $(VENV)/.installed-run
+	@test -x bench/.venv-tools/bin/urlwatch || { $(PYTHON) -m venv bench/.venv-tools && \
+	  bench/.venv-tools/bin/pip install -q urlwatch==2.29 deepdiff==9.1.0 requests; }
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check service tests bench scripts
 	$(BIN)/ruff format --check service tests bench scripts

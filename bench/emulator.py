@@ -12,7 +12,8 @@ endpoints the benchmark uses:
   ``countTotal``, ``format``), answered by splicing the stored bytes; a probe page
   (``fields=NCTId,LastUpdatePostDate``) is built from the index without reading a record;
 - ``GET /api/v2/studies/{id}`` and ``GET /api/v2/version``;
-- ``POST /_emu/publish`` writes the new version to a temporary file and points the index at it.
+- ``POST /_emu/publish`` writes the new version to a temporary file and points the index at it;
+  ``POST /_emu/latency {"seconds": s}`` sets the delay of every API answer.
 
 Searches other than ``filter.ids``, the history API, aliases and retired records are not
 served (400/404 saying so): the benchmark runs trialwatch with ``[ctgov] history = false``.
@@ -80,10 +81,10 @@ class LeanStore:
 
     def __init__(self, data_dir: Path) -> None:
         self._lock = threading.Lock()
-        self._files = [os.open(data_dir / "studies.jsonl", os.O_RDONLY)]
-        published = tempfile.TemporaryFile()
-        self._published = published  # kept open: its descriptor is read with pread
-        self._files.append(published.fileno())
+        # Published versions go to an unlinked temp file: gone with the process, whatever ends it
+        published, path = tempfile.mkstemp(prefix="bench-emulator-")
+        os.unlink(path)
+        self._files = [os.open(data_dir / "studies.jsonl", os.O_RDONLY), published]
         self._published_end = 0
         self._index: dict[str, Entry] = {}
         with (data_dir / "index.tsv").open() as index:
@@ -233,6 +234,17 @@ class LeanEmulator(emu.Emulator):  # type: ignore[misc,name-defined]
     def current(self, nct: str) -> dict[str, Any] | None:
         entry = self.lean.entry(emu._require_nct(nct))
         return None if entry is None else json.loads(self.lean.body(entry))
+
+    def control(self, method: str, path: str, raw_body: bytes | None) -> Any:
+        """The emulator's control API, plus ``POST /_emu/latency {"seconds": s}``: the delay
+        of every API answer from now on (the benchmark's network round trip)."""
+        if method == "POST" and path.strip("/") == "_emu/latency":
+            try:
+                self.latency = max(0.0, float(emu._json_object(raw_body)["seconds"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                return Response.json({"error": f"{type(exc).__name__}: {exc}"}, status=400)
+            return Response.json({"ok": True, "seconds": self.latency})
+        return super().control(method, path, raw_body)
 
 
 def main(argv: list[str] | None = None) -> int:

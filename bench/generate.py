@@ -253,7 +253,11 @@ def _outcomes(ps: Json, rnd: random.Random) -> None:
             del outcomes[rnd.randrange(len(outcomes))]  # studies differ in how many they list
         for outcome in outcomes:
             outcome["timeFrame"] = rnd.choice(
-                (f"Week {rnd.randint(1, 104)}", f"{rnd.randint(1, 36)} months", "Baseline to 1 year")
+                (
+                    f"Week {rnd.randint(1, 104)}",
+                    f"{rnd.randint(1, 36)} months",
+                    "Baseline to 1 year",
+                )
             )
 
 
@@ -269,8 +273,8 @@ def _sponsor(ps: Json, rnd: random.Random) -> None:
 def _sites(ps: Json, rnd: random.Random, status: str) -> None:
     module = ps.setdefault("contactsLocationsModule", {})
     # Most studies have one site; multinational ones have dozens to hundreds.
-    count = rnd.choices((1, rnd.randint(2, 10), rnd.randint(11, 60), rnd.randint(61, 200)),
-                        weights=(60, 25, 12, 3))[0]  # fmt: skip
+    sizes = (1, rnd.randint(2, 10), rnd.randint(11, 60), rnd.randint(61, 200))
+    count = rnd.choices(sizes, weights=(60, 25, 12, 3))[0]
     module["locations"] = [_site(rnd, status, n) for n in range(count)]
 
 
@@ -300,7 +304,9 @@ def mutate(study: Json, rnd: random.Random) -> Json:
     )[0]
     if kind == "status":
         status = ps["statusModule"]
-        status["overallStatus"] = "COMPLETED" if status["overallStatus"] != "COMPLETED" else "UNKNOWN"
+        status["overallStatus"] = (
+            "COMPLETED" if status["overallStatus"] != "COMPLETED" else "UNKNOWN"
+        )
         status.pop("whyStopped", None)
     elif kind == "enrollment":
         info = ps.setdefault("designModule", {}).setdefault("enrollmentInfo", {"count": 0})
@@ -308,7 +314,9 @@ def mutate(study: Json, rnd: random.Random) -> Json:
         info["type"] = "ACTUAL"
     elif kind == "date":
         struct = ps["statusModule"]["primaryCompletionDateStruct"]
-        moved = date.fromisoformat(struct["date"][:7] + "-01") + timedelta(days=rnd.randint(40, 400))
+        moved = date.fromisoformat(struct["date"][:7] + "-01") + timedelta(
+            days=rnd.randint(40, 400)
+        )
         struct["date"] = moved.isoformat()
     elif kind == "site":
         locations = ps.setdefault("contactsLocationsModule", {}).setdefault("locations", [])

@@ -34,13 +34,15 @@ import random
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,6 +59,8 @@ QUICK_N = 2_000
 FULL_N = 100_000
 PEERS_N = 2_000
 CHANGED_SHARE = 0.01
+REPEAT = 3
+PEER_LATENCY_MS = 100.0  # a conservative round trip to a remote HTTPS API
 CACHE = BENCH / ".cache"
 TOOLS_VENV = BENCH / ".venv-tools"
 PROFILES = BENCH / ".profiles"
@@ -68,7 +72,7 @@ DIFF_PAIRS = 2_000
 DEEPDIFF_PAIRS = 200  # deepdiff takes ~70 ms a pair: 200 pairs already give a stable rate
 
 
-# ---- measuring a process -----------------------------------------------------------------------
+# ---- measuring a process ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -121,13 +125,16 @@ class Row:
     wall: float
     rss_mb: float
     outcome: str
+    cycle_seconds: float | None = None  # the cycle alone, start-up excluded (trialwatch)
+    latency_ms: float = 0.0  # the emulator's delay a request during this cycle
+    runs: int = 1  # this is the median of that many runs
 
     @property
     def records_per_second(self) -> float:
         return self.watched / self.wall if self.wall else 0.0
 
 
-# ---- the emulator --------------------------------------------------------------------------------
+# ---- the emulator -------------------------------------------------------------------------------
 
 
 class Emulator:
@@ -150,6 +157,10 @@ class Emulator:
     def reset_stats(self) -> None:
         self._http.post(f"{self.base_url}/_emu/reset_stats").raise_for_status()
 
+    def set_latency(self, milliseconds: float) -> None:
+        body = {"seconds": milliseconds / 1000}
+        self._http.post(f"{self.base_url}/_emu/latency", json=body).raise_for_status()
+
     def requests(self) -> int:
         stats = self._http.get(f"{self.base_url}/_emu/stats").json()
         return int(stats["requests"])
@@ -167,6 +178,13 @@ class Emulator:
         """A new version, dated the day after the current one (so a probe sees it move)."""
         self._http.post(f"{self.base_url}/_emu/publish", json={"study": study}).raise_for_status()
 
+    def peak_rss_mb(self) -> float:
+        """The emulator's own peak RSS so far (Linux /proc), to show it stays lean."""
+        for line in Path(f"/proc/{self._proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
     def stop(self) -> None:
         self._http.close()
         self._proc.send_signal(signal.SIGTERM)
@@ -182,7 +200,7 @@ def publish_changes(emulator: Emulator, ids: Sequence[str], share: float, seed: 
     return len(chosen)
 
 
-# ---- the tools ------------------------------------------------------------------------------------
+# ---- the tools ----------------------------------------------------------------------------------
 
 
 class Tool(Protocol):
@@ -244,7 +262,21 @@ class Trialwatch:
             done.wall,
             done.rss_mb,
             outcome,
+            self._last_cycle_seconds(),
         )
+
+    def _last_cycle_seconds(self) -> float | None:
+        """How long the cycle itself took, from the store's ``sync_runs`` row: the process
+        wall time less start-up (imports, store migration check), i.e. what a cycle costs
+        the daemon (``trialwatch run``), which starts once."""
+        with closing(sqlite3.connect(self.workdir / "trialwatch.db")) as db:
+            row = db.execute(
+                "SELECT started_at, finished_at FROM sync_runs ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        if row is None or row[1] is None:
+            return None
+        started, finished = (datetime.fromisoformat(value) for value in row)
+        return (finished - started).total_seconds()
 
 
 def _profiled_report(done: Measured) -> dict[str, Any]:
@@ -336,7 +368,7 @@ class Urlwatch:
         return Row(self.name, self.watched, label, None, requests, done.wall, done.rss_mb, outcome)
 
 
-# ---- diff engine speed ------------------------------------------------------------------------------
+# ---- diff engine speed --------------------------------------------------------------------------
 
 
 def diff_speed(data_dir: Path, workdir: Path, have_tools: bool) -> dict[str, Any]:
@@ -381,36 +413,66 @@ def _synthetic_diff_speed() -> dict[str, float]:
     return rates
 
 
-# ---- orchestration -----------------------------------------------------------------------------------
+# ---- orchestration ------------------------------------------------------------------------------
 
 
 CYCLES = ("first load", "steady", "1% changed")
 
 
-def run_group(tools: Sequence[Tool], emulator: Emulator, ids: Sequence[str], seed: int) -> list[Row]:
-    """The three cycles for every tool in ``tools``, on the same registry state each time."""
+def run_group(
+    tools: Sequence[Tool],
+    emulator: Emulator,
+    ids: Sequence[str],
+    seed: int,
+    latency_ms: float,
+    repeat: int,
+) -> list[Row]:
+    """The three cycles for every tool in ``tools``, on the same registry state each time,
+    with the emulator answering after ``latency_ms``. The steady and 1% cycles run ``repeat``
+    times (each 1% cycle after a fresh 1% of new versions) and keep the median by wall time:
+    on a 2-core machine one run can be off by half a second."""
+    emulator.set_latency(latency_ms)
     rows: list[Row] = []
     for label in CYCLES:
-        if label == "1% changed":
-            changed = publish_changes(emulator, ids, CHANGED_SHARE, seed)
-            print(f"  published new versions of {changed} of {len(ids)} studies", flush=True)
-        for tool in tools:
-            row = tool.cycle(label)
-            print(f"  {_line(row)}", flush=True)
-            rows.append(row)
+        runs: dict[str, list[Row]] = {tool.name: [] for tool in tools}
+        for attempt in range(1 if label == "first load" else repeat):
+            if label == "1% changed":
+                changed = publish_changes(emulator, ids, CHANGED_SHARE, seed * 100 + attempt)
+                print(f"  published new versions of {changed} of {len(ids)} studies", flush=True)
+            for tool in tools:
+                row = replace(tool.cycle(label), latency_ms=latency_ms)
+                print(f"  {_line(row)}", flush=True)
+                runs[tool.name].append(row)
+        rows += [_median(found) for found in runs.values()]
     return rows
+
+
+def _median(rows: list[Row]) -> Row:
+    """The run with the median wall time (the lower middle one of an even count)."""
+    ranked = sorted(rows, key=lambda row: row.wall)
+    return replace(ranked[(len(ranked) - 1) // 2], runs=len(rows))
 
 
 def _line(row: Row) -> str:
     return (
-        f"{row.tool:>17} {row.watched:>7,} {row.cycle:<11} requests {_n(row.requests):>6} "
-        f"(emulator {row.emulator_requests:>6,}) {row.wall:8.2f} s {row.rss_mb:7.1f} MB "
+        f"{row.tool:>17} {row.watched:>7,} {row.latency_ms:>4g} ms {row.cycle:<11} "
+        f"requests {_n(row.requests):>6} "
+        f"(emulator {row.emulator_requests:>6,}) {row.wall:8.2f} s (cycle {_s(row.cycle_seconds)}) "
+        f"{row.rss_mb:7.1f} MB "
         f"{row.records_per_second:>9,.0f} rec/s  {row.outcome}"
     )
 
 
 def _n(value: int | None) -> str:
     return "–" if value is None else f"{value:,}"
+
+
+def _cycle_name(row: Row) -> str:
+    return row.cycle if row.runs == 1 else f"{row.cycle} (median of {row.runs})"
+
+
+def _s(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -433,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = _run_all(args, emulator, workdir, ids, peers, have_tools)
         print("diff engine speed (one core) ...", flush=True)
         speed = diff_speed(data_dir, workdir, have_tools)
+        speed["emulator_rss_mb"] = emulator.peak_rss_mb()
     finally:
         emulator.stop()
         if not args.keep:
@@ -456,16 +519,27 @@ def _run_all(
     have_tools: bool,
 ) -> list[Row]:
     peer_ids = ids[:peers]
-    print(f"peers on {peers:,} studies", flush=True)
+    print(f"peers on {peers:,} studies, {args.latency_ms:g} ms a request", flush=True)
     tools: list[Tool] = [Trialwatch(workdir / "tw-peers", emulator, peer_ids, args.profile)]
     if have_tools:
         tools.append(Naive(workdir / "naive", emulator, peer_ids))
         tools.append(Urlwatch(workdir / "urlwatch", emulator, peer_ids))
-    rows = run_group(tools, emulator, peer_ids, args.seed)
+    rows = run_group(tools, emulator, peer_ids, args.seed, args.latency_ms, args.repeat)
+    if have_tools and args.peer_latency_ms > 0:
+        # The naive poller sits this one out: one request at a time, it would take
+        # peers x latency a cycle (200 s for 2,000 at 100 ms) and show nothing new.
+        print(f"peers on {peers:,} studies, {args.peer_latency_ms:g} ms a request", flush=True)
+        tools = [
+            Trialwatch(workdir / "tw-peers-latency", emulator, peer_ids, args.profile),
+            Urlwatch(workdir / "urlwatch-latency", emulator, peer_ids),
+        ]
+        rows += run_group(
+            tools, emulator, peer_ids, args.seed + 2, args.peer_latency_ms, args.repeat
+        )
     if len(ids) > peers:
         print(f"trialwatch on {len(ids):,} studies", flush=True)
         scale = Trialwatch(workdir / "tw-scale", emulator, ids, args.profile)
-        rows += run_group([scale], emulator, ids, args.seed + 1)
+        rows += run_group([scale], emulator, ids, args.seed + 1, args.latency_ms, args.repeat)
     return rows
 
 
@@ -476,14 +550,23 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--peers", type=int, default=PEERS_N, help="studies for the peers")
     parser.add_argument("--no-peers", action="store_true", help="trialwatch only")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--repeat", type=int, default=REPEAT, help="runs of the steady and 1%% cycles (median)"
+    )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="emulator delay a request")
+    parser.add_argument(
+        "--peer-latency-ms",
+        type=float,
+        default=PEER_LATENCY_MS,
+        help="trialwatch and urlwatch again with this delay a request (0: skip)",
+    )
     parser.add_argument("--templates", type=Path, action="append", help="records to vary")
     parser.add_argument("--profile", action="store_true", help="pyinstrument each sync")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     return parser.parse_args(argv)
 
 
-# ---- the report ---------------------------------------------------------------------------------------
+# ---- the report ---------------------------------------------------------------------------------
 
 
 def render(
@@ -500,21 +583,29 @@ def render(
         f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Machine: {_machine()}.",
-        f"Command: `.venv/bin/python bench/run.py {' '.join(argv_shown(args))}`. Emulator "
-        f"latency {args.latency_ms:g} ms a request; trialwatch with `history = false`, "
-        "`requests_per_second = 100`, SQLite; each cycle is a fresh `trialwatch sync --json` "
-        "process (start-up and store migration check included).",
+        f"Command: `.venv/bin/python bench/run.py {' '.join(argv_shown(args))}`. "
+        "trialwatch with `history = false`, `requests_per_second = 100`, SQLite; each cycle "
+        "is a fresh `trialwatch sync --json` process: *wall s* includes Python start-up and "
+        "the store's migration check (about 1.3 s here), *of which the cycle* is the cycle "
+        "alone (its `sync_runs` row), what the daemon pays. *latency ms*: the emulator's delay "
+        "a request (the naive poller, one request at a time, skips the run with latency).",
         "",
-        "| tool | watched | cycle | requests (tool) | requests (emulator) | wall s "
-        "| peak RSS MB | records/s | outcome |",
-        "|---|--:|---|--:|--:|--:|--:|--:|---|",
+        "| tool | watched | latency ms | cycle | requests (tool) | requests (emulator) "
+        "| wall s | of which the cycle s | peak RSS MB | records/s | outcome |",
+        "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row.tool} | {row.watched:,} | {row.cycle} | {_n(row.requests)} "
-            f"| {row.emulator_requests:,} | {row.wall:.2f} | {row.rss_mb:.0f} "
+            f"| {row.tool} | {row.watched:,} | {row.latency_ms:g} | {_cycle_name(row)} "
+            f"| {_n(row.requests)} "
+            f"| {row.emulator_requests:,} | {row.wall:.2f} | {_s(row.cycle_seconds)} "
+            f"| {row.rss_mb:.0f} "
             f"| {row.records_per_second:,.0f} | {row.outcome} |"
         )
+    lines += [
+        "",
+        f"The emulator's peak RSS, serving {count:,} studies: {speed['emulator_rss_mb']:.0f} MB.",
+    ]
     if not have_tools:
         lines += ["", "Peers skipped: no `bench/.venv-tools` (run `make bench`)."]
     lines += ["", *_speed_lines(speed), "", *_target_lines(rows, speed, count, peers)]
@@ -527,6 +618,10 @@ def argv_shown(args: argparse.Namespace) -> list[str]:
         shown.append(f"--peers {args.peers}")
     if args.latency_ms:
         shown.append(f"--latency-ms {args.latency_ms:g}")
+    if args.repeat != REPEAT:
+        shown.append(f"--repeat {args.repeat}")
+    if args.peer_latency_ms != PEER_LATENCY_MS:
+        shown.append(f"--peer-latency-ms {args.peer_latency_ms:g}")
     return shown
 
 
@@ -592,12 +687,13 @@ def _speed_lines(speed: dict[str, Any]) -> list[str]:
 def _target_lines(rows: list[Row], speed: dict[str, Any], count: int, peers: int) -> list[str]:
     lines = ["| target | measured | met |", "|---|---|---|"]
 
-    def find(tool: str, watched: int, cycle: str) -> Row | None:
-        return next(
-            (r for r in rows if (r.tool, r.watched, r.cycle) == (tool, watched, cycle)), None
-        )
+    def find(tool: str, watched: int, cycle: str, latency: float = 0.0) -> Row | None:
+        key = (tool, watched, cycle, latency)
+        return next((r for r in rows if (r.tool, r.watched, r.cycle, r.latency_ms) == key), None)
 
-    steady, changed = find("trialwatch", count, "steady"), find("trialwatch", count, "1% changed")
+    base = rows[0].latency_ms if rows else 0.0
+    steady = find("trialwatch", count, "steady", base)
+    changed = find("trialwatch", count, "1% changed", base)
     scale_note = "" if count >= FULL_N else f" (at W = {count:,}; the target is for 100,000)"
     if steady is not None:
         budget = math.ceil(count / 1000) + 1
@@ -614,20 +710,13 @@ def _target_lines(rows: list[Row], speed: dict[str, Any], count: int, peers: int
             f"| 1% changed: peak RSS ≤ 500 MB{scale_note} | {changed.rss_mb:.0f} MB "
             f"| {_yes(changed.rss_mb <= 500)} |"
         )
-    for cycle in ("steady", "1% changed"):
-        ours, theirs = find("trialwatch", peers, cycle), find("urlwatch", peers, cycle)
-        if ours is None or theirs is None:
-            continue
-        fewer = theirs.emulator_requests / max(1, ours.emulator_requests)
-        faster = theirs.wall / ours.wall
-        lines.append(
-            f"| vs urlwatch on {peers:,} ({cycle}): ≥ 50× fewer requests | {fewer:,.0f}× "
-            f"({theirs.emulator_requests:,} vs {ours.emulator_requests:,}) | {_yes(fewer >= 50)} |"
-        )
-        lines.append(
-            f"| vs urlwatch on {peers:,} ({cycle}): ≥ 10× less wall time | {faster:,.1f}× "
-            f"({theirs.wall:.2f} s vs {ours.wall:.2f} s) | {_yes(faster >= 10)} |"
-        )
+    latencies = sorted({r.latency_ms for r in rows if r.tool == "urlwatch"})
+    for latency in latencies:
+        for cycle in ("steady", "1% changed"):
+            ours = find("trialwatch", peers, cycle, latency)
+            theirs = find("urlwatch", peers, cycle, latency)
+            if ours is not None and theirs is not None:
+                lines += _versus_urlwatch(ours, theirs)
     typical = speed["synthetic"].get("typical", 0.0)
     lines.append(
         f"| diff engine ≥ 2,000 pairs/s/core | {typical:,.0f} (typical), "
@@ -635,6 +724,22 @@ def _target_lines(rows: list[Row], speed: dict[str, Any], count: int, peers: int
         f"| {_yes(min(typical, speed['trialwatch']['pairs_per_second']) >= 2000)} |"
     )
     return lines
+
+
+def _versus_urlwatch(ours: Row, theirs: Row) -> list[str]:
+    """The two urlwatch targets for one cycle; wall time also against the cycle alone."""
+    where = f"vs urlwatch on {ours.watched:,}, {ours.latency_ms:g} ms a request ({ours.cycle})"
+    fewer = theirs.emulator_requests / max(1, ours.emulator_requests)
+    faster = theirs.wall / ours.wall
+    alone = (
+        f"; {theirs.wall / ours.cycle_seconds:,.0f}× the cycle alone" if ours.cycle_seconds else ""
+    )
+    return [
+        f"| {where}: ≥ 50× fewer requests | {fewer:,.0f}× ({theirs.emulator_requests:,} vs "
+        f"{ours.emulator_requests:,}) | {_yes(fewer >= 50)} |",
+        f"| {where}: ≥ 10× less wall time | {faster:,.1f}× ({theirs.wall:.2f} s vs "
+        f"{ours.wall:.2f} s{alone}) | {_yes(faster >= 10)} |",
+    ]
 
 
 def _yes(met: bool) -> str:
@@ -658,8 +763,8 @@ _RESULTS_HEAD = """\
 # Benchmark results
 
 Written by `make bench` (`bench/run.py`, quick run) and `make bench BENCH_ARGS=--full`
-(100,000 studies); each run replaces its own section. See `bench/README.md` for what is
-measured and how.
+(100,000 studies); each run replaces its own section below and keeps the rest. See
+[`README.md`](README.md) for what is measured and how.
 """
 
 
