@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from service.errors import StoreError
-from service.migrate import current_revision, head_revision
+from service.migrate import HEAD, current_revision, head_revision, stored_revision
 from service.models import Change, Snapshot
 from service.store import Base, NewVersion, Store, database_url
 
@@ -199,3 +199,7 @@ def test_plain_postgresql_urls_use_psycopg_3() -> None:
 def test_an_unreachable_database_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="store postgresql"):
         Store.open("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_the_head_constant_names_the_newest_migration(store: Store) -> None:
+    assert HEAD == head_revision(store.engine) == stored_revision(store.engine)
