@@ -1093,24 +1093,17 @@ def _first_version(sighting: FirstSighting, record_id: int, content_hash: str) -
 def _first_change(
     sighting: FirstSighting, index: int, record_id: int, version_id: int, run_id: int | None
 ) -> dict[str, Any]:
-    change = sighting.changes[index]
-    flags = sighting.historical
-    return {
-        "record_id": record_id,
-        "sync_run_id": run_id,
-        "to_version_id": version_id,
-        "from_version": None,
-        "to_version": _version_number(sighting.version.registry_version, 1),
-        "kind": change.kind,
-        "field": change.field,
-        "old": change.old,
-        "new": change.new,
-        "severity": change.severity,
-        "summary": change.summary,
-        "outcome_type": change.outcome_type,
-        "historical": bool(flags[index]) if index < len(flags) else False,
-        "detected_at": sighting.version.fetched_at,
-    }
+    version, flags = sighting.version, sighting.historical
+    return _change_values(
+        sighting.changes[index],
+        record_id,
+        run_id,
+        version_id,
+        None,
+        _version_number(version.registry_version, 1),
+        version.fetched_at,
+        historical=bool(flags[index]) if index < len(flags) else False,
+    )
 
 
 def _stored_first_changes(sighting: FirstSighting, ids: list[int]) -> list[StoredChange]:
@@ -1154,21 +1147,37 @@ def _change_row(
     now: datetime,
 ) -> ChangeRow:
     return ChangeRow(
-        record_id=record_id,
-        sync_run_id=run_id,
-        to_version_id=to_version_id,
-        from_version=from_version,
-        to_version=to_version,
-        kind=change.kind,
-        field=change.field,
-        old=change.old,
-        new=change.new,
-        severity=change.severity,
-        summary=change.summary,
-        outcome_type=change.outcome_type,
-        historical=False,
-        detected_at=now,
+        **_change_values(change, record_id, run_id, to_version_id, from_version, to_version, now)
     )
+
+
+def _change_values(
+    change: Change,
+    record_id: int,
+    run_id: int | None,
+    to_version_id: int | None,
+    from_version: int | None,
+    to_version: int | None,
+    now: datetime,
+    historical: bool = False,
+) -> dict[str, Any]:
+    """The columns of a change row (for an ORM row, or a multi-row insert)."""
+    return {
+        "record_id": record_id,
+        "sync_run_id": run_id,
+        "to_version_id": to_version_id,
+        "from_version": from_version,
+        "to_version": to_version,
+        "kind": change.kind,
+        "field": change.field,
+        "old": change.old,
+        "new": change.new,
+        "severity": change.severity,
+        "summary": change.summary,
+        "outcome_type": change.outcome_type,
+        "historical": historical,
+        "detected_at": now,
+    }
 
 
 def _stored_change(row: ChangeRow, record: RecordRow) -> StoredChange:
