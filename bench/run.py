@@ -586,7 +586,7 @@ def render(
         f"Command: `.venv/bin/python bench/run.py {' '.join(argv_shown(args))}`. "
         "trialwatch with `history = false`, `requests_per_second = 100`, SQLite; each cycle "
         "is a fresh `trialwatch sync --json` process: *wall s* includes Python start-up and "
-        "the store's migration check (about 1.3 s here), *of which the cycle* is the cycle "
+        "the store's migration check (about 0.8 s here), *of which the cycle* is the cycle "
         "alone (its `sync_runs` row), what the daemon pays. *latency ms*: the emulator's delay "
         "a request (the naive poller, one request at a time, skips the run with latency).",
         "",
