@@ -503,14 +503,22 @@ class Store:
             _advance_record(record, row, snapshot, version.fetched_at, changed=bool(changes))
             session.flush()
             to_version = _version_number(row.registry_version, row.seq)
+            flags = list(historical) + [False] * (len(changes) - len(historical))
             rows = [
-                _change_row(
-                    c, record.id, run_id, row.id, from_version, to_version, version.fetched_at
+                ChangeRow(
+                    **_change_values(
+                        c,
+                        record.id,
+                        run_id,
+                        row.id,
+                        from_version,
+                        to_version,
+                        version.fetched_at,
+                        flag,
+                    )
                 )
-                for c in changes
+                for c, flag in zip(changes, flags, strict=False)
             ]
-            for change_row, flag in zip(rows, historical, strict=False):
-                change_row.historical = flag
             session.add_all(rows)
             session.flush()
             _queue(session, record.id, rows, routes, version.fetched_at)
@@ -605,7 +613,7 @@ class Store:
             record.last_checked_at = now
             record.last_changed_at = now
             version = _version_number(record.latest_registry_version, record.latest_seq)
-            row = _change_row(change, record.id, run_id, None, version, None, now)
+            row = ChangeRow(**_change_values(change, record.id, run_id, None, version, None, now))
             session.add(row)
             session.flush()
             _queue(session, record.id, [row], routes, now)
@@ -1135,20 +1143,6 @@ def _advance_record(
     record.last_checked_at = now
     if changed:
         record.last_changed_at = now
-
-
-def _change_row(
-    change: Change,
-    record_id: int,
-    run_id: int | None,
-    to_version_id: int | None,
-    from_version: int | None,
-    to_version: int | None,
-    now: datetime,
-) -> ChangeRow:
-    return ChangeRow(
-        **_change_values(change, record_id, run_id, to_version_id, from_version, to_version, now)
-    )
 
 
 def _change_values(

@@ -50,7 +50,7 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True)]
 Phase = Literal["EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4", "NA"]
 Kind = Literal["paper", "case_report", "registry_page"]
 LinkSource = Literal["document", "search", "person"]
-LINK_SOURCES: tuple[str, ...] = ("document", "search", "person")
+LINK_SOURCES: tuple[str, ...] = LinkSource.__args__  # type: ignore[attr-defined]
 Status = Literal[
     "",
     "NOT_YET_RECRUITING",
