@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import twconfig
-from click.testing import Result
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
 from notify_servers import Reply, SmtpServer, WebhookReceiver
@@ -30,7 +29,7 @@ def trialwatch(
     webhook_receiver: WebhookReceiver,
     database_url: str,
     tmp_path: Path,
-) -> Callable[..., Result]:
+) -> twconfig.Run:
     config = (
         twconfig.ctgov(registry.api_url, registry.history_url, max_attempts=1)
         + twconfig.table("[alerts]", channel="admin", registry_unreachable_cycles=2)
@@ -50,7 +49,7 @@ def subjects(smtp_server: SmtpServer) -> list[str]:
 
 
 def test_an_unreachable_registry_is_alerted_once_at_the_nth_failed_cycle(
-    trialwatch: Callable[..., Result], registry: Emulator, smtp_server: SmtpServer
+    trialwatch: twconfig.Run, registry: Emulator, smtp_server: SmtpServer
 ) -> None:
     registry.fault("503", count=-1)
     for _ in range(4):
@@ -65,7 +64,7 @@ def test_an_unreachable_registry_is_alerted_once_at_the_nth_failed_cycle(
 
 
 def test_a_record_that_no_longer_parses_is_alerted_as_schema_drift(
-    trialwatch: Callable[..., Result], registry: Emulator, smtp_server: SmtpServer
+    trialwatch: twconfig.Run, registry: Emulator, smtp_server: SmtpServer
 ) -> None:
     drifted = copy.deepcopy(json.loads(RECORD.read_text()))
     drifted["protocolSection"]["designModule"]["enrollmentInfo"] = {"count": "thirty"}
@@ -78,7 +77,7 @@ def test_a_record_that_no_longer_parses_is_alerted_as_schema_drift(
 
 
 def test_dead_letters_are_alerted(
-    trialwatch: Callable[..., Result], webhook_receiver: WebhookReceiver, smtp_server: SmtpServer
+    trialwatch: twconfig.Run, webhook_receiver: WebhookReceiver, smtp_server: SmtpServer
 ) -> None:
     trialwatch("sync")
     webhook_receiver.reply(Reply(410), Reply(410))

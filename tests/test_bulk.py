@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import twconfig
-from click.testing import Result
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
 
@@ -29,14 +28,14 @@ def bulk_zip(tmp_path: Path) -> Path:
 @pytest.fixture
 def trialwatch(
     emulator_factory: Callable[..., Emulator], sqlite_url: str, tmp_path: Path
-) -> Callable[..., Result]:
+) -> twconfig.Run:
     registry = emulator_factory([TESTS_DATA / "records"])
     ctgov = twconfig.ctgov(registry.api_url, registry.history_url, history=False)
     return twconfig.runner(twconfig.environment(tmp_path, ctgov, sqlite_url))
 
 
 def test_the_watched_studies_of_a_bulk_zip_become_the_baseline(
-    trialwatch: Callable[..., Result], bulk_zip: Path
+    trialwatch: twconfig.Run, bulk_zip: Path
 ) -> None:
     trialwatch("watch", "add", "NCT00763412", "NCT03475563")
     result = trialwatch("import-bulk", str(bulk_zip), "--json")
@@ -51,15 +50,13 @@ def test_the_watched_studies_of_a_bulk_zip_become_the_baseline(
     assert (again["stored"], again["already_stored"]) == (0, 2)
 
 
-def test_import_all_watches_every_study(trialwatch: Callable[..., Result], bulk_zip: Path) -> None:
+def test_import_all_watches_every_study(trialwatch: twconfig.Run, bulk_zip: Path) -> None:
     report = json.loads(trialwatch("import-bulk", str(bulk_zip), "--all", "--json").stdout)
     assert report["stored"] == len(RECORDS)
     assert len(json.loads(trialwatch("watch", "list", "--json").stdout)) == len(RECORDS)
 
 
-def test_a_file_that_is_not_a_zip_is_refused(
-    trialwatch: Callable[..., Result], tmp_path: Path
-) -> None:
+def test_a_file_that_is_not_a_zip_is_refused(trialwatch: twconfig.Run, tmp_path: Path) -> None:
     (tmp_path / "x.zip").write_text("nope")
     result = trialwatch("import-bulk", str(tmp_path / "x.zip"))
     assert result.exit_code == 2

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import twconfig
-from click.testing import Result
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
 
@@ -26,7 +25,7 @@ def registry(emulator_factory: Callable[..., Emulator]) -> Emulator:
 
 
 @pytest.fixture
-def trialwatch(registry: Emulator, sqlite_url: str, tmp_path: Path) -> Callable[..., Result]:
+def trialwatch(registry: Emulator, sqlite_url: str, tmp_path: Path) -> twconfig.Run:
     ctgov = twconfig.ctgov(
         registry.api_url,
         registry.history_url,
@@ -40,12 +39,12 @@ def trialwatch(registry: Emulator, sqlite_url: str, tmp_path: Path) -> Callable[
     return run
 
 
-def report(result: Result) -> dict[str, Any]:
+def report(result: twconfig.Ran) -> dict[str, Any]:
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def test_a_403_is_not_retried_and_fails_the_cycle_clearly(
-    trialwatch: Callable[..., Result], registry: Emulator
+    trialwatch: twconfig.Run, registry: Emulator
 ) -> None:
     registry.fault("403", count=-1)
     result = trialwatch("sync", "--json")
@@ -57,7 +56,7 @@ def test_a_403_is_not_retried_and_fails_the_cycle_clearly(
 
 
 def test_a_slow_answer_times_out_and_is_retried(
-    trialwatch: Callable[..., Result], registry: Emulator
+    trialwatch: twconfig.Run, registry: Emulator
 ) -> None:
     registry.fault("slow", count=1, seconds=2)
     started = time.monotonic()
@@ -68,7 +67,7 @@ def test_a_slow_answer_times_out_and_is_retried(
 
 
 def test_a_registry_that_never_answers_in_time_is_named(
-    trialwatch: Callable[..., Result], registry: Emulator
+    trialwatch: twconfig.Run, registry: Emulator
 ) -> None:
     registry.fault("slow", count=-1, seconds=2)
     result = trialwatch("sync")
@@ -77,9 +76,7 @@ def test_a_registry_that_never_answers_in_time_is_named(
     registry.clear_faults()
 
 
-def test_a_locked_sqlite_store_is_waited_for(
-    trialwatch: Callable[..., Result], sqlite_url: str
-) -> None:
+def test_a_locked_sqlite_store_is_waited_for(trialwatch: twconfig.Run, sqlite_url: str) -> None:
     path = sqlite_url.removeprefix("sqlite:///")
     holder = sqlite3.connect(path, timeout=5, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")  # another process writing: the store is locked

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 import twconfig
-from click.testing import Result
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
 from notify_servers import WebhookReceiver
@@ -81,7 +80,7 @@ def registry(emulator_factory: Callable[..., Emulator]) -> Emulator:
 @pytest.fixture
 def trialwatch(
     registry: Emulator, webhook_receiver: WebhookReceiver, database_url: str, tmp_path: Path
-) -> Callable[..., Result]:
+) -> twconfig.Run:
     ctgov = twconfig.ctgov(
         registry.api_url,
         registry.history_url,
@@ -95,14 +94,14 @@ def trialwatch(
     return run
 
 
-def sync(trialwatch: Callable[..., Result]) -> dict[str, Any]:
+def sync(trialwatch: twconfig.Run) -> dict[str, Any]:
     result = trialwatch("sync", "--json")
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def test_a_first_sighting_backfills_every_past_version(
-    trialwatch: Callable[..., Result], registry: Emulator, webhook_receiver: WebhookReceiver
+    trialwatch: twconfig.Run, registry: Emulator, webhook_receiver: WebhookReceiver
 ) -> None:
     registry.reset_stats()
     report = sync(trialwatch)
@@ -131,7 +130,7 @@ def test_a_first_sighting_backfills_every_past_version(
 
 
 def test_versions_published_between_syncs_are_each_recorded_and_notified_once(
-    trialwatch: Callable[..., Result], registry: Emulator, webhook_receiver: WebhookReceiver
+    trialwatch: twconfig.Run, registry: Emulator, webhook_receiver: WebhookReceiver
 ) -> None:
     sync(trialwatch)
     for n, edits in enumerate(LATER):
@@ -162,7 +161,7 @@ def test_versions_published_between_syncs_are_each_recorded_and_notified_once(
 
 
 def test_an_old_version_in_html_markup_is_not_a_change(
-    trialwatch: Callable[..., Result], registry: Emulator
+    trialwatch: twconfig.Run, registry: Emulator
 ) -> None:
     sync(trialwatch)
 
@@ -181,7 +180,7 @@ def test_an_old_version_in_html_markup_is_not_a_change(
 
 @pytest.mark.parametrize("fault", ["500", "drift", "html"])
 def test_sync_works_from_api_v2_alone_when_the_history_api_fails(
-    trialwatch: Callable[..., Result], registry: Emulator, fault: str
+    trialwatch: twconfig.Run, registry: Emulator, fault: str
 ) -> None:
     sync(trialwatch)
     for n, edits in enumerate(LATER):
@@ -197,7 +196,7 @@ def test_sync_works_from_api_v2_alone_when_the_history_api_fails(
 
 
 def test_history_can_be_turned_off(
-    trialwatch: Callable[..., Result], registry: Emulator, tmp_path: Path
+    trialwatch: twconfig.Run, registry: Emulator, tmp_path: Path
 ) -> None:
     config = tmp_path / "trialwatch.toml"
     config.write_text(config.read_text().replace("[ctgov]", "[ctgov]\nhistory = false"))

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import twconfig
-from click.testing import Result
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
 from notify_servers import Reply, SmtpServer, WebhookReceiver, wait_until
@@ -56,12 +55,12 @@ def env(
 
 
 @pytest.fixture
-def trialwatch(env: dict[str, str]) -> Callable[..., Result]:
+def trialwatch(env: dict[str, str]) -> twconfig.Run:
     return twconfig.runner(env)
 
 
 @pytest.fixture
-def changed(trialwatch: Callable[..., Result], registry: Emulator) -> None:
+def changed(trialwatch: twconfig.Run, registry: Emulator) -> None:
     """NCT05605665 watched and synced, then completed by the registry and synced again."""
     trialwatch("watch", "add", "NCT05605665")
     trialwatch("sync")
@@ -71,7 +70,7 @@ def changed(trialwatch: Callable[..., Result], registry: Emulator) -> None:
 
 @pytest.mark.usefixtures("changed")
 def test_a_change_is_delivered_as_one_email_and_one_signed_webhook(
-    trialwatch: Callable[..., Result], smtp_server: SmtpServer, webhook_receiver: WebhookReceiver
+    trialwatch: twconfig.Run, smtp_server: SmtpServer, webhook_receiver: WebhookReceiver
 ) -> None:
     result = trialwatch("notify", "--json")
     assert result.exit_code == 0, result.output
@@ -91,7 +90,7 @@ def test_a_change_is_delivered_as_one_email_and_one_signed_webhook(
 
 @pytest.mark.usefixtures("changed")
 def test_rerunning_sync_and_notify_sends_nothing_new(
-    trialwatch: Callable[..., Result], smtp_server: SmtpServer, webhook_receiver: WebhookReceiver
+    trialwatch: twconfig.Run, smtp_server: SmtpServer, webhook_receiver: WebhookReceiver
 ) -> None:
     trialwatch("notify")
     trialwatch("sync")
@@ -101,7 +100,7 @@ def test_rerunning_sync_and_notify_sends_nothing_new(
 
 
 def test_first_sightings_are_not_notified_by_default(
-    trialwatch: Callable[..., Result], smtp_server: SmtpServer
+    trialwatch: twconfig.Run, smtp_server: SmtpServer
 ) -> None:
     trialwatch("watch", "add", "NCT05605665")
     trialwatch("sync")
@@ -111,7 +110,7 @@ def test_first_sightings_are_not_notified_by_default(
 
 @pytest.mark.usefixtures("changed")
 def test_a_webhook_500_is_retried_with_the_same_event_id(
-    trialwatch: Callable[..., Result], webhook_receiver: WebhookReceiver
+    trialwatch: twconfig.Run, webhook_receiver: WebhookReceiver
 ) -> None:
     webhook_receiver.reply(Reply(500))
     first = trialwatch("notify")
@@ -127,7 +126,7 @@ def test_a_webhook_500_is_retried_with_the_same_event_id(
 
 @pytest.mark.usefixtures("changed")
 def test_a_dead_letter_is_listed_and_replayed(
-    trialwatch: Callable[..., Result], webhook_receiver: WebhookReceiver
+    trialwatch: twconfig.Run, webhook_receiver: WebhookReceiver
 ) -> None:
     webhook_receiver.reply(Reply(410))
     assert trialwatch("notify").exit_code == 1
@@ -143,7 +142,7 @@ def test_a_dead_letter_is_listed_and_replayed(
 @pytest.mark.usefixtures("changed")
 def test_a_notifier_killed_mid_send_is_replaced_and_the_event_id_kept(
     env: dict[str, str],
-    trialwatch: Callable[..., Result],
+    trialwatch: twconfig.Run,
     smtp_server: SmtpServer,
     webhook_receiver: WebhookReceiver,
 ) -> None:

@@ -6,18 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import click
 import pytest
-from click.testing import CliRunner
+import twconfig
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
 
-from service.cli import TrialwatchGroup, cli
-from service.cli_seeds import seeds
 from service.registry.normalise import normalise
 from service.seeds.service import discrepancy_changes
 from service.store import Store
@@ -29,30 +24,7 @@ DEMO = TESTS_DATA / "demo" / "NCT05605665"
 PAGE_SEED = "il2-rapamycin-ss-nct05605665"
 
 
-def trialwatch_cli() -> click.Group:
-    """The trialwatch CLI with the seeds group, without changing the shared ``cli`` object."""
-    if "seeds" in cli.commands:
-        return cli
-    return TrialwatchGroup(
-        name=cli.name,
-        callback=cli.callback,
-        params=cli.params,
-        commands={**cli.commands, "seeds": seeds},
-        context_settings=cli.context_settings,
-    )
-
-
-@dataclass
-class Result:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-Trialwatch = Callable[..., Result]
+Trialwatch = twconfig.Run
 
 
 @pytest.fixture
@@ -72,13 +44,7 @@ def trialwatch(registry: Emulator, database_url: str, tmp_path: Path) -> Trialwa
         "TRIALWATCH_CTGOV_API_URL": registry.api_url,
         "TRIALWATCH_CTGOV_HISTORY_URL": registry.history_url,
     }
-    command = trialwatch_cli()
-
-    def run(*args: str) -> Result:
-        result = CliRunner().invoke(command, list(args), env=env, catch_exceptions=False)
-        return Result(result.exit_code, result.stdout, result.stderr)
-
-    return run
+    return twconfig.runner(env)
 
 
 def watches(trialwatch: Trialwatch) -> dict[str, list[str]]:

@@ -10,33 +10,20 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+import twconfig
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
-
-from service.cli import cli
 
 RECORDS = TESTS_DATA / "records"
 DEMO = TESTS_DATA / "demo" / "NCT05605665"
 IDS = ["NCT00763412", "NCT00973089", "NCT03475563", "NCT05605665"]
 
 
-@dataclass
-class Result:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-Trialwatch = Callable[..., Result]
+Trialwatch = twconfig.Run
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -66,11 +53,7 @@ def trialwatch(registry: Emulator, database_url: str, tmp_path: Path) -> Trialwa
         "TRIALWATCH_CTGOV_HISTORY_URL": registry.history_url,
     }
 
-    def run(*args: str) -> Result:
-        result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-        return Result(result.exit_code, result.stdout, result.stderr)
-
-    return run
+    return twconfig.runner(env)
 
 
 def edited(study: dict[str, Any], edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:

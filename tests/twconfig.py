@@ -3,17 +3,37 @@ test needs (registry at the emulator, channels at the test servers)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from notify_servers import WEBHOOK_SECRET
 
 from service.cli import cli
 
 HOOK_SECRET_ENV = "TEST_HOOK_SECRET"
-Run = Callable[..., Result]
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What one in-process trialwatch command did."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+Run = Callable[..., Ran]
 
 
 def toml_value(value: Any) -> str:
@@ -72,7 +92,8 @@ def environment(tmp_path: Path, config: str, database_url: str, **extra: str) ->
 def runner(env: dict[str, str]) -> Run:
     """``run(*args)``: trialwatch in-process with ``env``."""
 
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    def run(*args: str) -> Ran:
+        result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+        return Ran(result.exit_code, result.stdout, result.stderr)
 
     return run
