@@ -3,7 +3,8 @@
 A record can change several times between two syncs, and a change can be reverted before
 anyone looks. ClinicalTrials.gov keeps every version behind its (undocumented) history API, so:
 
-- **backfill**: a record seen for the first time is stored with all its past versions;
+- **backfill**: a record seen for the first time gets all its past versions, fetched from a
+  queue after its current version was stored (``service.backfill``);
 - **gap filling**: a record that changed since the last sync is stored with every version
   published in between, so each step is diffed and reported on its own.
 
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from service.errors import RecordInvalid, RegistryError
+from service.errors import RecordInvalid, RegistryError, RegistryUnavailable
 from service.registry.ctgov import CtgovClient, HistoryEntry
 from service.registry.normalise import normalise, record_meta
 from service.store import NewVersion
@@ -34,6 +35,7 @@ class Versions:
     versions: list[NewVersion]
     warning: str | None = None
     drifted: bool = False  # the history API answered, but not in the shape it had
+    transient: bool = False  # the history API was unreachable: worth another try later
     # how many of ``versions`` were already posted when the current record was fetched: a
     # version published while a (slow) first sync was under way is news, not the past
     past: int = 1
@@ -45,8 +47,10 @@ class HistoryFetcher:
         self.clock = clock
 
     def backfill(self, study_id: str, current: NewVersion) -> Versions:
-        """All versions of a record seen for the first time."""
-        return self._versions_after(study_id, -1, current)
+        """The versions of a record up to ``current`` (its earliest stored one), which ends
+        the list with its registry number set; versions newer than it are left to gap
+        filling. ``past`` counts the versions, ``current`` included."""
+        return self._versions_after(study_id, -1, current, upto_current=True)
 
     def gap(self, study_id: str, latest_stored: int | None, current: NewVersion) -> Versions:
         """The versions published since version ``latest_stored`` (the registry's number)."""
@@ -54,25 +58,36 @@ class HistoryFetcher:
             return Versions([current])
         return self._versions_after(study_id, latest_stored, current)
 
-    def _versions_after(self, study_id: str, after: int, current: NewVersion) -> Versions:
+    def _versions_after(
+        self, study_id: str, after: int, current: NewVersion, *, upto_current: bool = False
+    ) -> Versions:
         try:
             entries = self.client.history(study_id)
             newer = [e for e in entries if e.version > after]
             if not newer:
                 return Versions([current])  # the history API lags behind API v2
-            return self._fetch(study_id, newer, current)
+            return self._fetch(study_id, newer, current, upto_current)
         except RegistryError as exc:
             warning = f"{study_id}: history unavailable, compared with the last version only: {exc}"
             log.warning("%s", warning)
-            return Versions([current], warning, drifted=isinstance(exc, RecordInvalid))
+            return Versions(
+                [current],
+                warning,
+                drifted=isinstance(exc, RecordInvalid),
+                transient=isinstance(exc, RegistryUnavailable),
+            )
 
-    def _fetch(self, study_id: str, newer: list[HistoryEntry], current: NewVersion) -> Versions:
+    def _fetch(
+        self, study_id: str, newer: list[HistoryEntry], current: NewVersion, upto_current: bool
+    ) -> Versions:
         """Fetch the ``newer`` versions, placing ``current`` (the API v2 record) among them:
         by its posted date, else by content. The history list and API v2 may each be ahead."""
         place = self._place(study_id, newer, current)
         if place is None:  # API v2 is ahead of the history list
             versions = [self._version(study_id, e) for e in newer] + [current]
             return Versions(versions, past=len(versions))
+        if upto_current:
+            newer = newer[: place + 1]
         versions = [
             replace(current, registry_version=e.version)
             if i == place

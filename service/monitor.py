@@ -6,23 +6,37 @@ or a new version whose differences are all cosmetic), ``failed`` (fetch or norma
 failed; the cycle goes on). A version and its changes are committed together, study by study,
 so an interrupted cycle keeps what it finished; records seen for the first time without a
 history backfill are committed together a page at a time (a first load of the whole registry
-would otherwise be one transaction per study).
+would otherwise be one transaction per study). Their past versions are queued and fetched at
+the end of the cycle within ``[ctgov] history_budget_seconds`` (``service.backfill``): a first
+sync never waits on the slow history API.
+
+``filter.ids`` also matches ``nctIdAliases``, so a watched id can come back as a record with
+another id: it is stored under the watched id when the watched id is among the record's
+aliases (the id it was served under is kept), and refused as ``invalid`` otherwise — an answer
+for another study is never stored as a version of the one asked for.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from service.backfill import BackfillRound, BackfillWorker
 from service.clock import Clock, utcnow
 from service.diff import diff
 from service.errors import RecordInvalid, RecordNotFound, RegistryError, StoreError
 from service.history import HistoryFetcher, Versions
 from service.models import Change, Route, Snapshot
-from service.registry.ctgov import PROBE_FIELDS, CtgovClient, posted_date, returned_id
+from service.registry.ctgov import (
+    PROBE_FIELDS,
+    CtgovClient,
+    alias_ids,
+    posted_date,
+    returned_id,
+)
 from service.registry.normalise import normalise, record_meta
 from service.settings import CtgovSettings, Subscription
 from service.store import FirstSighting, NewVersion, RecordState, Store
@@ -45,6 +59,8 @@ class SyncReport:
     errors: list[dict[str, str]] = field(default_factory=list)
     # the history API unavailable or drifted: {"study_id", "warning", "reason"}
     warnings: list[dict[str, str]] = field(default_factory=list)
+    # the history backfill queue: records backfilled this cycle, failed, still pending
+    backfill: dict[str, int] = field(default_factory=dict)
 
     def fail(self, study_id: str, message: str, reason: str) -> None:
         """``reason``: registry (unreachable, refused), invalid (the answer or the record does
@@ -63,6 +79,7 @@ class SyncReport:
             "changes": [change.to_json() for change in self.changes],
             "errors": self.errors,
             "warnings": self.warnings,
+            "backfill": self.backfill,
         }
 
 
@@ -115,6 +132,21 @@ class Monitor:
         # discrepancies of the seeds that follow the record
         self.extra_changes = extra_changes
         self.registry = client.registry
+        self.backfiller = BackfillWorker(
+            store,
+            self.history,
+            clock=clock,
+            subscriptions=subscriptions,
+            notify=self.settings.notify_backfill,
+            extra_changes=extra_changes,
+        )
+
+    def work_backfills(
+        self, budget_seconds: float | None = None, should_stop: Callable[[], bool] = lambda: False
+    ) -> BackfillRound:
+        """Fetch queued past versions (between cycles: the daemon calls this)."""
+        budget = self.settings.history_budget_seconds if budget_seconds is None else budget_seconds
+        return self.backfiller.work(budget, should_stop=should_stop)
 
     def sync(
         self,
@@ -128,6 +160,7 @@ class Monitor:
         ends there, keeping every study it finished."""
         ids = list(study_ids) if study_ids is not None else self.store.watched_ids(self.registry)
         cycle = _Cycle(self, ids, dry_run=dry_run, progress=progress, should_stop=should_stop)
+        cycle.explicit = study_ids is not None
         return cycle.run()
 
 
@@ -155,6 +188,7 @@ class _Cycle:
         self.unchanged: list[str] = []
         self.moved_dates: dict[str, str] = {}  # unchanged content, but a new posted date
         self.first_sightings: list[FirstSighting] = []  # new records not stored yet
+        self.explicit = False  # asked for these ids only (not the whole watch list)
         self.run_id: int | None = None
 
     def run(self) -> SyncReport:
@@ -173,6 +207,8 @@ class _Cycle:
         self.report.checked = len(self.done)
         if self.unchanged and not self.dry_run:
             store.mark_checked(self.m.registry, self.unchanged, self.m.clock(), self.moved_dates)
+        if not self.dry_run and self._backfills():
+            self._work_backfills()
         self.report.requests = client.requests - requests_before
         if self.run_id is not None:
             store.finish_run(self.run_id, self.report.to_json(), self.m.clock())
@@ -195,7 +231,7 @@ class _Cycle:
                 self._fail_batch(batch.requested, batch.error)
                 continue
             for raw in batch.studies:
-                study_id = returned_id(raw)
+                study_id = _watched_id(raw, known)
                 returned.add(study_id or "")
                 unmoved = study_id in known and posted_date(raw) == known[study_id]
                 if unmoved and study_id not in self.done:
@@ -203,6 +239,18 @@ class _Cycle:
                     self.report.unchanged += 1
                     self._finish(study_id)
         return {i for i in probed if i not in returned and i not in self.done}
+
+    def _work_backfills(self) -> None:
+        """Past versions of queued records, within the cycle's history budget."""
+        budget = self.m.settings.history_budget_seconds
+        ids = self.ids if self.explicit else None
+        done = self.m.backfiller.work(
+            budget, run_id=self.run_id, study_ids=ids, should_stop=self.should_stop
+        )
+        self.report.changes.extend(done.changes)
+        self.report.warnings.extend(done.warnings)
+        pending = self.m.store.backfill_counts(self.m.registry)["pending"]
+        self.report.backfill = {"done": done.done, "failed": done.failed, "pending": pending}
 
     def _fail_batch(self, study_ids: list[str], error: RegistryError) -> None:
         reason = "invalid" if isinstance(error, RecordInvalid) else "registry"
@@ -220,8 +268,8 @@ class _Cycle:
                 if self.should_stop():
                     self._store_first_sightings()
                     return
-                study_id = returned_id(raw)
-                if study_id in wanted and study_id not in self.done:
+                study_id = _watched_id(raw, wanted)
+                if study_id is not None and study_id not in self.done:
                     self._process(study_id, raw)
             self._store_first_sightings()
 
@@ -272,7 +320,16 @@ class _Cycle:
         except RecordInvalid as exc:
             self._failed(study_id, f"{study_id}: {exc}", "invalid")
             return
-        if snapshot.study_id != study_id:  # served under another id (an alias redirect)
+        served_id = None
+        if snapshot.study_id != study_id:
+            if study_id not in alias_ids(raw):
+                message = (
+                    f"{study_id}: the registry answered with {snapshot.study_id}, which does not "
+                    f"list {study_id} among its aliases; nothing stored"
+                )
+                self._failed(study_id, message, "invalid")
+                return
+            served_id = snapshot.study_id  # served under its new id: kept under the watched one
             snapshot = snapshot.model_copy(update={"study_id": study_id})
         version = NewVersion(
             registry=self.m.registry,
@@ -281,6 +338,7 @@ class _Cycle:
             registry_version=meta.registry_version,
             last_update_posted=meta.last_update_posted,
             fetched_at=self.m.clock(),
+            served_id=served_id,
         )
         try:
             self._store(study_id, version)
@@ -299,15 +357,17 @@ class _Cycle:
             self.report.unchanged += 1
             self._finish(study_id)
             return
-        if state is None and not self._backfills():
+        if state is None:
             self._first_sighting(current)
             self.report.new += 1
             self._finish(study_id)
             return
-        if state is None or state.content_hash is None:
-            found = self._backfill(study_id, current)
-            self._store_steps(found.versions, None, past=found.past)
+        if state.content_hash is None:  # a record row without a version yet
+            self._store_steps([current], None, past=0)
+            if self._backfills() and not self.dry_run:
+                self.m.store.set_backfill(self.m.registry, study_id, "pending")
             self.report.new += 1
+            found = Versions([current])
         else:
             found = self._gap(study_id, state, current)
             previous = self.m.store.latest_snapshot(self.m.registry, study_id)
@@ -326,20 +386,16 @@ class _Cycle:
         settings = self.m.settings
         return settings.history and settings.history_backfill
 
-    def _backfill(self, study_id: str, current: NewVersion) -> Versions:
-        if not self._backfills():
-            return Versions([current])
-        return self.m.history.backfill(study_id, current)
-
     def _first_sighting(self, version: NewVersion) -> None:
-        """A new record with no past versions to fetch: kept to be stored with the rest of
-        its page in one transaction (``_store_first_sightings``)."""
+        """A new record: kept to be stored with the rest of its page in one transaction
+        (``_store_first_sightings``), its past versions queued for the backfill."""
         changes = [record_added(version.snapshot)]
         if self.dry_run:
             self.report.changes.extend(changes)
             return
         routes = self._routes(changes, [False], version.fetched_at)
-        self.first_sightings.append(FirstSighting(version, changes, routes, [False]))
+        sighting = FirstSighting(version, changes, routes, [False], backfill=self._backfills())
+        self.first_sightings.append(sighting)
 
     def _store_first_sightings(self) -> None:
         """Store the new records kept so far, all in one transaction. Should that fail, each
@@ -373,6 +429,8 @@ class _Cycle:
             self.report.new -= 1
             self._failed(study_id, f"{study_id}: internal error: {exc}", "internal")
             return
+        if sighting.backfill:
+            self.m.store.set_backfill(self.m.registry, study_id, "pending")
         self.report.changes.extend(stored)
 
     def _gap(self, study_id: str, state: RecordState, current: NewVersion) -> Versions:
@@ -432,3 +490,11 @@ class _Cycle:
     def _finish(self, study_id: str) -> None:
         self.done.add(study_id)
         self.progress(len(self.done))
+
+
+def _watched_id(raw: dict[str, Any], watched: Collection[str]) -> str | None:
+    """The watched id a returned record answers for: its own, or one of its aliases."""
+    study_id = returned_id(raw)
+    if study_id in watched:
+        return study_id
+    return next((alias for alias in alias_ids(raw) if alias in watched), None)

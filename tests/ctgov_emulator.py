@@ -5,7 +5,13 @@ Standard library only, so a fresh clone can run it before anything is installed.
 versions held in memory it serves, over real HTTP on 127.0.0.1:
 
 * API v2: ``GET /api/v2/studies``, ``GET /api/v2/studies/{nctId}``, ``GET /api/v2/version``;
-* the internal history API: ``GET /api/int/studies/{nctId}/history`` and ``.../history/{n}``;
+* the internal history API: the version list as ``GET /api/int/studies/{nctId}?history=true``
+  (the record with ``{"history": {"changes": […]}}``, the form cthist reads) and/or as
+  ``GET /api/int/studies/{nctId}/history`` (``{"changes": […]}``), one version as
+  ``.../history/{n}``; ``history_style`` says which list forms answer (``both``, ``query``,
+  ``path``), the other answering 404 as an unknown path does;
+* a cap on the request line (``max_url_bytes``): longer ones answer 414, as a proxy in front
+  of a registry may;
 * control endpoints under ``/_emu/`` to publish versions, inject faults, retire or alias
   records and read request counts. They are those of the acceptance checks' emulator, so one
   script drives either.
@@ -1049,6 +1055,7 @@ class Api:
 
     def __init__(self, store: StudyStore) -> None:
         self.store = store
+        self.history_style = "both"  # which version-list forms answer: both | query | path
 
     def handle(self, path: str, params: Params) -> Response:
         try:
@@ -1069,7 +1076,11 @@ class Api:
         match = re.fullmatch(r"/api/v2/studies/([^/]+)", path)
         if match and match.group(1) not in V2_SUBRESOURCES:
             return self.study(match.group(1), params)
-        if match := re.fullmatch(r"/api/int/studies/([^/]+)/history(?:/([^/]+))?", path):
+        match = re.fullmatch(r"/api/int/studies/([^/]+)", path)
+        if match and params.get("history") == "true" and self.history_style != "path":
+            return self.history_record(match.group(1))
+        match = re.fullmatch(r"/api/int/studies/([^/]+)/history(?:/([^/]+))?", path)
+        if match and (match.group(2) is not None or self.history_style != "query"):
             return self.history(match.group(1), match.group(2))
         return Response.text(404, "Not Found")
 
@@ -1121,6 +1132,14 @@ class Api:
         return _sorted(studies, params.get("sort"))
 
     # -- history -----------------------------------------------------------------------------
+
+    def history_record(self, raw_id: str) -> Response:
+        """The current record with its version list, as ``?history=true`` answers."""
+        nct = _parse_nct(raw_id)
+        versions = self.store.history(nct)
+        if versions is None:
+            raise ApiError(404, f"NCT number {nct} not found")
+        return Response.json({**versions[-1].study, "history": {"changes": _changes(versions)}})
 
     def history(self, raw_id: str, raw_version: str | None) -> Response:
         nct = _parse_nct(raw_id)
@@ -1418,6 +1437,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
+        cap = self.emulator.max_url_bytes
+        if cap and url.path.startswith("/api/") and len(self.path.encode()) > cap:
+            self.emulator.stats.count(url.path)
+            self._send(Response.text(414, "URI Too Long"))
+            return
         if url.path.startswith("/_emu/"):
             self._send(self.emulator.control("GET", url.path, None))
         elif url.path.startswith("/api/"):
@@ -1510,9 +1534,20 @@ class Emulator:
     Use ``Emulator.start(...)``; ``stop()`` (or a ``with`` block) shuts it down.
     """
 
-    def __init__(self, *, latency: float = 0.0, history_gap: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        history_gap: float = 0.0,
+        history_style: str = "both",
+        max_url_bytes: int = 0,
+    ) -> None:
+        if history_style not in ("both", "query", "path"):
+            raise ValueError(f"history_style must be both, query or path, not {history_style!r}")
         self.store = StudyStore()
         self.api = Api(self.store)
+        self.api.history_style = history_style
+        self.max_url_bytes = max_url_bytes  # 0: no cap
         self.faults = FaultQueue()
         self.stats = RequestStats(history_gap)
         self.latency = latency
@@ -1528,13 +1563,21 @@ class Emulator:
         port: int = 0,
         latency: float = 0.0,
         history_gap: float = 0.0,
+        history_style: str = "both",
+        max_url_bytes: int = 0,
     ) -> Emulator:
         """Load records and serve them on ``host:port`` (0 = a free port) from a thread.
 
         ``latency`` delays every /api/ answer (seconds); ``history_gap`` is the quiet time the
-        history API wants between requests before it stops answering 429.
+        history API wants between requests before it stops answering 429; ``history_style``
+        which version-list forms answer; ``max_url_bytes`` the longest request line served.
         """
-        emulator = cls(latency=latency, history_gap=history_gap)
+        emulator = cls(
+            latency=latency,
+            history_gap=history_gap,
+            history_style=history_style,
+            max_url_bytes=max_url_bytes,
+        )
         for directory in records_dirs:
             emulator.load(directory)
         emulator._serve(host, port)
@@ -1759,6 +1802,15 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--history-gap-ms", type=float, default=0.0, help="quiet time the history API wants"
     )
+    parser.add_argument(
+        "--history-style",
+        choices=["both", "query", "path"],
+        default="both",
+        help="which version-list forms answer",
+    )
+    parser.add_argument(
+        "--max-url-bytes", type=int, default=0, help="longer request lines answer 414 (0: off)"
+    )
     return parser.parse_args(argv)
 
 
@@ -1777,6 +1829,8 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         latency=args.latency_ms / 1000,
         history_gap=args.history_gap_ms / 1000,
+        history_style=args.history_style,
+        max_url_bytes=args.max_url_bytes,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

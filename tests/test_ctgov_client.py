@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from service.errors import RecordInvalid, RecordNotFound, RegistryError, RegistryUnavailable
+from service.registry import ctgov
 from service.registry.ctgov import USER_AGENT, CtgovClient, RateLimiter, build_http_client
 from service.settings import CtgovSettings
 
@@ -40,6 +41,10 @@ class Recorder:
         return CtgovClient(http, settings, sleep=self.sleeps.append, limiter=unlimited)
 
 
+def study_id(record: dict[str, object]) -> str:
+    return record["protocolSection"]["identificationModule"]["nctId"]  # type: ignore[index]
+
+
 def params(request: httpx.Request) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(urlparse(str(request.url)).query).items()}
 
@@ -49,16 +54,59 @@ def serve_ids(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"studies": [study(i) for i in ids]})
 
 
-def test_a_batch_fetch_costs_one_request_per_thousand_studies() -> None:
+@pytest.fixture(autouse=True)
+def _fresh_url_caps() -> None:
+    """Caps learned from 414s are kept per host for the process: each test starts without."""
+    ctgov.forget_learned_url_caps()
+
+
+def test_a_batch_fetch_fills_request_lines_up_to_the_cap() -> None:
     recorder = Recorder(serve_ids)
     client = recorder.client()
     ids = [f"NCT{n:08d}" for n in range(1, 2501)]
     returned = [s for batch in client.iter_batches(ids) for s in batch.studies]
     assert len(returned) == 2500
-    assert client.requests == len(recorder.requests) == 3
+    lines = [len(r.url.raw_path) for r in recorder.requests]
+    assert max(lines) <= 6000  # the default [ctgov] max_url_bytes
     sizes = [len(params(r)["filter.ids"].split(",")) for r in recorder.requests]
-    assert sizes == [1000, 1000, 500]
+    assert 400 <= sizes[0] <= 500  # as public clients send (128-500), not 1,000
+    assert sizes == [sizes[0]] * (len(sizes) - 1) + [2500 - sizes[0] * (len(sizes) - 1)]
+    assert client.requests == len(recorder.requests) == -(-2500 // sizes[0])
     assert all(params(r)["pageSize"] == "1000" for r in recorder.requests)
+
+
+@pytest.mark.parametrize("refusal", [(414, "URI Too Long"), (431, ""), (400, "Request URL too long")])
+def test_a_request_line_refused_as_too_long_is_halved_and_remembered(
+    refusal: tuple[int, str],
+) -> None:
+    status, body = refusal
+
+    def proxy(request: httpx.Request) -> httpx.Response:
+        if len(request.url.raw_path) > 2500:  # a proxy before the registry with a short limit
+            return httpx.Response(status, text=body)
+        return serve_ids(request)
+
+    recorder = Recorder(proxy)
+    client = recorder.client()
+    ids = [f"NCT{n:08d}" for n in range(1, 2001)]
+    returned = [s for batch in client.iter_batches(ids) for s in batch.studies]
+    assert sorted(study_id(s) for s in returned) == ids  # every study, none twice
+    refused = [r for r in recorder.requests if len(r.url.raw_path) > 2500]
+    assert len(refused) == 2  # 6000 -> 3000 -> 1500 bytes: two refusals, then it fits
+    assert client.url_cap() <= 2500
+    recorder.requests.clear()  # the next cycle starts at the size that works
+    again = [s for batch in recorder.client().iter_batches(ids) for s in batch.studies]
+    assert len(again) == 2000
+    size = recorder.client().batch_size()
+    assert len(recorder.requests) == -(-2000 // size)
+
+
+def test_a_400_for_another_reason_is_not_taken_for_length() -> None:
+    recorder = Recorder(lambda _r: httpx.Response(400, text="`filter.phase` is unknown parameter"))
+    [batch] = list(recorder.client().iter_batches(["NCT00000001", "NCT00000002"]))
+    assert isinstance(batch.error, RegistryError)
+    assert "unknown parameter" in str(batch.error)
+    assert len(recorder.requests) == 1
 
 
 def test_later_pages_repeat_the_first_pages_parameters() -> None:

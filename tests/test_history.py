@@ -118,12 +118,13 @@ def test_a_first_sighting_backfills_every_past_version(
     ]
     changes = json.loads(trialwatch("changes", "--json").stdout)
     steps = [(c["from_version"], c["to_version"], c["kind"], c["historical"]) for c in changes]
+    # the record is live first (record_added), then its past is slotted in before it
     assert steps == [
+        (None, 4, "record_added", False),
         (0, 1, "enrollment_changed", True),
         (1, 2, "date_changed", True),
         (2, 3, "outcome_reclassified", True),
         (3, 4, "status_changed", True),
-        (3, 4, "record_added", False),
     ]
     trialwatch("notify")
     assert webhook_receiver.requests == []  # the past is stored, not alerted
@@ -223,7 +224,15 @@ def test_a_version_published_during_a_first_sync_is_news_not_history(
             "ctgov", normalise(stale), stale, None, record_meta(stale).last_update_posted, T_FETCH
         )
         found = fetcher.backfill(STUDY, current)
-    assert [v.registry_version for v in found.versions] == [0, 1]
-    assert found.past == 1  # version 1 came after the record was fetched: it is notified
-    assert found.versions[0].snapshot == current.snapshot
-    assert found.versions[1].snapshot.enrollment_count == 36
+        # the backfill ends at the stored version: version 1 is left to gap filling, as news
+        assert [v.registry_version for v in found.versions] == [0]
+        assert found.past == 1
+        assert found.versions[0].snapshot == current.snapshot
+        fresh = registry.current(STUDY)  # the next sync's record
+        assert fresh is not None
+        later = NewVersion(
+            "ctgov", normalise(fresh), fresh, None, record_meta(fresh).last_update_posted, T_FETCH
+        )
+        news = fetcher.gap(STUDY, found.versions[0].registry_version, later)
+    assert [v.registry_version for v in news.versions] == [1]
+    assert news.versions[0].snapshot.enrollment_count == 36

@@ -5,8 +5,17 @@ Polite by construction: every request waits for the rate limiter, and transient 
 with exponential backoff and jitter, honouring ``Retry-After``. httpx errors are translated into
 ``RegistryError`` here, where they enter, so nothing above this module sees httpx.
 
-Watched records are fetched in batches (``filter.ids`` with up to 1,000 ids a page): one
-request per 1,000 studies, not one per study.
+Watched records are fetched in batches (``filter.ids``): as many ids as fit in a request
+line of ``[ctgov] max_url_bytes`` (~430 ids in 6 KB; public clients send 128–500, and a proxy
+before the registry may refuse longer lines with 414/431). A refusal halves the line for that
+host, remembered for the life of the process, so a steady cycle costs ceil(W / batch) requests
+plus at most one refused per halving.
+
+The record-history API is undocumented and answers in two forms: ``/studies/{id}?history=true``
+(the record with ``{"history": {"changes": […]}}``, as cthist reads it) and
+``/studies/{id}/history`` (``{"changes": […]}``). The first is tried first; a 404 or an unknown
+shape on one form sends the client to the other before anything is called drift, and the form
+that worked is asked first from then on.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import httpx
 from tenacity import (
@@ -65,6 +75,15 @@ class RateLimiter:
 
 class _BadBody(RecordInvalid):
     """A body that may be a passing fault (maintenance page, cut connection): retried."""
+
+
+class RequestTooLong(RegistryError):
+    """The registry (or a proxy before it) refused the request line as too long (414/431)."""
+
+
+# request-line caps learned per host (414/431 seen): kept for the life of the process
+_LEARNED_URL_CAPS: dict[str, int] = {}
+_LENGTH_WORDS = ("too long", "too large", "uri", "url", "length", "header")
 
 
 @dataclass(frozen=True)
@@ -115,6 +134,7 @@ class CtgovClient:
             jitter=settings.retry_initial_seconds,
         )
         self.requests = 0
+        self._history_forms = ["query", "path"]  # the version-list forms, preferred first
 
     # ---- public --------------------------------------------------------------------------
 
@@ -132,12 +152,52 @@ class CtgovClient:
         (``fields`` asks for only those pieces of each record, e.g. ``PROBE_FIELDS``).
 
         A page that fails after retries comes back with ``error`` set and the ids it covered,
-        so one bad page fails its studies and not the cycle.
+        so one bad page fails its studies and not the cycle. A request line refused as too
+        long is split in two and retried, and the host's cap halved for later batches.
         """
-        size = self._settings.page_size
-        for start in range(0, len(study_ids), size):
-            chunk = list(study_ids[start : start + size])
-            yield from self._fetch_chunk(chunk, fields)
+        pending = list(study_ids)
+        while pending:
+            chunk = pending[: self.batch_size(fields)]
+            try:
+                yield from self._fetch_chunk(chunk, fields)
+            except RequestTooLong as exc:
+                if len(chunk) == 1:
+                    yield Batch(requested=chunk, error=exc)
+                else:
+                    self._halve_url_cap(chunk, fields)
+                    continue
+            pending = pending[len(chunk) :]
+
+    def batch_size(self, fields: str | None = None) -> int:
+        """How many ids one ``filter.ids`` request carries: as many as fit in the host's cap
+        on the request line, at most ``page_size`` (the registry's page)."""
+        base = len(self._request_line({**self._batch_params(fields), "filter.ids": ""}))
+        per_id = len(quote("NCT00000000,", safe=""))
+        fitting = (self.url_cap() - base) // per_id
+        return max(1, min(self._settings.page_size, fitting))
+
+    def url_cap(self) -> int:
+        """The longest request line sent to the registry's host, in bytes."""
+        configured = self._settings.max_url_bytes
+        return min(configured, _LEARNED_URL_CAPS.get(self._host, configured))
+
+    def _halve_url_cap(self, chunk: list[str], fields: str | None) -> None:
+        line = self._request_line({**self._batch_params(fields), "filter.ids": ",".join(chunk)})
+        _LEARNED_URL_CAPS[self._host] = max(256, min(self.url_cap(), len(line)) // 2)
+
+    @property
+    def _host(self) -> str:
+        return urlsplit(self._settings.api_url).netloc
+
+    def _request_line(self, params: dict[str, str]) -> str:
+        url = self._http.build_request("GET", f"{self._settings.api_url}/studies", params=params)
+        return url.url.raw_path.decode("ascii")
+
+    def _batch_params(self, fields: str | None) -> dict[str, str]:
+        params = {"pageSize": str(self._settings.page_size), "format": "json"}
+        if fields:
+            params["fields"] = fields
+        return params
 
     def search(self, params: dict[str, str], *, limit: int = 100) -> list[dict[str, Any]]:
         """Studies matching a search (``query.cond``, ``query.intr``, ``query.term``, …), up to
@@ -158,11 +218,26 @@ class CtgovClient:
 
     def history(self, study_id: str) -> list[HistoryEntry]:
         """A record's versions, oldest first (the undocumented history API: its shape is
-        checked, and drift is ``RecordInvalid``)."""
-        data = self._get_json(
-            f"{self._settings.history_url}/studies/{study_id}/history", {}, self._history_limiter
-        )
-        return _history_entries(study_id, data)
+        checked, and drift is ``RecordInvalid``). Both list forms are tried, the one that
+        last worked first; the error of the preferred form is raised if neither answers."""
+        first_error: RegistryError | None = None
+        for form in list(self._history_forms):
+            try:
+                entries = _history_entries(study_id, self._history_list(study_id, form))
+            except (RecordNotFound, RecordInvalid) as exc:
+                first_error = first_error or exc
+                continue
+            if form != self._history_forms[0]:
+                self._history_forms.reverse()
+            return entries
+        assert first_error is not None
+        raise first_error
+
+    def _history_list(self, study_id: str, form: str) -> Any:
+        base = f"{self._settings.history_url}/studies/{study_id}"
+        if form == "query":
+            return self._get_json(base, {"history": "true"}, self._history_limiter)
+        return self._get_json(f"{base}/history", {}, self._history_limiter)
 
     def history_version(self, study_id: str, version: int) -> dict[str, Any]:
         """Version ``version`` of a record: ``{"studyVersion": n, "study": {…}}``."""
@@ -184,19 +259,15 @@ class CtgovClient:
     # ---- internals -----------------------------------------------------------------------
 
     def _fetch_chunk(self, chunk: list[str], fields: str | None) -> Iterator[Batch]:
-        params = {
-            "filter.ids": ",".join(chunk),
-            "pageSize": str(self._settings.page_size),
-            "format": "json",
-        }
-        if fields:
-            params["fields"] = fields
+        params = {**self._batch_params(fields), "filter.ids": ",".join(chunk)}
         token: str | None = None
         while True:
             page_params = dict(params, pageToken=token) if token else params
             try:
                 page = self._get_json(f"{self._settings.api_url}/studies", page_params)
                 studies, token = _studies_page(page)
+            except RequestTooLong:
+                raise
             except RegistryError as exc:
                 yield Batch(requested=chunk, error=exc)
                 return
@@ -278,6 +349,8 @@ def _decode(response: httpx.Response) -> Any:
     where = _describe(str(response.request.url))
     if status == 404:
         raise RecordNotFound(_plain(response) or f"not found: {where}")
+    if status in (414, 431) or (status == 400 and _blames_length(response)):
+        raise RequestTooLong(f"registry refused a request line as too long: {status} ({where})")
     if status in RETRYABLE_STATUS:
         raise RegistryUnavailable(
             f"registry answered {status} {response.reason_phrase} ({where})",
@@ -299,6 +372,16 @@ def _decode(response: httpx.Response) -> Any:
         raise _BadBody(f"registry sent truncated or invalid JSON ({where}: {exc.msg})") from None
     except UnicodeDecodeError:
         raise _BadBody(f"registry sent a body that is not UTF-8 text ({where})") from None
+
+
+def forget_learned_url_caps() -> None:
+    """Start again from ``[ctgov] max_url_bytes`` for every host (tests; a changed proxy)."""
+    _LEARNED_URL_CAPS.clear()
+
+
+def _blames_length(response: httpx.Response) -> bool:
+    detail = _plain(response).lower()
+    return any(word in detail for word in _LENGTH_WORDS) and "unknown parameter" not in detail
 
 
 def _plain(response: httpx.Response) -> str:
@@ -334,8 +417,8 @@ def _studies_page(page: Any) -> tuple[list[dict[str, Any]], str | None]:
 
 
 def _history_entries(study_id: str, data: Any) -> list[HistoryEntry]:
-    changes = data.get("changes") if isinstance(data, dict) else None
-    if not isinstance(changes, list):
+    changes = _changes_list(data)
+    if changes is None:
         raise RecordInvalid(f"{study_id}: history API answer has no 'changes' list")
     entries = []
     for item in changes:
@@ -351,6 +434,27 @@ def _history_entries(study_id: str, data: Any) -> list[HistoryEntry]:
     if [e.version for e in entries] != list(range(len(entries))):
         raise RecordInvalid(f"{study_id}: history API versions are not numbered 0, 1, 2, …")
     return entries
+
+
+def _changes_list(data: Any) -> list[Any] | None:
+    """The version list of either form: ``{"changes": […]}`` or the record with
+    ``{"history": {"changes": […]}}``."""
+    if not isinstance(data, dict):
+        return None
+    holder = data.get("history") if "changes" not in data else data
+    changes = holder.get("changes") if isinstance(holder, dict) else None
+    return changes if isinstance(changes, list) else None
+
+
+def alias_ids(study: dict[str, Any]) -> list[str]:
+    """The other ids a returned record answers to (``nctIdAliases``), upper-cased."""
+    try:
+        aliases = study["protocolSection"]["identificationModule"]["nctIdAliases"]
+    except (KeyError, TypeError):
+        return []
+    if not isinstance(aliases, list):
+        return []
+    return [a.strip().upper() for a in aliases if isinstance(a, str)]
 
 
 def posted_date(study: dict[str, Any]) -> str | None:

@@ -1,0 +1,143 @@
+"""The history backfill queue: past versions of newly watched records, fetched after the fact.
+
+A first sync of a long watch list must not wait on the record-history API, which wants one
+request at a time and a pause between them (2,000 new records with five versions each would
+hold the first cycle for hours). So a new record is stored at once with its current version
+and queued (``records.backfill = 'pending'``); this worker then fetches its past versions
+within a time budget, at the end of each cycle and between cycles in the daemon, and slots
+them in before the stored version as historical changes. A record the history API cannot
+serve right now stays queued (and the round ends: the API is struggling); one it answers in a
+shape we do not know is marked failed with a warning, as gap filling does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from service.diff import diff
+from service.history import HistoryFetcher, Versions
+from service.models import Change, Route, Snapshot
+from service.settings import Subscription
+from service.store import NewVersion, Store
+from service.subscriptions import route
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER = timedelta(minutes=15)  # a record whose history API answer failed waits this long
+
+
+@dataclass
+class BackfillRound:
+    """What one round of the queue did."""
+
+    done: int = 0
+    failed: int = 0
+    changes: list[Change] = field(default_factory=list)
+    # {"study_id", "warning", "reason"} as in a sync report
+    warnings: list[dict[str, str]] = field(default_factory=list)
+
+
+class BackfillWorker:
+    """Works the backfill queue of one registry within a time budget."""
+
+    def __init__(
+        self,
+        store: Store,
+        history: HistoryFetcher,
+        *,
+        clock: Callable[[], datetime],
+        subscriptions: Sequence[Subscription] = (),
+        notify: bool = False,
+        extra_changes: Callable[[Snapshot, Snapshot], list[Change]] = lambda _old, _new: [],
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.history = history
+        self.registry = history.client.registry
+        self.clock = clock
+        self.subscriptions = subscriptions
+        self.notify = notify  # route backfilled changes to subscriptions ([ctgov] notify_backfill)
+        self.extra_changes = extra_changes
+        self.timer = timer
+
+    def work(
+        self,
+        budget_seconds: float,
+        *,
+        run_id: int | None = None,
+        study_ids: Sequence[str] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> BackfillRound:
+        """Backfill queued records, oldest first, until the queue is empty or the budget is
+        spent (a record started is finished). ``study_ids`` limits the round to those."""
+        deadline = self.timer() + budget_seconds
+        result = BackfillRound()
+        for study_id in self.store.pending_backfills(self.registry, self.clock(), study_ids):
+            if self.timer() >= deadline or should_stop():
+                break
+            if not self._one(study_id, run_id, result):
+                break
+        return result
+
+    def _one(self, study_id: str, run_id: int | None, result: BackfillRound) -> bool:
+        """Backfill one record; False when the history API is unreachable (end the round)."""
+        current = self.store.first_version(self.registry, study_id)
+        if current is None:  # queued, but no version stored (removed meanwhile)
+            self.store.set_backfill(self.registry, study_id, "done")
+            return True
+        found = self.history.backfill(study_id, current)
+        if found.warning:
+            return self._failed(study_id, found, result)
+        past = found.versions[: found.past][:-1]
+        placed = found.versions[found.past - 1]
+        steps = self._steps(past, current)
+        routes = [self._routes(study_id, changes) for changes in steps]
+        stored = self.store.save_backfill(
+            self.registry,
+            study_id,
+            past,
+            placed.registry_version,
+            steps,
+            routes,
+            run_id,
+            self.clock(),
+        )
+        result.changes.extend(stored)
+        result.done += 1
+        log.info("backfilled %s: %d past versions, %d changes", study_id, len(past), len(stored))
+        return True
+
+    def _failed(self, study_id: str, found: Versions, result: BackfillRound) -> bool:
+        reason = "invalid" if found.drifted else "registry"
+        result.warnings.append(
+            {"study_id": study_id, "warning": found.warning or "", "reason": reason}
+        )
+        if found.transient:
+            later = self.clock() + RETRY_AFTER
+            self.store.set_backfill(self.registry, study_id, "pending", after=later)
+            return False
+        self.store.set_backfill(self.registry, study_id, "failed", error=found.warning)
+        result.failed += 1
+        return True
+
+    def _steps(self, past: list[NewVersion], current: NewVersion) -> list[list[Change]]:
+        """The changes leading into each past version (none into the first) and from the
+        last past version into the stored one."""
+        steps: list[list[Change]] = [[]] if past else []
+        chain = [*past, current]
+        for before, after in itertools.pairwise(chain):
+            changes = diff(before.snapshot, after.snapshot)
+            changes += self.extra_changes(before.snapshot, after.snapshot)
+            steps.append(changes)
+        return steps if past else [[]]
+
+    def _routes(self, study_id: str, changes: list[Change]) -> list[Route]:
+        if not self.notify or not changes:
+            return []
+        tags = self.store.watch_tags(self.registry, [study_id]).get(study_id, ())
+        return route(self.subscriptions, changes, tags, self.clock())
