@@ -3,10 +3,16 @@
 then let them finish, and check that nothing was lost or doubled.
 
     python scripts/crash_loop.py [--kills 50] [--studies 20] [--database-url URL] [--seed N]
+    python scripts/crash_loop.py --workers 2 --database-url postgresql://…/EMPTY_DB
 
 Each round the registry emulator publishes new versions of some studies; a sync or notify
-process starts and is killed after a random delay (or finishes first). At the end, sync and
-notify run to completion and the script checks:
+process starts and is killed after a random delay (or finishes first). With `--workers N`
+(PostgreSQL only) N daemons (`trialwatch run`) share the store instead, and each round one of
+them is killed (one holding claims, if any does) and replaced; the lease is 600 s, so the
+claims of a killed daemon are delivered within the run only because a claim dies with its
+process: the script measures how long until another daemon took them (the takeover), and a
+takeover slower than 10 s is a problem. At the end, sync and notify run to completion and the
+script checks:
 - every published version is stored exactly once (history gap filling recovers the versions a
   killed sync missed), and no change is recorded twice;
 - every queued notification was delivered (the outbox is empty of pending and dead rows);
@@ -30,17 +36,23 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from ctgov_emulator import Emulator  # noqa: E402
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
+
+from service.store import database_url as driver_url  # noqa: E402
 
 SECRET = b"crash-loop-secret"
+TAKEOVER_LIMIT = 10.0  # seconds; the lease in replica mode is 600
+
 TEMPLATE = json.loads((ROOT / "tests" / "data" / "records" / "NCT00973089.json").read_text())
 STATUSES = ["RECRUITING", "ACTIVE_NOT_RECRUITING", "SUSPENDED", "COMPLETED", "TERMINATED"]
 
@@ -51,6 +63,7 @@ class Receiver:
 
     deliveries: list[tuple[str, bytes, bool]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    delay: float = 0.0  # seconds before answering: a slow receiver keeps claims held longer
 
     def start(self) -> tuple[ThreadingHTTPServer, str]:
         receiver = self
@@ -62,6 +75,7 @@ class Receiver:
                 valid = _valid(self.headers.get("Trialwatch-Signature", ""), body)
                 with receiver.lock:
                     receiver.deliveries.append((event_id, body, valid))
+                time.sleep(receiver.delay)
                 self.send_response(204)
                 self.end_headers()
 
@@ -99,13 +113,16 @@ class Outcome:
     notifications: int = 0
     deliveries: int = 0
     repeats: int = 0
+    takeovers: list[float] = field(default_factory=list)  # seconds, one per kill of a holder
     problems: list[str] = field(default_factory=list)
 
 
-def run(kills: int, studies: int, database_url: str | None, seed: int) -> Outcome:
+def run(kills: int, studies: int, database_url: str | None, seed: int, workers: int = 1) -> Outcome:
+    if workers > 1 and not (database_url or "").startswith("postgres"):
+        raise SystemExit("--workers needs a PostgreSQL --database-url (SQLite has one writer)")
     rng = random.Random(seed)
     outcome = Outcome()
-    receiver = Receiver()
+    receiver = Receiver(delay=0.2 if workers > 1 else 0.0)
     server, hook_url = receiver.start()
     with tempfile.TemporaryDirectory(prefix="trialwatch-crash-") as tmp, Emulator.start() as emu:
         ids = [f"NCT8{n:07d}" for n in range(1, studies + 1)]
@@ -119,35 +136,158 @@ def run(kills: int, studies: int, database_url: str | None, seed: int) -> Outcom
 
         for study_id in ids:
             publish(study_id)
-        env = _environment(tmp, emu, hook_url, database_url)
+        env = _environment(tmp, emu, hook_url, database_url, replicas=workers > 1)
         _tw(env, "watch", "add", *ids)
-        for _ in range(kills):
-            for study_id in rng.sample(ids, k=max(1, studies // 4)):
-                publish(study_id)
-            command = rng.choice(["sync", "notify"])
-            process = subprocess.Popen(
-                [sys.executable, "-m", "service", command],
-                env=env,
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            time.sleep(rng.uniform(0.3, 2.5))  # python start-up alone takes ~0.5 s
-            if process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-                outcome.kills += 1
-            else:
-                outcome.finished_before_kill += 1
-            process.wait()
+        rounds = Rounds(kills, ids, publish, env, rng, outcome, Path(tmp))
+        if workers > 1:
+            _replica_rounds(rounds, workers)
+        else:
+            _process_rounds(rounds)
         _settle(env)
         _check(outcome, env, receiver, ids)
     server.shutdown()
     return outcome
 
 
+@dataclass
+class Rounds:
+    """What every round needs: how many, the studies, publishing, the environment, chance."""
+
+    kills: int
+    ids: list[str]
+    publish: Callable[[str], None]
+    env: dict[str, str]
+    rng: random.Random
+    outcome: Outcome
+    logs: Path  # where the daemons write their logs
+    daemon_logs: dict[int, Path] = field(default_factory=dict)  # by pid
+
+
+def _process_rounds(rounds: Rounds) -> None:
+    """Each round, a `sync` or `notify` process killed at a random moment (if still running)."""
+    rng, outcome = rounds.rng, rounds.outcome
+    for _ in range(rounds.kills):
+        for study_id in rng.sample(rounds.ids, k=max(1, len(rounds.ids) // 4)):
+            rounds.publish(study_id)
+        process = _start(rounds.env, rng.choice(["sync", "notify"]))
+        time.sleep(rng.uniform(0.3, 2.5))  # python start-up alone takes ~0.5 s
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            outcome.kills += 1
+        else:
+            outcome.finished_before_kill += 1
+        process.wait()
+
+
+def _replica_rounds(rounds: Rounds, workers: int) -> None:
+    """``workers`` daemons on one PostgreSQL store; each round one is killed (one holding
+    claims when one does) and replaced, and the takeover of its claims is timed."""
+    rng, outcome = rounds.rng, rounds.outcome
+    engine = create_engine(driver_url(rounds.env["TRIALWATCH_DATABASE_URL"]))
+    daemons = [_daemon(rounds) for _ in range(workers)]
+    try:
+        for _ in range(rounds.kills):
+            for study_id in rng.sample(rounds.ids, k=max(1, len(rounds.ids) // 2)):
+                rounds.publish(study_id)
+            time.sleep(rng.uniform(0.3, 2.5))
+            victim = _holder(engine, daemons) or rng.choice(daemons)
+            victim.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            victim.wait()
+            outcome.kills += 1
+            held = _claims(engine, f"%:{victim.pid}:%")
+            daemons[daemons.index(victim)] = _daemon(rounds)
+            if held:
+                _time_takeover(engine, held, killed_at, outcome)
+    finally:
+        _stop(daemons, rounds)
+        engine.dispose()
+
+
+def _start(env: dict[str, str], command: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "service", command],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb") if log else subprocess.DEVNULL,
+    )
+
+
+def _daemon(rounds: Rounds) -> subprocess.Popen[bytes]:
+    log = rounds.logs / f"daemon-{len(list(rounds.logs.glob('daemon-*.log')))}.log"
+    process = _start(rounds.env, "run", log)
+    rounds.daemon_logs[process.pid] = log
+    return process
+
+
+def _claims(engine: Engine, worker_like: str) -> dict[int, str]:
+    """The notifications claimed now by the workers ``worker_like`` matches: {id: worker}.
+    A claim is held while its lease is set; settling a claim clears it."""
+    with engine.connect() as connection:
+        return dict(
+            connection.execute(
+                text(
+                    "SELECT id, claimed_by FROM outbox WHERE status = 'pending'"
+                    " AND lease_until IS NOT NULL AND claimed_by LIKE :worker"
+                ),
+                {"worker": worker_like},
+            ).all()
+        )
+
+
+def _holder(
+    engine: Engine, daemons: list[subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes] | None:
+    """A daemon holding claims, if one does (worker ids are ``host:pid:token``)."""
+    pids = {int(worker.split(":")[-2]) for worker in _claims(engine, "%").values()}
+    return next((d for d in daemons if d.pid in pids), None)
+
+
+def _time_takeover(
+    engine: Engine, held: dict[int, str], killed_at: float, outcome: Outcome
+) -> None:
+    """Wait until no claim of the killed worker is held by it any more: each was taken by
+    another worker (and maybe settled) long before the 600 s lease."""
+    worker = next(iter(held.values()))
+    while _claims(engine, worker) and time.monotonic() - killed_at < 3 * TAKEOVER_LIMIT:
+        time.sleep(0.05)
+    seconds = time.monotonic() - killed_at
+    outcome.takeovers.append(round(seconds, 2))
+    if seconds > TAKEOVER_LIMIT:
+        outcome.problems.append(f"{len(held)} claim(s) of a killed daemon held for {seconds:.0f} s")
+
+
+def _stop(daemons: list[subprocess.Popen[bytes]], rounds: Rounds) -> None:
+    """SIGTERM each daemon once it handles signals (it logs that it started; a replacement
+    may still be importing), and expect exit 0."""
+    outcome = rounds.outcome
+    for daemon in daemons:
+        log = rounds.daemon_logs[daemon.pid]
+        deadline = time.monotonic() + 30
+        while "daemon started" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        daemon.send_signal(signal.SIGTERM)
+    for daemon in daemons:
+        try:
+            code = daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            code = daemon.wait()
+        if code != 0:
+            outcome.problems.append(f"daemon {daemon.pid} exited {code} after SIGTERM")
+
+
 def _environment(
-    tmp: str, emu: Emulator, hook_url: str, database_url: str | None
+    tmp: str, emu: Emulator, hook_url: str, database_url: str | None, *, replicas: bool
 ) -> dict[str, str]:
+    # Daemons: frequent rounds, and a lease no run waits out (only a claim dying with its
+    # process hands it over); one-shot processes: a short lease, as before.
+    lease, schedule = (
+        (600, "[schedule]\nsync_every_seconds = 1\ndeliver_every_seconds = 1\n")
+        if replicas
+        else (1, "")
+    )
     config = Path(tmp) / "crash.toml"
     config.write_text(
         f"""
@@ -158,8 +298,9 @@ requests_per_second = 100.0
 history_gap_seconds = 0
 page_size = 5
 
+{schedule}
 [delivery]
-lease_seconds = 1
+lease_seconds = {lease}
 retry_initial_seconds = 0
 
 [[channels]]
@@ -250,9 +391,12 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=20)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument(
+        "--workers", type=int, default=1, help="daemons sharing a PostgreSQL store (default 1)"
+    )
     args = parser.parse_args()
     started = time.monotonic()
-    outcome = run(args.kills, args.studies, args.database_url, args.seed)
+    outcome = run(args.kills, args.studies, args.database_url, args.seed, args.workers)
     print(f"seed {args.seed}: {time.monotonic() - started:.0f} s")
     for name, value in vars(outcome).items():
         if name != "problems":

@@ -6,6 +6,7 @@ that needs no registry opens no connection.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -14,6 +15,7 @@ import httpx
 
 from service.alerts import Alerter
 from service.clock import Clock, utcnow
+from service.errors import ConfigError
 from service.metrics import Metrics
 from service.monitor import Monitor, SyncReport
 from service.notify.base import Sender, build_sender
@@ -22,6 +24,14 @@ from service.registry.ctgov import USER_AGENT, CtgovClient, build_http_client
 from service.seeds.service import discrepancy_changes
 from service.settings import Settings
 from service.store import Store
+from service.subscriptions import unknown_selectors
+
+log = logging.getLogger("trialwatch")
+
+NOTHING_WATCHED = (
+    "nothing is watched, so there is nothing to sync: add records with "
+    "`trialwatch watch add NCT…` or load the seed studies with `trialwatch seeds load`"
+)
 
 
 class App:
@@ -35,6 +45,7 @@ class App:
         self.settings = settings
         self.clock = clock
         self._http = http
+        self._subscriptions_checked = False
 
     @cached_property
     def store(self) -> Store:
@@ -66,6 +77,7 @@ class App:
             subscriptions=self.settings.subscriptions,
             settings=self.settings.ctgov,
             extra_changes=lambda old, new: discrepancy_changes(self.store, old, new),
+            findings=self.settings.findings,
         )
 
     @cached_property
@@ -88,17 +100,43 @@ class App:
         return Alerter(self.store, sender, self.settings.alerts, clock=self.clock)
 
     def sync(self, study_ids: Sequence[str] | None = None, **options: Any) -> SyncReport:
-        """One sync cycle, then the operational alerts it calls for (not on a dry run)."""
-        report = self.monitor.sync(study_ids, **options)
+        """One sync cycle, then the operational alerts it calls for (not on a dry run).
+
+        The store is checked before and after: a SQLite file deleted under a running process
+        would otherwise take the cycle's versions and changes with it, silently. A cycle that
+        raises leaves no sync run ``running``."""
+        self.store.check()
+        if not study_ids and not self.store.watched_ids(self.monitor.registry):
+            log.warning("%s", NOTHING_WATCHED)
+        try:
+            report = self.monitor.sync(study_ids, **options)
+        except BaseException as exc:
+            self.store.abandon_runs(f"cycle aborted: {exc}", self.clock())
+            raise
+        self.store.check()
         if not options.get("dry_run"):
             self.alerter.after_sync(report)
         return report
 
     def deliver(self) -> DeliveryReport:
         """One delivery round, then an alert if anything went to the dead letters."""
+        self.check_subscriptions()
         report = self.dispatcher.deliver_due()
         self.alerter.after_delivery(report)
         return report
+
+    def check_subscriptions(self) -> None:
+        """Refuse subscriptions that name seeds or tags the store does not know (a typo would
+        otherwise route nothing, silently). Checked once per process."""
+        if self._subscriptions_checked or not self.settings.subscriptions:
+            return
+        seeds = {seed.seed_id for seed in self.store.list_seeds()}
+        tags = {tag for watch in self.store.list_watches() for tag in watch.tags}
+        problems = unknown_selectors(self.settings.subscriptions, seeds, tags)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ConfigError(problems[0] + more)
+        self._subscriptions_checked = True
 
     def close(self) -> None:
         if "http" in self.__dict__ and self._http is None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from service.diff import diff
+from service.findings.keeper import FindingsKeeper
 from service.history import HistoryFetcher, Versions
 from service.models import Change, Route, Snapshot
 from service.settings import Subscription
@@ -37,6 +38,7 @@ class BackfillRound:
 
     done: int = 0
     failed: int = 0
+    studies: list[str] = field(default_factory=list)  # the records backfilled
     changes: list[Change] = field(default_factory=list)
     # {"study_id", "warning", "reason"} as in a sync report
     warnings: list[dict[str, str]] = field(default_factory=list)
@@ -55,6 +57,7 @@ class BackfillWorker:
         notify: bool = False,
         extra_changes: Callable[[Snapshot, Snapshot], list[Change]] = lambda _old, _new: [],
         timer: Callable[[], float] = time.monotonic,
+        findings: FindingsKeeper | None = None,
     ) -> None:
         self.store = store
         self.history = history
@@ -64,6 +67,7 @@ class BackfillWorker:
         self.notify = notify  # route backfilled changes to subscriptions ([ctgov] notify_backfill)
         self.extra_changes = extra_changes
         self.timer = timer
+        self.findings = findings  # re-evaluated once the past is in (historical findings)
 
     def work(
         self,
@@ -108,7 +112,10 @@ class BackfillWorker:
             self.clock(),
         )
         result.changes.extend(stored)
+        if self.findings is not None and past:
+            result.changes.extend(self.findings.review(study_id, run_id, historical=True))
         result.done += 1
+        result.studies.append(study_id)
         log.info("backfilled %s: %d past versions, %d changes", study_id, len(past), len(stored))
         return True
 

@@ -9,18 +9,22 @@ the download was made.
 from __future__ import annotations
 
 import json
+import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from service.clock import Clock
-from service.errors import InputError, RecordInvalid
+from service.errors import InputError, RecordInvalid, UnsafeDocument
 from service.registry.normalise import normalise, record_meta
+from service.safeload import MIB, load_json, read_stream_bounded
 from service.store import FirstSighting, NewVersion, Store
 
 BATCH = 1000  # records stored per transaction
+MEMBER_MAX_BYTES = 64 * MIB  # one study's JSON; the largest with results is a few MiB
 
 
 @dataclass
@@ -54,9 +58,12 @@ def import_bulk(
     report = BulkReport()
     watched = set(store.watched_ids("ctgov"))
     pending: list[FirstSighting] = []
-    for name, raw in _members(path):
+    for name, raw, problem in _members(path):
         report.read += 1
         progress(report.read)
+        if problem:
+            report.invalid.append({"file": name, "error": problem})
+            continue
         try:
             snapshot, meta = normalise(raw), record_meta(raw)
         except RecordInvalid as exc:
@@ -73,8 +80,14 @@ def import_bulk(
     return report
 
 
-def _members(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def _members(path: Path) -> Iterator[tuple[str, Any, str]]:
+    """(name, parsed JSON, "") per study file, or (name, None, why) for one that cannot be
+    read: too large, too deeply nested, corrupt, not JSON. One bad member never stops the
+    import, and none is read past ``MEMBER_MAX_BYTES``."""
     try:
+        # /dev/zero would be scanned for a zip directory forever, a FIFO block the open
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise InputError(f"{path}: not a regular file")
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
@@ -85,10 +98,22 @@ def _members(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             if info.is_dir() or not info.filename.endswith(".json"):
                 continue
             try:
-                data = json.loads(archive.read(info))
+                yield info.filename, _read_member(archive, info), ""
+            except UnsafeDocument as exc:
+                yield info.filename, None, str(exc)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                data = {"_unreadable": str(exc)}
-            yield info.filename, data
+                yield info.filename, None, f"not JSON ({exc})"
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                yield info.filename, None, f"corrupt in the archive ({exc})"
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
+    # The declared size is checked first (a 600 MiB member is skipped unread), and the read
+    # itself is capped too, because a crafted archive can declare less than it inflates to.
+    if info.file_size > MEMBER_MAX_BYTES:
+        raise UnsafeDocument(f"larger than {MEMBER_MAX_BYTES // MIB} MiB (one study is a few)")
+    with archive.open(info) as member:
+        return load_json(read_stream_bounded(member, MEMBER_MAX_BYTES))
 
 
 def _flush(

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,19 +21,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from service import __version__, views
 from service.app import App, build_app
+from service.cli_findings import findings
 from service.cli_report import report
 from service.cli_seeds import seeds
 from service.diff import diff
-from service.errors import InputError, RecordInvalid, TrialwatchError
+from service.errors import InputError, RecordInvalid, TrialwatchError, UnsafeDocument
 from service.ids import parse_ncts
 from service.logs import configure_logging
 from service.models import CHANGE_KINDS
 from service.registry.normalise import normalise
+from service.safeload import MIB, load_json, read_bounded
 from service.settings import load_settings, secret_values
 from service.store import shown_url
 
 REGISTRY = "ctgov"
 PROGRESS_THRESHOLD = 20  # studies; below this a bar only flickers
+MAX_INTEGER = 2**63 - 1  # ids and limits go to the store as 64-bit integers: larger ones overflow
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
@@ -49,7 +52,7 @@ class TrialwatchGroup(click.Group):
 
 
 def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"trialwatch: error: {message}", err=True)
+    views.echo(f"trialwatch: error: {message}", err=True)
     sys.exit(code)
 
 
@@ -88,7 +91,7 @@ def init(ctx: click.Context) -> None:
     """Create the store or migrate it to the newest schema (safe to repeat)."""
     store = app_of(ctx).store
     counts = store.count_rows()
-    click.echo(
+    views.echo(
         f"store ready at {shown_url(store.engine)}: "
         + ", ".join(f"{n} {name}" for name, n in counts.items())
     )
@@ -120,9 +123,9 @@ def watch_add(
         views.print_json([{"study_id": i, "added": i in added} for i in ids])
         return
     for study_id in ids:
-        click.echo(f"{study_id}: {'now watched' if study_id in added else 'already watched'}")
+        views.echo(f"{study_id}: {'now watched' if study_id in added else 'already watched'}")
     if added:
-        click.echo("Next: `trialwatch sync` fetches them.")
+        views.echo("Next: `trialwatch sync` fetches them.")
 
 
 @watch.command("list")
@@ -134,7 +137,7 @@ def watch_list(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         views.print_json([w.to_json() for w in watches])
     else:
-        views.stdout.print(views.watches_table(watches))
+        views.show(views.watches_table(watches))
 
 
 @watch.command("remove")
@@ -152,7 +155,7 @@ def watch_remove(ctx: click.Context, study_ids: tuple[str, ...], as_json: bool) 
     if as_json:
         views.print_json(removed)
     else:
-        click.echo(f"no longer watched: {', '.join(removed)}")
+        views.echo(f"no longer watched: {', '.join(removed)}")
 
 
 # ---- sync, changes, history ------------------------------------------------------------------
@@ -173,14 +176,11 @@ def sync(ctx: click.Context, study_ids: tuple[str, ...], dry_run: bool, as_json:
         views.print_json(report.to_json())
     else:
         if report.changes:
-            views.stdout.print(views.changes_lines(report.changes, "Changes found"))
+            views.show(views.changes_lines(report.changes, "Changes found"))
         for error in report.errors:
-            click.echo(f"failed: {error['error']}", err=True)
-        click.echo(
-            f"{'dry run: ' if dry_run else ''}{report.checked} checked: {report.new} new, "
-            f"{report.changed} changed, {report.unchanged} unchanged, {report.failed} failed; "
-            f"{report.requests} registry request(s)"
-        )
+            views.echo(f"failed: {error['error']}", err=True)
+        for line in views.sync_summary(report, dry_run=dry_run):
+            views.echo(line)
     if report.failed:
         sys.exit(1)
 
@@ -213,7 +213,9 @@ def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[int], None]]:
 @click.option("--study", "study_id", metavar="ID", help="Only this record.")
 @click.option("--since", metavar="ISO", help="Only changes detected at or after this time.")
 @click.option("--kind", type=click.Choice(CHANGE_KINDS), help="Only this kind of change.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many (oldest first).")
+@click.option(
+    "--limit", type=click.IntRange(1, MAX_INTEGER), help="At most this many (oldest first)."
+)
 @json_option
 @click.pass_context
 def changes(
@@ -226,23 +228,31 @@ def changes(
 ) -> None:
     """Stored change events, oldest first."""
     study = parse_ncts([study_id])[0] if study_id else None
-    found = app_of(ctx).store.list_changes(
-        study_id=study, since=_parse_since(since), kind=kind, limit=limit
+    app = app_of(ctx)
+    found = app.store.list_changes(
+        study_id=study, since=_parse_since(since, app.clock()), kind=kind, limit=limit
     )
     if as_json:
         views.print_json([c.to_json() for c in found])
     else:
-        views.stdout.print(views.changes_lines(found, f"{len(found)} change(s)"))
+        views.show(views.changes_lines(found, f"{len(found)} change(s)"))
 
 
-def _parse_since(text: str | None) -> datetime | None:
+def _parse_since(text: str | None, now: datetime) -> datetime | None:
     if not text:
         return None
     try:
         value = datetime.fromisoformat(text)
+        value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
     except ValueError:
         raise InputError(f"--since {text!r} is not an ISO date or time (e.g. 2026-11-01)") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:00 is before the first representable instant
+        raise InputError(f"--since {text!r} is out of range") from None
+    # Nothing is detected in the future; a date past tomorrow (any time zone) is a mistake,
+    # and near year 9999 the store cannot even compare it.
+    if value > now + timedelta(days=1):
+        raise InputError(f"--since {text!r} is in the future (no change is detected after now)")
+    return value
 
 
 @cli.command()
@@ -256,9 +266,9 @@ def history(ctx: click.Context, study_id: str, as_json: bool) -> None:
     if as_json:
         views.print_json([v.to_json() for v in versions])
     elif not versions:
-        click.echo(f"{study}: no stored versions (is it watched and synced?)")
+        views.echo(f"{study}: no stored versions (is it watched and synced?)")
     else:
-        views.stdout.print(views.versions_lines(study, versions))
+        views.show(views.versions_lines(study, versions))
 
 
 @cli.command("import-bulk")
@@ -277,8 +287,8 @@ def import_bulk_command(ctx: click.Context, zip_path: Path, watch_all: bool, as_
         views.print_json(report.to_json())
     else:
         for bad in report.invalid[:20]:
-            click.echo(f"unreadable: {bad['file']}: {bad['error']}", err=True)
-        click.echo(
+            views.echo(f"unreadable: {bad['file']}: {bad['error']}", err=True)
+        views.echo(
             f"{report.read} read: {report.stored} stored, {report.already_stored} already in the "
             f"store, {report.not_watched} not watched, {len(report.invalid)} unreadable"
         )
@@ -298,16 +308,21 @@ def diff_command(old_path: Path, new_path: Path, as_json: bool) -> None:
     if as_json:
         views.print_json([c.to_json() for c in found])
     elif not found:
-        click.echo("no reportable changes")
+        views.echo("no reportable changes")
     else:
-        views.stdout.print(views.changes_lines(found, f"{len(found)} change(s)"))
+        views.show(views.changes_lines(found, f"{len(found)} change(s)"))
+
+
+DIFF_MAX_BYTES = 64 * MIB  # the largest record with results is a few MiB
 
 
 def _snapshot_file(path: Path) -> Any:
     try:
-        raw = json.loads(path.read_bytes())
+        raw = load_json(read_bounded(path, DIFF_MAX_BYTES))
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except UnsafeDocument as exc:  # too large, too deeply nested, a device or a FIFO
+        raise InputError(f"{path}: {exc}") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -338,8 +353,8 @@ def notify(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     else:
         for outcome in report.outcomes:
             line = f"{outcome['outcome']}: {outcome['channel']} {', '.join(outcome['studies'])}"
-            click.echo(line + (f" ({outcome['error']})" if outcome["error"] else ""))
-        click.echo(f"{report.sent} sent, {report.retrying} to retry, {report.dead} dead")
+            views.echo(line + (f" ({outcome['error']})" if outcome["error"] else ""))
+        views.echo(f"{report.sent} sent, {report.retrying} to retry, {report.dead} dead")
     if report.failed:
         sys.exit(1)
 
@@ -357,7 +372,9 @@ def outbox(ctx: click.Context, dead: bool, as_json: bool) -> None:
 
 
 @outbox.command("replay")
-@click.argument("outbox_ids", nargs=-1, required=True, type=int, metavar="ID...")
+@click.argument(
+    "outbox_ids", nargs=-1, required=True, type=click.IntRange(1, MAX_INTEGER), metavar="ID..."
+)
 @json_option
 @click.pass_context
 def outbox_replay(ctx: click.Context, outbox_ids: tuple[int, ...], as_json: bool) -> None:
@@ -370,16 +387,16 @@ def outbox_replay(ctx: click.Context, outbox_ids: tuple[int, ...], as_json: bool
     if as_json:
         views.print_json(replayed)
     else:
-        click.echo(f"queued again: {', '.join(map(str, replayed))}; `trialwatch notify` sends them")
+        views.echo(f"queued again: {', '.join(map(str, replayed))}; `trialwatch notify` sends them")
 
 
 def _print_outbox(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
     if as_json:
         views.print_json(rows)
         return
-    click.echo(f"{len(rows)} notification(s) {title}")
+    views.echo(f"{len(rows)} notification(s) {title}")
     for row in rows:
-        click.echo(
+        views.echo(
             f"  #{row['id']} {row['channel']} {row['study_id']}: {row['changes']} change(s), "
             f"{row['attempts']} attempt(s), due {row['due_at']}"
             + (f", last error: {row['last_error']}" if row["last_error"] else "")
@@ -388,6 +405,7 @@ def _print_outbox(rows: list[dict[str, Any]], as_json: bool, title: str) -> None
 
 cli.add_command(seeds)
 cli.add_command(report)
+cli.add_command(findings)
 
 
 # ---- daemon ----------------------------------------------------------------------------------
@@ -413,16 +431,19 @@ def run(ctx: click.Context, health_port: int | None) -> None:
 
 @cli.command()
 @click.option("--port", type=click.IntRange(1, 65535), help="Default: [daemon] health_port.")
+@click.option("--ready", is_flag=True, help="Ask /readyz (syncs succeed) instead of /healthz.")
 @click.pass_context
-def healthcheck(ctx: click.Context, port: int | None) -> None:
-    """Ask the running daemon's /healthz (for container HEALTHCHECKs): exit 0 when healthy."""
-    from service.health import probe
+def healthcheck(ctx: click.Context, port: int | None, ready: bool) -> None:
+    """Ask the running daemon's /healthz (alive) or /readyz (--ready: syncs succeed), on
+    [daemon] health_host; exit 0 when it answers 200 (for container HEALTHCHECKs)."""
+    from service.health import probe, probe_host
 
-    port = port or app_of(ctx).settings.daemon.health_port
+    daemon = app_of(ctx).settings.daemon
+    port = port or daemon.health_port
     if not port:
         raise InputError("no health port: pass --port or set [daemon] health_port")
-    status, body = probe(port)
-    click.echo(body.strip() or f"status {status}")
+    status, body = probe(port, probe_host(daemon.health_host), ready=ready)
+    views.echo(body.strip() or f"status {status}")
     sys.exit(0 if status == 200 else 1)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -79,6 +80,20 @@ def _check_target(out: Path) -> None:
         raise InputError(f"--out {out}: folder {folder} does not exist")
     if out.is_dir():
         raise InputError(f"--out {out}: is a folder, not a file")
+    _refuse_special(out)
+
+
+def _refuse_special(out: Path) -> None:
+    """A device, FIFO or socket at ``--out`` is refused: renaming over it would replace
+    ``/dev/full`` or ``/dev/null`` with a report when run as root (a symlink to one, too)."""
+    try:
+        info = out.stat()  # follows a symlink: what it points at is what it names
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot be checked ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"--out {out}: exists and is not a regular file; refusing to replace it")
 
 
 def _summary(studies: list[StudyData]) -> str:
@@ -96,6 +111,7 @@ def write_atomically(path: Path, text: str) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temp, 0o644)  # mkstemp makes it private; a report is meant to be shared
+        _refuse_special(path)  # again, just before the rename: it may have appeared meanwhile
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -12,8 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from service import views
 from service.app import App
@@ -52,11 +50,11 @@ def seeds_load(ctx: click.Context, directory: Path | None, as_json: bool) -> Non
         watched = (
             f"watching {', '.join(item['watched'])}" if item["watched"] else "nothing to watch"
         )
-        click.echo(f"{item['seed']}: {item['result']}; {watched}")
+        views.echo(f"{item['seed']}: {item['result']}; {watched}")
         for skipped in item["not_watched"]:
-            click.echo(f"  not watched: {skipped}")
+            views.echo(f"  not watched: {skipped}")
     counts = {v: list(report.verdicts.values()).count(v) for v in ("added", "updated", "unchanged")}
-    click.echo(
+    views.echo(
         f"{len(report.verdicts)} seed studies: "
         + ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
     )
@@ -74,12 +72,13 @@ def seeds_import(documents: tuple[Path, ...], into: Path | None, force: bool) ->
     """Draft seed files from raw documents (papers, case reports, registry pages as text)."""
     drafts = seeds_service.draft_documents(documents, into, force=force)
     if into is None:
-        click.echo("\n".join(d.text for d in drafts), nl=False)
+        for line in "\n".join(d.text for d in drafts).splitlines():
+            views.echo(line)
         return
     seeds_service.write_drafts(drafts)
     for item in drafts:
         missing = f" (not found: {', '.join(item.draft.missing)})" if item.draft.missing else ""
-        click.echo(f"{item.document} → {item.target}{missing}")
+        views.echo(f"{item.document} → {item.target}{missing}")
 
 
 @seeds.command("list")
@@ -91,26 +90,7 @@ def seeds_list(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         views.print_json(listed)
         return
-    table = Table(title=f"{len(listed)} seed stud(ies)", title_justify="left", expand=True)
-    table.add_column("seed", no_wrap=True)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("year", no_wrap=True)
-    table.add_column("title", ratio=1, overflow="ellipsis", no_wrap=True)
-    table.add_column("links")
-    for item in listed:
-        links = "\n".join(
-            f"{x['study_id']} {x['confidence']:.2f} {x['source']}"
-            + (" (watched)" if x["watched"] else "")
-            for x in item["links"]
-        )
-        table.add_row(
-            item["seed"],
-            item["kind"],
-            str(item["year"] or "—"),
-            escape(item["title"]),
-            links or "—",
-        )
-    views.stdout.print(table)
+    views.show(views.seeds_table(listed))
 
 
 @seeds.command("link")
@@ -129,24 +109,24 @@ def seeds_link(
     if as_json:
         views.print_json([r.to_json() for r in results])
         return
-    for result in results:
-        click.echo(f"{result.seed}:")
+    for result in results:  # each seed as soon as it is decided
+        views.echo(f"{result.seed}:")
         _print_candidates(result)
         if result.linked:
-            click.echo(f"  now watching {result.linked} (tag seed:{result.seed})")
+            views.echo(f"  now watching {result.linked} (tag seed:{result.seed})")
 
 
 def _print_candidates(result: seeds_service.LinkResult) -> None:
     if not result.candidates:
-        click.echo("  no candidate registrations found: no confident match")
+        views.echo("  no candidate registrations found: no confident match")
         return
     if result.searched and not result.candidates[0]["confident"]:
-        click.echo("  no confident match; best candidates:")
+        views.echo("  no confident match; best candidates:")
     for item in result.candidates[:5]:
         verdict = "confident" if item["confident"] else "unsure"
-        click.echo(f"  {item['study_id']}  {item['score']:.2f}  {verdict}")
+        views.echo(f"  {item['study_id']}  {item['score']:.2f}  {verdict}")
         for reason in item["reasons"]:
-            click.echo(f"      {reason}")
+            views.echo(f"      {reason}")
 
 
 class _LazyClient:
@@ -166,13 +146,42 @@ class _LazyClient:
 def seeds_compare(ctx: click.Context, seed_ids: tuple[str, ...], as_json: bool) -> None:
     """Publication-vs-registry discrepancies (enrollment, outcomes, phase, status, dates)."""
     report = seeds_service.compare_seeds(_app(ctx).store, seed_ids)
-    for note in report.notes:
-        click.echo(f"note: {note}", err=True)
     if as_json:
+        for note in report.notes:
+            views.echo(f"note: {note}", err=True)
         views.print_json([d.to_json() for d in report.discrepancies])
         return
-    if not report.discrepancies:
-        click.echo("no discrepancies found")
-        return
-    for d in report.discrepancies:
-        click.echo(f"{d.seed}  {d.study_id}  {d.severity:<6}  {d.summary}")
+    for comparison in report.comparisons:
+        for line in _comparison_lines(comparison):
+            views.echo(line)
+    views.echo(_compare_summary(report))
+
+
+def _comparison_lines(c: seeds_service.Comparison) -> list[str]:
+    """One seed against one registration: what differs, and what could not be compared."""
+    who = f"{c.seed} ↔ {c.study_id}" if c.study_id else c.seed
+    if c.not_compared:
+        return [f"{who}: not compared: {c.study_id + ' ' if c.study_id else ''}{c.not_compared}"]
+    found = len(c.discrepancies)
+    head = f"{found} discrepanc{'y' if found == 1 else 'ies'}" if found else "no discrepancies"
+    if not found and not c.checked:  # no fact both sides give: nothing to claim either way
+        head = "not compared: no fact is given by both the document and the record"
+    lines = [f"{who}: {head}" + (f" (compared: {', '.join(c.checked)})" if c.checked else "")]
+    lines += [f"  {d.severity:<6}  {d.summary}" for d in c.discrepancies]
+    lines += [f"  not compared: {why}" for why in c.unchecked]
+    return lines
+
+
+def _compare_summary(report: seeds_service.CompareReport) -> str:
+    """The last line: never "no discrepancies" where nothing could be compared."""
+    compared = [c for c in report.comparisons if c.checked or c.discrepancies]
+    skipped = len(report.comparisons) - len(compared)
+    if not compared:
+        seeds = len({c.seed for c in report.comparisons})
+        return (
+            f"nothing could be compared: none of the {seeds} seed(s) has a confident "
+            "registration that has been synced (see above)"
+        )
+    found = len(report.discrepancies)
+    line = f"{found} discrepanc{'y' if found == 1 else 'ies'} in {len(compared)} comparison(s)"
+    return line + (f"; {skipped} could not be compared (see above)" if skipped else "")

@@ -3,11 +3,13 @@
     TrialwatchError                 every error the service raises on purpose
     ├── ConfigError                 a wrong setting or config file          (exit 2)
     ├── InputError                  a bad argument, id or input file         (exit 2)
+    │   └── UnsafeDocument          a file or answer too large or too deeply nested to read
     ├── RegistryError               talking to a registry went wrong
     │   ├── RegistryUnavailable     unreachable, 429/5xx/timeouts after retries
     │   ├── RecordNotFound          the registry does not serve this record (404)
     │   └── RecordInvalid           the answer is not a usable record (HTML, truncated, drifted)
     ├── StoreError                  the database could not be opened or written
+    │   └── StoreConflict           another process wrote the same thing first (per study)
     └── DeliveryError               a notification could not be delivered (``retryable``)
 
 Errors carry a one-line, user-facing message; the CLI prints it and maps the class to an exit
@@ -42,6 +44,12 @@ class InputError(TrialwatchError):
     exit_code = 2
 
 
+class UnsafeDocument(InputError):
+    """A JSON or TOML document refused before or while parsing it: too large, nested too
+    deeply, or not a regular file. Callers name the document (and may translate the class:
+    a registry answer becomes ``RecordInvalid``, a config file ``ConfigError``)."""
+
+
 class RegistryError(TrialwatchError):
     """Talking to a registry failed."""
 
@@ -64,6 +72,11 @@ class RecordInvalid(RegistryError):
 
 class StoreError(TrialwatchError):
     """The store could not be opened, migrated or written."""
+
+
+class StoreConflict(StoreError):
+    """Another process (a second ``sync``, the daemon) stored the same version first: nothing
+    was written, and nothing is lost. A sync reports it for that study and goes on."""
 
 
 class DeliveryError(TrialwatchError):

@@ -40,7 +40,11 @@ __all__ = [
     "parse_registry_id",
 ]
 
-NCT_PATTERN = re.compile(r"NCT\d{8}")
+# Every pattern here is compiled with re.ASCII: without it ``\d`` matches any Unicode digit
+# (fullwidth ０, Arabic-Indic ٠, mathematical 𝟎 …), so ``NCT０５６０５６６５`` was watched and from
+# then on the registry refused every batch it was in; and IGNORECASE folds ``ſ`` to ``s`` and
+# the Kelvin sign to ``k``. Registry identifiers are ASCII.
+NCT_PATTERN = re.compile(r"NCT\d{8}", re.ASCII)
 
 REGISTRY_KEYS: tuple[str, ...] = (
     "ctgov",
@@ -93,7 +97,7 @@ class IdFormat:
 def _format(
     registry: str, name: str, pattern: str, canonical: Callable[[re.Match[str]], str], example: str
 ) -> IdFormat:
-    return IdFormat(registry, name, re.compile(pattern), canonical, example)
+    return IdFormat(registry, name, re.compile(pattern, re.ASCII), canonical, example)
 
 
 def _joined(prefix: str, *groups: int | str, sep: str = "") -> Callable[[re.Match[str]], str]:
@@ -285,8 +289,8 @@ FORMATS: tuple[IdFormat, ...] = (
 )
 
 # How the WHO portal prefixes member registries ("JPRN-UMIN000012345", "EUCTR2014-003140-12-NL").
-_PORTAL_PREFIX = re.compile(r"(?i)^(?:JPRN|EUCTR)-?")
-_EUCTR_COUNTRY_SUFFIX = re.compile(r"(?i)^(20\d{2}-0\d{5}-\d{2})-[A-Z]{2,3}$")
+_PORTAL_PREFIX = re.compile(r"(?i)^(?:JPRN|EUCTR)-?", re.ASCII)
+_EUCTR_COUNTRY_SUFFIX = re.compile(r"(?i)^(20\d{2}-0\d{5}-\d{2})-[A-Z]{2,3}$", re.ASCII)
 
 
 def find_registry_ids(text: str) -> list[RegistryId]:
@@ -310,6 +314,8 @@ def parse_registry_id(text: str, registry: str | None = None) -> RegistryId:
     With ``registry`` given, the identifier must belong to that registry.
     """
     candidate = _PORTAL_PREFIX.sub("", text.strip())
+    if not candidate.isascii():  # str.upper() below would turn "ﬅ" into "ST", "ı" into "I"
+        candidate = ""
     suffixed = _EUCTR_COUNTRY_SUFFIX.match(candidate)
     if suffixed:
         candidate = suffixed.group(1)
@@ -332,7 +338,8 @@ def parse_registry_id(text: str, registry: str | None = None) -> RegistryId:
 def parse_nct(text: str) -> str:
     """``nct05605665`` → ``NCT05605665``; anything else is an ``InputError`` naming it."""
     candidate = text.strip().upper()
-    if not NCT_PATTERN.fullmatch(candidate):
+    # isascii first: str.upper() maps some non-ASCII letters to ASCII ones ("ı" → "I").
+    if not text.strip().isascii() or not NCT_PATTERN.fullmatch(candidate):
         shown = text if len(text) <= 40 else text[:37] + "..."
         raise InputError(
             f"{shown!r} is not a ClinicalTrials.gov id (NCT followed by 8 digits, e.g. NCT05605665)"

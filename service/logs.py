@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from service.urls import mask_urls
+
 HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -20,24 +22,41 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
 class MaskSecrets(logging.Filter):
-    """Replaces each secret value with *** wherever it would appear in a log line."""
+    """Masks credentials wherever they would appear in a log line or its traceback: each
+    secret value the settings point at becomes ***, and so does the password and every
+    secret-looking query value of any URL (``?token=…`` of a webhook in httpx's request lines
+    at -vv, ``?password=`` of a database URL) — the values need not be known in advance."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
+    def mask(self, text: str) -> str:
+        text = mask_urls(text)
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
+        try:
             message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
+        except (TypeError, ValueError):  # bad %-args: the handler reports it, not the caller
+            return True
+        masked = self.mask(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            # formatted here, once, so that the handler prints the masked text
+            record.exc_text = self.mask(_TRACEBACKS.formatException(record.exc_info))
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 def configure_logging(verbosity: int, fmt: str = "human", secrets: Iterable[str] = ()) -> None:

@@ -64,6 +64,8 @@ class _ReadAtScrape(Collector):
         "trialwatch_outbox_dead": "Notifications in the dead letters.",
         "trialwatch_last_sync_success_timestamp_seconds": "When a sync cycle last succeeded.",
         "trialwatch_watched_records": "Records on the watch list.",
+        "trialwatch_backfill_pending": "Records whose past versions are still to be fetched.",
+        "trialwatch_backfill_failed": "Records whose past versions the history API could not give.",
     }
 
     def __init__(self, read: Callable[[], dict[str, float]]) -> None:

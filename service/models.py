@@ -33,6 +33,8 @@ ChangeKind = Literal[
     "phase_changed",
     "results_posted",
     "field_changed",
+    "finding_opened",
+    "finding_resolved",
 ]
 CHANGE_KINDS: tuple[str, ...] = ChangeKind.__args__  # type: ignore[attr-defined]
 
@@ -84,6 +86,11 @@ class Eligibility(Frozen):
     healthy_volunteers: bool | None = None
 
 
+# Snapshot fields added after snapshots were first stored: None in a snapshot read back from
+# before then. The normaliser always fills them (with "" when the record has none).
+LATE_FIELDS: tuple[str, ...] = ("brief_summary", "detailed_description")
+
+
 class Snapshot(Frozen):
     """The tracked content of one registry record at one moment.
 
@@ -122,13 +129,20 @@ class Snapshot(Frozen):
     other_outcomes: tuple[Outcome, ...] = ()
     lead_sponsor: str = ""
     collaborators: tuple[str, ...] = ()
+    # Tracked since schema 2 of the snapshot. None means "not known": a snapshot stored before
+    # then has no such key, and the diff must not read that as "added" (see LATE_FIELDS).
+    brief_summary: str | None = None
+    detailed_description: str | None = None
     eligibility: Eligibility = Eligibility()
     locations: tuple[Location, ...] = ()
     has_results: bool = False
     results_first_posted: str = ""
 
     def content_hash(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        # A late field that is not known is left out, so a snapshot stored before the field
+        # existed keeps the hash it was stored with.
+        unknown = {name for name in LATE_FIELDS if getattr(self, name) is None}
+        return hashlib.sha256(self.model_dump_json(exclude=unknown or None).encode()).hexdigest()
 
     def outcomes(self, outcome_type: OutcomeType) -> tuple[Outcome, ...]:
         return getattr(self, f"{outcome_type}_outcomes")  # type: ignore[no-any-return]
@@ -158,11 +172,15 @@ class Change(Frozen):
     severity: Severity
     summary: str
     outcome_type: OutcomeType | None = None  # outcome kinds only
+    # Outcome kinds: the outcome's position in the old record (``field`` is the new one;
+    # for a removed outcome both name the old position, an added one has none).
+    old_field: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
-        if data["outcome_type"] is None:
-            del data["outcome_type"]
+        for optional in ("outcome_type", "old_field"):
+            if data[optional] is None:
+                del data[optional]
         return data
 
 
@@ -194,6 +212,8 @@ class WatchInfo(Frozen):
     versions: int = 0
     last_checked_at: datetime | None = None
     last_changed_at: datetime | None = None
+    served_id: str | None = None  # the registry serves the record under this id (an alias)
+    backfill: str | None = None  # past versions: pending | done | failed (None: not wanted)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -27,9 +27,16 @@ from typing import Any
 from service.backfill import BackfillRound, BackfillWorker
 from service.clock import Clock, utcnow
 from service.diff import diff
-from service.errors import RecordInvalid, RecordNotFound, RegistryError, StoreError
+from service.errors import (
+    RecordInvalid,
+    RecordNotFound,
+    RegistryError,
+    StoreConflict,
+    StoreError,
+)
+from service.findings.keeper import FindingsKeeper
 from service.history import HistoryFetcher, Versions
-from service.models import Change, Route, Snapshot
+from service.models import Change, Route, Snapshot, StoredChange
 from service.registry.ctgov import (
     PROBE_FIELDS,
     CtgovClient,
@@ -38,7 +45,7 @@ from service.registry.ctgov import (
     returned_id,
 )
 from service.registry.normalise import normalise, record_meta
-from service.settings import CtgovSettings, Subscription
+from service.settings import CtgovSettings, FindingsSettings, Subscription
 from service.store import FirstSighting, NewVersion, RecordState, Store
 from service.subscriptions import route
 
@@ -121,6 +128,7 @@ class Monitor:
         subscriptions: Sequence[Subscription] = (),
         settings: CtgovSettings | None = None,
         extra_changes: Callable[[Snapshot, Snapshot], list[Change]] = lambda _old, _new: [],
+        findings: FindingsSettings | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -132,6 +140,13 @@ class Monitor:
         # discrepancies of the seeds that follow the record
         self.extra_changes = extra_changes
         self.registry = client.registry
+        self.findings = FindingsKeeper(
+            store,
+            findings or FindingsSettings(),
+            registry=self.registry,
+            clock=clock,
+            router=self._finding_routes,
+        )
         self.backfiller = BackfillWorker(
             store,
             self.history,
@@ -139,7 +154,17 @@ class Monitor:
             subscriptions=subscriptions,
             notify=self.settings.notify_backfill,
             extra_changes=extra_changes,
+            findings=self.findings,
         )
+
+    def _finding_routes(
+        self, study_id: str, changes: list[Change], historical: bool
+    ) -> list[Route]:
+        """Where finding events go: like any change; historical ones only when asked."""
+        if historical and not self.settings.notify_backfill:
+            return []
+        tags = self.store.watch_tags(self.registry, [study_id]).get(study_id, ())
+        return route(self.subscriptions, changes, tags, self.clock())
 
     def work_backfills(
         self, budget_seconds: float | None = None, should_stop: Callable[[], bool] = lambda: False
@@ -189,12 +214,14 @@ class _Cycle:
         self.moved_dates: dict[str, str] = {}  # unchanged content, but a new posted date
         self.first_sightings: list[FirstSighting] = []  # new records not stored yet
         self.explicit = False  # asked for these ids only (not the whole watch list)
+        self.served_as: dict[str, str] = {}  # the id an aliased record is served under → ours
         self.run_id: int | None = None
 
     def run(self) -> SyncReport:
         store, client = self.m.store, self.m.client
         requests_before = client.requests
         self.states = store.record_states(self.m.registry, self.ids)
+        self.served_as = {s.served_id: i for i, s in self.states.items() if s.served_id}
         self.tags = store.watch_tags(self.m.registry, self.ids)
         if not self.dry_run:
             self.run_id = store.start_run(self.m.clock())
@@ -209,6 +236,9 @@ class _Cycle:
             store.mark_checked(self.m.registry, self.unchanged, self.m.clock(), self.moved_dates)
         if not self.dry_run and self._backfills():
             self._work_backfills()
+        if not self.dry_run:
+            due = self.m.findings.review_due(self.run_id, self.ids if self.explicit else None)
+            self.report.changes.extend(due)
         self.report.requests = client.requests - requests_before
         if self.run_id is not None:
             store.finish_run(self.run_id, self.report.to_json(), self.m.clock())
@@ -231,7 +261,7 @@ class _Cycle:
                 self._fail_batch(batch.requested, batch.error)
                 continue
             for raw in batch.studies:
-                study_id = _watched_id(raw, known)
+                study_id = _watched_id(raw, known, self.served_as)
                 returned.add(study_id or "")
                 unmoved = study_id in known and posted_date(raw) == known[study_id]
                 if unmoved and study_id not in self.done:
@@ -247,10 +277,23 @@ class _Cycle:
         done = self.m.backfiller.work(
             budget, run_id=self.run_id, study_ids=ids, should_stop=self.should_stop
         )
+        self._renumbered(done.studies)
         self.report.changes.extend(done.changes)
         self.report.warnings.extend(done.warnings)
         pending = self.m.store.backfill_counts(self.m.registry)["pending"]
         self.report.backfill = {"done": done.done, "failed": done.failed, "pending": pending}
+
+    def _renumbered(self, study_ids: list[str]) -> None:
+        """A backfill slots versions in before the stored one, so the version numbers of the
+        changes this cycle already reported for those records (``record_added``) moved."""
+        if not study_ids:
+            return
+        fresh = {
+            c.id: c for study_id in study_ids for c in self.m.store.list_changes(study_id=study_id)
+        }
+        self.report.changes = [
+            fresh.get(c.id, c) if isinstance(c, StoredChange) else c for c in self.report.changes
+        ]
 
     def _fail_batch(self, study_ids: list[str], error: RegistryError) -> None:
         reason = "invalid" if isinstance(error, RecordInvalid) else "registry"
@@ -268,7 +311,7 @@ class _Cycle:
                 if self.should_stop():
                     self._store_first_sightings()
                     return
-                study_id = _watched_id(raw, wanted)
+                study_id = _watched_id(raw, wanted, self.served_as)
                 if study_id is not None and study_id not in self.done:
                     self._process(study_id, raw)
             self._store_first_sightings()
@@ -342,6 +385,8 @@ class _Cycle:
         )
         try:
             self._store(study_id, version)
+        except StoreConflict as exc:
+            self._conflict(study_id, str(exc))
         except StoreError:
             raise
         except Exception as exc:  # one study's bug must not stop the cycle
@@ -407,13 +452,27 @@ class _Cycle:
             return
         try:
             stored = self.m.store.save_first_versions(sightings, self.run_id)
-        except Exception:
-            log.exception("storing %d new records together failed; one by one", len(sightings))
+        except Exception as exc:
+            if not isinstance(exc, StoreConflict):  # a conflict is another sync's work, no bug
+                log.exception("storing %d new records together failed; one by one", len(sightings))
             for sighting in sightings:
                 self._store_first_sighting(sighting)
             return
-        for changes in stored:
+        for sighting, changes in zip(sightings, stored, strict=True):
             self.report.changes.extend(changes)
+            self._first_findings(sighting.version)
+
+    def _first_findings(self, version: NewVersion) -> None:
+        number = version.registry_version if version.registry_version is not None else 1
+        self.report.changes.extend(
+            self.m.findings.review_first(
+                version.snapshot.study_id,
+                version.raw,
+                number,
+                version.last_update_posted,
+                self.run_id,
+            )
+        )
 
     def _store_first_sighting(self, sighting: FirstSighting) -> None:
         version = sighting.version
@@ -422,6 +481,10 @@ class _Cycle:
             stored = self.m.store.save_version(
                 version, sighting.changes, self.run_id, sighting.routes, sighting.historical
             )
+        except StoreConflict as exc:
+            self.report.new -= 1
+            self._conflict(study_id, str(exc))
+            return
         except StoreError:
             raise
         except Exception as exc:
@@ -432,6 +495,7 @@ class _Cycle:
         if sighting.backfill:
             self.m.store.set_backfill(self.m.registry, study_id, "pending")
         self.report.changes.extend(stored)
+        self._first_findings(version)
 
     def _gap(self, study_id: str, state: RecordState, current: NewVersion) -> Versions:
         if not self.m.settings.history:
@@ -464,6 +528,10 @@ class _Cycle:
             routes = self._routes(changes, flags, version.fetched_at)
             stored = self.m.store.save_version(version, changes, self.run_id, routes, flags)
             self.report.changes.extend(stored)
+        if versions and not self.dry_run:
+            study_id = versions[-1].snapshot.study_id
+            found = self.m.findings.review(study_id, self.run_id, historical=first_sighting)
+            self.report.changes.extend(found)
         return any_change
 
     def _routes(self, changes: list[Change], historical: list[bool], now: datetime) -> list[Route]:
@@ -487,14 +555,29 @@ class _Cycle:
         self.report.fail(study_id, message, reason)
         self._finish(study_id)
 
+    def _conflict(self, study_id: str, message: str) -> None:
+        """Another process stored this study's version first: nothing new here, nothing lost
+        (a warning with reason ``conflict``, not a failure)."""
+        log.info("%s", message)
+        self.report.unchanged += 1
+        warning = {"study_id": study_id, "warning": message, "reason": "conflict"}
+        self.report.warnings.append(warning)
+        self._finish(study_id)
+
     def _finish(self, study_id: str) -> None:
         self.done.add(study_id)
         self.progress(len(self.done))
 
 
-def _watched_id(raw: dict[str, Any], watched: Collection[str]) -> str | None:
-    """The watched id a returned record answers for: its own, or one of its aliases."""
+def _watched_id(
+    raw: dict[str, Any], watched: Collection[str], served_as: dict[str, str]
+) -> str | None:
+    """The watched id a returned record answers for: its own, one of its aliases, or the one
+    we know it is served for (a probe's answer carries no aliases)."""
     study_id = returned_id(raw)
     if study_id in watched:
         return study_id
-    return next((alias for alias in alias_ids(raw) if alias in watched), None)
+    alias = next((a for a in alias_ids(raw) if a in watched), None)
+    if alias is None and study_id in served_as and served_as[study_id] in watched:
+        alias = served_as[study_id]
+    return alias

@@ -2,8 +2,10 @@
 
 Notifications are written to the outbox in the transaction that stores their changes
 (``Store.save_version``), so a change is never stored without its notifications. Delivery is
-at least once: a claim is a lease, and a worker that dies between sending and marking leaves a
-claim that expires and is taken again, so the message goes out again under the same event id.
+at least once: a worker that dies between sending and marking leaves a claim that is taken
+again, so the message goes out again under the same event id. A claim is a lease (the fallback
+for a worker that hangs); on PostgreSQL it also lasts only as long as the process that made it
+(see ``Store.claim_due``), so a killed replica's claims are taken over at the next round.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import os
 import random
 import socket
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -60,7 +63,10 @@ class DeliveryReport:
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid:token``. The token makes it unique across restarts: a container restarted
+    under the same hostname and pid must not pass for the process that died, whose claims
+    are to be taken over (and must fit ``outbox.claimed_by``, 100 characters)."""
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def message_of(delivery: Delivery) -> Message:

@@ -6,28 +6,44 @@ Jobs are rebuilt from settings at every start, with explicit ids, ``max_instance
 in hand to stop after the study it is on; that study is committed and the daemon exits 0.
 On PostgreSQL several daemons can share one store: a sync cycle runs on one replica at a time
 (an advisory lock) and deliveries are claimed row by row, so every replica can deliver.
+
+A cycle that fails as a whole (the registry unreachable, the store gone) is retried after
+1 minute, then 2, 4, … up to the schedule's interval, rather than at the next scheduled time
+(a daily cron would otherwise leave the watch list unchecked for a day).
+``TRIALWATCH_SYNC_RETRY_SECONDS`` sets the first delay (tests, impatient operators).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import os
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from service.app import App
 from service.cron import cron_trigger
-from service.errors import TrialwatchError
-from service.health import HealthCheck, HealthServer
+from service.errors import ConfigError, TrialwatchError
+from service.health import CycleResult, HealthCheck, HealthServer, SyncState
+from service.monitor import SyncReport
 from service.store import run_status
 
 log = logging.getLogger("trialwatch.daemon")
+
+RETRY_ENV = "TRIALWATCH_SYNC_RETRY_SECONDS"
+RETRY_FIRST = timedelta(minutes=1)
+RETRY_JOB = "sync-retry"
 
 
 def sync_trigger(app: App) -> BaseTrigger:
@@ -48,15 +64,51 @@ def sync_interval(app: App, now: datetime) -> timedelta:
     return (second - first) if first and second else timedelta(days=1)
 
 
+def retry_delay(failures: int, first: timedelta, interval: timedelta) -> timedelta:
+    """The wait before retrying after ``failures`` wholly failed cycles in a row: ``first``,
+    doubling, never beyond the schedule's ``interval``."""
+    doublings = min(max(failures - 1, 0), 40)  # 2**40 minutes is past any interval
+    return min(first * 2**doublings, interval)
+
+
+def retry_first(environ: Mapping[str, str]) -> timedelta:
+    """The first retry delay: ``TRIALWATCH_SYNC_RETRY_SECONDS`` (0.1 s to 1 day), else 60 s."""
+    value = environ.get(RETRY_ENV, "").strip()
+    if not value:
+        return RETRY_FIRST
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0.1 <= seconds <= 86_400:  # NaN fails this too
+        raise ConfigError(f"{RETRY_ENV}={value!r}: not a number of seconds from 0.1 to 86400")
+    return timedelta(seconds=seconds)
+
+
+def failure_summary(report: SyncReport) -> str:
+    """One line saying why every study of a cycle failed (the first reason, and how many)."""
+    if not report.errors:
+        return "every study failed"
+    first = report.errors[0]
+    reason = first.get("reason", "")
+    more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
+    return f"every study failed ({reason}): {first.get('error', '')}{more}"
+
+
 class Daemon:
-    def __init__(self, app: App, *, health_port: int = 0) -> None:
+    def __init__(
+        self, app: App, *, health_port: int = 0, environ: Mapping[str, str] | None = None
+    ) -> None:
         self.app = app
         self.health_port = health_port
+        self.retry_first = retry_first(os.environ if environ is None else environ)
         self.stopping = threading.Event()
         self._busy = threading.Lock()
         self.scheduler = BlockingScheduler(timezone=UTC)
+        self.state = SyncState()
 
     def run(self) -> None:
+        self.app.check_subscriptions()  # a wrong subscription stops the daemon before it starts
         server = self._start_health_server()
         self._add_jobs()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -94,21 +146,40 @@ class Daemon:
         if not self.health_port:
             return None
         store, metrics = self.app.store, self.app.metrics
-        tolerance = 2 * sync_interval(self.app, self.app.clock())
-        health = HealthCheck(store.last_sync_success, tolerance, self.app.clock)
+        health = HealthCheck(
+            state=self.state,
+            last_success=store.last_sync_success,
+            store_check=store.check,
+            scheduler_running=lambda: self.scheduler.running and not self.stopping.is_set(),
+            next_sync_at=self.next_sync_at,
+            tolerance=2 * sync_interval(self.app, self.app.clock()),
+            clock=self.app.clock,
+        )
         metrics.watch_gauges(store.gauges)
         host = self.app.settings.daemon.health_host
         return HealthServer(self.health_port, health, metrics.exposition, host=host).start()
+
+    def next_sync_at(self) -> datetime | None:
+        """The next cycle: the scheduled one, or a retry if that comes first."""
+        times = [
+            job.next_run_time
+            for job in (self.scheduler.get_job("sync"), self.scheduler.get_job(RETRY_JOB))
+            if job is not None and job.next_run_time is not None
+        ]
+        return min(times) if times else None
 
     def sync_job(self) -> None:
         with self._busy:
             if self.stopping.is_set():
                 return
-            with self.app.store.sync_lock() as mine:
-                if not mine:
-                    log.info("sync: another replica is running a cycle; skipping this one")
-                    return
-                self._sync()
+            try:
+                with self.app.store.sync_lock() as mine:
+                    if not mine:
+                        log.info("sync: another replica is running a cycle; skipping this one")
+                        return
+                    self._sync()
+            except TrialwatchError as exc:  # the lock itself: the store is gone
+                self._failed_wholly(str(exc))
 
     def _sync(self) -> None:
         metrics = self.app.metrics
@@ -116,11 +187,13 @@ class Daemon:
         try:
             report = self.app.sync(should_stop=self.stopping.is_set)
         except TrialwatchError as exc:
-            metrics.sync_runs.labels("failed").inc()
-            log.error("sync failed: %s", exc)
+            self._failed_wholly(str(exc))
+            return
+        except Exception as exc:  # a bug: logged with its traceback, retried like a failure
+            log.exception("sync failed")
+            self._failed_wholly(f"internal error: {type(exc).__name__}: {exc}")
             return
         metrics.sync_duration.observe(time.monotonic() - started)
-        metrics.sync_runs.labels(run_status(report.checked, report.failed)).inc()
         for change in report.changes:
             metrics.changes.labels(change.kind).inc()
         log.info(
@@ -132,6 +205,57 @@ class Daemon:
             report.failed,
             report.requests,
         )
+        outcome = run_status(report.checked, report.failed)
+        if outcome == "failed":
+            self._failed_wholly(failure_summary(report), report)
+            return
+        metrics.sync_runs.labels(outcome).inc()
+        self.state.record(
+            CycleResult(self.app.clock(), outcome, checked=report.checked, failed=report.failed)
+        )
+        self._cancel_retry()
+
+    def _failed_wholly(self, error: str, report: SyncReport | None = None) -> None:
+        """A cycle that failed as a whole: counted, told to the probes, retried with backoff."""
+        self.app.metrics.sync_runs.labels("failed").inc()
+        log.error("sync failed: %s", error)
+        result = CycleResult(
+            self.app.clock(),
+            "failed",
+            checked=report.checked if report else 0,
+            failed=report.failed if report else 0,
+            error=error,
+        )
+        failures = self.state.record(result)
+        if not self.stopping.is_set():
+            self._schedule_retry(failures)
+
+    def _schedule_retry(self, failures: int) -> None:
+        now = datetime.now(UTC)
+        delay = retry_delay(failures, self.retry_first, sync_interval(self.app, now))
+        at = now + delay
+        scheduled = self.scheduler.get_job("sync")
+        if scheduled is not None and scheduled.next_run_time and scheduled.next_run_time <= at:
+            self._cancel_retry()  # the schedule comes first anyway
+            return
+        self.scheduler.add_job(
+            self.sync_job,
+            DateTrigger(at, timezone=UTC),
+            id=RETRY_JOB,
+            name="sync retry",
+            misfire_grace_time=3600,
+            replace_existing=True,
+        )
+        log.warning(
+            "sync: %d cycle(s) in a row failed as a whole; retrying in %d s, at %s",
+            failures,
+            round(delay.total_seconds()),
+            at.isoformat(timespec="seconds"),
+        )
+
+    def _cancel_retry(self) -> None:
+        with contextlib.suppress(JobLookupError):  # none was pending
+            self.scheduler.remove_job(RETRY_JOB)
 
     def deliver_job(self) -> None:
         if self.stopping.is_set():

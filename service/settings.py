@@ -21,8 +21,10 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from service.cron import cron_trigger
-from service.errors import ConfigError
+from service.errors import ConfigError, UnsafeDocument
 from service.models import CHANGE_KINDS, Severity
+from service.safeload import load_toml, read_bounded
+from service.urls import is_secret_key, mask_url
 
 DEFAULT_CONFIG_PATH = Path("config/trialwatch.toml")
 CONFIG_ENV = "TRIALWATCH_CONFIG"
@@ -39,14 +41,31 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
 }
 
 
+# No numeric setting needs more (about 31 years in seconds). Past it a number does not mean
+# anything useful, it only overflows a timer, a socket timeout or a database integer far from
+# the config file, as a traceback; fields with a tighter natural bound say so themselves.
+NUMBER_CEILING = 1_000_000_000
+HOUR, DAY = 3600, 86_400
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `timeout_seconds = inf` or `nan` is refused with the setting's name
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        """Every number of every section, including ones added later, within the ceiling."""
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and abs(value) > NUMBER_CEILING:
+            raise ValueError(f"{value!r} is too large (at most {NUMBER_CEILING:,})")
+        return value
 
 
 def _http_url(value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError(f"{value!r} is not an http(s) URL")
+        raise ValueError(f"{mask_url(value)!r} is not an http(s) URL")  # may carry a token
     return value.rstrip("/")
 
 
@@ -74,7 +93,7 @@ class DatabaseSettings(Section):
         try:
             url.get_dialect()
         except NoSuchModuleError:
-            shown = url.render_as_string(hide_password=True)
+            shown = mask_url(url.render_as_string(hide_password=True))
             raise ValueError(f"{shown!r}: no database driver for {url.drivername!r}") from None
         return value
 
@@ -83,16 +102,21 @@ class CtgovSettings(Section):
     api_url: str = "https://clinicaltrials.gov/api/v2"
     history_url: str = "https://clinicaltrials.gov/api/int"
     requests_per_second: float = Field(1.0, gt=0, le=100)
-    timeout_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0, le=HOUR)
     max_attempts: int = Field(5, ge=1, le=20)
-    retry_initial_seconds: float = Field(1.0, ge=0)
-    retry_max_seconds: float = Field(120.0, ge=0)
+    retry_initial_seconds: float = Field(1.0, ge=0, le=HOUR)
+    retry_max_seconds: float = Field(120.0, ge=0, le=DAY)
     page_size: int = Field(1000, ge=1, le=1000)
-    max_response_mib: int = Field(512, ge=1)  # a larger registry answer is refused
+    # longest request line sent (filter.ids batches are cut to fit; halved on 414/431)
+    max_url_bytes: int = Field(6000, ge=512, le=1_000_000)
+    max_response_mib: int = Field(512, ge=1, le=65_536)  # a larger registry answer is refused
     probe: bool = True  # ask for last-update dates first; fetch in full only what moved
     history: bool = True  # gap filling and backfill from the record-history API
     history_backfill: bool = True  # fetch every past version when a record is first seen
-    history_gap_seconds: float = Field(1.0, ge=0)  # between history requests (it 429s)
+    history_gap_seconds: float = Field(1.0, ge=0, le=HOUR)  # between history requests (it 429s)
+    # backfill of new records' past versions: worked at most this long per cycle, the rest
+    # left queued for the next cycle (and the daemon between cycles)
+    history_budget_seconds: float = Field(30.0, ge=0, le=86_400)
     notify_backfill: bool = False  # notify changes found by backfill, not only new ones
 
     _urls = field_validator("api_url", "history_url")(_http_url)
@@ -100,8 +124,8 @@ class CtgovSettings(Section):
 
 class ScheduleSettings(Section):
     sync: str = "0 6 * * *"
-    sync_every_seconds: int | None = Field(None, ge=1)
-    deliver_every_seconds: int = Field(30, ge=1)
+    sync_every_seconds: int | None = Field(None, ge=1, le=366 * DAY)
+    deliver_every_seconds: int = Field(30, ge=1, le=DAY)
 
     _cron = field_validator("sync")(_cron)
 
@@ -117,7 +141,7 @@ class EmailChannel(Section):
     password_env: str = "TRIALWATCH_SMTP_PASSWORD"
     sender: str = "trialwatch@localhost"
     recipients: list[str] = Field(min_length=1)
-    timeout_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0, le=HOUR)
 
 
 class WebhookChannel(Section):
@@ -126,7 +150,7 @@ class WebhookChannel(Section):
     url: str
     secret_env: str = "TRIALWATCH_WEBHOOK_SECRET"
     allow_private_network: bool = False
-    timeout_seconds: float = Field(10.0, gt=0)
+    timeout_seconds: float = Field(10.0, gt=0, le=HOUR)
 
     _url = field_validator("url")(_http_url)
 
@@ -135,6 +159,8 @@ class AppriseChannel(Section):
     name: str
     type: Literal["apprise"]
     urls: list[str] = Field(min_length=1)
+    # true lets URLs of self-hosted services (json://, ntfy://host/…) name private addresses
+    allow_private_network: bool = False
 
 
 Channel = Annotated[EmailChannel | WebhookChannel | AppriseChannel, Field(discriminator="type")]
@@ -144,6 +170,7 @@ class Subscription(Section):
     channel: str
     studies: list[str] = ["*"]
     kinds: list[str] = ["*"]
+    findings: list[str] = ["*"]  # for finding_opened/finding_resolved: which rules
     min_severity: Severity = "low"
     mode: Literal["immediate", "digest"] = "immediate"
     digest_cron: str | None = None
@@ -155,6 +182,16 @@ class Subscription(Section):
         if unknown:
             raise ValueError(f"unknown change kind {unknown[0]!r}")
         return kinds
+
+    @field_validator("findings")
+    @classmethod
+    def _known_rules(cls, rules: list[str]) -> list[str]:
+        from service.findings.rules import RULE_NAMES
+
+        unknown = [r for r in rules if r != "*" and r not in RULE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown finding rule {unknown[0]!r} (one of {', '.join(RULE_NAMES)})")
+        return rules
 
     @field_validator("digest_cron")
     @classmethod
@@ -168,17 +205,31 @@ class Subscription(Section):
         return self
 
 
+class FindingsSettings(Section):
+    """Thresholds of the transparency rules (README, "Findings")."""
+
+    enabled: bool = True
+    results_years: int = Field(1, ge=0, le=10)  # FDAAA: results within a year of completion
+    results_grace_days: int = Field(30, ge=0, le=3650)  # as the FDAAA TrialsTracker allows
+    delay_certificate_years: int = Field(3, ge=0, le=10)
+    due_soon_days: int = Field(30, ge=0, le=3650)
+    shortfall_ratio: float = Field(0.85, ge=0, le=1)
+    stale_verified_days: int = Field(730, ge=1, le=36500)
+    stale_completion_days: int = Field(365, ge=1, le=36500)
+    retrospective_grace_days: int = Field(0, ge=0, le=3650)
+
+
 class DeliverySettings(Section):
     max_attempts: int = Field(8, ge=1, le=100)
-    retry_initial_seconds: float = Field(10.0, ge=0)  # then doubling, with jitter
-    retry_max_seconds: float = Field(3600.0, ge=0)
-    lease_seconds: float = Field(300.0, gt=0)  # a claim older than this is taken over
+    retry_initial_seconds: float = Field(10.0, ge=0, le=DAY)  # then doubling, with jitter
+    retry_max_seconds: float = Field(3600.0, ge=0, le=30 * DAY)
+    lease_seconds: float = Field(300.0, gt=0, le=DAY)  # a claim older than this is taken over
     batch_size: int = Field(100, ge=1, le=10000)  # notifications claimed per round
 
 
 class AlertSettings(Section):
     channel: str = ""  # a channel name for operational alerts; "" = log only
-    registry_unreachable_cycles: int = Field(3, ge=1)
+    registry_unreachable_cycles: int = Field(3, ge=1, le=10_000)
 
 
 class DaemonSettings(Section):
@@ -196,6 +247,7 @@ class Settings(Section):
     delivery: DeliverySettings = DeliverySettings()
     alerts: AlertSettings = AlertSettings()
     daemon: DaemonSettings = DaemonSettings()
+    findings: FindingsSettings = FindingsSettings()
 
     @model_validator(mode="after")
     def _subscriptions_name_channels(self) -> Settings:
@@ -219,7 +271,12 @@ def secret_values(settings: Settings, environ: Mapping[str, str] | None = None) 
     values = [environ.get(name, "") for name in names]
     from sqlalchemy.engine import make_url
 
-    values.append(make_url(settings.database.url).password or "")
+    database = make_url(settings.database.url)
+    values.append(database.password or "")
+    # a password (or sslkey passphrase, token …) given in the query: ?password=…
+    for key, value in database.query.items():
+        if is_secret_key(key):
+            values.extend([value] if isinstance(value, str) else value)
     return [v for v in values if v]
 
 
@@ -253,14 +310,23 @@ def _config_path(given: str | Path | None, environ: Mapping[str, str]) -> Path |
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
 
+CONFIG_MAX_BYTES = 1024 * 1024  # a config file is a few KiB; /dev/zero must not be read on
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        text = read_bounded(path, CONFIG_MAX_BYTES).decode("utf-8")
+        return load_toml(text)
     except FileNotFoundError:
         raise ConfigError(f"config file {path}: not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path}: is a directory") from None
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path}: not UTF-8 text") from None
+    except UnsafeDocument as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
 

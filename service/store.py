@@ -12,6 +12,9 @@ leaves either both or neither.
 from __future__ import annotations
 
 import json
+import logging
+import os
+import threading
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -24,6 +27,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    ColumnElement,
     DateTime,
     Dialect,
     Engine,
@@ -37,6 +41,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     bindparam,
+    column,
     create_engine,
     delete,
     event,
@@ -46,15 +51,20 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from service.errors import StoreError
+from service.errors import StoreConflict, StoreError
+from service.findings.rules import Finding
+from service.findings.stored import FindingInfo
 from service.models import Change, Route, Snapshot, StoredChange, VersionInfo, WatchInfo
+from service.urls import mask_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SYNC_LOCK = 0x7472_6961_6C77  # "trialw": the advisory lock key of the sync cycle
+
+log = logging.getLogger(__name__)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -107,11 +117,22 @@ class RecordRow(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    served_id: Mapped[str | None] = mapped_column(String(64))  # the id an alias answer carried
+    backfill: Mapped[str | None] = mapped_column(String(16), index=True)  # pending|done|failed
+    backfill_error: Mapped[str | None] = mapped_column(Text)
+    backfill_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    findings_due: Mapped[str | None] = mapped_column(String(10), index=True)  # yyyy-MM-dd
 
 
 class VersionRow(Base):
     __tablename__ = "record_versions"
-    __table_args__ = (UniqueConstraint("record_id", "seq", name="uq_record_versions_seq"),)
+    __table_args__ = (
+        UniqueConstraint("record_id", "seq", name="uq_record_versions_seq"),
+        # a registry version is stored once per record, however many syncs race for it
+        # (several NULLs, for versions without a registry number, stay allowed); an index, not
+        # a constraint, because SQLite adds one without rebuilding the table
+        Index("uq_record_versions_registry", "record_id", "registry_version", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
@@ -158,6 +179,7 @@ class ChangeRow(Base):
     severity: Mapped[str] = mapped_column(String(8))
     summary: Mapped[str] = mapped_column(Text)
     outcome_type: Mapped[str | None] = mapped_column(String(16))
+    old_field: Mapped[str | None] = mapped_column(String(255))  # outcome kinds: old position
     historical: Mapped[bool] = mapped_column(Boolean, default=False)
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
@@ -204,6 +226,47 @@ class OutboxChangeRow(Base):
     channel: Mapped[str] = mapped_column(String(100))
 
 
+class FindingRow(Base):
+    """One time a transparency rule held for a record: open, then resolved (a rule that holds
+    again later opens a new row)."""
+
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # open | resolved
+    severity: Mapped[str] = mapped_column(String(8))
+    summary: Mapped[str] = mapped_column(Text)
+    detail: Mapped[Any] = mapped_column(JSON, nullable=True)
+    source: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    historical: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """A stored version with what the transparency rules read of it."""
+
+    number: int  # the registry's version number, else the store's sequence
+    posted: str
+    raw: dict[str, Any]
+    changes: list[StoredChange]  # the changes that led into it
+
+
+@dataclass(frozen=True)
+class FindingUpdate:
+    """What a review of a record's findings decided, to store in one transaction."""
+
+    opened: Sequence[Finding]
+    resolved: Sequence[str]  # rules
+    changes: Sequence[Change]  # finding_opened / finding_resolved, in that order
+    routes: Sequence[Route]
+    historical: bool
+    due: str | None  # the day date-dependent rules are next due, yyyy-MM-dd
+
+
 @dataclass(frozen=True)
 class RecordState:
     """What a sync needs to know of a record before it looks at a fresh copy."""
@@ -215,6 +278,7 @@ class RecordState:
     latest_registry_version: int | None
     state: str
     last_update_posted: str
+    served_id: str | None = None  # the id the registry serves it under, if another
 
 
 @dataclass(frozen=True)
@@ -227,6 +291,7 @@ class NewVersion:
     registry_version: int | None
     last_update_posted: str
     fetched_at: datetime
+    served_id: str | None = None  # the id the registry answered under, if another (an alias)
 
 
 @dataclass(frozen=True)
@@ -238,6 +303,7 @@ class FirstSighting:
     changes: Sequence[Change]
     routes: Sequence[Route] = ()
     historical: Sequence[bool] = ()
+    backfill: bool = False  # queue its past versions for the history backfill
 
 
 @dataclass(frozen=True)
@@ -298,7 +364,8 @@ def create_store_engine(url: str) -> Engine:
 
 
 def shown_url(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
+    # hide_password covers user:PASSWORD@ only; libpq also takes ?password=… in the query
+    return mask_url(engine.url.render_as_string(hide_password=True))
 
 
 class Store:
@@ -307,6 +374,8 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._open_runs: set[int] = set()  # sync runs this process started and not finished
+        self._file_identity: tuple[int, int] | None = None  # SQLite: (device, inode) when seen
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -422,6 +491,7 @@ class Store:
             RecordRow.latest_registry_version,
             RecordRow.state,
             RecordRow.last_update_posted,
+            RecordRow.served_id,
         )
         with self._session() as session:
             for start in range(0, len(ids), 500):
@@ -431,7 +501,16 @@ class Store:
                         RecordRow.study_id.in_(ids[start : start + 500]),
                     )
                 )
-                for study_id, record_id, content_hash, seq, registry_version, state, posted in rows:
+                for (
+                    study_id,
+                    record_id,
+                    content_hash,
+                    seq,
+                    registry_version,
+                    state,
+                    posted,
+                    served_id,
+                ) in rows:
                     states[study_id] = RecordState(
                         record_id=record_id,
                         content_hash=content_hash,
@@ -440,6 +519,7 @@ class Store:
                         latest_registry_version=registry_version,
                         state=state,
                         last_update_posted=posted,
+                        served_id=served_id,
                     )
         return states
 
@@ -465,7 +545,36 @@ class Store:
     ) -> list[StoredChange]:
         """Store the next version of a record, the changes that lead to it and the
         notifications they cause, in one transaction. ``historical[i]`` marks change ``i`` as
-        found by backfill."""
+        found by backfill.
+
+        Idempotent: a version already stored (the same registry version, or — without a
+        registry number — the same content as the latest) raises ``StoreConflict`` and writes
+        nothing. Two processes storing the next version at once clash on a unique constraint;
+        the loser tries once more, seeing the winner's row, and so ends in a clean
+        ``StoreConflict`` (or stores its version after the winner's, if it is another one)."""
+        try:
+            return self._save_version(version, changes, run_id, routes, historical)
+        except StoreError as exc:
+            if not _clash(exc):
+                raise
+        try:
+            return self._save_version(version, changes, run_id, routes, historical)
+        except StoreError as exc:
+            if not _clash(exc):
+                raise
+            raise StoreConflict(
+                f"{version.snapshot.study_id}: another process is storing versions of this "
+                "record at the same time; nothing written (the next sync goes on from theirs)"
+            ) from None
+
+    def _save_version(
+        self,
+        version: NewVersion,
+        changes: Sequence[Change],
+        run_id: int | None,
+        routes: Sequence[Route],
+        historical: Sequence[bool],
+    ) -> list[StoredChange]:
         snapshot = version.snapshot
         with self._session() as session:
             record = session.scalar(
@@ -482,6 +591,13 @@ class Store:
                     latest_seq=0,
                 )
                 session.add(record)
+            elif _already_stored(session, record, version):
+                number = version.registry_version
+                which = f"version {number}" if number is not None else "this version"
+                raise StoreConflict(
+                    f"{snapshot.study_id}: {which} is already stored (another sync stored it "
+                    "meanwhile); nothing written"
+                )
             from_version = (
                 _version_number(record.latest_registry_version, record.latest_seq)
                 if record.content_hash
@@ -500,7 +616,14 @@ class Store:
             )
             session.add(row)
             session.flush()
-            _advance_record(record, row, snapshot, version.fetched_at, changed=bool(changes))
+            _advance_record(
+                record,
+                row,
+                snapshot,
+                version.fetched_at,
+                changed=bool(changes),
+                served_id=version.served_id,
+            )
             session.flush()
             to_version = _version_number(row.registry_version, row.seq)
             flags = list(historical) + [False] * (len(changes) - len(historical))
@@ -531,9 +654,23 @@ class Store:
         their notifications, all in one transaction: what ``save_version`` does for one
         record, with one multi-row statement per table for the lot (a first load of 100,000
         studies is 100 transactions, not 100,000). Returns the stored changes, per sighting.
-        The records must not be in the store yet."""
+        The records must not be in the store yet: if another process stored one meanwhile,
+        nothing is written and ``StoreConflict`` says so (store them one by one then)."""
         if not sightings:
             return []
+        try:
+            return self._save_first_versions(sightings, run_id)
+        except StoreError as exc:
+            if not _clash(exc):
+                raise
+            raise StoreConflict(
+                f"{len(sightings)} new record(s): another process stored some of them "
+                "meanwhile; nothing written"
+            ) from None
+
+    def _save_first_versions(
+        self, sightings: Sequence[FirstSighting], run_id: int | None
+    ) -> list[list[StoredChange]]:
         hashes = [s.version.snapshot.content_hash() for s in sightings]
         with self._session() as session:
             connection = session.connection()
@@ -619,32 +756,290 @@ class Store:
             _queue(session, record.id, [row], routes, now)
             return _stored_change(row, record)
 
+    # ---- history backfill queue ----------------------------------------------------------
+    # A record seen for the first time is stored at once with its current version and queued
+    # here; its past versions are fetched later, within a time budget per cycle, and slotted in
+    # before it (the store's sequence renumbered), so a long watch list is live in seconds.
+
+    def pending_backfills(
+        self, registry: str, now: datetime, study_ids: Sequence[str] | None = None
+    ) -> list[str]:
+        """Records whose past versions are still to be fetched, oldest in the queue first."""
+        query = (
+            select(RecordRow.study_id)
+            .where(
+                RecordRow.registry_key == registry,
+                RecordRow.backfill == "pending",
+                (RecordRow.backfill_after.is_(None)) | (RecordRow.backfill_after <= now),
+            )
+            .order_by(RecordRow.id)
+        )
+        with self._session() as session:
+            pending = list(session.scalars(query))
+        if study_ids is None:
+            return pending
+        wanted = set(study_ids)
+        return [study_id for study_id in pending if study_id in wanted]
+
+    def backfill_counts(self, registry: str | None = None) -> dict[str, int]:
+        """How many records are pending, done and failed in the backfill queue."""
+        query = select(RecordRow.backfill, func.count()).where(RecordRow.backfill.is_not(None))
+        if registry is not None:
+            query = query.where(RecordRow.registry_key == registry)
+        with self._session() as session:
+            counts = dict(session.execute(query.group_by(RecordRow.backfill)).all())
+        return {state: int(counts.get(state, 0)) for state in ("pending", "done", "failed")}
+
+    def first_version(self, registry: str, study_id: str) -> NewVersion | None:
+        """The earliest stored version of a record, as it was fetched."""
+        query = (
+            select(VersionRow)
+            .join(RecordRow, RecordRow.id == VersionRow.record_id)
+            .where(RecordRow.registry_key == registry, RecordRow.study_id == study_id)
+            .order_by(VersionRow.seq)
+            .limit(1)
+        )
+        with self._session() as session:
+            row = session.scalar(query)
+            if row is None:
+                return None
+            return NewVersion(
+                registry=registry,
+                snapshot=Snapshot.model_validate_json(row.snapshot),
+                raw=json.loads(zlib.decompress(row.raw_gz)),
+                registry_version=row.registry_version,
+                last_update_posted=row.last_update_posted,
+                fetched_at=row.fetched_at,
+            )
+
+    def set_backfill(
+        self,
+        registry: str,
+        study_id: str,
+        state: str,
+        *,
+        error: str | None = None,
+        after: datetime | None = None,
+    ) -> None:
+        with self._session() as session:
+            session.execute(
+                update(RecordRow)
+                .where(RecordRow.registry_key == registry, RecordRow.study_id == study_id)
+                .values(backfill=state, backfill_error=error, backfill_after=after)
+            )
+
+    def save_backfill(
+        self,
+        registry: str,
+        study_id: str,
+        past: Sequence[NewVersion],
+        first_registry_version: int | None,
+        steps: Sequence[Sequence[Change]],
+        routes: Sequence[Sequence[Route]],
+        run_id: int | None,
+        now: datetime,
+    ) -> list[StoredChange]:
+        """Slot ``past`` versions (oldest first) in before the earliest stored one, with the
+        changes of each step (``steps[i]`` leads into ``past[i]``; the last item of ``steps``
+        leads from the last past version into the earliest stored one), all historical; the
+        earliest stored version takes the registry number ``first_registry_version``. One
+        transaction; the record leaves the queue."""
+        with self._session() as session:
+            record = session.scalar(
+                select(RecordRow)
+                .where(RecordRow.registry_key == registry, RecordRow.study_id == study_id)
+                .with_for_update()
+            )
+            if record is None or record.backfill != "pending":
+                return []  # removed meanwhile, or another process did it
+            _shift_versions(session, record.id, len(past))
+            versions = list(
+                session.scalars(
+                    select(VersionRow)
+                    .where(VersionRow.record_id == record.id)
+                    .order_by(VersionRow.seq)
+                )
+            )
+            if first_registry_version is not None and versions:
+                versions[0].registry_version = first_registry_version
+                if len(versions) == 1:  # it is also the latest
+                    record.latest_registry_version = first_registry_version
+            inserted = [_past_version_row(record.id, i + 1, v) for i, v in enumerate(past)]
+            session.add_all(inserted)
+            record.latest_seq += len(past)
+            record.backfill, record.backfill_error, record.backfill_after = "done", None, None
+            session.flush()
+            targets = [*inserted, *versions[:1]]
+            rows = _backfill_change_rows(record.id, run_id, targets, steps, now)
+            session.add_all(rows)
+            session.flush()
+            _renumber_changes(session, record.id)
+            for change_rows, step_routes in zip(_by_step(rows, steps), routes, strict=True):
+                if step_routes:
+                    _queue(session, record.id, change_rows, step_routes, now)
+            return [_stored_change(r, record) for r in rows]
+
+    # ---- transparency findings -----------------------------------------------------------
+
+    def version_chain(self, registry: str, study_id: str) -> list[StoredVersion]:
+        """Every stored version of a record, oldest first, with the changes into each."""
+        with self._session() as session:
+            record = self._record(session, registry, study_id)
+            if record is None:
+                return []
+            versions = session.scalars(
+                select(VersionRow).where(VersionRow.record_id == record.id).order_by(VersionRow.seq)
+            ).all()
+            changes: dict[int, list[StoredChange]] = {}
+            for row in session.scalars(
+                select(ChangeRow).where(ChangeRow.record_id == record.id).order_by(ChangeRow.id)
+            ):
+                if row.to_version_id is not None:
+                    changes.setdefault(row.to_version_id, []).append(_stored_change(row, record))
+            return [
+                StoredVersion(
+                    _version_number(v.registry_version, v.seq),
+                    v.last_update_posted,
+                    json.loads(zlib.decompress(v.raw_gz)),
+                    changes.get(v.id, []),
+                )
+                for v in versions
+            ]
+
+    def open_findings(self, registry: str, study_id: str) -> dict[str, FindingInfo]:
+        return {
+            f.rule: f
+            for f in self.list_findings(study_id=study_id, registry=registry, only_open=True)
+        }
+
+    def save_findings(
+        self,
+        registry: str,
+        study_id: str,
+        decided: FindingUpdate,
+        run_id: int | None,
+        now: datetime,
+    ) -> list[StoredChange]:
+        """Open and resolve findings, with their change events and notifications, in one
+        transaction; remember when the record's date-dependent rules are next due."""
+        with self._session() as session:
+            record = self._record(session, registry, study_id)
+            if record is None:
+                return []
+            record.findings_due = decided.due
+            if decided.resolved:
+                session.execute(
+                    update(FindingRow)
+                    .where(
+                        FindingRow.record_id == record.id,
+                        FindingRow.state == "open",
+                        FindingRow.rule.in_(decided.resolved),
+                    )
+                    .values(state="resolved", resolved_at=now)
+                )
+            session.add_all(
+                _finding_row(record.id, f, now, decided.historical) for f in decided.opened
+            )
+            if not decided.changes:
+                return []
+            latest = session.scalar(
+                select(VersionRow)
+                .where(VersionRow.record_id == record.id)
+                .order_by(VersionRow.seq.desc())
+                .limit(1)
+            )
+            to_version_id = latest.id if latest else None
+            number = _version_number(record.latest_registry_version, record.latest_seq)
+            rows = [
+                ChangeRow(
+                    **_change_values(
+                        c, record.id, run_id, to_version_id, None, number, now, decided.historical
+                    )
+                )
+                for c in decided.changes
+            ]
+            session.add_all(rows)
+            session.flush()
+            record.last_changed_at = now
+            _queue(session, record.id, rows, decided.routes, now)
+            return [_stored_change(r, record) for r in rows]
+
+    def due_for_findings(self, registry: str, today: str) -> list[str]:
+        """Records whose date-dependent rules are due for a look on ``today`` (yyyy-MM-dd)."""
+        with self._session() as session:
+            return list(
+                session.scalars(
+                    select(RecordRow.study_id)
+                    .where(
+                        RecordRow.registry_key == registry,
+                        RecordRow.findings_due.is_not(None),
+                        RecordRow.findings_due <= today,
+                    )
+                    .order_by(RecordRow.id)
+                )
+            )
+
+    def list_findings(
+        self,
+        *,
+        only_open: bool = False,
+        study_id: str | None = None,
+        rule: str | None = None,
+        registry: str | None = None,
+    ) -> list[FindingInfo]:
+        query = select(FindingRow, RecordRow).join(RecordRow, RecordRow.id == FindingRow.record_id)
+        if only_open:
+            query = query.where(FindingRow.state == "open")
+        if study_id:
+            query = query.where(RecordRow.study_id == study_id)
+        if registry:
+            query = query.where(RecordRow.registry_key == registry)
+        if rule:
+            query = query.where(FindingRow.rule == rule)
+        query = query.order_by(RecordRow.study_id, FindingRow.id)
+        with self._session() as session:
+            return [_finding_info(f, r) for f, r in session.execute(query)]
+
+    @staticmethod
+    def _record(session: Session, registry: str, study_id: str) -> RecordRow | None:
+        return session.scalar(
+            select(RecordRow).where(
+                RecordRow.registry_key == registry, RecordRow.study_id == study_id
+            )
+        )
+
     @contextmanager
     def sync_lock(self) -> Iterator[bool]:
         """Whether this process may run a sync cycle now: on PostgreSQL one replica at a time
         (a session advisory lock, released by the server if the holder dies); SQLite stores
-        are single-host and serialise their writers themselves, so there it is always yes."""
+        are single-host and serialise their writers themselves, so there it is always yes.
+        A database that does not answer is a ``StoreError``, like everywhere else."""
         if self.engine.dialect.name != "postgresql":
             yield True
             return
-        with self.engine.connect() as connection:
-            locked = connection.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": SYNC_LOCK}
+        try:
+            connection = self.engine.connect()
+            locked = bool(
+                connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": SYNC_LOCK})
             )
             connection.commit()
-            try:
-                yield bool(locked)
-            finally:
-                if locked:
-                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SYNC_LOCK})
-                    connection.commit()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store {shown_url(self.engine)}: {_first_line(exc)}") from None
+        try:
+            yield locked
+        finally:
+            _unlock(connection, locked)
 
     def start_run(self, now: datetime) -> int:
+        """A new sync run, ``running`` until ``finish_run`` (or ``abandon_runs``) ends it."""
+        self.abandon_runs("cycle aborted earlier", now)  # left by a cycle that raised
         with self._session() as session:
             run = SyncRunRow(started_at=now, status="running", errors=[])
             session.add(run)
             session.flush()
-            return run.id
+            run_id = run.id
+        self._open_runs.add(run_id)
+        return run_id
 
     def finish_run(self, run_id: int, report: dict[str, Any], now: datetime) -> None:
         with self._session() as session:
@@ -656,6 +1051,58 @@ class Store:
             for key in ("checked", "new", "changed", "unchanged", "failed", "requests"):
                 setattr(run, key, report[key])
             run.errors = report["errors"]
+        self._open_runs.discard(run_id)
+
+    def abandon_runs(self, error: str, now: datetime) -> None:
+        """Mark the sync runs this process started and did not finish as failed, with
+        ``error`` (a cycle that raised must not leave its run ``running`` for ever). A store
+        that does not answer keeps them open, for the next try."""
+        if not self._open_runs:
+            return
+        try:
+            with self._session() as session:
+                session.execute(
+                    update(SyncRunRow)
+                    .where(SyncRunRow.id.in_(sorted(self._open_runs)))
+                    .where(SyncRunRow.status == "running")
+                    .values(
+                        status="failed",
+                        finished_at=now,
+                        errors=[{"study_id": "", "error": error, "reason": "internal"}],
+                    )
+                )
+        except StoreError as exc:
+            log.warning("could not mark the aborted sync run as failed: %s", exc)
+            return
+        self._open_runs.clear()
+
+    def check(self) -> None:
+        """Raise ``StoreError`` unless the store answers — and, for a SQLite file, unless it
+        is still the file this process opened: one deleted (or replaced) under a running
+        daemon would otherwise take every later write with it, silently."""
+        path = _sqlite_file(self.engine)
+        if path is not None:
+            self._check_file(path)
+        with self._session() as session:
+            session.execute(text("SELECT 1"))
+
+    def _check_file(self, path: Path) -> None:
+        where = f"store {shown_url(self.engine)}"
+        try:
+            stat = path.stat()
+        except OSError:
+            raise StoreError(
+                f"{where}: the database file {path} is gone (deleted while trialwatch ran); "
+                "restore it, or restart to create a new store"
+            ) from None
+        identity = (stat.st_dev, stat.st_ino)
+        if self._file_identity is None:
+            self._file_identity = identity
+        elif identity != self._file_identity:
+            raise StoreError(
+                f"{where}: the database file {path} was replaced while trialwatch ran; "
+                "restart to use the new one"
+            )
 
     def recent_run_statuses(self, count: int) -> list[str]:
         """The statuses of the last ``count`` finished sync runs, newest first."""
@@ -690,10 +1137,13 @@ class Store:
             )
             watched = session.scalar(select(func.count()).select_from(WatchRow)) or 0
         last = self.last_sync_success()
+        backfill = self.backfill_counts()
         return {
             "trialwatch_outbox_pending": counts.get("pending", 0),
             "trialwatch_outbox_dead": counts.get("dead", 0),
             "trialwatch_watched_records": watched,
+            "trialwatch_backfill_pending": backfill["pending"],
+            "trialwatch_backfill_failed": backfill["failed"],
             "trialwatch_last_sync_success_timestamp_seconds": last.timestamp() if last else 0,
         }
 
@@ -773,11 +1223,17 @@ class Store:
 
         A claim is a conditional UPDATE, so two workers never both win a row; on PostgreSQL
         the candidate rows are also locked with SKIP LOCKED so workers do not wait on each
-        other. A claim whose lease ran out (its worker died) can be claimed again.
+        other. A claim whose lease ran out (its worker hangs or died) can be claimed again.
+        On PostgreSQL a claim is also free as soon as the process that made it is gone: it is
+        written on the connection that holds the worker's presence lock (``_Presence``), and
+        the server drops that lock with the connection, so nobody waits out the lease of a
+        killed replica.
         """
-        claimable = (OutboxRow.status == "pending") & (OutboxRow.due_at <= now)
-        claimable &= (OutboxRow.lease_until.is_(None)) | (OutboxRow.lease_until < now)
-        with self._session() as session:
+        free = OutboxRow.lease_until.is_(None) | (OutboxRow.lease_until < now)
+        if self.engine.dialect.name == "postgresql":
+            free |= _claimer_gone()
+        claimable = (OutboxRow.status == "pending") & (OutboxRow.due_at <= now) & free
+        with self._claim_session(worker) as session:
             groups = list(
                 session.scalars(
                     select(OutboxRow.group_key)
@@ -801,6 +1257,39 @@ class Store:
             )
             _name_digests(session, claimed)
             return self._deliveries(session, claimed)
+
+    @contextmanager
+    def _claim_session(self, worker: str) -> Iterator[Session]:
+        """The unit of work a claim is written in: on PostgreSQL on the connection holding
+        ``worker``'s presence lock, so a claim never commits without the lock held (a
+        connection that dies mid-claim rolls the claim back); elsewhere an ordinary one."""
+        if self.engine.dialect.name != "postgresql":
+            with self._session() as session:
+                yield session
+            return
+        presence = self._presence(worker)
+        with presence.lock:
+            session: Session | None = None
+            try:
+                session = Session(bind=presence.connection(), expire_on_commit=False)
+                yield session
+                session.commit()
+            except SQLAlchemyError as exc:
+                raise StoreError(f"store {shown_url(self.engine)}: {_first_line(exc)}") from exc
+            finally:
+                if session is not None:
+                    session.close()  # rolls back whatever was not committed
+
+    def _presence(self, worker: str) -> _Presence:
+        """``worker``'s presence, taken at its first claim and held until the store is closed
+        or the process ends. Made on demand, not in ``__init__``: only a store that delivers
+        on PostgreSQL needs one."""
+        presences: dict[str, _Presence] = self.__dict__.setdefault("_presences", {})
+        if worker not in presences:
+            if not presences:  # Store.close disposes of the engine: let go of the locks then
+                event.listen(self.engine, "engine_disposed", lambda _: _let_go(presences))
+            presences[worker] = _Presence(self.engine, worker)
+        return presences[worker]
 
     def _deliveries(self, session: Session, outbox_ids: Sequence[int]) -> list[Delivery]:
         rows = session.execute(
@@ -1004,6 +1493,107 @@ def _name_digests(session: Session, outbox_ids: Sequence[int]) -> None:
         )
 
 
+WORKER_LOCK = 0x7477_6B72  # "twkr": the advisory lock class of delivery workers' presence
+
+# The workers alive on this database: two-key advisory locks show in pg_locks with the first
+# key as classid, the second as objid (an oid: cast back to the int4 hashtext gave) and
+# objsubid 2, so they never meet the one-key sync lock.
+_LIVE_WORKERS = (
+    text(
+        "SELECT objid::int4 AS objid FROM pg_locks"
+        " WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+        " AND classid = CAST(:worker_lock AS oid)"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    .bindparams(worker_lock=WORKER_LOCK)
+    .columns(column("objid", Integer))
+)
+
+
+def _claimer_gone() -> ColumnElement[bool]:
+    """A claim whose worker holds no presence lock: the process that made it is gone. The
+    key is ``hashtext(worker)``, computed by the server both when locking and here."""
+    return func.hashtext(OutboxRow.claimed_by).not_in(_LIVE_WORKERS)
+
+
+class _Presence:
+    """A delivery worker's presence on PostgreSQL: a connection of its own that holds a
+    session-level advisory lock keyed by the worker id for as long as the worker lives.
+
+    The server drops the lock with the connection, so the claims of a process that dies
+    (SIGKILL, a rescheduled container) are taken over at another worker's next claim instead
+    of when their lease runs out; a worker that hangs keeps its lock, and the lease remains
+    the fallback. A connection found dead is replaced and the lock taken again; claims made
+    under the old one may have been taken over meanwhile, so a send in flight may go out
+    twice, under the same event id, as after any takeover.
+    """
+
+    def __init__(self, engine: Engine, worker: str) -> None:
+        self.engine = engine
+        self.worker = worker
+        self.lock = threading.Lock()  # one claim at a time on the connection
+        self._connection: Connection | None = None
+
+    def connection(self) -> Connection:
+        """The connection holding the lock, checked with a round trip (a connection the
+        server dropped has dropped the lock too), and replaced if it does not answer."""
+        if self._connection is not None and not _answers(self._connection):
+            log.warning("delivery worker %s: store connection lost, reconnecting", self.worker)
+            self.close()
+        if self._connection is None:
+            self._connection = self._lock()
+        return self._connection
+
+    def _lock(self) -> Connection:
+        connection = self.engine.connect()
+        try:
+            held = connection.scalar(
+                text("SELECT pg_try_advisory_lock(:worker_lock, hashtext(:worker))"),
+                {"worker_lock": WORKER_LOCK, "worker": self.worker},
+            )
+            connection.commit()
+        except SQLAlchemyError:
+            _discard(connection)
+            raise
+        if not held:
+            connection.close()  # no lock taken: the connection may go back to the pool
+            raise StoreError(f"delivery worker {self.worker!r} is running in another process")
+        return connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            _discard(self._connection)
+            self._connection = None
+
+
+def _answers(connection: Connection) -> bool:
+    if connection.invalidated or connection.closed:
+        return False
+    try:
+        connection.exec_driver_sql("SELECT 1")
+        connection.rollback()
+    except SQLAlchemyError:
+        return False
+    return True
+
+
+def _discard(connection: Connection) -> None:
+    """Close a presence connection for good: invalidated, never back in the pool, where
+    another unit of work would inherit its lock and keep a dead worker's claims alive."""
+    try:
+        connection.invalidate()
+        connection.close()
+    except SQLAlchemyError as exc:
+        log.warning("delivery worker: closing its connection failed (%s)", exc)
+
+
+def _let_go(presences: dict[str, _Presence]) -> None:
+    for presence in presences.values():
+        with presence.lock:
+            presence.close()
+    presences.clear()
+
+
 def _queue(
     session: Session,
     record_id: int,
@@ -1046,6 +1636,51 @@ def _first_line(exc: BaseException) -> str:
     return message.splitlines()[0] if message else type(exc).__name__
 
 
+def _clash(exc: StoreError) -> bool:
+    """Whether a failed write hit a unique constraint (another process wrote the same row
+    first), rather than any other integrity error (a NOT NULL: a bug, not a race)."""
+    cause = exc.__cause__
+    if not isinstance(cause, IntegrityError):
+        return False
+    original = cause.orig
+    return getattr(original, "sqlstate", None) == "23505" or "UNIQUE constraint" in str(original)
+
+
+def _unlock(connection: Any, locked: bool) -> None:
+    """Release the sync lock and its connection; a server that went away has released the
+    lock with the session, so a failure here is only logged."""
+    try:
+        if locked:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SYNC_LOCK})
+            connection.commit()
+        connection.close()
+    except SQLAlchemyError as exc:
+        log.warning("sync lock: release failed (%s); the server drops it with the session", exc)
+        connection.invalidate()
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite store (None for PostgreSQL and in-memory stores)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(os.path.abspath(url.database))
+
+
+def _already_stored(session: Session, record: RecordRow, version: NewVersion) -> bool:
+    """Whether ``version`` is in the store: its registry number for this record, or — for a
+    version without one — the content of the latest version."""
+    if version.registry_version is None:
+        return record.content_hash == version.snapshot.content_hash()
+    found = session.scalar(
+        select(VersionRow.id).where(
+            VersionRow.record_id == record.id,
+            VersionRow.registry_version == version.registry_version,
+        )
+    )
+    return found is not None
+
+
 def _version_number(registry_version: int | None, seq: int) -> int:
     return registry_version if registry_version is not None else seq
 
@@ -1081,6 +1716,8 @@ def _new_record(sighting: FirstSighting, content_hash: str) -> dict[str, Any]:
         "first_seen_at": now,
         "last_checked_at": now,
         "last_changed_at": now if sighting.changes else None,
+        "served_id": version.served_id,
+        "backfill": "pending" if sighting.backfill else None,
     }
 
 
@@ -1131,7 +1768,13 @@ def _stored_first_changes(sighting: FirstSighting, ids: list[int]) -> list[Store
 
 
 def _advance_record(
-    record: RecordRow, version: VersionRow, snapshot: Snapshot, now: datetime, *, changed: bool
+    record: RecordRow,
+    version: VersionRow,
+    snapshot: Snapshot,
+    now: datetime,
+    *,
+    changed: bool,
+    served_id: str | None = None,
 ) -> None:
     record.title = snapshot.title
     record.overall_status = snapshot.overall_status
@@ -1141,8 +1784,116 @@ def _advance_record(
     record.latest_registry_version = version.registry_version
     record.last_update_posted = version.last_update_posted
     record.last_checked_at = now
+    record.served_id = served_id
     if changed:
         record.last_changed_at = now
+
+
+def _finding_row(record_id: int, finding: Finding, now: datetime, historical: bool) -> FindingRow:
+    return FindingRow(
+        record_id=record_id,
+        rule=finding.rule,
+        state="open",
+        severity=finding.severity,
+        summary=finding.summary,
+        detail=finding.detail,
+        source=finding.source,
+        opened_at=now,
+        historical=historical,
+    )
+
+
+def _finding_info(row: FindingRow, record: RecordRow) -> FindingInfo:
+    return FindingInfo(
+        registry=record.registry_key,
+        study_id=record.study_id,
+        rule=row.rule,
+        state=row.state,  # type: ignore[arg-type]
+        opened_at=row.opened_at,
+        resolved_at=row.resolved_at,
+        severity=row.severity,  # type: ignore[arg-type]
+        summary=row.summary,
+        detail=row.detail or {},
+        source=row.source,
+        historical=row.historical,
+    )
+
+
+def _shift_versions(session: Session, record_id: int, by: int) -> None:
+    """Move a record's versions ``by`` places later in its sequence. Through negative
+    numbers, so that no intermediate state breaks the unique (record, seq) constraint."""
+    table = VersionRow.__table__
+    where = table.c.record_id == record_id
+    session.execute(update(table).where(where).values(seq=-table.c.seq - by))
+    session.execute(update(table).where(where).values(seq=-table.c.seq))
+
+
+def _past_version_row(record_id: int, seq: int, version: NewVersion) -> VersionRow:
+    return VersionRow(
+        record_id=record_id,
+        seq=seq,
+        registry_version=version.registry_version,
+        content_hash=version.snapshot.content_hash(),
+        snapshot=version.snapshot.model_dump_json(),
+        raw_gz=_raw_gz(version.raw),
+        last_update_posted=version.last_update_posted,
+        fetched_at=version.fetched_at,
+    )
+
+
+def _backfill_change_rows(
+    record_id: int,
+    run_id: int | None,
+    targets: Sequence[VersionRow],
+    steps: Sequence[Sequence[Change]],
+    now: datetime,
+) -> list[ChangeRow]:
+    """The historical change rows of a backfill: ``steps[i]`` lead into ``targets[i]``."""
+    rows = []
+    for i, (target, changes) in enumerate(zip(targets, steps, strict=False)):
+        source = targets[i - 1] if i else None
+        from_version = _version_number(source.registry_version, source.seq) if source else None
+        to_version = _version_number(target.registry_version, target.seq)
+        rows += [
+            ChangeRow(
+                **_change_values(
+                    c, record_id, run_id, target.id, from_version, to_version, now, True
+                )
+            )
+            for c in changes
+        ]
+    return rows
+
+
+def _by_step(rows: Sequence[ChangeRow], steps: Sequence[Sequence[Change]]) -> list[list[ChangeRow]]:
+    grouped, start = [], 0
+    for changes in steps:
+        grouped.append(list(rows[start : start + len(changes)]))
+        start += len(changes)
+    return grouped
+
+
+def _renumber_changes(session: Session, record_id: int) -> None:
+    """Give every change of a record the version numbers its versions have now (after a
+    backfill slotted earlier versions in, seq-based numbers moved)."""
+    versions = session.execute(
+        select(VersionRow.id, VersionRow.registry_version, VersionRow.seq)
+        .where(VersionRow.record_id == record_id)
+        .order_by(VersionRow.seq)
+    ).all()
+    ids = [version_id for version_id, _, _ in versions]
+    numbers = [_version_number(registry_version, seq) for _, registry_version, seq in versions]
+    number_of = dict(zip(ids, numbers, strict=True))
+    previous_of = dict(zip(ids[1:], numbers, strict=False))
+    for change in session.scalars(
+        select(ChangeRow).where(
+            ChangeRow.record_id == record_id, ChangeRow.to_version_id.is_not(None)
+        )
+    ):
+        assert change.to_version_id is not None
+        change.to_version = number_of.get(change.to_version_id, change.to_version)
+        if change.kind != "record_added":
+            change.from_version = previous_of.get(change.to_version_id, change.from_version)
 
 
 def _change_values(
@@ -1169,6 +1920,7 @@ def _change_values(
         "severity": change.severity,
         "summary": change.summary,
         "outcome_type": change.outcome_type,
+        "old_field": change.old_field,
         "historical": historical,
         "detected_at": now,
     }
@@ -1186,6 +1938,7 @@ def _stored_change(row: ChangeRow, record: RecordRow) -> StoredChange:
         severity=row.severity,  # type: ignore[arg-type]
         summary=row.summary,
         outcome_type=row.outcome_type,  # type: ignore[arg-type]
+        old_field=row.old_field,
         detected_at=row.detected_at,
         from_version=row.from_version,
         to_version=row.to_version,
@@ -1205,6 +1958,8 @@ def _watch_info(watch: WatchRow, record: RecordRow | None) -> WatchInfo:
         versions=record.latest_seq if record else 0,
         last_checked_at=record.last_checked_at if record else None,
         last_changed_at=record.last_changed_at if record else None,
+        served_id=record.served_id if record else None,
+        backfill=record.backfill if record else None,
     )
 
 

@@ -4,6 +4,10 @@ A subscription selects studies (``*``, registry ids, ``tag:NAME`` or ``seed:ID``
 tags), kinds (``*`` or a list) and a minimum severity. ``*`` means every kind except
 ``record_added``: a new watch list of 500 trials should not send 500 alerts; name
 ``record_added`` to be told of first sightings.
+
+A selector naming a seed or a tag the store does not know would route nothing, silently, so
+the daemon and ``notify`` refuse it at start (``unknown_selectors``). ``query:NAME`` selectors
+belong to saved searches, whose records are tagged as they are found: they are not checked.
 """
 
 from __future__ import annotations
@@ -22,8 +26,16 @@ def matches(subscription: Subscription, change: Change, tags: Iterable[str]) -> 
     return (
         _study_selected(subscription.studies, change.study_id, set(tags))
         and _kind_selected(subscription.kinds, change.kind)
+        and _rule_selected(subscription.findings, change)
         and severity_rank(change.severity) >= severity_rank(subscription.min_severity)
     )
+
+
+def _rule_selected(rules: Sequence[str], change: Change) -> bool:
+    """``findings = [...]`` narrows finding events to those rules; other kinds pass."""
+    if "*" in rules or not change.kind.startswith("finding_"):
+        return True
+    return change.field.removeprefix("finding:") in rules
 
 
 def _study_selected(selectors: Sequence[str], study_id: str, tags: set[str]) -> bool:
@@ -35,6 +47,29 @@ def _study_selected(selectors: Sequence[str], study_id: str, tags: set[str]) -> 
         if selector.startswith("seed:") and selector in tags:
             return True
     return False
+
+
+def unknown_selectors(
+    subscriptions: Sequence[Subscription], seeds: set[str], tags: set[str]
+) -> list[str]:
+    """One line per ``seed:ID`` or ``tag:NAME`` selector that names no stored seed or no
+    watch tag, naming the subscription (1-based, as in the config file) and the selector."""
+    problems = []
+    for number, subscription in enumerate(subscriptions, start=1):
+        where = f"subscription {number} (channel {subscription.channel!r})"
+        for selector in subscription.studies:
+            if selector.startswith("seed:") and selector[5:] not in seeds:
+                problems.append(
+                    f"{where}: studies names {selector!r}, but there is no seed "
+                    f"{selector[5:]!r} in the store (see `trialwatch seeds list`; "
+                    "`trialwatch seeds load` loads seeds/)"
+                )
+            elif selector.startswith("tag:") and selector[4:] not in tags:
+                problems.append(
+                    f"{where}: studies names {selector!r}, but no watched record has the tag "
+                    f"{selector[4:]!r} (add it: `trialwatch watch add ID… --tag {selector[4:]}`)"
+                )
+    return problems
 
 
 def _kind_selected(kinds: Sequence[str], kind: str) -> bool:

@@ -10,16 +10,31 @@ What is deliberately *not* folded: letter case (``fold_key`` adds that for match
 quotes and dashes, and compatibility characters other than spaces (``²``, ``µ``, ``½`` keep their
 meaning). The functions are pure and run on every text field of every record in a cycle, so every
 pattern is compiled once here and the common case (short plain ASCII) takes a fast path.
+
+Also here, for the diff and its alerts: bounded word diffs (``diff_opcodes``), a window around
+the first difference of two long texts (``change_window``), and how outcome text is compared
+(``cosmetic_key``: case, spacing and number words folded; ``match_tokens``: units, plurals and
+clinical synonyms read alike, for pairing reworded outcomes).
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import html
 import re
 import unicodedata
+from collections.abc import Callable, Sequence
 
-__all__ = ["fold_key", "fold_text"]
+__all__ = [
+    "MAX_DIFF_CELLS",
+    "change_window",
+    "cosmetic_key",
+    "diff_opcodes",
+    "fold_key",
+    "fold_text",
+    "match_tokens",
+]
 
 # Characters that can start markup, an entity, an escape or a line structure. Text without any
 # of them only needs its whitespace collapsed.
@@ -163,3 +178,336 @@ def _fold_unicode(text: str) -> str:
     if not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
     return text
+
+
+# --- bounded word diffs -------------------------------------------------------------------------
+
+Opcode = tuple[str, int, int, int, int]
+
+# A word diff costs up to len(a) × len(b) steps (10k against 10k words took 15 s). The part
+# between the common head and tail is diffed word by word only while it stays within this
+# many cells; past it, by sentences; past that too, as one replacement.
+MAX_DIFF_CELLS = 4_000_000
+_SENTENCE_END = re.compile(r"[.;:!?]$|\n")
+
+
+def diff_opcodes(
+    a: Sequence[str],
+    b: Sequence[str],
+    isjunk: Callable[[str], bool] | None = None,
+    max_cells: int = MAX_DIFF_CELLS,
+) -> list[Opcode]:
+    """``difflib.SequenceMatcher(isjunk, a, b).get_opcodes()`` at a bounded cost.
+
+    The common head and tail are cut off first (O(n): most edits touch one place). A middle
+    of more than ``max_cells`` (len × len) is diffed by sentences, and one whose sentences
+    are still too many is a single replacement: coarser, never slow.
+    """
+    head = _common_head(a, b)
+    tail = _common_tail(a[head:], b[head:])
+    a_end, b_end = len(a) - tail, len(b) - tail
+    ops: list[Opcode] = [("equal", 0, head, 0, head)] if head else []
+    ops += _middle_opcodes(a, b, head, a_end, head, b_end, isjunk, max_cells)
+    if tail:
+        ops.append(("equal", a_end, len(a), b_end, len(b)))
+    return ops
+
+
+def _common_head(a: Sequence[str], b: Sequence[str]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _common_tail(a: Sequence[str], b: Sequence[str]) -> int:
+    n = 0
+    for x, y in zip(reversed(a), reversed(b), strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _middle_opcodes(
+    a: Sequence[str],
+    b: Sequence[str],
+    a0: int,
+    a1: int,
+    b0: int,
+    b1: int,
+    isjunk: Callable[[str], bool] | None,
+    max_cells: int,
+) -> list[Opcode]:
+    if a0 == a1 and b0 == b1:
+        return []
+    if a0 == a1 or b0 == b1:
+        return [("insert" if a0 == a1 else "delete", a0, a1, b0, b1)]
+    if (a1 - a0) * (b1 - b0) <= max_cells:
+        matcher = difflib.SequenceMatcher(isjunk, a[a0:a1], b[b0:b1], autojunk=False)
+        return [(op, a0 + i, a0 + j, b0 + k, b0 + m) for op, i, j, k, m in matcher.get_opcodes()]
+    return _sentence_opcodes(a, b, a0, a1, b0, b1, max_cells)
+
+
+def _sentences(tokens: Sequence[str], start: int, end: int) -> list[tuple[int, int]]:
+    """``tokens[start:end]`` cut after each token that ends a sentence or a line."""
+    spans: list[tuple[int, int]] = []
+    begin = start
+    for i in range(start, end):
+        if _SENTENCE_END.search(tokens[i]):
+            spans.append((begin, i + 1))
+            begin = i + 1
+    if begin < end:
+        spans.append((begin, end))
+    return spans
+
+
+def _sentence_opcodes(
+    a: Sequence[str], b: Sequence[str], a0: int, a1: int, b0: int, b1: int, max_cells: int
+) -> list[Opcode]:
+    a_spans, b_spans = _sentences(a, a0, a1), _sentences(b, b0, b1)
+    if len(a_spans) * len(b_spans) > max_cells:
+        return [("replace", a0, a1, b0, b1)]
+    a_text = ["".join(a[i:j]) for i, j in a_spans]
+    b_text = ["".join(b[i:j]) for i, j in b_spans]
+    matcher = difflib.SequenceMatcher(None, a_text, b_text, autojunk=False)
+    ops: list[Opcode] = []
+    for op, i, j, k, m in matcher.get_opcodes():
+        start_a = a_spans[i][0] if i < len(a_spans) else a1
+        end_a = a_spans[j - 1][1] if j > i else start_a
+        start_b = b_spans[k][0] if k < len(b_spans) else b1
+        end_b = b_spans[m - 1][1] if m > k else start_b
+        ops.append((op, start_a, end_a, start_b, end_b))
+    return ops
+
+
+# --- a short window around the first difference ------------------------------------------------
+
+_WINDOW_CONTEXT = 4  # unchanged words kept before the first differing word
+
+
+def change_window(old: str, new: str, limit: int = 80) -> tuple[str, str]:
+    """``old`` and ``new`` cut to at most ``limit`` characters each, both showing the same
+    place: a few words before their first differing word, then as much as fits. Cut ends are
+    marked with "…". Texts that fit are returned whole, so short edits read in full."""
+    if len(old) <= limit and len(new) <= limit:
+        return old, new
+    a, b = old.split(" "), new.split(" ")
+    head = _common_head(a, b)
+    # A few words of context, but never more than a third of the room: the rest is for
+    # the words that differ.
+    start = head
+    while (
+        start > 0
+        and head - start < _WINDOW_CONTEXT
+        and len(" ".join(a[start - 1 : head])) <= limit // 3
+    ):
+        start -= 1
+    return _window(a, start, limit), _window(b, start, limit)
+
+
+def _window(words: list[str], start: int, limit: int) -> str:
+    prefix = "…" if start else ""
+    text = prefix + " ".join(words[start:])
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"
+
+
+# --- outcome text ---------------------------------------------------------------------------------
+# Registry histories show outcome text edited in ways that do not change the outcome: letter
+# case (``3 months`` → ``3 Months``), spacing inside a word or around a hyphen (``VO2max`` →
+# ``VO2 max``, ``6-18 weeks`` → ``6 -18 weeks``) and number words (``three months`` →
+# ``3 months``). ``cosmetic_key`` folds exactly those away: two outcome texts with the same key
+# are the same text for the diff (the contract lists them as never reported).
+#
+# Pairing a reworded outcome with its earlier version needs more: units written differently
+# (``12 wks``/``12 weeks``), plurals, boilerplate openings ("Number of participants with") and
+# clinical synonyms (``Mortality`` ↔ ``death of any cause``; ``Safety of X`` ↔ ``adverse
+# events related to X``). ``match_tokens`` reads a text as a set of such normalised tokens,
+# synonyms of one concept as the same ``@concept`` token. These tokens only decide which
+# outcomes pair; they never decide that a text is unchanged.
+
+# --- outcome text: number words -------------------------------------------------------------
+
+# fmt: off
+_UNITS = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen",
+)
+_TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+# fmt: on
+_UNIT_VALUE = {word: n for n, word in enumerate(_UNITS)}
+_TENS_VALUE = {word: 20 + 10 * n for n, word in enumerate(_TENS)}
+_NUMBER_WORD = re.compile(
+    r"\b(?:(" + "|".join(_TENS) + r")(?:[\s-]+(" + "|".join(_UNITS[1:10]) + r"))?"
+    r"|(" + "|".join(_UNITS) + r"))\b"
+)  # case-sensitive: it reads case-folded text only (three times faster than IGNORECASE)
+
+
+def _number(match: re.Match[str]) -> str:
+    tens, unit, alone = match.group(1), match.group(2), match.group(3)
+    if alone:
+        return str(_UNIT_VALUE[alone])
+    return str(_TENS_VALUE[tens] + (_UNIT_VALUE[unit] if unit else 0))
+
+
+def _digits(folded: str) -> str:
+    """``three months`` → ``3 months``; ``twenty-four hours`` → ``24 hours`` (0–99), in
+    case-folded text."""
+    return _NUMBER_WORD.sub(_number, folded)
+
+
+# --- outcome text: the cosmetic key ----------------------------------------------------------
+
+_OUTCOME_CACHE = 1 << 14
+
+
+@functools.lru_cache(maxsize=_OUTCOME_CACHE)
+def cosmetic_key(text: str) -> str:
+    """``text`` with letter case, all spacing and number words folded away: two outcome texts
+    with the same key differ only cosmetically (``VO2max`` = ``VO2 max`` = ``vo2 MAX``)."""
+    return "".join(_digits(fold_key(text)).split())
+
+
+# --- outcome text: tokens for pairing --------------------------------------------------------
+
+# Letters and digits are separate tokens, so "VO2max" and "VO2 max" give the same ones.
+_TOKEN = re.compile(r"[^\W\d_]+|\d+(?:[.,]\d+)?")
+
+# Function words, and the boilerplate that opens most outcome measures ("Number of
+# participants with", "Change from baseline in"): matching on them would pair any two outcomes.
+# fmt: off
+STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "by", "during", "for", "from", "in", "into",
+    "is", "its", "of", "on", "or", "over", "per", "the", "their", "to", "up", "vs", "versus",
+    "was", "were", "which", "who", "with", "within", "after", "between", "than", "that",
+    "this", "those", "number", "percentage", "proportion", "change", "baseline",
+    "participant", "patient", "subject", "rate", "incidence", "occurrence", "measure",
+    "assessed", "assessment", "evaluation", "evaluate", "any",
+))
+# fmt: on
+
+# Units as registries write them → one spelling. Only unambiguous abbreviations.
+_UNIT_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "week": ("wk", "wks", "week", "weeks"),
+    "month": ("mo", "mos", "mth", "mths", "month", "months"),
+    "day": ("day", "days"),
+    "hour": ("h", "hr", "hrs", "hour", "hours"),
+    "minute": ("min", "mins", "minute", "minutes"),
+    "year": ("yr", "yrs", "year", "years"),
+    "kg": ("kg", "kgs", "kilogram", "kilograms", "kilogramme", "kilogrammes"),
+    "mg": ("mg", "milligram", "milligrams", "milligramme", "milligrammes"),
+    "ml": ("ml", "millilitre", "millilitres", "milliliter", "milliliters"),
+    "cm": ("cm", "centimetre", "centimetres", "centimeter", "centimeters"),
+    "mmhg": ("mmhg",),
+}
+_UNIT = {spelling: unit for unit, spellings in _UNIT_SPELLINGS.items() for spelling in spellings}
+
+
+def _stem(word: str) -> str:
+    # Plural "s" only: enough to match "event"/"events" without a stemming library.
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _normal_words(text: str) -> list[str]:
+    words = _TOKEN.findall(_digits(fold_key(text)))
+    return [_UNIT.get(w) or _stem(w) for w in words]
+
+
+@functools.lru_cache(maxsize=_OUTCOME_CACHE)
+def match_tokens(text: str, *, filtered: bool) -> frozenset[str]:
+    """The normalised tokens of ``text`` for pairing outcomes: units in one spelling,
+    plurals stemmed, synonym phrases as ``@concept`` tokens, and (``filtered``) function
+    words and outcome boilerplate dropped unless nothing else is left."""
+    words = _concepts(_normal_words(text))
+    found = frozenset(w for w in words if len(w) > 1 or w.isdigit())
+    if filtered:
+        # A measure made only of boilerplate ("Change from baseline") keeps its words.
+        return found - STOPWORDS or found
+    return found
+
+
+def _concepts(words: list[str]) -> list[str]:
+    """``words`` with every synonym phrase of the table replaced by its concept token,
+    longest phrase first."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        for phrase, concept in _PHRASES.get(words[i], ()):
+            if tuple(words[i : i + len(phrase)]) == phrase:
+                out.append(concept)
+                i += len(phrase)
+                break
+        else:
+            out.append(words[i])
+            i += 1
+    return out
+
+
+# --- outcome text: clinical synonyms ---------------------------------------------------------
+
+# Common outcome concepts and the wordings registrations use for them. A phrase is read after
+# the folding above (lowercase, number words as digits, plural "s" stripped, units in one
+# spelling), so "Adverse Events" is written here as "adverse event".
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "death": (
+        "mortality", "death", "dead", "die", "died", "fatality", "fatalities",
+        "all cause mortality", "death of all cause", "death from all cause",
+    ),
+    "safety": (
+        "safety", "adverse event", "adverse effect", "adverse reaction", "adverse drug reaction",
+        "side effect", "toxicity", "toxicities", "tolerability", "ae", "teae", "sae",
+        "serious adverse event", "treatment emergent adverse event",
+        "treatment related adverse event",
+        "complication", "safety and tolerability",
+    ),
+    "response": (
+        "response", "responder", "remission", "respond", "responding", "orr",
+        "objective response", "overall response", "clinical response",
+    ),
+    "qol": (
+        "qol", "hrqol", "quality of life", "health related quality of life",
+        "life quality",
+    ),
+    "pfs": ("pfs", "progression free survival", "progression-free survival"),
+    "os": ("os", "overall survival"),
+    "dfs": ("dfs", "disease free survival"),
+    "efs": ("efs", "event free survival"),
+    "relapse": ("relapse", "recurrence", "recurrent disease", "recur"),
+    "hospitalisation": (
+        "hospitalization", "hospitalisation", "hospital admission", "admission to hospital",
+        "hospitalized", "hospitalised", "rehospitalization", "readmission",
+    ),
+    "efficacy": ("efficacy", "effectiveness", "clinical efficacy"),
+    "pk": (
+        "pk", "pharmacokinetic", "pharmacokinetics", "plasma concentration",
+        "serum concentration",
+    ),
+    "bp": ("bp", "blood pressure"),
+    "hba1c": ("hba 1 c", "a 1 c", "glycated hemoglobin", "glycosylated hemoglobin",
+              "glycated haemoglobin", "glycosylated haemoglobin"),
+    "los": ("los", "length of stay", "length of hospital stay", "hospital length of stay"),
+    "6mw": ("6 minute walk", "6 mwt", "6 mwd", "6mwt", "6mwd", "6 min walk", "6 minute walking"),
+    "mi": ("mi", "myocardial infarction", "heart attack"),
+    "stroke": ("stroke", "cerebrovascular accident", "cva"),
+    "adherence": ("adherence", "compliance"),
+    "pain": ("pain", "pain intensity", "pain severity", "pain score"),
+}  # fmt: skip
+
+
+def _phrase_table() -> dict[str, list[tuple[tuple[str, ...], str]]]:
+    table: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for concept, phrases in SYNONYMS.items():
+        for phrase in phrases:
+            words = tuple(_normal_words(phrase))
+            table.setdefault(words[0], []).append((words, "@" + concept))
+    for entries in table.values():
+        entries.sort(key=lambda entry: -len(entry[0]))  # longest phrase first
+    return table
+
+
+_PHRASES = _phrase_table()

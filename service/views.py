@@ -1,78 +1,393 @@
-"""How the CLI shows things to a person: rich tables on stdout, JSON documents for ``--json``."""
+"""How the CLI shows things to a person: lines and tables on stdout, JSON documents for ``--json``.
+
+Everything printed goes through this module, and every string it prints goes through
+``terminal_safe``: registry text is untrusted, and an ESC sequence in a title (OSC 52 writes the
+clipboard, CSI clears the screen) or a bidi override in a status must reach the terminal as
+visible text, never as a command. ``echo`` prints lines, ``show`` rich renderables (built here
+from already safe strings; the console escapes whatever slipped through, as a backstop), and
+``print_json`` JSON documents (same values, only \\u-escaped). No other module writes to stdout
+or stderr (tests/test_views_architecture.py).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
+import click
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, JustifyMethod, RenderableType
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
 from service.diff import humanise
+from service.findings.stored import FindingInfo
 from service.models import Change, StoredChange, VersionInfo, WatchInfo
 
-SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red"}
+if TYPE_CHECKING:
+    from service.monitor import SyncReport
 
-stdout = Console(highlight=False, soft_wrap=False)
-stderr = Console(stderr=True, highlight=False)
+SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red"}
+HISTORY_MARK = "(history)"  # a change found by backfill: an old registry version, not news
+
+# ---- the one terminal-safe text path -------------------------------------------------------------
+
+# Everything but printable ASCII is a suspect; the few that are unsafe are decided per character.
+_SUSPECT = re.compile(r"[^\n -~]")
+_SUSPECT_OR_NEWLINE = re.compile(r"[^ -~]")
+# Unicode categories that do something other than show a glyph: controls (C0, DEL, C1), format
+# characters (bidi embeddings, overrides and isolates, zero-width and invisible characters, tag
+# characters), lone surrogates (they cannot even be encoded), line and paragraph separators.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# Format characters that scripts need to join or not join letters (Persian, Indic, emoji): they
+# cannot reorder or hide text.
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def unsafe_char(ch: str) -> bool:
+    """True if ``ch`` would act on a terminal (or hide, reorder, spoof text) instead of showing."""
+    return unicodedata.category(ch) in _UNSAFE_CATEGORIES and ch not in _JOINERS
+
+
+def terminal_safe(text: str, *, newlines: bool = True) -> str:
+    """``text`` with every unsafe character visibly escaped as Python writes it (``\\x1b``,
+    ``\\u202e``); newlines are kept where ``newlines`` (the layout's own), else escaped too."""
+    pattern = _SUSPECT if newlines else _SUSPECT_OR_NEWLINE
+    return pattern.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    ch = match.group()
+    return repr(ch)[1:-1] if unsafe_char(ch) else ch
+
+
+def one_line(value: object) -> str:
+    """A value shown inside a line or a table cell: safe, and its newlines escaped too (a
+    registry value must not start a line of its own that looks like trialwatch's)."""
+    return terminal_safe("" if value is None else str(value), newlines=False)
+
+
+def echo(line: str = "", *, err: bool = False) -> None:
+    """Print one line, terminal-safe: a newline inside ``line`` is escaped, so no value can
+    print a line of its own (print several lines with several calls)."""
+    click.echo(one_line(line), err=err)
+
+
+class _SafeConsole(Console):
+    """A rich console that escapes unsafe characters in whatever text it renders: a backstop
+    for the renderables below, which are built from ``one_line`` strings already."""
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control:  # rich's own cursor and style codes
+                yield segment
+            else:
+                yield Segment(terminal_safe(segment.text), segment.style, segment.control)
+
+
+def console(*, err: bool = False) -> Console:
+    """A console for one print: it reads COLUMNS (and whether it writes to a terminal) now."""
+    return _SafeConsole(stderr=err, highlight=False, soft_wrap=False)
+
+
+# Progress bars (no registry text in them) draw here; kept for the life of the process.
+stderr = console(err=True)
+
+
+def show(renderable: RenderableType) -> None:
+    """Print a table or styled text built by this module on stdout."""
+    console().print(renderable)
 
 
 def print_json(document: Any) -> None:
-    """One JSON document on stdout and nothing else (logs and progress go to stderr)."""
-    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    """One JSON document on stdout and nothing else (logs and progress go to stderr).
+
+    The values are exact; characters that would act on a terminal are written as JSON
+    ``\\u`` escapes (which parse back to the same characters).
+    """
+    text = json.dumps(document, ensure_ascii=False, indent=2)
+    sys.stdout.write(_SUSPECT.sub(_json_escaped, text) + "\n")
     sys.stdout.flush()
+
+
+def _json_escaped(match: re.Match[str]) -> str:
+    ch = match.group()
+    if not unsafe_char(ch):
+        return ch
+    data = ch.encode("utf-16-le", "surrogatepass")  # astral characters: a surrogate pair
+    units = [int.from_bytes(data[i : i + 2], "little") for i in range(0, len(data), 2)]
+    return "".join(f"\\u{unit:04x}" for unit in units)
+
+
+# ---- tables that fit -----------------------------------------------------------------------------
+
+MIN_TITLE_WIDTH = 12  # below this a title says nothing; the other columns give way first
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    justify: JustifyMethod = "left"
+    title: bool = False  # the one column that takes the remaining width (ellipsis when cut)
+    wrap: bool = False  # may wrap down to its longest word to leave the title room
+
+
+def fitted_table(
+    caption: str, columns: Sequence[Column], rows: Sequence[Sequence[Text]], width: int
+) -> Table:
+    """A table for ``width`` terminal columns: every column as wide as its content, except the
+    title column, which gets the remaining width and is cut with an ellipsis, never dropped.
+
+    rich, left to itself, shrinks a long title to "…" and drops the last columns on a narrow
+    terminal; so the widths are computed here and given to rich as fixed.
+    """
+    widths = _fit(columns, rows, width)
+    table = Table(
+        title=one_line(caption),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,  # a rule under the headers, no vertical lines
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column, column_width in zip(columns, widths, strict=True):
+        table.add_column(
+            column.header,
+            justify=column.justify,
+            width=column_width,
+            no_wrap=not column.wrap,
+            overflow="ellipsis" if column.title else "fold",
+        )
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _cells(index: int, column: Column, rows: Sequence[Sequence[Text]]) -> list[str]:
+    return [column.header, *(line for row in rows for line in row[index].plain.split("\n"))]
+
+
+def _natural(cells: list[str]) -> int:
+    return max(cell_len(cell) for cell in cells)
+
+
+def _narrowest(cells: list[str]) -> int:
+    return max(cell_len(word) for cell in cells for word in cell.split() or [""])
+
+
+def _two_lines(cells: list[str]) -> int:
+    """The narrowest width at which every cell wraps into at most two lines."""
+    return max(_two_line_width(cell) for cell in cells)
+
+
+def _two_line_width(cell: str) -> int:
+    words = cell.split()
+    splits = [(" ".join(words[:k]), " ".join(words[k:])) for k in range(1, len(words))]
+    return min((max(cell_len(a), cell_len(b)) for a, b in splits), default=cell_len(cell))
+
+
+def _fit(columns: Sequence[Column], rows: Sequence[Sequence[Text]], width: int) -> list[int]:
+    """Column widths for ``width``: the others as wide as their content, then the title.
+
+    When the title would be cut, wrapping columns give way: first down to two lines a cell
+    (until the title has a third of the width), then down to their longest word (until it has
+    MIN_TITLE_WIDTH).
+    """
+    cells = [_cells(i, c, rows) for i, c in enumerate(columns)]
+    natural = [_natural(c) for c in cells]
+    widths = [0 if c.title else n for c, n in zip(columns, natural, strict=True)]
+    title = next((i for i, c in enumerate(columns) if c.title), None)
+    if title is None:
+        return widths
+    # Between two columns: one space of padding and one of the (invisible) divider.
+    budget = width - 2 * (len(columns) - 1)
+    passes = (
+        (_two_lines, min(natural[title], max(MIN_TITLE_WIDTH, budget // 3))),
+        (_narrowest, min(natural[title], MIN_TITLE_WIDTH)),
+    )
+    for floor_of, wanted in passes:
+        floors = [
+            floor_of(c) if col.wrap else w for c, col, w in zip(cells, columns, widths, strict=True)
+        ]
+        _shrink(widths, floors, budget - wanted)
+    floor = min(natural[title], MIN_TITLE_WIDTH)
+    widths[title] = max(floor, min(natural[title], budget - sum(widths)))
+    return widths
+
+
+def _shrink(widths: list[int], floors: list[int], total: int) -> None:
+    """Narrow the widest column above its floor, one cell at a time, down to ``total``."""
+    while sum(widths) > total:
+        above = [i for i, w in enumerate(widths) if w > floors[i]]
+        if not above:
+            return
+        widths[max(above, key=lambda i: widths[i])] -= 1
+
+
+# ---- watch list ----------------------------------------------------------------------------------
 
 
 def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
-def watches_table(watches: Sequence[WatchInfo]) -> Table:
-    table = Table(title=f"{len(watches)} watched record(s)", title_justify="left", expand=True)
-    table.add_column("study", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("title", ratio=1, overflow="ellipsis", no_wrap=True)
-    table.add_column("tags")
-    table.add_column("versions", justify="right")
-    table.add_column("last checked", no_wrap=True)
-    for w in watches:
-        status = humanise(w.overall_status) if w.overall_status else w.state
-        if w.state == "unavailable":
-            status = "[red]unavailable[/red]"
-        table.add_row(
-            w.study_id,
-            status,
-            escape(w.title),
-            escape(", ".join(w.tags)),
-            str(w.versions),
-            when(w.last_checked_at),
-        )
-    return table
+WATCH_COLUMNS = (
+    Column("study"),
+    Column("status", wrap=True),
+    Column("title", title=True),
+    Column("tags", wrap=True),
+    Column("versions", justify="right"),
+    Column("history", wrap=True),
+    Column("last checked"),
+)
+
+
+def watches_table(watches: Sequence[WatchInfo], width: int | None = None) -> Table:
+    rows = [_watch_row(w) for w in watches]
+    caption = f"{len(watches)} watched record(s)"
+    return fitted_table(caption, WATCH_COLUMNS, rows, width or console().width)
+
+
+def _watch_row(w: WatchInfo) -> list[Text]:
+    status = Text(one_line(humanise(w.overall_status) if w.overall_status else w.state))
+    if w.state == "unavailable":
+        status = Text("unavailable", style="red")
+    # an alias: the registry serves the record under another id now
+    study = one_line(w.study_id) + (f" (now {one_line(w.served_id)})" if w.served_id else "")
+    return [
+        Text(study),
+        status,
+        Text(one_line(w.title)),
+        Text(one_line(", ".join(w.tags))),
+        Text(str(w.versions)),
+        Text(_backfill_state(w.backfill)),
+        Text(when(w.last_checked_at)),
+    ]
+
+
+def _backfill_state(state: str | None) -> str:
+    """The past versions of a record: still to fetch, fetched, or not to be had."""
+    return {"pending": "pending", "done": "complete", "failed": "unavailable"}.get(
+        state or "", "—"
+    )
+
+
+# ---- findings -----------------------------------------------------------------------------------
+
+FINDING_COLUMNS = (
+    Column("study"),
+    Column("rule", wrap=True),
+    Column("state"),
+    Column("since"),
+    Column("summary", title=True),
+)
+
+
+def findings_table(found: Sequence[FindingInfo], width: int | None = None) -> Table:
+    rows = [
+        [
+            Text(one_line(f.study_id)),
+            Text(one_line(f.rule.replace("_", " "))),
+            Text(f.state, style="red" if f.state == "open" and f.severity == "high" else ""),
+            Text(when(f.opened_at if f.state == "open" else f.resolved_at)),
+            Text(one_line(f.summary)),
+        ]
+        for f in found
+    ]
+    opened = sum(1 for f in found if f.state == "open")
+    caption = f"{len(found)} finding(s), {opened} open"
+    return fitted_table(caption, FINDING_COLUMNS, rows, width or console().width)
+
+
+# ---- seeds --------------------------------------------------------------------------------------
+
+SEED_COLUMNS = (
+    Column("seed"),
+    Column("kind", wrap=True),
+    Column("year"),
+    Column("title", title=True),
+    Column("links", wrap=True),
+)
+
+
+def seeds_table(listed: Sequence[dict[str, Any]], width: int | None = None) -> Table:
+    """``seeds list``: one row per seed (``service.seeds.service.list_seeds`` items)."""
+    rows = [_seed_row(item) for item in listed]
+    caption = f"{len(listed)} seed stud(ies)"
+    return fitted_table(caption, SEED_COLUMNS, rows, width or console().width)
+
+
+def _seed_row(item: dict[str, Any]) -> list[Text]:
+    links = "\n".join(
+        one_line(f"{x['study_id']} {x['confidence']:.2f} {x['source']}")
+        + (" (watched)" if x["watched"] else "")
+        for x in item["links"]
+    )
+    return [
+        Text(one_line(item["seed"])),
+        Text(one_line(item["kind"].replace("_", " "))),
+        Text(str(item["year"] or "—")),
+        Text(one_line(item["title"])),
+        Text(links or "—"),
+    ]
+
+
+# ---- changes and versions ------------------------------------------------------------------------
 
 
 def changes_lines(changes: Sequence[Change], title: str) -> Text:
-    """Changes grouped by study and version step: one line each, readable at any width."""
-    out = Text(f"{title}\n", style="bold")
+    """Changes grouped by study and version step: one line each, readable at any width. Steps
+    found by backfill (versions the registry published before the first sync) say so."""
+    out = Text(f"{one_line(title)}\n", style="bold")
     heading = None
     for c in changes:
-        step = _step(c)
-        if (c.study_id, step) != heading:
-            heading = (c.study_id, step)
-            out.append(f"{c.study_id}", style="bold cyan")
-            out.append(f"  {step}\n" if step else "\n", style="dim")
+        step, historical = _step(c), _historical(c)
+        if (c.study_id, step, historical) != heading:
+            heading = (c.study_id, step, historical)
+            out.append(one_line(c.study_id), style="bold cyan")
+            out.append(f"  {step}" if step else "", style="dim")
+            out.append(f"  {HISTORY_MARK}" if historical else "", style="magenta")
+            out.append("\n")
         out.append(f"  {c.severity:<6} ", style=SEVERITY_STYLE[c.severity])
-        out.append(f"{c.summary}\n")
+        out.append(f"{one_line(c.summary)}\n")
     out.rstrip()
     return out
 
 
+def historical_count(changes: Sequence[Change]) -> int:
+    return sum(1 for c in changes if _historical(c))
+
+
+def sync_summary(report: SyncReport, *, dry_run: bool) -> list[str]:
+    """The last lines of a human ``sync``: counts, and how many changes are history, not news."""
+    counts = (
+        f"{'dry run: ' if dry_run else ''}{report.checked} checked: {report.new} new, "
+        f"{report.changed} changed, {report.unchanged} unchanged, {report.failed} failed; "
+        f"{report.requests} registry request(s)"
+    )
+    historical = historical_count(report.changes)
+    if not historical:
+        return [counts]
+    return [
+        counts,
+        f"{historical} of the {len(report.changes)} change(s) are marked {HISTORY_MARK}: "
+        "steps between versions the registry published before the record was first synced "
+        "(found by backfill), not changes made now",
+    ]
+
+
 def versions_lines(study_id: str, versions: Sequence[VersionInfo]) -> Text:
-    out = Text(f"{study_id}: {len(versions)} stored version(s)\n", style="bold")
+    out = Text(f"{one_line(study_id)}: {len(versions)} stored version(s)\n", style="bold")
     for v in versions:
         enrollment = (
             f"{v.enrollment_count} {v.enrollment_type.lower()}".strip()
@@ -82,13 +397,20 @@ def versions_lines(study_id: str, versions: Sequence[VersionInfo]) -> Text:
         status = humanise(v.overall_status) if v.overall_status else "—"
         out.append(f"v{v.version}", style="bold cyan")
         out.append(
-            f"  posted {v.last_update_posted or '—'}, fetched {when(v.fetched_at)}: "
-            f"{status}; enrollment {enrollment}\n"
+            one_line(
+                f"  posted {v.last_update_posted or '—'}, fetched {when(v.fetched_at)}: "
+                f"{status}; enrollment {enrollment}"
+            )
+            + "\n"
         )
         for summary in v.changes:
-            out.append(f"    {summary}\n")
+            out.append(f"    {one_line(summary)}\n")
     out.rstrip()
     return out
+
+
+def _historical(change: Change) -> bool:
+    return isinstance(change, StoredChange) and change.historical
 
 
 def _step(change: Change) -> str:

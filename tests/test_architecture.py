@@ -18,11 +18,13 @@ ALLOWED: dict[str, set[str]] = {
     "clock": set(),
     "registry.normalise": {"models", "errors", "text"},
     "diff": {"models", "errors", "text"},
-    "settings": {"errors", "models", "cron"},
+    "settings": {"errors", "models", "cron", "safeload", "urls", "findings.rules"},
     "cron": set(),
     "subscriptions": {"models", "settings", "cron"},
-    "registry.ctgov": {"errors", "settings", "__init__"},
-    "store": {"errors", "models", "migrate"},
+    "registry.ctgov": {"errors", "settings", "__init__", "safeload"},
+    "store": {"errors", "models", "migrate", "urls", "findings.rules", "findings.stored"},
+    "safeload": {"errors"},
+    "urls": set(),
     "monitor": {
         "store",
         "registry.ctgov",
@@ -34,12 +36,34 @@ ALLOWED: dict[str, set[str]] = {
         "settings",
         "subscriptions",
         "history",
+        "backfill",
+        "findings.keeper",
+    },
+    "backfill": {
+        "diff",
+        "findings.keeper",
+        "history",
+        "models",
+        "settings",
+        "store",
+        "subscriptions",
+    },
+    "findings.facts": set(),
+    "findings.rules": {"findings.facts", "models"},
+    "findings.stored": {"models"},
+    "findings.keeper": {
+        "findings.facts",
+        "findings.rules",
+        "findings.stored",
+        "models",
+        "settings",
+        "store",
     },
     "history": {"errors", "registry.ctgov", "registry.normalise", "store"},
     "notify.render": {"models", "diff"},
     "outbox": {"store", "notify.base", "notify.render", "settings", "errors", "clock"},
 }
-PURE = {"registry.normalise", "diff", "text", "models"}
+PURE = {"registry.normalise", "diff", "text", "models", "findings.facts", "findings.rules"}
 IMPURE_MODULES = {"httpx", "sqlalchemy", "alembic", "socket", "time", "os", "random", "smtplib"}
 
 

@@ -38,6 +38,30 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     (["--config", "missing.toml", "watch", "list"], "config file missing.toml: not found"),
     (["import-bulk", "garbage.json"], "garbage.json: not a zip file"),
     (["nonsense"], "No such command 'nonsense'"),
+    # issue 12: non-ASCII digits, documents built to exhaust the parser, numbers and dates out
+    # of range, device nodes as files, non-finite settings
+    (
+        ["watch", "add", "NCT０５６０５６６５"],
+        "'NCT０５６０５６６５' is not a ClinicalTrials.gov id",
+    ),
+    (["outbox", "replay", "99999999999999999999"], "99999999999999999999 is not in the range"),
+    (["changes", "--limit", "99999999999999999999"], "99999999999999999999 is not in the range"),
+    (["changes", "--since", "9999-12-31"], "--since '9999-12-31' is in the future"),
+    (["diff", "deep.json", "study.json"], "deep.json: nested deeper than 64 levels"),
+    (["diff", "/dev/zero", "study.json"], "/dev/zero: not a regular file"),
+    (["report", "--out", "/dev/full"], "--out /dev/full: exists and is not a regular file"),
+    (["seeds", "load", "deep-seeds"], "deep-seeds/x.toml: nested deeper than 64 levels"),
+    (["--config", "/dev/zero", "watch", "list"], "config file /dev/zero: not a regular file"),
+    (["import-bulk", "/dev/zero"], "/dev/zero: not a regular file"),
+    (["--config", "deep.toml", "watch", "list"], "config file deep.toml: nested deeper than 64"),
+    (
+        ["--config", "huge.toml", "watch", "list"],
+        "setting schedule.sync_every_seconds: Input should be less than or equal to 31622400",
+    ),
+    (
+        ["--config", "inf.toml", "watch", "list"],
+        "setting ctgov.timeout_seconds: Input should be a finite number",
+    ),
 ]
 
 
@@ -51,6 +75,13 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     (tmp_path / "bad-seeds").mkdir()
     (tmp_path / "bad-seeds" / "x.toml").write_text('id = "x"\ntitel = "typo"\n')
+    deep = "[" * 100_000 + "]" * 100_000  # past the recursion limit of json and tomllib
+    (tmp_path / "deep.json").write_text(deep)
+    (tmp_path / "deep.toml").write_text(f"a = {deep}\n")
+    (tmp_path / "deep-seeds").mkdir()
+    (tmp_path / "deep-seeds" / "x.toml").write_text(f'id = "deep-seed"\na = {deep}\n')
+    (tmp_path / "huge.toml").write_text("[schedule]\nsync_every_seconds = 1e17\n")
+    (tmp_path / "inf.toml").write_text("[ctgov]\ntimeout_seconds = inf\n")
     return tmp_path
 
 

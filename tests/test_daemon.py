@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,8 +20,9 @@ from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
 from notify_servers import free_port, wait_until
 
-from service.health import HealthCheck
-from service.scheduler import sync_interval
+from service.errors import ConfigError, StoreError
+from service.health import CycleResult, HealthCheck, SyncState
+from service.scheduler import retry_delay, retry_first, sync_interval
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,12 +40,24 @@ def get(port: int, path: str) -> tuple[int, bytes]:
 
 
 class Daemon:
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.process, self.port, self.log = process, port, log
+    def __init__(
+        self, process: subprocess.Popen[bytes], port: int, log: Path, emulator: Emulator
+    ) -> None:
+        self.process, self.port, self.log, self.emulator = process, port, log, emulator
 
     def health(self) -> tuple[int, dict[str, object]]:
-        status, body = get(self.port, "/healthz")
+        return self.probe("/healthz")
+
+    def ready(self) -> tuple[int, dict[str, object]]:
+        return self.probe("/readyz")
+
+    def probe(self, path: str) -> tuple[int, dict[str, object]]:
+        status, body = get(self.port, path)
         return status, json.loads(body) if body else {}
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -52,7 +66,14 @@ def start_daemon(
 ) -> Iterator[Callable[..., Daemon]]:
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*, registry_down: bool = False, database_url: str = sqlite_url) -> Daemon:
+    def start(
+        *,
+        registry_down: bool = False,
+        database_url: str = sqlite_url,
+        every: int = 1,
+        retry_seconds: float | None = None,
+        watch: bool = True,
+    ) -> Daemon:
         emulator = emulator_factory([TESTS_DATA / "records"])
         if registry_down:
             emulator.fault("503", count=-1)
@@ -60,20 +81,25 @@ def start_daemon(
         config.write_text(
             f'[ctgov]\napi_url = "{emulator.api_url}"\nhistory_url = "{emulator.history_url}"\n'
             "requests_per_second = 50.0\nhistory_gap_seconds = 0\n"
-            "max_attempts = 1\n[schedule]\nsync_every_seconds = 1\ndeliver_every_seconds = 1\n"
+            f"max_attempts = 1\n[schedule]\nsync_every_seconds = {every}\n"
+            "deliver_every_seconds = 1\n"
         )
         env = {
             **os.environ,
             "TRIALWATCH_CONFIG": str(config),
             "TRIALWATCH_DATABASE_URL": database_url,
         }
+        if retry_seconds is not None:
+            env["TRIALWATCH_SYNC_RETRY_SECONDS"] = str(retry_seconds)
+        ids = ["NCT00763412", "NCT00973089"] if watch else []
         subprocess.run(
-            [sys.executable, "-m", "service", "watch", "add", "NCT00763412", "NCT00973089"],
+            [sys.executable, "-m", "service", "watch", "add", *ids] if watch else
+            [sys.executable, "-m", "service", "init"],
             env=env,
             cwd=ROOT,
             check=True,
             capture_output=True,
-        )
+        )  # fmt: skip
         port = free_port()
         log = tmp_path / f"daemon-{len(started)}.log"
         with log.open("wb") as out:
@@ -85,7 +111,7 @@ def start_daemon(
                 stderr=subprocess.STDOUT,
             )
         started.append(process)
-        return Daemon(process, port, log)
+        return Daemon(process, port, log, emulator)
 
     yield start
     for process in started:
@@ -99,7 +125,11 @@ def test_the_daemon_syncs_on_schedule_serves_health_and_metrics_and_stops_on_sig
 ) -> None:
     daemon = start_daemon()
     wait_until(lambda: daemon.health()[0] == 200, timeout=30, what="/healthz to answer 200")
-    wait_until(lambda: daemon.health()[1].get("status") == "ok", timeout=30, what="a sync")
+    wait_until(lambda: daemon.ready()[0] == 200, timeout=30, what="/readyz after a sync")
+    _, ready = daemon.ready()
+    assert ready["status"] == "ok" and ready["last_success_at"]
+    assert ready["last_sync"]["outcome"] == "ok"  # type: ignore[index]
+    assert ready["next_sync_at"]
     status, metrics = get(daemon.port, "/metrics")
     text = metrics.decode()
     assert status == 200
@@ -108,22 +138,101 @@ def test_the_daemon_syncs_on_schedule_serves_health_and_metrics_and_stops_on_sig
     assert 'trialwatch_registry_requests_total{status="200"}' in text
     assert "trialwatch_watched_records 2.0" in text
     assert "trialwatch_outbox_pending 0.0" in text
-    daemon.process.send_signal(signal.SIGTERM)
-    assert daemon.process.wait(timeout=30) == 0
+    assert daemon.stop() == 0
     log = daemon.log.read_text()
     assert "trialwatch daemon started: sync every 1 s" in log
     assert "SIGTERM received" in log
 
 
-def test_health_turns_503_when_syncs_keep_failing(start_daemon: Callable[..., Daemon]) -> None:
-    daemon = start_daemon(registry_down=True)
+def test_a_registry_that_is_down_leaves_the_daemon_alive_but_not_ready_and_it_recovers(
+    start_daemon: Callable[..., Daemon],
+) -> None:
+    # an hourly schedule: only the retry (1 s here, 1 min by default) can make it ready soon
+    daemon = start_daemon(registry_down=True, every=3600, retry_seconds=1)
+    wait_until(lambda: daemon.ready()[0] == 503 and daemon.ready()[1].get("last_sync"),
+               timeout=30, what="/readyz to report the failed cycle")  # fmt: skip
+    live, alive = daemon.health()
+    status, ready = daemon.ready()
+    assert (live, alive["status"]) == (200, "ok")  # alive: restarting would not help
+    assert (status, ready["status"]) == (503, "failing")
+    assert ready["last_sync"]["outcome"] == "failed"  # type: ignore[index]
+    assert "503" in str(ready["last_sync"]["error"])  # type: ignore[index]
+    assert "failed" in str(ready["detail"]) and "no sync has finished" not in json.dumps(ready)
+    assert ready["last_success_at"] is None
+    next_at = datetime.fromisoformat(str(ready["next_sync_at"]))
+    assert next_at - datetime.now(UTC) < timedelta(minutes=5)  # a retry, not the next hour
+    assert healthcheck(daemon.port).returncode == 0
+    not_ready = healthcheck(daemon.port, "--ready")
+    assert not_ready.returncode == 1 and '"status": "failing"' in not_ready.stdout
+    daemon.emulator.clear_faults()
+    wait_until(
+        lambda: daemon.ready()[0] == 200, timeout=30, what="ready after the registry is back"
+    )
+    assert daemon.ready()[1]["last_sync"]["outcome"] == "ok"  # type: ignore[index]
+    _, metrics = get(daemon.port, "/metrics")
+    assert b'trialwatch_sync_runs_total{outcome="failed"}' in metrics
+    assert daemon.stop() == 0
+    assert "retrying in 1 s" in daemon.log.read_text()
+
+
+def test_a_sqlite_store_deleted_under_the_daemon_is_a_failure_not_a_success(
+    start_daemon: Callable[..., Daemon], sqlite_url: str
+) -> None:
+    daemon = start_daemon()
+    wait_until(lambda: daemon.ready()[0] == 200, timeout=30, what="a first sync")
+    folder = Path(sqlite_url.removeprefix("sqlite:///")).parent
+    shutil.rmtree(folder)
     wait_until(lambda: daemon.health()[0] == 503, timeout=30, what="/healthz to answer 503")
     _, body = daemon.health()
-    assert body["status"] == "failing" and "no successful sync" in str(body["detail"])
-    _, metrics = get(daemon.port, "/metrics")
-    assert b'trialwatch_registry_requests_total{status="503"}' in metrics
-    daemon.process.send_signal(signal.SIGINT)
-    assert daemon.process.wait(timeout=30) == 0
+    assert body["status"] == "failing" and "gone" in str(body["detail"])
+    wait_until(lambda: "sync failed: store" in daemon.log.read_text(), timeout=30,
+               what="the next sync to fail loudly")  # fmt: skip
+    assert daemon.ready()[0] == 503
+    assert daemon.stop() == 0
+
+
+def test_a_daemon_with_nothing_to_watch_says_how_to_add_something(
+    start_daemon: Callable[..., Daemon],
+) -> None:
+    daemon = start_daemon(watch=False)
+    wait_until(lambda: "nothing is watched" in daemon.log.read_text(), timeout=30,
+               what="the hint in the log")  # fmt: skip
+    log = daemon.log.read_text()
+    assert "trialwatch watch add" in log and "trialwatch seeds load" in log
+    assert daemon.stop() == 0
+
+
+def test_postgresql_gone_answers_503_on_every_probe_without_a_traceback(
+    start_daemon: Callable[..., Daemon], postgres_url: str
+) -> None:
+    daemon = start_daemon(database_url=postgres_url)
+    wait_until(lambda: daemon.ready()[0] == 200, timeout=30, what="a first sync")
+    drop_database(postgres_url)
+    for path in ("/healthz", "/readyz", "/metrics"):
+        wait_until(lambda p=path: get(daemon.port, p)[0] == 503, timeout=30,
+                   what=f"{path} to answer 503")  # fmt: skip
+    _, body = daemon.health()
+    assert "store" in str(body["detail"])
+    wait_until(lambda: "sync failed: store" in daemon.log.read_text(), timeout=30,
+               what="the sync (and its lock) to fail as a store error")  # fmt: skip
+    assert daemon.stop() == 0
+    assert "Traceback" not in daemon.log.read_text()
+
+
+def healthcheck(port: int, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", "healthcheck", "--port", str(port), *options],
+        cwd=ROOT, capture_output=True, text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TRIALWATCH_")},
+    )  # fmt: skip
+
+
+def drop_database(url: str) -> None:
+    from dbs import _admin_connection
+    from sqlalchemy.engine import make_url
+
+    with _admin_connection() as admin:
+        admin.execute(f'DROP DATABASE "{make_url(url).database}" WITH (FORCE)')
 
 
 class Clock:
@@ -134,25 +243,103 @@ class Clock:
         return self.now
 
 
-def test_health_says_starting_then_ok_then_failing() -> None:
-    clock = Clock()
-    last: list[datetime | None] = [None]
-    check = HealthCheck(lambda: last[0], timedelta(hours=2), clock)
-    assert check.verdict()[0] == 200 and check.verdict()[1]["status"] == "starting"
-    last[0] = T0 + timedelta(minutes=5)
-    clock.now = T0 + timedelta(hours=1)
-    assert check.verdict()[1]["status"] == "ok"
-    clock.now = T0 + timedelta(hours=3)
-    code, body = check.verdict()
+class Probes:
+    """A HealthCheck over a fake clock, store and scheduler."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.state = SyncState()
+        self.success: datetime | None = None
+        self.store_error: Exception | None = None
+        self.running = True
+        self.check = HealthCheck(
+            state=self.state,
+            last_success=lambda: self.success,
+            store_check=self.store_check,
+            scheduler_running=lambda: self.running,
+            next_sync_at=lambda: T0 + timedelta(days=1),
+            tolerance=timedelta(hours=2),
+            clock=self.clock,
+        )
+
+    def store_check(self) -> None:
+        if self.store_error is not None:
+            raise self.store_error
+
+    def cycle(self, outcome: str, error: str | None = None) -> None:
+        self.state.record(CycleResult(self.clock.now, outcome, checked=2, error=error))
+        if outcome != "failed":
+            self.success = self.clock.now
+
+
+def test_ready_only_after_a_success_and_not_after_a_wholly_failed_cycle() -> None:
+    probes = Probes()
+    code, body = probes.check.readiness()
+    assert (code, body["status"]) == (503, "starting")
+    assert probes.check.liveness()[0] == 200
+    probes.clock.now = T0 + timedelta(minutes=1)
+    probes.cycle("failed", "every study failed (registry): 503")
+    code, body = probes.check.readiness()
     assert (code, body["status"]) == (503, "failing")
-    assert body["detail"] == "no successful sync for 10500 s"
+    assert "no sync has" not in json.dumps(body) and "503" in str(body["detail"])
+    assert body["last_sync"]["outcome"] == "failed" and body["failed_cycles_in_a_row"] == 1
+    assert probes.check.liveness()[0] == 200  # a registry down is not a dead daemon
+    probes.clock.now = T0 + timedelta(minutes=2)
+    probes.cycle("partial")
+    assert probes.check.readiness()[:1] == (200,)
+    probes.clock.now = T0 + timedelta(minutes=3)
+    probes.cycle("failed", "every study failed (registry): timeout")
+    assert probes.check.readiness()[0] == 503  # the latest cycle failed as a whole
 
 
-def test_a_daemon_that_never_succeeds_fails_after_the_tolerance() -> None:
-    clock = Clock()
-    check = HealthCheck(lambda: None, timedelta(hours=2), clock)
-    clock.now = T0 + timedelta(hours=2, seconds=1)
-    assert check.verdict()[0] == 503
+def test_ready_turns_stale_two_intervals_after_the_last_success() -> None:
+    probes = Probes()
+    probes.cycle("ok")
+    probes.clock.now = T0 + timedelta(hours=2)
+    assert probes.check.readiness()[0] == 200
+    probes.clock.now = T0 + timedelta(hours=2, seconds=1)
+    code, body = probes.check.readiness()
+    assert (code, body["status"]) == (503, "stale")
+    assert body["detail"] == "no successful sync for 7201 s (> 7200 s)"
+
+
+def test_another_replicas_success_after_our_failure_makes_us_ready() -> None:
+    probes = Probes()
+    probes.cycle("failed", "every study failed")
+    probes.success = T0 + timedelta(seconds=30)  # read from the store: any replica's
+    probes.clock.now = T0 + timedelta(minutes=1)
+    assert probes.check.readiness()[0] == 200
+
+
+def test_liveness_fails_when_the_store_or_the_scheduler_does_not_answer() -> None:
+    probes = Probes()
+    probes.cycle("ok")
+    probes.store_error = StoreError("store sqlite:///x.db: the database file x.db is gone")
+    code, body = probes.check.liveness()
+    assert (code, body["status"]) == (503, "failing") and "is gone" in str(body["detail"])
+    assert probes.check.readiness()[0] == 503
+    probes.store_error = RuntimeError("boom")  # whatever the store raises, an answer
+    assert probes.check.liveness()[0] == 503
+    probes.store_error, probes.running = None, False
+    code, body = probes.check.liveness()
+    assert code == 503 and body["checks"] == {"scheduler": "stopped", "store": "ok"}
+
+
+def test_a_wholly_failed_cycle_is_retried_after_one_minute_doubling_up_to_the_interval() -> None:
+    day = timedelta(days=1)
+    minute = timedelta(minutes=1)
+    delays = [retry_delay(n, minute, day) for n in (1, 2, 3, 4, 11, 12, 1000)]
+    assert delays[:5] == [minute, 2 * minute, 4 * minute, 8 * minute, 1024 * minute]
+    assert delays[5:] == [day, day]
+    assert retry_delay(1, minute, timedelta(seconds=10)) == timedelta(seconds=10)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "1e99", "soon"])
+def test_a_bad_first_retry_delay_is_one_line(value: str) -> None:
+    with pytest.raises(ConfigError, match="TRIALWATCH_SYNC_RETRY_SECONDS"):
+        retry_first({"TRIALWATCH_SYNC_RETRY_SECONDS": value})
+    assert retry_first({}) == timedelta(minutes=1)
+    assert retry_first({"TRIALWATCH_SYNC_RETRY_SECONDS": "2.5"}) == timedelta(seconds=2.5)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ Edit = Callable[[dict[str, Any]], None]
 
 
 def real(study_id: str) -> dict[str, Any]:
-    return json.loads((TESTS_DATA / "records" / f"{study_id}.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((TESTS_DATA / "findings" / f"{study_id}.json").read_text())  # type: ignore[no-any-return]
 
 
 def edited(record: dict[str, Any], *edits: Edit) -> dict[str, Any]:

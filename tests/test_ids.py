@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
+from twconfig import runner
 
 from service.errors import InputError
 from service.ids import (
@@ -257,3 +259,61 @@ def test_what_the_reference_table_finds_in_a_text_is_found_here_too(
 
 def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
+
+
+# ---- ASCII only: every Unicode digit class -----------------------------------------------------
+
+# One digit of every non-ASCII decimal-digit block (category Nd): fullwidth, Arabic-Indic,
+# Devanagari, mathematical bold, … — 60-odd blocks; `\d` without re.ASCII matches them all.
+NON_ASCII_DIGITS = [
+    chr(code)
+    for code in range(0x80, 0x110000)
+    if unicodedata.category(chr(code)) == "Nd" and unicodedata.digit(chr(code)) == 0
+]
+
+
+def test_there_are_many_non_ascii_digit_blocks_to_refuse() -> None:
+    assert len(NON_ASCII_DIGITS) > 50  # the test below is not vacuous
+    assert "\uff10" in NON_ASCII_DIGITS and "\u0660" in NON_ASCII_DIGITS  # fullwidth, Arabic
+
+
+@pytest.mark.parametrize("zero", NON_ASCII_DIGITS, ids=lambda z: unicodedata.name(z))
+def test_an_id_with_non_ascii_digits_is_refused_everywhere(zero: str) -> None:
+    # the digits 0-9 of this block, spelled as NCT05605665 would be
+    digits = "".join(chr(ord(zero) + int(d)) for d in "05605665")
+    with pytest.raises(InputError, match=r"is not a ClinicalTrials\.gov id"):
+        parse_nct("NCT" + digits)
+    with pytest.raises(InputError):
+        parse_registry_id("NCT" + digits)
+    assert find_registry_ids(f"registered as NCT{digits} and ISRCTN{digits}") == []
+    one_digit_swapped = "NCT0560566" + chr(ord(zero) + 5)
+    with pytest.raises(InputError):
+        parse_nct(one_digit_swapped)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["\u0131SRCTN12345678", "\u017fLCTR2019012", "\u212aCT0001234", "NCT05605665\u0338"],
+    ids=["dotless-i", "long-s", "kelvin-sign", "combining-mark"],
+)
+def test_letters_that_fold_to_ascii_are_not_identifiers(typed: str) -> None:
+    with pytest.raises(InputError):
+        parse_registry_id(typed)
+    assert find_registry_ids(typed) in ([], [RegistryId("ctgov", "NCT05605665")])
+
+
+def test_an_id_next_to_cjk_text_is_still_found() -> None:
+    # With ASCII word boundaries, Chinese text around an id no longer hides it.
+    assert find_registry_ids("注册号NCT05605665。") == [RegistryId("ctgov", "NCT05605665")]
+
+
+def test_watch_add_refuses_fullwidth_digits_and_watches_nothing(tmp_path: Path) -> None:
+    env = {"TRIALWATCH_DATABASE_URL": f"sqlite:///{tmp_path}/t.db", "TRIALWATCH_CONFIG": ""}
+    run = runner(env)
+    refused = run("watch", "add", "NCT０５６０５６６５")
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == (
+        "trialwatch: error: 'NCT０５６０５６６５' is not a ClinicalTrials.gov id "
+        "(NCT followed by 8 digits, e.g. NCT05605665)"
+    )
+    assert run("watch", "list", "--json").json() == []

@@ -312,13 +312,18 @@ def test_conditions_are_folded_deduplicated_and_sorted() -> None:
 # --- defaults and coercion --------------------------------------------------------------------
 
 
+# The normaliser always knows the description fields: "" is "the record has none", unlike the
+# None of a snapshot stored before they were tracked.
+EMPTY = Snapshot(study_id="NCT01234567", brief_summary="", detailed_description="")
+
+
 def test_a_record_with_only_an_id_gets_every_default() -> None:
-    assert normalise(minimal()) == Snapshot(study_id="NCT01234567")
+    assert normalise(minimal()) == EMPTY
 
 
 def test_empty_and_null_modules_are_missing_modules() -> None:
     raw = minimal(statusModule=None, designModule={}, outcomesModule={"primaryOutcomes": None})
-    assert normalise(raw) == Snapshot(study_id="NCT01234567")
+    assert normalise(raw) == EMPTY
 
 
 def test_a_lower_case_id_with_spaces_is_upper_cased() -> None:
@@ -560,3 +565,129 @@ def test_a_real_record_with_random_values_replaced_normalises_or_raises_record_i
         path = data.draw(st.sampled_from(_paths(raw)), label="path")
         raw = _replaced(raw, path, data.draw(JSON_VALUES, label="value"))
     _normalises_or_is_invalid(raw)
+
+
+# --- description ------------------------------------------------------------------------------
+
+
+def test_brief_summary_and_detailed_description_are_read_and_folded() -> None:
+    raw = load(WITH_RESULTS)
+    description = raw["protocolSection"]["descriptionModule"]
+    snapshot = normalise(raw)
+    assert snapshot.brief_summary == " ".join(description["briefSummary"].split())
+    assert snapshot.detailed_description.startswith("As people with Cystic Fibrosis (CF) are")
+    assert "\n" not in snapshot.detailed_description
+
+
+def test_a_record_without_a_description_module_has_empty_description_fields() -> None:
+    snapshot = normalise(minimal())
+    assert (snapshot.brief_summary, snapshot.detailed_description) == ("", "")
+
+
+# --- enums ------------------------------------------------------------------------------------
+
+ENUM_FIELDS = [
+    (("statusModule", "overallStatus"), "protocolSection.statusModule.overallStatus"),
+    (("statusModule", "lastKnownStatus"), "protocolSection.statusModule.lastKnownStatus"),
+    (
+        ("statusModule", "startDateStruct", "type"),
+        "protocolSection.statusModule.startDateStruct.type",
+    ),
+    (
+        ("statusModule", "primaryCompletionDateStruct", "type"),
+        "protocolSection.statusModule.primaryCompletionDateStruct.type",
+    ),
+    (("designModule", "studyType"), "protocolSection.designModule.studyType"),
+    (("designModule", "phases", 0), "protocolSection.designModule.phases[0]"),
+    (
+        ("designModule", "enrollmentInfo", "type"),
+        "protocolSection.designModule.enrollmentInfo.type",
+    ),
+    (
+        ("designModule", "designInfo", "allocation"),
+        "protocolSection.designModule.designInfo.allocation",
+    ),
+    (
+        ("designModule", "designInfo", "maskingInfo", "masking"),
+        "protocolSection.designModule.designInfo.maskingInfo.masking",
+    ),
+    (
+        ("designModule", "designInfo", "primaryPurpose"),
+        "protocolSection.designModule.designInfo.primaryPurpose",
+    ),
+    (("eligibilityModule", "sex"), "protocolSection.eligibilityModule.sex"),
+    (
+        ("armsInterventionsModule", "interventions", 0, "type"),
+        "protocolSection.armsInterventionsModule.interventions[0].type",
+    ),
+    (
+        ("armsInterventionsModule", "armGroups", 0, "type"),
+        "protocolSection.armsInterventionsModule.armGroups[0].type",
+    ),
+]
+
+
+def _set(raw: dict[str, Any], keys: tuple[str | int, ...], value: Any) -> None:
+    node: Any = raw["protocolSection"]
+    for key in keys[:-1]:
+        if isinstance(key, str):
+            node = node.setdefault(
+                key, {} if not isinstance(keys[keys.index(key) + 1], int) else []
+            )
+        else:
+            while len(node) <= key:
+                node.append({})
+            node = node[key]
+    last = keys[-1]
+    if isinstance(last, int):
+        while len(node) <= last:
+            node.append(None)
+    node[last] = value
+
+
+@pytest.mark.parametrize(("keys", "path"), ENUM_FIELDS, ids=[p for _, p in ENUM_FIELDS])
+def test_an_unknown_enum_value_is_refused_naming_the_field_and_the_value(
+    keys: tuple[str | int, ...], path: str
+) -> None:
+    raw = copy.deepcopy(load(WITH_RESULTS))
+    _set(raw, keys, "BOGUS_VALUE")
+    with pytest.raises(RecordInvalid) as caught:
+        normalise(raw)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: 'BOGUS_VALUE' is not one of the allowed values (")
+
+
+def test_the_message_lists_the_allowed_values() -> None:
+    raw = minimal(statusModule={"overallStatus": "RECRUTING"})
+    with pytest.raises(RecordInvalid, match=r"'RECRUTING' is not one of the allowed values"):
+        normalise(raw)
+    raw = minimal(designModule={"enrollmentInfo": {"type": "GUESSED"}})
+    with pytest.raises(RecordInvalid) as caught:
+        normalise(raw)
+    assert str(caught.value) == (
+        "protocolSection.designModule.enrollmentInfo.type: 'GUESSED' is not one of the "
+        "allowed values (ACTUAL, ESTIMATED)"
+    )
+
+
+def test_an_enum_in_another_spelling_or_the_classic_word_is_read_as_the_v2_value() -> None:
+    raw = minimal(
+        statusModule={"overallStatus": "Active, not recruiting"},
+        designModule={"enrollmentInfo": {"count": 30, "type": "Anticipated"}, "phases": ["phase2"]},
+    )
+    snapshot = normalise(raw)
+    assert snapshot.overall_status == "ACTIVE_NOT_RECRUITING"
+    assert snapshot.enrollment_type == "ESTIMATED"
+    assert snapshot.phases == ("PHASE2",)
+
+
+def test_every_enum_value_of_the_bundled_real_records_is_allowed() -> None:
+    # The records themselves normalise (above); this names what they hold, so a narrowed
+    # allowed list shows up as the value it would refuse.
+    seen: set[str] = set()
+    for path in bundled_files() + sorted((RECORDS.parent / "diff").glob("*.json")):
+        snapshot = normalise(json.loads(path.read_text(encoding="utf-8")))
+        seen |= {snapshot.overall_status, snapshot.study_type, snapshot.enrollment_type}
+        seen |= set(snapshot.phases) | {site.status for site in snapshot.locations}
+    assert {"COMPLETED", "WITHDRAWN", "UNKNOWN", "INTERVENTIONAL", "OBSERVATIONAL"} <= seen
+    assert {"ACTUAL", "ESTIMATED", "PHASE3", "NA"} <= seen

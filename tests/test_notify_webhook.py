@@ -397,7 +397,7 @@ APPRISE_IMPORT = pytest.mark.filterwarnings("ignore:'imghdr' is deprecated:Depre
 
 
 def apprise_channel(*urls: str) -> AppriseChannel:
-    return AppriseChannel(name="chat", type="apprise", urls=list(urls))
+    return AppriseChannel(name="chat", type="apprise", urls=list(urls), allow_private_network=True)
 
 
 def test_build_sender_picks_the_sender_for_the_channel_type(http: httpx.Client) -> None:

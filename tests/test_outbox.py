@@ -1,5 +1,6 @@
 """The outbox on SQLite and PostgreSQL: queued with the changes, claimed, sent once, retried,
-dead-lettered, replayed, taken over after a worker dies, and digests grouped.
+dead-lettered, replayed, taken over after a worker hangs (its lease) or dies (on PostgreSQL at
+once: a claim lasts as long as its worker's connection), and digests grouped.
 
 The sender here is a recorder standing in for a channel (the real SMTP and webhook senders are
 tested against real servers in test_notify_*.py and end to end in test_notify_e2e.py).
@@ -7,16 +8,19 @@ tested against real servers in test_notify_*.py and end to end in test_notify_e2
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
-from service.errors import DeliveryError
+from service.errors import DeliveryError, StoreError
 from service.models import Change, Route, Snapshot
 from service.notify.render import Message
-from service.outbox import Dispatcher
+from service.outbox import Dispatcher, worker_name
 from service.settings import DeliverySettings
-from service.store import NewVersion, Store
+from service.store import WORKER_LOCK, NewVersion, Store
 
 T0 = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 
@@ -167,9 +171,11 @@ def test_retries_stop_after_max_attempts(
     assert store.list_outbox(dead=True)[0]["attempts"] == 3
 
 
-def test_a_claim_of_a_dead_worker_is_taken_over_after_its_lease(
+def test_a_claim_of_a_hung_worker_is_taken_over_after_its_lease(
     store: Store, sender: RecordingSender, clock: Clock
 ) -> None:
+    # "dead-worker" claims through this very store, so on PostgreSQL its process is alive
+    # (hung, as far as the others can tell): only the lease frees the claim
     save(store, "NCT05605665", "COMPLETED", T0)
     [claimed] = store.claim_due(clock(), "dead-worker", clock() + timedelta(seconds=60), 10)
     assert dispatcher(store, sender, clock, worker="w2").deliver_due().sent == 0  # leased
@@ -222,3 +228,87 @@ def test_a_channel_removed_from_the_settings_dead_letters_its_queue(
     report = Dispatcher(store, {}, settings, clock=clock, worker="w").deliver_due()
     assert report.dead == 1
     assert "not configured" in store.list_outbox(dead=True)[0]["last_error"]
+
+
+# ---- PostgreSQL: a claim lasts as long as the process that made it ------------------------
+
+
+@pytest.fixture
+def pg_stores(postgres_url: str) -> Iterator[tuple[Store, Store]]:
+    """Two stores on one PostgreSQL database, standing in for two replicas."""
+    first, second = Store.open(postgres_url), Store.open(postgres_url, migrate=False)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def terminate_worker(store: Store, worker: str) -> int:
+    """Kill, server side, the connection holding ``worker``'s presence lock (what the server
+    sees when the worker's process dies); returns how many it ended."""
+    with store.engine.connect() as connection:
+        return int(
+            connection.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
+                    " WHERE locktype = 'advisory' AND objsubid = 2 AND classid = :cls"
+                    " AND objid::int4 = hashtext(:worker)"
+                ),
+                {"cls": WORKER_LOCK, "worker": worker},
+            )
+        )
+
+
+def wait_gone(store: Store, worker: str) -> None:
+    deadline = time.monotonic() + 5
+    while terminate_worker(store, worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_postgres_a_claim_of_a_worker_whose_process_died_is_taken_over_at_once(
+    pg_stores: tuple[Store, Store], sender: RecordingSender, clock: Clock
+) -> None:
+    replica, survivor = pg_stores
+    save(replica, "NCT05605665", "COMPLETED", T0)
+    [claimed] = replica.claim_due(clock(), "killed", clock() + timedelta(seconds=300), 10)
+    assert dispatcher(survivor, sender, clock, worker="w2").deliver_due().sent == 0  # alive
+    assert terminate_worker(replica, "killed") == 1
+    wait_gone(replica, "killed")
+    report = dispatcher(survivor, sender, clock, worker="w2").deliver_due()  # no clock advance
+    assert report.sent == 1
+    assert sender.sent[0].event_id == claimed.event_id  # a repeat keeps its event id
+    assert survivor.list_outbox() == []
+
+
+def test_postgres_a_worker_that_lost_its_connection_claims_again_under_a_new_lock(
+    pg_stores: tuple[Store, Store], clock: Clock
+) -> None:
+    replica, other = pg_stores
+    save(replica, "NCT05605665", "COMPLETED", T0)
+    lease = clock() + timedelta(seconds=300)
+    [first] = replica.claim_due(clock(), "w1", lease, 10)
+    wait_gone(replica, "w1")  # a network cut: to the others, w1 is gone
+    [taken] = other.claim_due(clock(), "w2", lease, 10)
+    assert taken.event_id == first.event_id
+    save(replica, "NCT00000002", "COMPLETED", T0)
+    [fresh] = replica.claim_due(clock(), "w1", lease, 10)  # reconnects, locks again
+    assert [s.study_id for s in fresh.studies] == ["NCT00000002"]
+    assert other.claim_due(clock(), "w2", lease, 10) == []  # w1 is back: its claim holds
+    replica.mark_sent(first.outbox_ids, "w1", clock())  # too late: w2 holds that claim now
+    assert [row["study_id"] for row in other.list_outbox()] == ["NCT05605665", "NCT00000002"]
+
+
+def test_postgres_one_worker_id_runs_in_one_process_only(
+    pg_stores: tuple[Store, Store], clock: Clock
+) -> None:
+    first, second = pg_stores
+    lease = clock() + timedelta(seconds=300)
+    assert first.claim_due(clock(), "same", lease, 10) == []
+    with pytest.raises(StoreError, match="'same' is running in another process"):
+        second.claim_due(clock(), "same", lease, 10)
+
+
+def test_worker_names_differ_between_processes_of_one_host() -> None:
+    # a restarted container can have the old one's hostname and pid: its claims must not
+    # pass for the new process's
+    assert worker_name() != worker_name()
+    assert len(worker_name()) <= 100

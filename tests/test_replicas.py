@@ -1,5 +1,7 @@
-"""Three daemons on one PostgreSQL store, one of them SIGKILLed mid-work: every change is
-recorded once and every notification delivered, a repeat only under the same event id."""
+"""Daemons on one PostgreSQL store, one of them SIGKILLed mid-work: every change is recorded
+once and every notification delivered, a repeat only under the same event id; the
+notifications the killed one had claimed are delivered by another within seconds, not after
+the claims' lease."""
 
 from __future__ import annotations
 
@@ -9,15 +11,17 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import twconfig
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
-from notify_servers import WebhookReceiver, wait_until
+from notify_servers import Reply, WebhookReceiver, wait_until
 from sqlalchemy import create_engine, text
 
 from service.store import database_url as driver_url
@@ -127,3 +131,86 @@ def test_replicas_lose_and_repeat_nothing_when_one_is_killed(
     for payload in payloads:  # a repeat carries the same event id AND the same content
         body = json.dumps(payload["changes"], sort_keys=True)
         assert by_event.setdefault(payload["id"], body) == body
+
+
+def test_a_killed_replicas_claims_are_delivered_by_another_within_seconds(
+    postgres_url: str,
+    emulator_factory: Callable[..., Emulator],
+    webhook_receiver: WebhookReceiver,
+    tmp_path: Path,
+) -> None:
+    """The lease is 300 s: only the claim dying with its process lets the survivor in."""
+    registry = emulator_factory()
+    studies = STUDIES[:5]
+    for study_id in studies:
+        registry.publish(study(study_id, "RECRUITING"), date="2026-11-01")
+    config = (
+        twconfig.ctgov(registry.api_url, registry.history_url, page_size=10)
+        + twconfig.table("[schedule]", sync_every_seconds=1, deliver_every_seconds=1)
+        + twconfig.table("[delivery]", lease_seconds=300, retry_initial_seconds=0)
+        + twconfig.webhook(webhook_receiver.url)
+        + twconfig.subscription("hook")
+    )
+    env = {**os.environ, **twconfig.environment(tmp_path, config, postgres_url)}
+    trialwatch = [sys.executable, "-m", "service"]
+    subprocess.run(
+        [*trialwatch, "watch", "add", *studies], env=env, cwd=ROOT, check=True, capture_output=True
+    )
+    daemons = {
+        (daemon := replica(trialwatch, env, tmp_path / f"replica-{n}.log")).pid: daemon
+        for n in range(2)
+    }
+    try:
+        wait_until(
+            lambda: rows(postgres_url, "SELECT count(*) FROM records")[0][0] == len(studies),
+            timeout=30,
+            what="the first sync",
+        )
+        webhook_receiver.reply(Reply(hang=True))  # the first delivery never gets an answer
+        for study_id in studies:
+            registry.publish(study(study_id, "TERMINATED"), date="2026-11-20")
+        wait_until(lambda: webhook_receiver.requests, timeout=30, what="a first delivery")
+        hung = webhook_receiver.requests[0].headers["trialwatch-event-id"]
+        [(claimed_by,)] = rows(
+            postgres_url, f"SELECT claimed_by FROM outbox WHERE event_id = '{hung}'"
+        )
+        holder = daemons.pop(int(claimed_by.split(":")[1]))  # worker ids are host:pid:token
+        holder.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        holder.wait(timeout=10)
+
+        def hung_event_delivered_again() -> bool:
+            events = [r.headers["trialwatch-event-id"] for r in webhook_receiver.requests]
+            return events.count(hung) == 2 and len(set(events)) == len(studies)
+
+        try:
+            wait_until(hung_event_delivered_again, timeout=20, what="the survivor to take over")
+        except pytest.fail.Exception:
+            pytest.fail(f"no takeover of {hung}: {explain(postgres_url, webhook_receiver)}")
+        takeover = time.monotonic() - killed_at
+    finally:
+        for daemon in daemons.values():
+            daemon.send_signal(signal.SIGTERM)
+        exits = [daemon.wait(timeout=30) for daemon in daemons.values()]
+    assert exits == [0]
+    assert takeover < 10, f"taken over after {takeover:.1f} s"  # the lease would be 300 s
+    assert rows(postgres_url, "SELECT status, count(*) FROM outbox GROUP BY status") == [
+        ("sent", len(studies))
+    ]
+    assert all(r.signature_valid for r in webhook_receiver.requests)
+    repeats = Counter(r.headers["trialwatch-event-id"] for r in webhook_receiver.requests)
+    assert repeats == Counter({**dict.fromkeys(repeats, 1), hung: 2})  # one repeat, same id
+
+
+def replica(trialwatch: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*trialwatch, "run"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb")
+    )
+
+
+def explain(url: str, receiver: WebhookReceiver) -> str:
+    """What a failed takeover leaves behind: the outbox, the worker locks, the deliveries."""
+    outbox = rows(url, "SELECT id, event_id, status, claimed_by, lease_until FROM outbox")
+    locks = rows(url, "SELECT pid, objid FROM pg_locks WHERE locktype = 'advisory'")
+    events = [r.headers["trialwatch-event-id"] for r in receiver.requests]
+    return f"outbox {outbox}; advisory locks {locks}; delivered {events}"

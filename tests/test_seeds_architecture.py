@@ -46,7 +46,7 @@ ALLOWED: dict[str, set[str]] = {
     "seeds.registry_page": {"seeds.model"},
     "seeds.synonyms": set(),
     "seeds.toml": set(),
-    "seeds.files": {"errors", "seeds", "seeds.model"},
+    "seeds.files": {"errors", "safeload", "seeds", "seeds.model"},
     "seeds.link": {
         "errors",
         "registry.normalise",

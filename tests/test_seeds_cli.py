@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import twconfig
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
 
+from service.cli_seeds import _compare_summary, _comparison_lines
 from service.registry.normalise import normalise
-from service.seeds.service import discrepancy_changes
+from service.seeds.service import CompareReport, Comparison, discrepancy_changes
 from service.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -310,3 +312,135 @@ def test_a_registry_update_that_opens_a_discrepancy_becomes_a_seed_change(
     assert changes[0].summary == (
         f"Seed {PAGE_SEED}: Enrollment: the document targets 30, the registry says 12 (estimated)"
     )
+
+
+def test_compare_names_what_it_could_not_compare_instead_of_no_discrepancies(
+    trialwatch: Trialwatch,
+) -> None:
+    trialwatch("seeds", "load", str(SEEDS))
+    before = trialwatch("seeds", "compare")
+    assert before.exit_code == 0, before.stderr
+    assert "no discrepancies" not in before.stdout  # nothing was compared: nothing to claim
+    lines = before.stdout.splitlines()
+    assert (
+        f"{PAGE_SEED} ↔ NCT05605665: not compared: NCT05605665 has not been synced yet: nothing "
+        "stored to compare with (run `trialwatch sync`)"
+    ) in lines
+    assert any(
+        line.startswith(
+            "leflunomide-pss-bikker-2012: not compared: no confident ClinicalTrials.gov link"
+        )
+        for line in lines
+    )
+    assert lines[-1] == (
+        "nothing could be compared: none of the 5 seed(s) has a confident registration that "
+        "has been synced (see above)"
+    )
+
+    trialwatch("seeds", "link")
+    trialwatch("sync")
+    after = trialwatch("seeds", "compare").stdout.splitlines()
+    clean = "baricitinib-ss-pilot-bai-2022 ↔ NCT04916756: no discrepancies"
+    (head,) = [line for line in after if line.startswith(clean)]
+    assert head == f"{clean} (compared: enrollment, enrollment type, status, dates)"
+    # what "no discrepancies" does not cover, and why, follows it
+    following = after[after.index(head) + 1 : after.index(head) + 3]
+    assert following == [
+        "  not compared: primary outcomes (the document names none as primary)",
+        "  not compared: phase (the document gives none)",
+    ]
+    assert after[-1] == "4 discrepancies in 3 comparison(s); 2 could not be compared (see above)"
+
+
+def test_an_imported_draft_keeps_the_documents_path_as_given(
+    trialwatch: Trialwatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    papers = tmp_path / "work" / "papers"
+    papers.mkdir(parents=True)
+    shutil.copy(DOCUMENTS / "003_low_dose_il2_sle.txt", papers / "il2.txt")
+    monkeypatch.chdir(tmp_path / "work")
+    outside = tmp_path / "il2-elsewhere.txt"
+    shutil.copy(DOCUMENTS / "003_low_dose_il2_sle.txt", outside)
+    documents = {
+        "papers/il2.txt": "papers/il2.txt",  # relative: as given
+        str(papers / "il2.txt"): "papers/il2.txt",  # absolute inside the working directory
+        str(outside): str(outside),  # absolute elsewhere: as given
+    }
+    for given, expected in documents.items():
+        printed = trialwatch("seeds", "import", given)
+        assert printed.exit_code == 0, printed.stderr
+        assert f'document = "{expected}"' in printed.stdout
+        assert printed.stdout.startswith(f"# Draft seed from {expected}, ")
+        assert "pilot" not in printed.stdout  # the letter never says pilot either way
+
+
+def test_a_seed_that_states_little_says_what_it_could_not_compare(
+    trialwatch: Trialwatch, tmp_path: Path
+) -> None:
+    directory = tmp_path / "seeds"
+    directory.mkdir()
+    (directory / "bare.toml").write_text(
+        'id = "bare-page"\ntitle = "A registry page saved without its tables"\n'
+        'kind = "registry_page"\n[[links]]\nregistry = "ctgov"\nid = "NCT05605665"\n'
+        'confidence = 1.0\nsource = "document"\n'
+    )
+    assert trialwatch("seeds", "load", str(directory)).exit_code == 0
+    assert trialwatch("sync").exit_code == 0
+    result = trialwatch("seeds", "compare", "bare-page")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "bare-page ↔ NCT05605665: 1 discrepancy (compared: enrollment type)",
+        "  medium  Enrollment is still an estimate in the registry although the study is completed",
+        "  not compared: enrollment (the document gives no size)",
+        "  not compared: primary outcomes (the document names none as primary)",
+        "  not compared: phase (the document gives none)",
+        "  not compared: status (the document gives none)",
+        "1 discrepancy in 1 comparison(s)",
+    ]
+
+
+def test_a_comparison_with_no_fact_on_both_sides_claims_nothing() -> None:
+    nothing = Comparison("bare-page", "NCT05605665", unchecked=("phase (the document gives none)",))
+    assert _comparison_lines(nothing) == [
+        "bare-page ↔ NCT05605665: not compared: no fact is given by both the document and the "
+        "record",
+        "  not compared: phase (the document gives none)",
+    ]
+    assert _compare_summary(CompareReport([nothing])) == (
+        "nothing could be compared: none of the 1 seed(s) has a confident registration that has "
+        "been synced (see above)"
+    )
+
+
+def test_a_registry_that_fails_half_way_leaves_the_seeds_before_it_shown_and_linked(
+    trialwatch: Trialwatch, registry: Emulator
+) -> None:
+    trialwatch("seeds", "load", str(SEEDS))
+    accepted = "leflunomide-pss-bikker-2012"
+    trialwatch("seeds", "link", accepted, "--accept", "NCT09900015")
+    registry.fault("503", count=-1)  # from now on the registry refuses every request
+    searched = "low-dose-il2-sle-case-humrich-2015"  # no confident link: needs a search
+    result = trialwatch("seeds", "link", PAGE_SEED, accepted, searched)
+    assert result.exit_code == 1
+    # the two seeds decided without a search are printed before the failure …
+    heads = [line for line in result.stdout.splitlines() if not line.startswith(" ")]
+    assert heads == [f"{PAGE_SEED}:", f"{accepted}:"]
+    assert "NCT05605665  1.00  confident" in result.stdout
+    assert "NCT09900015  1.00  confident" in result.stdout
+    # … and the search that could not be made is one line on stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("trialwatch: error: registry")
+
+
+def test_a_document_name_cannot_write_keys_into_its_draft(
+    trialwatch: Trialwatch, tmp_path: Path
+) -> None:
+    hostile = tmp_path / 'paper\nid = "injected"\n[x.txt'
+    shutil.copy(DOCUMENTS / "003_low_dose_il2_sle.txt", hostile)
+    into = tmp_path / "drafts"
+    result = trialwatch("seeds", "import", str(hostile), "--into", str(into))
+    assert result.exit_code == 0, result.stderr
+    (draft,) = into.glob("*.toml")
+    seed = tomllib.loads(draft.read_text())
+    assert seed["id"] == "rapid-induction-clinical-remission-low-dose-interleukin"
+    assert seed["document"] == str(hostile)  # the name, exactly, as a TOML string
+    assert "x" not in seed

@@ -10,7 +10,7 @@ import pytest
 
 from service.models import Outcome, Snapshot, StudyDate
 from service.registry.normalise import normalise
-from service.seeds.compare import compare, seed_discrepancy_changes
+from service.seeds.compare import compare, coverage, seed_discrepancy_changes
 from service.seeds.files import parse_seed
 from service.seeds.model import ReportedOutcome, Seed
 
@@ -223,3 +223,36 @@ def test_on_a_first_sighting_every_discrepancy_is_new(page_seed: Seed, completed
         "seed:il2-rapamycin-ss-nct05605665:phase",
     ]
     assert all(c.old is None and c.to_json()["kind"] == "field_changed" for c in changes)
+
+
+# ---- what could be compared ----------------------------------------------------------------------
+
+
+def test_coverage_names_every_fact_one_side_does_not_give(completed: Snapshot) -> None:
+    # the paper gives no phase; the registry record (here) gives no enrollment count
+    silent = completed.model_copy(update={"enrollment_count": None})
+    checked, unchecked = coverage(paper(), silent)
+    assert checked == ("enrollment type", "primary outcomes", "status", "dates")
+    assert unchecked == (
+        "enrollment (the registry record gives none)",
+        "phase (the document gives none)",
+    )
+    assert not [d for d in compare(paper(), silent) if d.field in {"enrollment", "phase"}]
+
+
+def test_coverage_of_a_page_leaves_dates_out_and_checks_the_rest(
+    page_seed: Seed, completed: Snapshot
+) -> None:
+    assert coverage(page_seed, completed) == (
+        ("enrollment", "enrollment type", "primary outcomes", "phase", "status"),
+        (),
+    )
+
+
+def test_a_document_with_nothing_comparable_checks_nothing(completed: Snapshot) -> None:
+    bare = Seed(id="bare-seed", title="A bare seed")
+    checked, unchecked = coverage(bare, completed)
+    assert "enrollment (the document gives no size)" in unchecked
+    assert "primary outcomes (the document names none as primary)" in unchecked
+    assert "dates (the document's publication year is not known)" in unchecked
+    assert checked == ("enrollment type", "status")  # the record's own facts: still checked

@@ -3,6 +3,8 @@ and on the phrase shapes the issue names."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -48,7 +50,8 @@ def test_the_baricitinib_letter_gives_we_enrolled_11_patients() -> None:
     assert seed.design.pilot and seed.design.phases == ()
     assert "Peking Union Medical College Hospital (PUMCH)" in seed.sponsor.affiliations
     assert seed.sponsor.countries == ("China",)
-    assert "Beijing" in seed.sponsor.cities
+    # "…, Wuhu, Anhui, China": Anhui is the province, Wuhu the city
+    assert seed.sponsor.cities == ("Beijing", "Wuhu")
 
 
 def test_the_lenalidomide_abstract_gives_five_subjects_open_label() -> None:
@@ -138,6 +141,97 @@ def test_every_draft_is_a_valid_seed_file(path: Path) -> None:
 def test_a_paper_without_a_citation_line_lists_the_citation_as_missing(path: Path) -> None:
     missing = draft_of(path.name).missing
     assert {"citation.year", "citation.journal", "citation.doi", "links"} <= set(missing)
+
+
+# ---- ids, places and silence ---------------------------------------------------------------------
+
+
+def slug_words(title: str) -> set[str]:
+    letters = unicodedata.normalize("NFKD", title).casefold()
+    plain = "".join(ch for ch in letters if not unicodedata.combining(ch))
+    return set(re.findall(r"[a-z0-9]+", plain))
+
+
+@pytest.mark.parametrize("path", sorted(DOCUMENTS.glob("*.txt")), ids=lambda p: p.stem)
+def test_a_draft_id_is_cut_between_words_never_inside_one(path: Path) -> None:
+    seed = draft_of(path.name).seed
+    assert len(seed.id) <= 60
+    assert set(seed.id.split("-")) <= slug_words(seed.title), seed.id
+
+
+def test_the_long_titles_give_ids_of_whole_words() -> None:
+    # "… cutaneous lupus erythematosus" used to end in "…-lupus-er"; "… syndrome is associated"
+    # in "…-syndrome-is"
+    ids = {
+        name: draft_of(name).seed.id
+        for name in ("000_leflunomide_pss.txt", "002_lenalidomide_cle.txt")
+    }
+    assert ids == {
+        "000_leflunomide_pss.txt": "clinical-efficacy-leflunomide-primary-sjogren-syndrome",
+        "002_lenalidomide_cle.txt": "lenalidomide-therapy-treatment-refractory-cutaneous-lupus",
+    }
+    one_word = extract("Supercalifragilistic" * 5 + " in a very long title indeed", name="x").seed
+    assert len(one_word.id) == 60  # a single word longer than an id is the one cut
+
+
+def variant(name: str, old: str, new: str) -> str:
+    text = (DOCUMENTS / name).read_text(encoding="utf-8")
+    assert old in text
+    return text.replace(old, new)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "cities", "countries"),
+    [
+        ("Wuhu, Anhui, China", "Hefei, Anhui Province, China", ("Beijing", "Hefei"), ("China",)),
+        ("Wuhu, Anhui, China", "Anhui, China", ("Beijing",), ("China",)),
+        (
+            "Wuhu, Anhui, China",
+            "University of Pennsylvania, Philadelphia, PA 19104, USA",
+            ("Beijing", "Philadelphia"),
+            ("China", "United States"),
+        ),
+        (
+            "Wuhu, Anhui, China",
+            "Toronto, Ontario, Canada",
+            ("Beijing", "Toronto"),
+            ("China", "Canada"),
+        ),
+        (
+            "Wuhu, Anhui, China",
+            "Utrecht 3584 CX, The Netherlands",
+            ("Beijing", "Utrecht"),
+            ("China", "Netherlands"),
+        ),
+    ],
+)
+def test_a_province_or_state_is_never_taken_for_the_city(
+    old: str, new: str, cities: tuple[str, ...], countries: tuple[str, ...]
+) -> None:
+    text = variant("001_baricitinib_ss.txt", old, new)
+    sponsor = extract(text).seed.sponsor
+    assert (sponsor.cities, sponsor.countries) == (cities, countries)
+
+
+def test_a_registry_page_site_named_by_its_province_gives_no_city() -> None:
+    text = variant("004_nct05605665_page.txt", "Beijing, Beijing, China", "Anhui, China")
+    sponsor = extract(text).seed.sponsor
+    assert (sponsor.cities, sponsor.countries) == ((), ("China",))
+
+
+@pytest.mark.parametrize(
+    "name", ["002_lenalidomide_cle.txt", "003_low_dose_il2_sle.txt", "004_nct05605665_page.txt"]
+)
+def test_a_document_silent_on_pilot_leaves_pilot_unknown(name: str) -> None:
+    draft = draft_of(name)
+    assert draft.seed.design.pilot is None
+    assert "pilot" not in seed_toml(draft.seed)  # the draft claims nothing either way
+
+
+def test_removing_the_word_pilot_from_a_pilot_leaves_it_unknown_not_false() -> None:
+    text = variant("000_leflunomide_pss.txt", "phase II pilot study", "phase II study")
+    design = extract(text).seed.design
+    assert design.pilot is None and design.phases == ("PHASE2",)
 
 
 # ---- nothing to extract --------------------------------------------------------------------------

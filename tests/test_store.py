@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from service.errors import StoreError
+from service.errors import StoreConflict, StoreError
 from service.migrate import HEAD, current_revision, head_revision, stored_revision
 from service.models import Change, Snapshot
-from service.store import Base, NewVersion, Store, database_url
+from service.store import Base, FirstSighting, NewVersion, Store, database_url
 
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 
@@ -203,3 +204,144 @@ def test_an_unreachable_database_is_a_store_error() -> None:
 
 def test_the_head_constant_names_the_newest_migration(store: Store) -> None:
     assert HEAD == head_revision(store.engine) == stored_revision(store.engine)
+
+
+# ---- versions are idempotent; sync runs never stay running; the store is checked ------------
+
+
+def test_a_registry_version_already_stored_is_a_conflict_and_writes_nothing(store: Store) -> None:
+    store.save_version(version(snapshot(), registry_version=4), [], None)
+    before = store.count_rows()
+    with pytest.raises(StoreConflict, match="version 4 is already stored"):
+        store.save_version(
+            version(snapshot(), T0 + timedelta(hours=1), registry_version=4),
+            [status_change("RECRUITING", "RECRUITING")],
+            None,
+        )
+    assert store.count_rows() == before
+    assert [v.version for v in store.list_versions("ctgov", "NCT05605665")] == [4]
+
+
+def test_a_version_without_a_number_is_not_stored_twice_either(store: Store) -> None:
+    store.save_version(version(snapshot()), [], None)
+    with pytest.raises(StoreConflict):
+        store.save_version(version(snapshot(), T0 + timedelta(hours=1)), [], None)
+    store.save_version(version(snapshot("COMPLETED")), [], None)  # new content is stored
+    assert len(store.list_versions("ctgov", "NCT05605665")) == 2
+
+
+def test_the_database_refuses_a_second_copy_of_a_registry_version(store: Store) -> None:
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from service.store import VersionRow
+
+    store.save_version(version(snapshot(), registry_version=4), [], None)
+    record_id = store.record_states("ctgov", ["NCT05605665"])["NCT05605665"].record_id
+    row = {
+        "record_id": record_id, "seq": 2, "registry_version": 4, "content_hash": "x",
+        "snapshot": "{}", "raw_gz": b"", "last_update_posted": "", "fetched_at": T0,
+    }  # fmt: skip
+    with pytest.raises(IntegrityError), store.engine.begin() as connection:
+        connection.execute(insert(VersionRow), row)
+
+
+def test_first_sightings_stored_by_another_process_meanwhile_are_a_conflict(store: Store) -> None:
+    sighting = FirstSighting(version(snapshot(), registry_version=0), [])
+    store.save_first_versions([sighting], None)
+    with pytest.raises(StoreConflict, match="another process stored some of them"):
+        store.save_first_versions([sighting], None)
+    assert store.count_rows()["record_versions"] == 1
+
+
+def test_a_sync_run_whose_cycle_raised_does_not_stay_running(store: Store) -> None:
+    run = store.start_run(T0)
+    store.abandon_runs("cycle aborted: store went away", T0 + timedelta(minutes=1))
+    assert store.recent_run_statuses(5) == ["failed"]
+    store.finish_run(store.start_run(T0), {**EMPTY_REPORT}, T0)
+    assert store.recent_run_statuses(5) == ["ok", "failed"]
+    assert run not in store._open_runs
+
+
+def test_a_run_left_open_is_closed_when_the_next_one_starts(store: Store) -> None:
+    store.start_run(T0)  # its cycle raised, and nobody abandoned it
+    store.finish_run(store.start_run(T0), {**EMPTY_REPORT}, T0)
+    assert store.recent_run_statuses(5) == ["ok", "failed"]
+
+
+def test_a_deleted_or_replaced_sqlite_file_fails_the_store_check(tmp_path: Path) -> None:
+    path = tmp_path / "store" / "tw.db"
+    store = Store.open(f"sqlite:///{path}")
+    store.check()
+    path.unlink()
+    with pytest.raises(StoreError, match="is gone"):
+        store.check()
+    other = Store.open(f"sqlite:///{path}")  # a new file at the same place
+    with pytest.raises(StoreError, match="was replaced"):
+        store.check()
+    other.close()
+    store.close()
+
+
+def test_the_sync_lock_of_a_database_that_is_gone_is_a_store_error() -> None:
+    from service.store import create_store_engine
+
+    store = Store(create_store_engine("postgresql://nobody@127.0.0.1:1/none"))
+    with pytest.raises(StoreError, match="store postgresql"), store.sync_lock():
+        pass
+
+
+def test_migration_0005_removes_duplicate_versions_keeping_the_first(database_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from service.migrate import alembic_config
+    from service.store import create_store_engine
+
+    engine = create_store_engine(database_url)
+    command.upgrade(alembic_config(engine), "0004")
+    with engine.begin() as db:
+        db.execute(text(
+            "INSERT INTO records (id, registry, study_id, title, overall_status, state, "
+            "content_hash, latest_seq, latest_registry_version, last_update_posted, "
+            "first_seen_at) VALUES (1, 'ctgov', 'NCT05605665', '', '', 'active', 'h3', 4, 3, "
+            "'', :t)"
+        ), {"t": T0})  # fmt: skip
+        for version_id, seq, number, content in [(1, 1, 1, "h1"), (2, 2, 2, "h2"),
+                                                 (3, 3, 2, "h2"), (4, 4, 3, "h3")]:  # fmt: skip
+            db.execute(text(
+                "INSERT INTO record_versions (id, record_id, seq, registry_version, "
+                "content_hash, snapshot, raw_gz, last_update_posted, fetched_at) "
+                "VALUES (:id, 1, :seq, :n, :h, '{}', :raw, '', :t)"
+            ), dict(id=version_id, seq=seq, n=number, h=content, raw=b"", t=T0))  # fmt: skip
+        for change_id, into in [(1, 2), (2, 3), (3, 4)]:
+            db.execute(text(
+                "INSERT INTO changes (id, record_id, to_version_id, kind, field, severity, "
+                "summary, historical, detected_at) VALUES (:id, 1, :v, 'status_changed', "
+                "'protocolSection.statusModule.overallStatus', 'medium', 's', false, :t)"
+            ), {"id": change_id, "v": into, "t": T0})  # fmt: skip
+    command.upgrade(alembic_config(engine), "head")
+    with engine.connect() as db:
+        versions = db.execute(
+            text("SELECT id, seq, registry_version FROM record_versions ORDER BY seq")
+        ).all()
+        changes = db.execute(text("SELECT id, to_version_id FROM changes ORDER BY id")).all()
+        latest = db.execute(text("SELECT latest_seq FROM records")).scalar()
+    engine.dispose()
+    assert [tuple(v) for v in versions] == [(1, 1, 1), (2, 2, 2), (4, 3, 3)]
+    assert [tuple(c) for c in changes] == [(1, 2), (3, 4)]  # the copy's repeat went
+    assert latest == 3
+
+
+EMPTY_REPORT = {
+    "checked": 0, "new": 0, "changed": 0, "unchanged": 0, "failed": 0, "requests": 0,
+    "errors": [],
+}  # fmt: skip
+
+
+def test_a_broken_write_is_an_error_not_a_conflict(store: Store) -> None:
+    store.save_version(version(snapshot()), [], None)
+    broken = status_change("RECRUITING", "COMPLETED").model_copy(update={"field": None})
+    with pytest.raises(StoreError) as raised:
+        store.save_version(version(snapshot("COMPLETED")), [broken], None)
+    assert not isinstance(raised.value, StoreConflict)  # a bug must not pass for a race

@@ -390,3 +390,21 @@ RULES: tuple[Rule, ...] = (
 )
 RULE_NAMES = tuple(rule.__name__ for rule in RULES)
 DATE_DEPENDENT = frozenset({"results_overdue", "results_due_soon", "status_stale"})
+
+
+def next_review(facts: TrialFacts, today: date, limits: Thresholds | None = None) -> date | None:
+    """The first day after ``today`` on which a date-dependent rule may change its verdict for
+    a record whose latest version has ``facts`` (None: no date will change anything). A cycle
+    re-evaluates only the records whose day has come, not the whole watch list."""
+    limits = limits or Thresholds()
+    days: list[date] = []
+    due = _results_deadline(facts, limits)
+    if due is not None:
+        days += [due.deadline - timedelta(days=limits.due_soon_days), due.deadline + timedelta(1)]
+    if facts.overall_status in ACTIVE_STATUSES:
+        if facts.status_verified is not None:
+            days.append(facts.status_verified.latest + timedelta(limits.stale_verified_days + 1))
+        if facts.completion is not None:
+            days.append(facts.completion.latest + timedelta(limits.stale_completion_days + 1))
+    future = [day for day in days if day > today]
+    return min(future) if future else None

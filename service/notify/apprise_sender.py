@@ -6,13 +6,24 @@ message goes to every URL of the channel with the email subject as title and the
 part as body. apprise reports only success or failure, not why, so a failure is taken as
 passing (retryable); a URL apprise does not understand is a configuration error (not).
 Error messages never quote the URLs: they carry the services' tokens.
+
+The address gate (``netguard``) applies to apprise URLs that name a network host — a
+self-hosted service (``json://``, ``ntfy://ntfy.example.org/topic``, ``gotify://``, ``mmost://``
+…): its host must resolve to public addresses unless the channel sets
+``allow_private_network = true``. Which part of an apprise URL is a host depends on the
+service (``slack://TokenA/TokenB/TokenC`` has none, only tokens), so a host is what looks like
+one: a name with a dot, an IP literal, or ``localhost``. Tokens are never looked up in DNS
+(that would send them to the resolver). Limit: a host given in a query parameter
+(``mailto://…?smtp=10.0.0.5``) is not checked.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from service.errors import DeliveryError
+from service.netguard import check_host
 from service.notify.render import Message, email_subject, email_text
 from service.settings import AppriseChannel
 
@@ -38,6 +49,7 @@ class AppriseSender:
                     f"{self._where}: URL #{position} is not one apprise understands",
                     retryable=False,
                 )
+            self._check_address(position, url)
         high = any(c.severity == "high" for s in message.studies for c in s.changes)
         ok = notifier.notify(
             title=email_subject(message),
@@ -52,6 +64,33 @@ class AppriseSender:
                 f"({len(self.channel.urls)} URL(s)); see the log for apprise's reason",
                 retryable=True,
             )
+
+    def _check_address(self, position: int, url: str) -> None:
+        host, port = _network_host(url)
+        if host is None:
+            return
+        try:
+            check_host(host, port, self.channel.allow_private_network)
+        except DeliveryError as exc:
+            raise DeliveryError(
+                f"{self._where}: URL #{position}: {exc.message}", retryable=exc.retryable
+            ) from None
+
+
+def _network_host(url: str) -> tuple[str | None, int]:
+    """The host an apprise URL connects to, when it names one (see the module's doc)."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".")
+    except ValueError:  # a malformed IPv6 literal; apprise decides what it makes of it
+        return None, 0
+    if not host or not ("." in host or ":" in host or host.lower() == "localhost"):
+        return None, 0
+    try:
+        port = parts.port or 0
+    except ValueError:  # "token:secret@…" read as host:port
+        port = 0
+    return host, port
 
 
 def _import_apprise(where: str) -> Any:

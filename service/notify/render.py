@@ -17,7 +17,6 @@ mail clients drop ``<style>`` blocks and block remote assets).
 
 from __future__ import annotations
 
-import difflib
 import html
 import json
 import re
@@ -30,7 +29,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from service.diff import humanise
+from service.diff import diff_opcodes, humanise
 from service.models import StoredChange, severity_rank
 
 __all__ = [
@@ -753,10 +752,10 @@ def _word_diff(old: str, new: str) -> str:
     long unchanged stretches cut to a few words of context."""
     a, b = _TOKEN.findall(old), _TOKEN.findall(new)
     # Spaces are junk: they may extend a match but never anchor one, so "the" ≠ "a" does not
-    # split a sentence into fragments around the spaces between them.
-    matcher = difflib.SequenceMatcher(str.isspace, a, b, autojunk=False)
+    # split a sentence into fragments around the spaces between them. diff_opcodes bounds the
+    # cost (a whole-text rewrite of 50k words falls back to sentences, then one replacement).
     parts: list[str] = []
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+    for op, i1, i2, j1, j2 in diff_opcodes(a, b, str.isspace):
         if op == "equal":
             parts.append(_context(a[i1:i2], at_start=i1 == 0, at_end=i2 == len(a)))
             continue

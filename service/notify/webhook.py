@@ -41,6 +41,7 @@ from service.errors import DeliveryError
 from service.netguard import check_url
 from service.notify.render import Message, webhook_body
 from service.settings import WebhookChannel
+from service.urls import mask_urls
 
 __all__ = ["RESPONSE_CAP", "SIGNATURE_TOLERANCE", "WebhookSender", "sign", "verify"]
 
@@ -203,7 +204,7 @@ def _one_line(text: str, limit: int) -> str:
 
 
 def _excerpt(body: bytes) -> str:
-    return _one_line(body[: _EXCERPT * 4].decode("utf-8", "replace"), _EXCERPT)
+    return _one_line(mask_urls(body[: _EXCERPT * 4].decode("utf-8", "replace")), _EXCERPT)
 
 
 def _transport_problem(exc: httpx.TransportError) -> str:
@@ -213,14 +214,15 @@ def _transport_problem(exc: httpx.TransportError) -> str:
         httpx.ReadError: "the connection failed while reading the answer",
         httpx.WriteError: "the connection failed while sending",
     }.get(type(exc), "transport error")
-    detail = _one_line(str(exc), _EXCERPT)
+    detail = _one_line(mask_urls(str(exc)), _EXCERPT)  # httpx may quote the URL and its ?token=
     return f"{kind} ({detail})" if detail else kind
 
 
 def _status_error(where: str, answer: _Answer) -> DeliveryError:
     status = answer.status
     if 300 <= status < 400:
-        target = _one_line(answer.location, _EXCERPT) or "nowhere (no Location header)"
+        # a redirect target is stored in the outbox and shown: mask its credentials
+        target = _one_line(mask_urls(answer.location), _EXCERPT) or "nowhere (no Location header)"
         return DeliveryError(
             f"{where}: webhook answered {status} redirect to {target}; configure the final URL",
             retryable=False,

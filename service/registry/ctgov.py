@@ -40,12 +40,19 @@ from tenacity import (
 )
 
 from service import __version__
-from service.errors import RecordInvalid, RecordNotFound, RegistryError, RegistryUnavailable
+from service.errors import (
+    RecordInvalid,
+    RecordNotFound,
+    RegistryError,
+    RegistryUnavailable,
+    UnsafeDocument,
+)
+from service.safeload import load_json
 from service.settings import CtgovSettings
 
 USER_AGENT = f"trialwatch/{__version__} (clinical-trial registry monitor; python-httpx)"
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-NCT_ID = re.compile(r"NCT\d{8}")
+NCT_ID = re.compile(r"NCT\d{8}", re.ASCII)  # \d alone matches any Unicode digit
 PROBE_FIELDS = "NCTId,LastUpdatePostDate"  # a cheap "what changed?" page
 
 
@@ -367,7 +374,9 @@ def _decode(response: httpx.Response) -> Any:
     if "html" in content_type or body.lstrip()[:1] == b"<":
         raise _BadBody(f"registry sent an HTML page instead of JSON ({where}, status {status})")
     try:
-        return json.loads(body)
+        return load_json(body)  # depth-checked: a too-deep answer fails its page, not the cycle
+    except UnsafeDocument as exc:
+        raise RecordInvalid(f"registry sent JSON {exc} ({where})") from None
     except json.JSONDecodeError as exc:
         raise _BadBody(f"registry sent truncated or invalid JSON ({where}: {exc.msg})") from None
     except UnicodeDecodeError:

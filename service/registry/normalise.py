@@ -3,7 +3,10 @@
 Pure functions: no I/O, no clock. Input is whatever the registry (or a user's file) handed us,
 so nothing about its shape is trusted. Missing modules and keys are normal (observational and
 withdrawn studies, old history versions) and give defaults; a value of the wrong type is either
-coerced when that is unambiguous (``"30"`` → 30) or rejected. The single promise to callers:
+coerced when that is unambiguous (``"30"`` → 30) or rejected, and an enum field (statuses,
+phases, study type, date and enrollment types, design, sex, arm and intervention types) must
+hold one of the API's allowed values (its own spelling, or the same words in another case or
+with spaces, ``Active, not recruiting``). The single promise to callers:
 ``unwrap``, ``normalise`` and ``record_meta`` raise nothing but ``RecordInvalid``, whose message
 names the dotted path of the offending value, e.g.
 ``protocolSection.designModule.enrollmentInfo.count: expected a number, got 'abc'``.
@@ -49,6 +52,7 @@ CONDITIONS = f"{PROTOCOL}.conditionsModule"
 ARMS_INTERVENTIONS = f"{PROTOCOL}.armsInterventionsModule"
 OUTCOMES = f"{PROTOCOL}.outcomesModule"
 SPONSORS = f"{PROTOCOL}.sponsorCollaboratorsModule"
+DESCRIPTION = f"{PROTOCOL}.descriptionModule"
 ELIGIBILITY = f"{PROTOCOL}.eligibilityModule"
 CONTACTS_LOCATIONS = f"{PROTOCOL}.contactsLocationsModule"
 
@@ -108,6 +112,7 @@ def normalise(raw: object) -> Snapshot:
         **_arms_interventions(_obj(protocol, "armsInterventionsModule", PROTOCOL)),
         **_outcomes(_obj(protocol, "outcomesModule", PROTOCOL)),
         **_sponsors(_obj(protocol, "sponsorCollaboratorsModule", PROTOCOL)),
+        **_description(_obj(protocol, "descriptionModule", PROTOCOL)),
         eligibility=_eligibility(_obj(protocol, "eligibilityModule", PROTOCOL)),
         locations=_locations(_obj(protocol, "contactsLocationsModule", PROTOCOL)),
         has_results=bool(_boolean(study, "hasResults", "")),
@@ -161,8 +166,8 @@ def _status(module: Json) -> dict[str, Any]:
     where = STATUS
     results_posted = _obj(module, "resultsFirstPostDateStruct", where)
     return {
-        "overall_status": _text(module, "overallStatus", where),
-        "last_known_status": _text(module, "lastKnownStatus", where),
+        "overall_status": _enum(module, "overallStatus", where, STATUSES),
+        "last_known_status": _enum(module, "lastKnownStatus", where, STATUSES),
         "why_stopped": _text(module, "whyStopped", where),
         "start_date": _date(module, "startDateStruct", where),
         "primary_completion_date": _date(module, "primaryCompletionDateStruct", where),
@@ -181,14 +186,15 @@ def _design(module: Json) -> dict[str, Any]:
     enrollment = _obj(module, "enrollmentInfo", where)
     enrollment_at = f"{where}.enrollmentInfo"
     return {
-        "study_type": _text(module, "studyType", where),
-        "phases": _sorted_set(_texts(module, "phases", where)),
-        "allocation": _text(design_info, "allocation", info_at),
-        "intervention_model": _text(design_info, "interventionModel", info_at),
-        "primary_purpose": _text(design_info, "primaryPurpose", info_at),
-        "masking": _text(masking, "masking", f"{info_at}.maskingInfo"),
+        "study_type": _enum(module, "studyType", where, STUDY_TYPES),
+        "phases": _sorted_set(_enums(module, "phases", where, PHASES)),
+        "allocation": _enum(design_info, "allocation", info_at, ALLOCATIONS),
+        # Observational studies put their model (COHORT, CASE_CONTROL …) here too.
+        "intervention_model": _enum(design_info, "interventionModel", info_at, MODELS),
+        "primary_purpose": _enum(design_info, "primaryPurpose", info_at, PURPOSES),
+        "masking": _enum(masking, "masking", f"{info_at}.maskingInfo", MASKINGS),
         "enrollment_count": _whole_number(enrollment.get("count"), f"{enrollment_at}.count"),
-        "enrollment_type": _text(enrollment, "type", enrollment_at),
+        "enrollment_type": _enum(enrollment, "type", enrollment_at, DATE_TYPES),
     }
 
 
@@ -210,7 +216,7 @@ def _arms_interventions(module: Json) -> dict[str, Any]:
 
 def _intervention(item: Json, at: str) -> Intervention:
     return Intervention(
-        type=_text(item, "type", at),
+        type=_enum(item, "type", at, INTERVENTION_TYPES),
         name=_text(item, "name", at),
         description=_text(item, "description", at),
         other_names=_sorted_set(_texts(item, "otherNames", at)),
@@ -220,7 +226,7 @@ def _intervention(item: Json, at: str) -> Intervention:
 def _arm(item: Json, at: str) -> Arm:
     return Arm(
         label=_text(item, "label", at),
-        type=_text(item, "type", at),
+        type=_enum(item, "type", at, ARM_TYPES),
         description=_text(item, "description", at),
         interventions=_sorted_set(_texts(item, "interventionNames", at)),
     )
@@ -260,11 +266,18 @@ def _sponsors(module: Json) -> dict[str, Any]:
     }
 
 
+def _description(module: Json) -> dict[str, str]:
+    return {
+        "brief_summary": _text(module, "briefSummary", DESCRIPTION),
+        "detailed_description": _text(module, "detailedDescription", DESCRIPTION),
+    }
+
+
 def _eligibility(module: Json) -> Eligibility:
     where = ELIGIBILITY
     return Eligibility(
         criteria=_text(module, "eligibilityCriteria", where),
-        sex=_text(module, "sex", where),
+        sex=_enum(module, "sex", where, SEXES),
         minimum_age=_text(module, "minimumAge", where),
         maximum_age=_text(module, "maximumAge", where),
         healthy_volunteers=_boolean(module, "healthyVolunteers", where),
@@ -283,7 +296,7 @@ def _location(item: Json, at: str) -> Location:
         city=_text(item, "city", at),
         state=_text(item, "state", at),
         country=_text(item, "country", at),
-        status=_text(item, "status", at),
+        status=_enum(item, "status", at, STATUSES),
     )
 
 
@@ -294,7 +307,72 @@ def _location_key(item: Location) -> tuple[str, str, str, str, str]:
 def _date(module: Json, key: str, where: str) -> StudyDate:
     struct = _obj(module, key, where)
     at = _at(where, key)
-    return StudyDate(date=_text(struct, "date", at), type=_text(struct, "type", at))
+    return StudyDate(date=_text(struct, "date", at), type=_enum(struct, "type", at, DATE_TYPES))
+
+
+# --- enums ------------------------------------------------------------------------------------
+# The allowed values of ClinicalTrials.gov API v2 (ctg-oas-v2.yaml, 2.0.5). A value outside them
+# is a record we do not understand: storing it would report a "change" to a word nobody
+# defined, so it is refused (RecordInvalid naming the field and the value).
+
+# fmt: off
+STATUSES = frozenset((
+    "ACTIVE_NOT_RECRUITING", "COMPLETED", "ENROLLING_BY_INVITATION", "NOT_YET_RECRUITING",
+    "RECRUITING", "SUSPENDED", "TERMINATED", "WITHDRAWN", "AVAILABLE", "NO_LONGER_AVAILABLE",
+    "TEMPORARILY_NOT_AVAILABLE", "APPROVED_FOR_MARKETING", "WITHHELD", "UNKNOWN",
+))
+STUDY_TYPES = frozenset(("EXPANDED_ACCESS", "INTERVENTIONAL", "OBSERVATIONAL"))
+PHASES = frozenset(("NA", "EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4"))
+DATE_TYPES = frozenset(("ACTUAL", "ESTIMATED"))  # also EnrollmentType
+ALLOCATIONS = frozenset(("RANDOMIZED", "NON_RANDOMIZED", "NA"))
+MODELS = frozenset((
+    "SINGLE_GROUP", "PARALLEL", "CROSSOVER", "FACTORIAL", "SEQUENTIAL",
+    # ObservationalModel, in case a record carries it here
+    "COHORT", "CASE_CONTROL", "CASE_ONLY", "CASE_CROSSOVER", "ECOLOGIC_OR_COMMUNITY",
+    "FAMILY_BASED", "DEFINED_POPULATION", "NATURAL_HISTORY", "OTHER",
+))
+PURPOSES = frozenset((
+    "TREATMENT", "PREVENTION", "DIAGNOSTIC", "ECT", "SUPPORTIVE_CARE", "SCREENING",
+    "HEALTH_SERVICES_RESEARCH", "BASIC_SCIENCE", "DEVICE_FEASIBILITY", "OTHER",
+))
+MASKINGS = frozenset(("NONE", "SINGLE", "DOUBLE", "TRIPLE", "QUADRUPLE"))
+SEXES = frozenset(("FEMALE", "MALE", "ALL"))
+ARM_TYPES = frozenset((
+    "EXPERIMENTAL", "ACTIVE_COMPARATOR", "PLACEBO_COMPARATOR", "SHAM_COMPARATOR",
+    "NO_INTERVENTION", "OTHER",
+))
+INTERVENTION_TYPES = frozenset((
+    "BEHAVIORAL", "BIOLOGICAL", "COMBINATION_PRODUCT", "DEVICE", "DIAGNOSTIC_TEST",
+    "DIETARY_SUPPLEMENT", "DRUG", "GENETIC", "PROCEDURE", "RADIATION", "OTHER",
+))
+# fmt: on
+# The classic format's words for the same values, as old history versions may still carry
+# them ("Anticipated" was renamed ESTIMATED).
+_ENUM_ALIASES = {"ANTICIPATED": "ESTIMATED"}
+_ENUM_SEPARATORS = re.compile(r"[\s,/-]+")
+
+
+def _enum(parent: Json, key: str, where: str, allowed: frozenset[str]) -> str:
+    """An enum value: "" when absent, else one of ``allowed`` (spelling and case folded:
+    ``"Not yet recruiting"`` is ``NOT_YET_RECRUITING``)."""
+    return _enum_value(_text(parent, key, where), _at(where, key), allowed)
+
+
+def _enums(parent: Json, key: str, where: str, allowed: frozenset[str]) -> Iterator[str]:
+    at = _at(where, key)
+    for index, value in enumerate(_texts(parent, key, where)):
+        yield _enum_value(value, f"{at}[{index}]", allowed)
+
+
+def _enum_value(text: str, path: str, allowed: frozenset[str]) -> str:
+    if not text or text in allowed:  # the registry's own spelling: one set lookup
+        return text
+    value = _ENUM_SEPARATORS.sub("_", text.strip()).upper()
+    value = _ENUM_ALIASES.get(value, value)
+    if value in allowed:
+        return value
+    shown = ", ".join(sorted(allowed))
+    raise RecordInvalid(f"{path}: {_describe(text)} is not one of the allowed values ({shown})")
 
 
 # --- typed readers: each returns a default for a missing key and raises for a wrong type -------

@@ -41,7 +41,7 @@ from service.diff import OUTCOME_PAIR_THRESHOLD, humanise, outcome_similarity
 from service.models import Change, Outcome, Severity, Snapshot
 from service.seeds.model import ReportedOutcome, Seed
 
-__all__ = ["Discrepancy", "compare", "seed_discrepancy_changes"]
+__all__ = ["Discrepancy", "compare", "coverage", "seed_discrepancy_changes"]
 
 _OPEN = frozenset(
     {"NOT_YET_RECRUITING", "RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING"}
@@ -80,6 +80,61 @@ def compare(seed: Seed, snap: Snapshot) -> list[Discrepancy]:
     for check in _CHECKS:
         found.extend(check(seed, snap))
     return found
+
+
+def coverage(seed: Seed, snap: Snapshot) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(what ``compare`` could check, what it could not and why) for ``seed`` and ``snap``.
+
+    "No discrepancies" means something only for what was checked: a document that gives no
+    size, or a record with no phase, leaves that fact unchecked, and a person must be told.
+    """
+    checked: list[str] = []
+    unchecked: list[str] = []
+    for name, why in _gaps(seed, snap):
+        if why:
+            unchecked.append(f"{name} ({why})")
+        else:
+            checked.append(name)
+    return tuple(checked), tuple(unchecked)
+
+
+def _gaps(seed: Seed, snap: Snapshot) -> list[tuple[str, str]]:
+    """(fact, why it cannot be compared, or "") for each fact ``compare`` looks at."""
+    page = seed.kind == "registry_page"
+    gives_none = "the document gives none"
+    found = [
+        (
+            "enrollment",
+            _why(
+                seed.enrollment.count is None,
+                snap.enrollment_count is None,
+                "the document gives no size",
+            ),
+        ),
+        # the registry's own estimate-vs-ended check needs only the record's enrollment type
+        ("enrollment type", _why(False, not snap.enrollment_type, "")),
+        (
+            "primary outcomes",
+            _why(
+                not seed.outcomes_of("primary"),
+                not snap.primary_outcomes,
+                "the document names none as primary",
+            ),
+        ),
+        ("phase", _why(not seed.design.phases, not snap.phases, gives_none)),
+        ("status", _why(page and not seed.status, not snap.overall_status, gives_none)),
+    ]
+    if not page:  # a registry page has no publication date to hold the registry's dates to
+        dates = snap.start_date.date or snap.primary_completion_date.date
+        year = "the document's publication year is not known"
+        found.append(("dates", _why(seed.citation.year is None, not dates, year)))
+    return found
+
+
+def _why(document: bool, registry: bool, document_why: str) -> str:
+    if document:
+        return document_why
+    return "the registry record gives none" if registry else ""
 
 
 def seed_discrepancy_changes(seed: Seed, old: Snapshot | None, new: Snapshot) -> list[Change]:

@@ -50,9 +50,10 @@ class Draft:
     missing: tuple[str, ...]
 
 
-def extract(text: str, *, name: str = "") -> Draft:
+def extract(text: str, *, name: str = "", source: str = "") -> Draft:
     """A draft seed from the text of one document; ``name`` (its file name) titles a draft
-    whose text has no recognisable title."""
+    whose text has no recognisable title; ``source`` (the path as given, default ``name``)
+    is where the seed says its document is."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n"))
     page = read_page(text)
     title = _title(page.header if page else text.splitlines())
@@ -63,7 +64,7 @@ def extract(text: str, *, name: str = "") -> Draft:
         title=title or f"Untitled document {name}".strip(),
         kind=kind,
         status=status_of(page),
-        document=name,
+        document=source or name,
         citation=_citation(text),
         conditions=conditions_of(title, text, page),
         interventions=interventions_of(title, text, page),
@@ -100,14 +101,26 @@ def _title(lines: list[str]) -> str:
     return ""
 
 
-_SLUG_STOP = frozenset(("a", "an", "and", "by", "for", "in", "of", "on", "the", "to", "with"))
+_SLUG_STOP = frozenset(
+    (
+        "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "is", "its", "of",
+        "on", "or", "that", "the", "their", "to", "was", "were", "with",
+    )
+)  # fmt: skip
+_SLUG_WORDS = 7
+_SLUG_LENGTH = 60  # seed ids may have 64 characters
 
 
 def _seed_id(title: str) -> str:
+    """A slug of the title's first words, cut between words, never inside one."""
     plain = unicodedata.normalize("NFKD", title)
     plain = "".join(ch for ch in plain if not unicodedata.combining(ch)).casefold()
     words = [w for w in re.findall(r"[a-z0-9]+", plain) if w not in _SLUG_STOP and w != "s"]
-    slug = "-".join(words[:7])[:60].strip("-")
+    slug = words[0][:_SLUG_LENGTH] if words else ""  # one word longer than an id: cut it
+    for word in words[1:_SLUG_WORDS]:
+        if len(slug) + 1 + len(word) > _SLUG_LENGTH:
+            break
+        slug = f"{slug}-{word}"
     return slug if len(slug) >= 3 else "draft-seed"
 
 

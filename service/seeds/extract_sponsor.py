@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from service.seeds.model import Sponsor
-from service.seeds.places import country_of
+from service.seeds.places import country_of, is_region, place_name
 from service.seeds.registry_page import Page
 
 __all__ = ["sponsor_of"]
@@ -66,7 +66,19 @@ def _affiliation(line: str) -> tuple[str, str, str] | None:
         ),
         "",
     )
-    return institution, parts[-2], country
+    return institution, _city(parts[:-1], country), country
+
+
+def _city(places: list[str], country: str) -> str:
+    """The city among the address parts before the country: the last one that is a place,
+    stepping over a province or state; "" rather than a guess when there is none."""
+    for part in reversed(places[-2:]):
+        name = place_name(part)
+        if not name or _INSTITUTION.search(name):
+            return ""  # an institution or a street: the address names no city here
+        if not is_region(name, country):
+            return name
+    return ""
 
 
 def _places(lines: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -78,8 +90,9 @@ def _places(lines: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if country is None:
             continue
         countries.append(country)
-        if len(parts) >= 2:
-            cities.append(parts[0])
+        city = place_name(parts[0]) if len(parts) >= 2 else ""
+        if city and not is_region(city, country):
+            cities.append(city)
     return tuple(dict.fromkeys(cities)), tuple(dict.fromkeys(countries))
 
 

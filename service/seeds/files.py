@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from service.errors import InputError
+from service.errors import InputError, UnsafeDocument
+from service.safeload import load_toml, read_bounded
 from service.seeds import toml
 from service.seeds.model import Seed
 
@@ -45,11 +46,16 @@ def load_seed_dir(directory: Path) -> list[SeedFile]:
     return files
 
 
+SEED_MAX_BYTES = 1024 * 1024  # a seed file is a few KiB of TOML
+
+
 def load_seed_file(path: Path) -> SeedFile:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, SEED_MAX_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except UnsafeDocument as exc:  # over-size, or a FIFO/device named *.toml
+        raise InputError(f"{path}: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot be read ({exc})") from None
     return SeedFile(path, parse_seed(text, str(path)))
@@ -58,7 +64,9 @@ def load_seed_file(path: Path) -> SeedFile:
 def parse_seed(text: str, name: str) -> Seed:
     """A seed from TOML text; ``name`` is what error messages call the file."""
     try:
-        data = tomllib.loads(text)
+        data = load_toml(text)
+    except UnsafeDocument as exc:  # nested too deeply for the parser or the validation
+        raise InputError(f"{name}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{name}: not valid TOML ({exc})") from None
     try:

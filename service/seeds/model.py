@@ -101,8 +101,9 @@ class Design(Strict):
     allocation: Literal["", "RANDOMIZED", "NON_RANDOMIZED", "NA"] = ""
     masking: Literal["", "NONE", "SINGLE", "DOUBLE", "TRIPLE", "QUADRUPLE"] = ""
     model: Literal["", "SINGLE_GROUP", "PARALLEL", "CROSSOVER", "FACTORIAL", "SEQUENTIAL"] = ""
+    # None: the document does not say (a draft never claims "not a pilot" from silence)
     placebo: bool | None = None
-    pilot: bool = False
+    pilot: bool | None = None
     duration: Text = ""  # treatment or follow-up period, as reported
     words: tuple[Text, ...] = ()  # design words as the document uses them
     arms: tuple[SeedArm, ...] = ()

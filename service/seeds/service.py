@@ -7,7 +7,7 @@ only confident or person-accepted ones, with the tag ``seed:<seed id>``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any
 from service.errors import InputError
 from service.ids import parse_registry_id
 from service.models import Change, Snapshot
-from service.seeds.compare import Discrepancy, compare, seed_discrepancy_changes
+from service.seeds.compare import Discrepancy, compare, coverage, seed_discrepancy_changes
 from service.seeds.evidence import Ranked
 from service.seeds.extract import Draft, extract
 from service.seeds.files import load_seed_dir, seed_toml
@@ -27,6 +27,7 @@ from service.store import SeedData, SeedLinkData, Store, StoredSeed
 __all__ = [
     "WATCHED_REGISTRY",
     "CompareReport",
+    "Comparison",
     "DraftFile",
     "LinkResult",
     "LoadReport",
@@ -202,18 +203,27 @@ def link_seeds(
     now: datetime,
     *,
     accept: str | None = None,
-) -> list[LinkResult]:
-    """Rank candidate registrations of seeds without a confident link (or record ``accept``)."""
+) -> Iterator[LinkResult]:
+    """Rank candidate registrations of seeds without a confident link (or record ``accept``).
+
+    The arguments are checked now; the results come one seed at a time, each once it is
+    decided and recorded, so that a registry failing half-way (or absent: see the README's
+    offline notes) still leaves the seeds before it linked, and shown.
+    """
     if accept is not None:
-        return [_accept(store, seed_ids, accept, now)]
-    results: list[LinkResult] = []
-    for stored in _stored(store, seed_ids):
+        return iter([_accept(store, seed_ids, accept, now)])
+    return _link_each(store, client, _stored(store, seed_ids), now)
+
+
+def _link_each(
+    store: Store, client: Searcher, seeds: list[StoredSeed], now: datetime
+) -> Iterator[LinkResult]:
+    for stored in seeds:
         confident = [link for link in stored.links if _confident(link)]
         if confident:
-            results.append(LinkResult(stored.seed_id, [_link_json(x) for x in confident], False))
-            continue
-        results.append(_search(store, client, stored, now))
-    return results
+            yield LinkResult(stored.seed_id, [_link_json(x) for x in confident], False)
+        else:
+            yield _search(store, client, stored, now)
 
 
 def _confident(link: SeedLinkData) -> bool:
@@ -277,30 +287,64 @@ def _record(store: Store, seed_id: str, link: SeedLinkData, now: datetime) -> No
 # ---- compare -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One seed against one followed registration, or why it could not be compared."""
+
+    seed: str
+    study_id: str = ""  # "" when the seed follows no registration
+    discrepancies: tuple[Discrepancy, ...] = ()
+    checked: tuple[str, ...] = ()  # the facts compared
+    unchecked: tuple[str, ...] = ()  # "fact (why not)" for the facts one side does not give
+    not_compared: str = ""  # why nothing at all was compared (no link, never synced)
+
+
 @dataclass
 class CompareReport:
-    discrepancies: list[Discrepancy] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # links that could not be compared, and why
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    @property
+    def discrepancies(self) -> list[Discrepancy]:
+        return [d for c in self.comparisons for d in c.discrepancies]
+
+    @property
+    def notes(self) -> list[str]:
+        """The seeds and links that could not be compared, and why."""
+        return [
+            f"{c.seed}: {c.study_id + ' ' if c.study_id else ''}{c.not_compared}"
+            for c in self.comparisons
+            if c.not_compared
+        ]
 
 
 def compare_seeds(store: Store, seed_ids: Sequence[str]) -> CompareReport:
     """Discrepancies of each seed against the latest stored version of its followed links."""
     report = CompareReport()
     for stored in _stored(store, seed_ids):
-        seed = seed_of(stored)
-        followed = [link for link in stored.links if _followed(link)]
-        if not followed:
-            report.notes.append(f"{stored.seed_id}: no confident ClinicalTrials.gov link")
-        for link in followed:
-            snapshot = store.latest_snapshot(link.registry, link.study_id)
-            if snapshot is None:
-                report.notes.append(
-                    f"{stored.seed_id}: {link.study_id} has not been synced yet "
-                    "(run `trialwatch sync`)"
-                )
-                continue
-            report.discrepancies.extend(compare(seed, snapshot))
+        report.comparisons.extend(_comparisons(store, stored))
     return report
+
+
+def _comparisons(store: Store, stored: StoredSeed) -> list[Comparison]:
+    followed = [link for link in stored.links if _followed(link)]
+    if not followed:
+        why = (
+            "no confident ClinicalTrials.gov link (rank candidates with `trialwatch seeds link "
+            f"{stored.seed_id}`, or record one with `--accept ID`)"
+        )
+        return [Comparison(stored.seed_id, not_compared=why)]
+    seed = seed_of(stored)
+    found: list[Comparison] = []
+    for link in followed:
+        snapshot = store.latest_snapshot(link.registry, link.study_id)
+        if snapshot is None:
+            why = "has not been synced yet: nothing stored to compare with (run `trialwatch sync`)"
+            found.append(Comparison(stored.seed_id, link.study_id, not_compared=why))
+            continue
+        checked, unchecked = coverage(seed, snapshot)
+        discrepancies = tuple(compare(seed, snapshot))
+        found.append(Comparison(stored.seed_id, link.study_id, discrepancies, checked, unchecked))
+    return found
 
 
 def discrepancy_changes(store: Store, old: Snapshot | None, new: Snapshot) -> list[Change]:
@@ -337,13 +381,25 @@ def draft_documents(
     drafts: list[DraftFile] = []
     for path in documents:
         text = _read_document(path)
-        draft = extract(text, name=path.name)
+        draft = extract(text, name=path.name, source=_document_source(path))
         target = into / f"{draft.seed.id}.toml" if into is not None else None
         drafts.append(
             DraftFile(path, draft, seed_toml(draft.seed, comments=_header(path, draft)), target)
         )
     _check_targets(drafts, force=force)
     return drafts
+
+
+def _document_source(path: Path) -> str:
+    """Where a draft says its document is: the path as given (a person finds it again from
+    where they ran the import); an absolute path inside the working directory is made
+    relative to it, so that the seed file stays valid in a clone elsewhere."""
+    if path.is_absolute():
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+    return str(path)
 
 
 def write_drafts(drafts: Sequence[DraftFile]) -> None:
@@ -366,13 +422,20 @@ def _read_document(path: Path) -> str:
 
 def _header(path: Path, draft: Draft) -> list[str]:
     lines = [
-        f"Draft seed from {path.name}, written by `trialwatch seeds import`.",
+        f"Draft seed from {_printable(_document_source(path))}, written by `trialwatch seeds "
+        "import`.",
         "Check every value against the document, put the summary in your own words, then",
         "`trialwatch seeds load`. The format is described in seeds/README.md.",
     ]
     if draft.missing:
         lines.append(f"Not found in the document: {', '.join(draft.missing)}.")
     return lines
+
+
+def _printable(text: str) -> str:
+    """``text`` for a one-line comment: a file name with a newline must not start a TOML line
+    of its own (it could set any key of the draft)."""
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
 
 def _check_targets(drafts: Sequence[DraftFile], *, force: bool) -> None:

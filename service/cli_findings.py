@@ -1,0 +1,43 @@
+# Registered by service/cli.py with `cli.add_command(findings)`; kept apart (and free of
+# imports from service.cli) so that the two modules never import each other.
+"""``trialwatch findings``: what the transparency rules found in the watched records."""
+
+from __future__ import annotations
+
+import click
+
+from service import views
+from service.app import App
+from service.errors import InputError
+from service.findings.rules import RULE_NAMES
+from service.ids import parse_nct
+
+__all__ = ["findings"]
+
+
+@click.command()
+@click.option("--open", "only_open", is_flag=True, help="Only the findings that hold now.")
+@click.option("--study", "study_id", metavar="ID", help="Only this record's findings.")
+@click.option("--rule", metavar="RULE", help=f"Only this rule: {', '.join(RULE_NAMES)}.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def findings(
+    ctx: click.Context, only_open: bool, study_id: str | None, rule: str | None, as_json: bool
+) -> None:
+    """Transparency findings: results overdue, outcomes switched after the start, …
+
+    Each is open while its rule holds and resolved when it stops; opening and resolving are
+    change events (finding_opened / finding_resolved) notified like any change.
+    """
+    if rule is not None and rule not in RULE_NAMES:
+        raise InputError(f"--rule {rule!r}: not a rule (one of {', '.join(RULE_NAMES)})")
+    study = parse_nct(study_id) if study_id is not None else None
+    app = ctx.find_object(App)
+    assert app is not None, "the findings command runs under the trialwatch group"
+    found = app.store.list_findings(only_open=only_open, study_id=study, rule=rule)
+    if as_json:
+        views.print_json([f.to_json() for f in found])
+    elif not found:
+        views.echo("no findings" + (" open" if only_open else ""))
+    else:
+        views.show(views.findings_table(found))

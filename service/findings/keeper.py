@@ -1,0 +1,145 @@
+"""Keeps each record's findings true: evaluates the rules when a record gets new versions and,
+for the rules that depend on the date, on the day a verdict can change — then opens and
+resolves findings, each a change event (``finding_opened`` / ``finding_resolved``, field
+``finding:RULE``) notified like any change.
+
+Findings found on a first sighting or by a history backfill are stored as historical and not
+notified (a new watch list must not send an alert per old finding).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from service.findings.facts import trial_facts
+from service.findings.rules import Finding, Thresholds, VersionFacts, evaluate, next_review
+from service.findings.stored import FindingInfo
+from service.models import Change, Route, StoredChange
+from service.settings import FindingsSettings
+from service.store import FindingUpdate, Store
+
+log = logging.getLogger(__name__)
+
+Router = Callable[[str, list[Change], bool], list[Route]]  # study, changes, historical
+
+
+class FindingsKeeper:
+    def __init__(
+        self,
+        store: Store,
+        settings: FindingsSettings,
+        *,
+        registry: str,
+        clock: Callable[[], datetime],
+        router: Router = lambda _study, _changes, _historical: [],
+    ) -> None:
+        self.store = store
+        self.enabled = settings.enabled
+        self.thresholds = Thresholds(**settings.model_dump(exclude={"enabled"}))
+        self.registry = registry
+        self.clock = clock
+        self.router = router
+
+    def review_first(
+        self, study_id: str, raw: dict[str, Any], number: int, posted: str, run_id: int | None
+    ) -> list[StoredChange]:
+        """A record just seen for the first time: its one version, from memory. Cheap when
+        nothing holds (most records), which matters on a first load of many records."""
+        if not self.enabled:
+            return []
+        chain = [VersionFacts(number, posted, trial_facts(raw))]
+        return self._decide(study_id, chain, {}, run_id, historical=True, first=True)
+
+    def review(
+        self, study_id: str, run_id: int | None, *, historical: bool = False
+    ) -> list[StoredChange]:
+        """Evaluate every rule on the record's stored versions; open and resolve."""
+        if not self.enabled:
+            return []
+        chain = [
+            VersionFacts(v.number, v.posted, trial_facts(v.raw), tuple(v.changes))
+            for v in self.store.version_chain(self.registry, study_id)
+        ]
+        if not chain:
+            return []
+        known = self.store.open_findings(self.registry, study_id)
+        return self._decide(study_id, chain, known, run_id, historical=historical)
+
+    def review_due(
+        self, run_id: int | None, study_ids: Sequence[str] | None = None
+    ) -> list[StoredChange]:
+        """The records whose date-dependent rules are due today (the record need not change:
+        results become overdue while the registry stays silent)."""
+        if not self.enabled:
+            return []
+        due = self.store.due_for_findings(self.registry, self._today().isoformat())
+        wanted = set(study_ids) if study_ids is not None else None
+        found: list[StoredChange] = []
+        for study_id in due:
+            if wanted is None or study_id in wanted:
+                found += self.review(study_id, run_id)
+        return found
+
+    def _decide(
+        self,
+        study_id: str,
+        chain: list[VersionFacts],
+        known: dict[str, FindingInfo],
+        run_id: int | None,
+        *,
+        historical: bool,
+        first: bool = False,
+    ) -> list[StoredChange]:
+        today = self._today()
+        holding = evaluate(chain, today, self.thresholds)
+        opened = [f for rule, f in holding.items() if rule not in known]
+        resolved = [known[rule] for rule in known if rule not in holding]
+        due = next_review(chain[-1].facts, today, self.thresholds)
+        if first and not opened and due is None:
+            return []  # nothing holds, nor will by date alone: nothing to store
+        changes = [_opened(study_id, self.registry, f) for f in opened]
+        changes += [_resolved(study_id, self.registry, f) for f in resolved]
+        update = FindingUpdate(
+            opened=opened,
+            resolved=[f.rule for f in resolved],
+            changes=changes,
+            routes=self.router(study_id, changes, historical) if changes else [],
+            historical=historical,
+            due=due.isoformat() if due else None,
+        )
+        stored = self.store.save_findings(self.registry, study_id, update, run_id, self.clock())
+        for change in stored:
+            log.info("%s: %s", study_id, change.summary)
+        return stored
+
+    def _today(self) -> date:
+        return self.clock().date()
+
+
+def _opened(study_id: str, registry: str, finding: Finding) -> Change:
+    return Change(
+        registry=registry,
+        study_id=study_id,
+        kind="finding_opened",
+        field=f"finding:{finding.rule}",
+        old=None,
+        new=finding.detail,
+        severity=finding.severity,
+        summary=f"Finding: {finding.summary}",
+    )
+
+
+def _resolved(study_id: str, registry: str, finding: FindingInfo) -> Change:
+    return Change(
+        registry=registry,
+        study_id=study_id,
+        kind="finding_resolved",
+        field=f"finding:{finding.rule}",
+        old=finding.detail,
+        new=None,
+        severity=finding.severity,
+        summary=f"Finding resolved ({finding.rule.replace('_', ' ')}): {finding.summary}",
+    )
