@@ -189,8 +189,9 @@ def _replica_rounds(rounds: Rounds, workers: int) -> None:
         for _ in range(rounds.kills):
             for study_id in rng.sample(rounds.ids, k=max(1, len(rounds.ids) // 2)):
                 rounds.publish(study_id)
-            time.sleep(rng.uniform(0.3, 2.5))
-            victim = _holder(engine, daemons) or rng.choice(daemons)
+            hunt = rng.random() < 0.75  # mostly a daemon caught holding claims
+            until = time.monotonic() + (5.0 if hunt else rng.uniform(0.3, 2.5))
+            victim = _victim(engine, daemons, until, hunt) or rng.choice(daemons)
             victim.send_signal(signal.SIGKILL)
             killed_at = time.monotonic()
             victim.wait()
@@ -236,12 +237,19 @@ def _claims(engine: Engine, worker_like: str) -> dict[int, str]:
         )
 
 
-def _holder(
-    engine: Engine, daemons: list[subprocess.Popen[bytes]]
+def _victim(
+    engine: Engine, daemons: list[subprocess.Popen[bytes]], until: float, hunt: bool
 ) -> subprocess.Popen[bytes] | None:
-    """A daemon holding claims, if one does (worker ids are ``host:pid:token``)."""
-    pids = {int(worker.split(":")[-2]) for worker in _claims(engine, "%").values()}
-    return next((d for d in daemons if d.pid in pids), None)
+    """The daemon to kill at ``until``: when hunting, the first seen holding claims before
+    then (worker ids are ``host:pid:token``); None leaves the choice to chance."""
+    while time.monotonic() < until:
+        if hunt:
+            pids = {int(worker.split(":")[-2]) for worker in _claims(engine, "%").values()}
+            holder = next((d for d in daemons if d.pid in pids), None)
+            if holder is not None:
+                return holder
+        time.sleep(0.02)
+    return None
 
 
 def _time_takeover(

@@ -28,8 +28,8 @@ from service.diff import diff
 from service.errors import InputError, RecordInvalid, TrialwatchError, UnsafeDocument
 from service.ids import parse_ncts
 from service.logs import configure_logging
-from service.models import CHANGE_KINDS
-from service.registry.normalise import normalise
+from service.models import CHANGE_KINDS, Snapshot
+from service.registry.normalise import normalise, record_meta
 from service.safeload import MIB, load_json, read_bounded
 from service.settings import load_settings, secret_values
 from service.store import shown_url
@@ -303,10 +303,13 @@ def import_bulk_command(ctx: click.Context, zip_path: Path, watch_all: bool, as_
 @json_option
 def diff_command(old_path: Path, new_path: Path, as_json: bool) -> None:
     """Diff two ClinicalTrials.gov v2 study files (bare or history-API wrapped), offline."""
-    old, new = _snapshot_file(old_path), _snapshot_file(new_path)
+    (old, old_version), (new, new_version) = _snapshot_file(old_path), _snapshot_file(new_path)
     found = diff(old, new)
     if as_json:
-        views.print_json([c.to_json() for c in found])
+        # history-API wrappers carry the registry's version numbers: say which step this is
+        steps = {"from_version": old_version, "to_version": new_version}
+        numbered = old_version is not None or new_version is not None
+        views.print_json([{**c.to_json(), **(steps if numbered else {})} for c in found])
     elif not found:
         views.echo("no reportable changes")
     else:
@@ -316,7 +319,8 @@ def diff_command(old_path: Path, new_path: Path, as_json: bool) -> None:
 DIFF_MAX_BYTES = 64 * MIB  # the largest record with results is a few MiB
 
 
-def _snapshot_file(path: Path) -> Any:
+def _snapshot_file(path: Path) -> tuple[Snapshot, int | None]:
+    """The normalised record in a file and its registry version (history wrappers only)."""
     try:
         raw = load_json(read_bounded(path, DIFF_MAX_BYTES))
     except FileNotFoundError:
@@ -328,7 +332,7 @@ def _snapshot_file(path: Path) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not JSON ({exc})") from None
     try:
-        return normalise(raw)
+        return normalise(raw), record_meta(raw).registry_version
     except RecordInvalid as exc:
         raise InputError(f"{path}: not a ClinicalTrials.gov study record ({exc})") from None
 

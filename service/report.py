@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from service.diff import humanise
 from service.errors import RecordInvalid
+from service.findings.stored import FindingInfo
 from service.models import Outcome, Snapshot, StoredChange, StudyDate, VersionInfo
 from service.notify.render import compare_url, study_url
 from service.registry.normalise import normalise
@@ -110,6 +111,7 @@ class StudyData:
     changes: tuple[StoredChange, ...] = ()  # oldest first
     latest: Snapshot | None = None
     seeds: tuple[SeedFacts, ...] = ()
+    findings: tuple[FindingInfo, ...] = ()  # open and resolved, oldest first
 
     @property
     def title(self) -> str:
@@ -135,6 +137,7 @@ def load_study(store: Store, registry: str, study_id: str) -> StudyData:
         changes=tuple(changes),
         latest=latest,
         seeds=tuple(_linked_seeds(store, registry, study_id, latest)),
+        findings=tuple(store.list_findings(study_id=study_id, registry=registry)),
     )
 
 
@@ -440,6 +443,8 @@ def _study_section(study: StudyData, as_of: date) -> str:
         _block("Start and completion dates by version", _dates_block(study.versions)),
         _block("Outcome measure changes", outcome_table(study)),
     ]
+    if study.findings:
+        parts.append(_block("Transparency findings", findings_table(study)))
     if study.seeds:
         parts.append(_block("Publication versus registry", _seeds_block(study)))
     parts += [_block("All changes", change_table(study)), "</section>"]
@@ -1094,6 +1099,23 @@ def outcome_table(study: StudyData) -> str:
         '<table class="outcomes"><thead><tr><th class="nowrap">Version</th><th>Posted</th>'
         "<th>Outcome</th><th>Change</th><th>Before</th><th>After</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def findings_table(study: StudyData) -> str:
+    """What the transparency rules found: open ones first, each with its evidence's source."""
+    ordered = sorted(study.findings, key=lambda f: (f.state != "open", f.opened_at))
+    rows = "".join(
+        f'<tr><td class="nowrap">{_esc(f.rule.replace("_", " "))}</td>'
+        f"<td>{_esc(f.state)} {_severity_pill(f.severity)}</td>"
+        f'<td class="nowrap">{_esc(f.opened_at.date().isoformat())}'
+        + (f" – {_esc(f.resolved_at.date().isoformat())}" if f.resolved_at else "")
+        + f'</td><td>{_esc(f.summary)}<div class="outcome-detail">{_esc(f.source)}</div></td></tr>'
+        for f in ordered
+    )
+    return (
+        '<table class="findings"><thead><tr><th>Finding</th><th>State</th><th>When</th>'
+        f"<th>What and why</th></tr></thead><tbody>{rows}</tbody></table>"
     )
 
 

@@ -208,3 +208,14 @@ def test_results_become_overdue_on_the_day_without_the_record_changing(
     ]
     assert registry.requests == 3  # one probe a cycle: the date, not the registry, moved
     store.close()
+
+
+def test_the_report_shows_each_records_findings_with_their_source(
+    trialwatch: twconfig.Run, tmp_path: Path
+) -> None:
+    trialwatch("sync")
+    out = tmp_path / "report.html"
+    assert trialwatch("report", OVERDUE, "--out", str(out)).exit_code == 0
+    page = out.read_text()
+    assert "Transparency findings" in page and "results overdue" in page
+    assert "FDAAA 801" in page and "2021-04-12" in page

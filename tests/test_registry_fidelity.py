@@ -230,3 +230,24 @@ def test_a_first_sync_stores_every_record_before_any_history_and_resumes_later(
         (0, 1, "enrollment_changed"),
         (1, 2, "status_changed"),
     ]
+
+
+def test_offline_diff_of_history_wrappers_names_the_versions(tmp_path: Path) -> None:
+    wrapper = json.loads((TESTS_DATA / "records" / "NCT04280705_history_v0.json").read_text())
+    later = copy.deepcopy(wrapper)
+    later["studyVersion"] = 1
+    later["study"]["protocolSection"]["statusModule"]["overallStatus"] = "COMPLETED"
+    old, new = tmp_path / "v0.json", tmp_path / "v1.json"
+    old.write_text(json.dumps(wrapper))
+    new.write_text(json.dumps(later))
+    run = twconfig.runner({"TRIALWATCH_CONFIG": ""})
+    [change] = json.loads(run("diff", str(old), str(new), "--json").stdout)
+    assert (change["kind"], change["from_version"], change["to_version"]) == (
+        "status_changed",
+        0,
+        1,
+    )
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(later["study"]))
+    [plain] = json.loads(run("diff", str(old), str(bare), "--json").stdout)
+    assert (plain["from_version"], plain["to_version"]) == (0, None)
