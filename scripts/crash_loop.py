@@ -117,7 +117,16 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
 
-def run(kills: int, studies: int, database_url: str | None, seed: int, workers: int = 1) -> Outcome:
+def run(
+    kills: int,
+    studies: int,
+    database_url: str | None,
+    seed: int,
+    workers: int = 1,
+    hunt: float = 0.75,
+) -> Outcome:
+    """The loop; with ``workers`` > 1, ``hunt`` is the share of kills aimed at a daemon
+    holding claims (the others fall at a random moment)."""
     if workers > 1 and not (database_url or "").startswith("postgres"):
         raise SystemExit("--workers needs a PostgreSQL --database-url (SQLite has one writer)")
     rng = random.Random(seed)
@@ -138,7 +147,7 @@ def run(kills: int, studies: int, database_url: str | None, seed: int, workers: 
             publish(study_id)
         env = _environment(tmp, emu, hook_url, database_url, replicas=workers > 1)
         _tw(env, "watch", "add", *ids)
-        rounds = Rounds(kills, ids, publish, env, rng, outcome, Path(tmp))
+        rounds = Rounds(kills, ids, publish, env, rng, outcome, Path(tmp), hunt)
         if workers > 1:
             _replica_rounds(rounds, workers)
         else:
@@ -160,6 +169,7 @@ class Rounds:
     rng: random.Random
     outcome: Outcome
     logs: Path  # where the daemons write their logs
+    hunt: float  # the share of kills aimed at a daemon holding claims
     daemon_logs: dict[int, Path] = field(default_factory=dict)  # by pid
 
 
@@ -184,12 +194,13 @@ def _replica_rounds(rounds: Rounds, workers: int) -> None:
     claims when one does) and replaced, and the takeover of its claims is timed."""
     rng, outcome = rounds.rng, rounds.outcome
     engine = create_engine(driver_url(rounds.env["TRIALWATCH_DATABASE_URL"]))
+    _tw(rounds.env, "sync")  # first sightings are not notified: the rounds' versions will be
     daemons = [_daemon(rounds) for _ in range(workers)]
     try:
         for _ in range(rounds.kills):
             for study_id in rng.sample(rounds.ids, k=max(1, len(rounds.ids) // 2)):
                 rounds.publish(study_id)
-            hunt = rng.random() < 0.75  # mostly a daemon caught holding claims
+            hunt = rng.random() < rounds.hunt
             until = time.monotonic() + (5.0 if hunt else rng.uniform(0.3, 2.5))
             victim = _victim(engine, daemons, until, hunt) or rng.choice(daemons)
             victim.send_signal(signal.SIGKILL)

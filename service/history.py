@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from service.errors import RecordInvalid, RegistryError, RegistryUnavailable
-from service.registry.ctgov import CtgovClient, HistoryEntry
+from service.registry.base import HistoryEntry, Registry
 from service.registry.normalise import normalise, record_meta
 from service.store import NewVersion
 
@@ -42,7 +42,7 @@ class Versions:
 
 
 class HistoryFetcher:
-    def __init__(self, client: CtgovClient, clock: Callable[[], datetime]) -> None:
+    def __init__(self, client: Registry, clock: Callable[[], datetime]) -> None:
         self.client = client
         self.clock = clock
 

@@ -37,13 +37,7 @@ from service.errors import (
 from service.findings.keeper import FindingsKeeper
 from service.history import HistoryFetcher, Versions
 from service.models import Change, Route, Snapshot, StoredChange
-from service.registry.ctgov import (
-    PROBE_FIELDS,
-    CtgovClient,
-    alias_ids,
-    posted_date,
-    returned_id,
-)
+from service.registry.base import Registry
 from service.registry.normalise import normalise, record_meta
 from service.settings import CtgovSettings, FindingsSettings, Subscription
 from service.store import FirstSighting, NewVersion, RecordState, Store
@@ -122,7 +116,7 @@ class Monitor:
     def __init__(
         self,
         store: Store,
-        client: CtgovClient,
+        client: Registry,
         *,
         clock: Clock = utcnow,
         subscriptions: Sequence[Subscription] = (),
@@ -256,14 +250,14 @@ class _Cycle:
         }
         probed = [i for i in self.ids if i in known]
         returned: set[str] = set()
-        for batch in self.m.client.iter_batches(probed, fields=PROBE_FIELDS):
+        for batch in self.m.client.probe(probed):
             if batch.error is not None:
                 self._fail_batch(batch.requested, batch.error)
                 continue
             for raw in batch.studies:
-                study_id = _watched_id(raw, known, self.served_as)
+                study_id = self._watched_id(raw, known)
                 returned.add(study_id or "")
-                unmoved = study_id in known and posted_date(raw) == known[study_id]
+                unmoved = study_id in known and self.m.client.posted_date(raw) == known[study_id]
                 if unmoved and study_id not in self.done:
                     self.unchanged.append(study_id)
                     self.report.unchanged += 1
@@ -311,7 +305,7 @@ class _Cycle:
                 if self.should_stop():
                     self._store_first_sightings()
                     return
-                study_id = _watched_id(raw, wanted, self.served_as)
+                study_id = self._watched_id(raw, wanted)
                 if study_id is not None and study_id not in self.done:
                     self._process(study_id, raw)
             self._store_first_sightings()
@@ -365,7 +359,7 @@ class _Cycle:
             return
         served_id = None
         if snapshot.study_id != study_id:
-            if study_id not in alias_ids(raw):
+            if study_id not in self.m.client.alias_ids(raw):
                 message = (
                     f"{study_id}: the registry answered with {snapshot.study_id}, which does not "
                     f"list {study_id} among its aliases; nothing stored"
@@ -568,16 +562,15 @@ class _Cycle:
         self.done.add(study_id)
         self.progress(len(self.done))
 
-
-def _watched_id(
-    raw: dict[str, Any], watched: Collection[str], served_as: dict[str, str]
-) -> str | None:
-    """The watched id a returned record answers for: its own, one of its aliases, or the one
-    we know it is served for (a probe's answer carries no aliases)."""
-    study_id = returned_id(raw)
-    if study_id in watched:
-        return study_id
-    alias = next((a for a in alias_ids(raw) if a in watched), None)
-    if alias is None and study_id in served_as and served_as[study_id] in watched:
-        alias = served_as[study_id]
-    return alias
+    def _watched_id(self, raw: dict[str, Any], watched: Collection[str]) -> str | None:
+        """The watched id a returned record answers for: its own, one of its aliases, or the
+        one we know it is served for (a probe's answer carries no aliases)."""
+        client = self.m.client
+        study_id = client.returned_id(raw)
+        if study_id in watched:
+            return study_id
+        alias = next((a for a in client.alias_ids(raw) if a in watched), None)
+        served_for = self.served_as.get(study_id or "")
+        if alias is None and served_for in watched:
+            alias = served_for
+        return alias

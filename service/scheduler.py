@@ -141,6 +141,16 @@ class Daemon:
             misfire_grace_time=60,
             **common,
         )
+        ctgov = self.app.settings.ctgov
+        if ctgov.history and ctgov.history_backfill:
+            self.scheduler.add_job(
+                self.backfill_job,
+                IntervalTrigger(seconds=ctgov.history_backfill_every_seconds, timezone=UTC),
+                id="backfill",
+                name="backfill",
+                misfire_grace_time=60,
+                **common,
+            )
 
     def _start_health_server(self) -> HealthServer | None:
         if not self.health_port:
@@ -256,6 +266,25 @@ class Daemon:
     def _cancel_retry(self) -> None:
         with contextlib.suppress(JobLookupError):  # none was pending
             self.scheduler.remove_job(RETRY_JOB)
+
+    def backfill_job(self) -> None:
+        """Between cycles, fetch the past versions of newly watched records (the queue the
+        cycles work only within their budget). Skipped while a cycle runs, here or on
+        another replica: they share the history API's slow pace."""
+        if self.stopping.is_set() or not self._busy.acquire(blocking=False):
+            return
+        try:
+            with self.app.store.sync_lock() as mine:
+                if mine:
+                    # most of the interval: the queue is the history API's only other user
+                    budget = 0.8 * self.app.settings.ctgov.history_backfill_every_seconds
+                    done = self.app.monitor.work_backfills(budget, self.stopping.is_set)
+                    if done.done or done.failed:
+                        log.info("backfill: %d records done, %d failed", done.done, done.failed)
+        except TrialwatchError as exc:
+            log.warning("backfill round failed: %s", exc)
+        finally:
+            self._busy.release()
 
     def deliver_job(self) -> None:
         if self.stopping.is_set():

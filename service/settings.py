@@ -117,6 +117,8 @@ class CtgovSettings(Section):
     # backfill of new records' past versions: worked at most this long per cycle, the rest
     # left queued for the next cycle (and the daemon between cycles)
     history_budget_seconds: float = Field(30.0, ge=0, le=86_400)
+    # the daemon works the backfill queue between cycles this often
+    history_backfill_every_seconds: int = Field(60, ge=1, le=DAY)
     notify_backfill: bool = False  # notify changes found by backfill, not only new ones
 
     _urls = field_validator("api_url", "history_url")(_http_url)
@@ -190,7 +192,8 @@ class Subscription(Section):
 
         unknown = [r for r in rules if r != "*" and r not in RULE_NAMES]
         if unknown:
-            raise ValueError(f"unknown finding rule {unknown[0]!r} (one of {', '.join(RULE_NAMES)})")
+            known = ", ".join(RULE_NAMES)
+            raise ValueError(f"unknown finding rule {unknown[0]!r} (one of {known})")
         return rules
 
     @field_validator("digest_cron")

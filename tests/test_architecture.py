@@ -21,13 +21,13 @@ ALLOWED: dict[str, set[str]] = {
     "settings": {"errors", "models", "cron", "safeload", "urls", "findings.rules"},
     "cron": set(),
     "subscriptions": {"models", "settings", "cron"},
-    "registry.ctgov": {"errors", "settings", "__init__", "safeload"},
+    "registry.ctgov": {"errors", "settings", "__init__", "safeload", "registry.base"},
     "store": {"errors", "models", "migrate", "urls", "findings.rules", "findings.stored"},
     "safeload": {"errors"},
     "urls": set(),
     "monitor": {
         "store",
-        "registry.ctgov",
+        "registry.base",
         "registry.normalise",
         "diff",
         "models",
@@ -59,7 +59,8 @@ ALLOWED: dict[str, set[str]] = {
         "settings",
         "store",
     },
-    "history": {"errors", "registry.ctgov", "registry.normalise", "store"},
+    "history": {"errors", "registry.base", "registry.normalise", "store"},
+    "registry.base": {"errors"},
     "notify.render": {"models", "diff"},
     "outbox": {"store", "notify.base", "notify.render", "settings", "errors", "clock"},
 }
@@ -97,6 +98,14 @@ def test_the_normaliser_and_diff_do_no_io_and_read_no_clock(module: str) -> None
     _, outside = imports_of(module)
     assert not outside & IMPURE_MODULES, f"{module} imports {sorted(outside & IMPURE_MODULES)}"
     assert "datetime.now" not in (PACKAGE / (module.replace(".", "/") + ".py")).read_text()
+
+
+def test_the_pipeline_reaches_a_registry_only_through_its_protocol() -> None:
+    """The monitor, history, backfill and seed linking know a registry by the ``Registry``
+    protocol (``service.registry.base``); only ``app.py`` picks ClinicalTrials.gov's client."""
+    for module in ("monitor", "history", "backfill", "seeds.link", "seeds.service", "bulk"):
+        inside, _ = imports_of(module)
+        assert "registry.ctgov" not in inside, f"{module} imports the ClinicalTrials.gov client"
 
 
 def test_only_the_store_and_its_migrations_import_sqlalchemy() -> None:

@@ -73,6 +73,7 @@ def start_daemon(
         every: int = 1,
         retry_seconds: float | None = None,
         watch: bool = True,
+        ctgov: str = "",
     ) -> Daemon:
         emulator = emulator_factory([TESTS_DATA / "records"])
         if registry_down:
@@ -81,7 +82,7 @@ def start_daemon(
         config.write_text(
             f'[ctgov]\napi_url = "{emulator.api_url}"\nhistory_url = "{emulator.history_url}"\n'
             "requests_per_second = 50.0\nhistory_gap_seconds = 0\n"
-            f"max_attempts = 1\n[schedule]\nsync_every_seconds = {every}\n"
+            f"max_attempts = 1\n{ctgov}[schedule]\nsync_every_seconds = {every}\n"
             "deliver_every_seconds = 1\n"
         )
         env = {
@@ -188,6 +189,26 @@ def test_a_sqlite_store_deleted_under_the_daemon_is_a_failure_not_a_success(
     wait_until(lambda: "sync failed: store" in daemon.log.read_text(), timeout=30,
                what="the next sync to fail loudly")  # fmt: skip
     assert daemon.ready()[0] == 503
+    assert daemon.stop() == 0
+
+
+def test_the_daemon_works_the_backfill_queue_between_cycles(
+    start_daemon: Callable[..., Daemon], sqlite_url: str
+) -> None:
+    # cycles spend no time on history: the queue is left to the daemon's own job
+    ctgov = "history_budget_seconds = 0\nhistory_backfill_every_seconds = 1\n"
+    daemon = start_daemon(every=3600, ctgov=ctgov)
+    env = {**os.environ, "TRIALWATCH_CONFIG": "", "TRIALWATCH_DATABASE_URL": sqlite_url}
+
+    def states() -> set[str]:
+        listed = subprocess.run(
+            [sys.executable, "-m", "service", "watch", "list", "--json"],
+            env=env, cwd=ROOT, capture_output=True, check=True,
+        )  # fmt: skip
+        return {w["backfill"] for w in json.loads(listed.stdout)}
+
+    wait_until(lambda: states() == {"done"}, timeout=30, what="the backfill queue worked")
+    assert "backfill: 2 records done" in daemon.log.read_text()
     assert daemon.stop() == 0
 
 

@@ -25,7 +25,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -47,6 +46,7 @@ from service.errors import (
     RegistryUnavailable,
     UnsafeDocument,
 )
+from service.registry.base import Batch, HistoryEntry
 from service.safeload import load_json
 from service.settings import CtgovSettings
 
@@ -93,24 +93,6 @@ _LEARNED_URL_CAPS: dict[str, int] = {}
 _LENGTH_WORDS = ("too long", "too large", "uri", "url", "length", "header")
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One entry of a record's version list (the history API)."""
-
-    version: int
-    date: str  # the day that version was posted, yyyy-MM-dd
-    status: str = ""
-
-
-@dataclass
-class Batch:
-    """One page of a batch fetch: the ids asked for and the studies the registry returned."""
-
-    requested: list[str]
-    studies: list[dict[str, Any]] = field(default_factory=list)
-    error: RegistryError | None = None
-
-
 class CtgovClient:
     """Fetches v2 study records. ``requests`` counts every HTTP request made, retries included."""
 
@@ -144,6 +126,22 @@ class CtgovClient:
         self._history_forms = ["query", "path"]  # the version-list forms, preferred first
 
     # ---- public --------------------------------------------------------------------------
+
+    def probe(self, study_ids: Sequence[str]) -> Iterator[Batch]:
+        """Only the id and last-update date of each record: a few bytes a study."""
+        return self.iter_batches(study_ids, fields=PROBE_FIELDS)
+
+    @staticmethod
+    def returned_id(study: dict[str, Any]) -> str | None:
+        return returned_id(study)
+
+    @staticmethod
+    def alias_ids(study: dict[str, Any]) -> list[str]:
+        return alias_ids(study)
+
+    @staticmethod
+    def posted_date(study: dict[str, Any]) -> str | None:
+        return posted_date(study)
 
     def fetch_study(self, study_id: str) -> dict[str, Any]:
         """One record. ``RecordNotFound`` when the registry does not serve it."""
