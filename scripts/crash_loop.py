@@ -316,6 +316,9 @@ history_url = "{emu.history_url}"
 requests_per_second = 100.0
 history_gap_seconds = 0
 page_size = 5
+# versions here are posted on made-up past days, which a changed-since listing (keyed on
+# posting dates, as the registry's are: today) would not return: every cycle probes
+incremental = false
 
 {schedule}
 [delivery]

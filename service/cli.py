@@ -3,42 +3,69 @@
 Each command parses and validates its arguments first (so bad input writes nothing), calls
 the app, and prints a table or, with ``--json``, one JSON document. Exit codes: 0 done, 1 done
 but some studies or deliveries failed, 2 bad usage, input or settings.
+
+Start-up is kept short: at the top this module imports only click and light modules of its own
+(no settings, store, registry client, diff engine or rich), so ``--help`` and ``--version``
+answer in a few hundredths of a second. Each command imports what it needs in its body; the
+group builds the app (settings, then the store and clients on first use) only for commands
+that use it. ``tests/test_startup_imports.py`` holds this; ``bench/startup.py`` times it.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from service import __version__, views
-from service.app import App, build_app
+from service import __version__
 from service.cli_findings import findings
 from service.cli_report import report
 from service.cli_seeds import seeds
-from service.diff import diff
 from service.errors import InputError, RecordInvalid, TrialwatchError, UnsafeDocument
 from service.ids import parse_ncts
-from service.logs import configure_logging
-from service.models import CHANGE_KINDS, Snapshot
-from service.registry.normalise import normalise, record_meta
 from service.safeload import MIB, load_json, read_bounded
-from service.settings import load_settings, secret_values
-from service.store import shown_url
+
+if TYPE_CHECKING:  # for annotations only: importing these costs most of a second
+    from service.app import App
+    from service.models import Snapshot
 
 REGISTRY = "ctgov"
 PROGRESS_THRESHOLD = 20  # studies; below this a bar only flickers
 MAX_INTEGER = 2**63 - 1  # ids and limits go to the store as 64-bit integers: larger ones overflow
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+# Commands that only read the files they are given. The group reads no settings and builds no
+# app for them: they use neither, and validating settings alone (the database URL goes through
+# SQLAlchemy) would double the start-up of a one-study diff.
+OFFLINE_COMMANDS = frozenset({"diff"})
+
+
+class LazyChoice(click.Choice):
+    """A ``click.Choice`` whose values are loaded when first needed (checking a value,
+    drawing help), not when the command line is defined: they may live in a heavy module."""
+
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
+        # click.Choice.__init__ would assign ``choices``; here it is computed on first use
+        self._load = load
+        self.case_sensitive = True
+
+    @cached_property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self._load())
+
+
+def _change_kinds() -> tuple[str, ...]:
+    from service.models import CHANGE_KINDS
+
+    return CHANGE_KINDS
 
 
 class TrialwatchGroup(click.Group):
@@ -52,11 +79,15 @@ class TrialwatchGroup(click.Group):
 
 
 def fail(message: str, code: int) -> NoReturn:
+    from service import views
+
     views.echo(f"trialwatch: error: {message}", err=True)
     sys.exit(code)
 
 
 def app_of(ctx: click.Context) -> App:
+    from service.app import App
+
     app = ctx.find_object(App)
     assert app is not None
     return app
@@ -78,6 +109,14 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     Settings come from config/trialwatch.toml (or --config) and TRIALWATCH_* variables;
     see the README.
     """
+    from service.logs import configure_logging
+
+    if ctx.invoked_subcommand in OFFLINE_COMMANDS:
+        configure_logging(verbose)  # no settings: default format, and no secrets to mask
+        return
+    from service.app import build_app
+    from service.settings import load_settings, secret_values
+
     settings = load_settings(config_path)
     configure_logging(verbose, settings.daemon.log_format, secret_values(settings))
     app = build_app(settings)
@@ -89,6 +128,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 @click.pass_context
 def init(ctx: click.Context) -> None:
     """Create the store or migrate it to the newest schema (safe to repeat)."""
+    from service import views
+    from service.store import shown_url
+
     store = app_of(ctx).store
     counts = store.count_rows()
     views.echo(
@@ -116,6 +158,8 @@ def watch_add(
     ctx: click.Context, study_ids: tuple[str, ...], tags: tuple[str, ...], as_json: bool
 ) -> None:
     """Watch records by id (NCT followed by 8 digits)."""
+    from service import views
+
     ids = parse_ncts(study_ids)
     app = app_of(ctx)
     added = set(app.store.add_watches(REGISTRY, ids, tags, app.clock()))
@@ -133,6 +177,8 @@ def watch_add(
 @click.pass_context
 def watch_list(ctx: click.Context, as_json: bool) -> None:
     """The watched records, their status and when they were last checked."""
+    from service import views
+
     watches = app_of(ctx).store.list_watches()
     if as_json:
         views.print_json([w.to_json() for w in watches])
@@ -146,6 +192,8 @@ def watch_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def watch_remove(ctx: click.Context, study_ids: tuple[str, ...], as_json: bool) -> None:
     """Stop watching records (their stored versions and changes are kept)."""
+    from service import views
+
     ids = parse_ncts(study_ids)
     store = app_of(ctx).store
     not_watched = sorted(set(ids) - set(store.watched_ids(REGISTRY)))
@@ -168,6 +216,8 @@ def watch_remove(ctx: click.Context, study_ids: tuple[str, ...], as_json: bool) 
 @click.pass_context
 def sync(ctx: click.Context, study_ids: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
     """One cycle now: fetch, normalise, diff, store. Exit 1 if any study failed."""
+    from service import views
+
     app = app_of(ctx)
     ids = _watched(app, study_ids)
     with _progress(len(ids), enabled=not as_json) as advance:
@@ -200,6 +250,16 @@ def _watched(app: App, study_ids: tuple[str, ...]) -> list[str]:
 
 @contextmanager
 def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[int], None]]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from service import views
+
     if not enabled or total < PROGRESS_THRESHOLD or not views.stderr.is_terminal:
         yield lambda _done: None
         return
@@ -212,7 +272,7 @@ def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[int], None]]:
 @cli.command()
 @click.option("--study", "study_id", metavar="ID", help="Only this record.")
 @click.option("--since", metavar="ISO", help="Only changes detected at or after this time.")
-@click.option("--kind", type=click.Choice(CHANGE_KINDS), help="Only this kind of change.")
+@click.option("--kind", type=LazyChoice(_change_kinds), help="Only this kind of change.")
 @click.option(
     "--limit", type=click.IntRange(1, MAX_INTEGER), help="At most this many (oldest first)."
 )
@@ -227,6 +287,8 @@ def changes(
     as_json: bool,
 ) -> None:
     """Stored change events, oldest first."""
+    from service import views
+
     study = parse_ncts([study_id])[0] if study_id else None
     app = app_of(ctx)
     found = app.store.list_changes(
@@ -261,6 +323,8 @@ def _parse_since(text: str | None, now: datetime) -> datetime | None:
 @click.pass_context
 def history(ctx: click.Context, study_id: str, as_json: bool) -> None:
     """The stored versions of one record, oldest first."""
+    from service import views
+
     study = parse_ncts([study_id])[0]
     versions = app_of(ctx).store.list_versions(REGISTRY, study)
     if as_json:
@@ -279,6 +343,7 @@ def history(ctx: click.Context, study_id: str, as_json: bool) -> None:
 def import_bulk_command(ctx: click.Context, zip_path: Path, watch_all: bool, as_json: bool) -> None:
     """Baseline from the registry's bulk download (a zip of one JSON per study): the watched
     studies in it (or all, with --all) are stored without change events; syncs go on from there."""
+    from service import views
     from service.bulk import import_bulk
 
     app = app_of(ctx)
@@ -303,6 +368,9 @@ def import_bulk_command(ctx: click.Context, zip_path: Path, watch_all: bool, as_
 @json_option
 def diff_command(old_path: Path, new_path: Path, as_json: bool) -> None:
     """Diff two ClinicalTrials.gov v2 study files (bare or history-API wrapped), offline."""
+    from service import views
+    from service.diff import diff
+
     (old, old_version), (new, new_version) = _snapshot_file(old_path), _snapshot_file(new_path)
     found = diff(old, new)
     if as_json:
@@ -321,6 +389,8 @@ DIFF_MAX_BYTES = 64 * MIB  # the largest record with results is a few MiB
 
 def _snapshot_file(path: Path) -> tuple[Snapshot, int | None]:
     """The normalised record in a file and its registry version (history wrappers only)."""
+    from service.registry.normalise import normalise, record_meta
+
     try:
         raw = load_json(read_bounded(path, DIFF_MAX_BYTES))
     except FileNotFoundError:
@@ -346,6 +416,8 @@ def _snapshot_file(path: Path) -> tuple[Snapshot, int | None]:
 @click.pass_context
 def notify(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     """Deliver due notifications once. Exit 1 if any failed (retried later or dead)."""
+    from service import views
+
     app = app_of(ctx)
     if dry_run:
         due = [n for n in app.store.list_outbox() if n["due_at"] <= app.clock().isoformat()]
@@ -383,6 +455,8 @@ def outbox(ctx: click.Context, dead: bool, as_json: bool) -> None:
 @click.pass_context
 def outbox_replay(ctx: click.Context, outbox_ids: tuple[int, ...], as_json: bool) -> None:
     """Queue dead (or sent) notifications again, due now, with their event ids."""
+    from service import views
+
     app = app_of(ctx)
     missing = app.store.replay(outbox_ids, app.clock())
     if missing:
@@ -395,6 +469,8 @@ def outbox_replay(ctx: click.Context, outbox_ids: tuple[int, ...], as_json: bool
 
 
 def _print_outbox(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
+    from service import views
+
     if as_json:
         views.print_json(rows)
         return
@@ -424,6 +500,8 @@ cli.add_command(findings)
 @click.pass_context
 def run(ctx: click.Context, health_port: int | None) -> None:
     """The daemon: scheduled syncs and deliveries until SIGTERM/SIGINT (then exit 0)."""
+    import logging
+
     from service.scheduler import Daemon
 
     app = app_of(ctx)
@@ -440,6 +518,7 @@ def run(ctx: click.Context, health_port: int | None) -> None:
 def healthcheck(ctx: click.Context, port: int | None, ready: bool) -> None:
     """Ask the running daemon's /healthz (alive) or /readyz (--ready: syncs succeed), on
     [daemon] health_host; exit 0 when it answers 200 (for container HEALTHCHECKs)."""
+    from service import views
     from service.health import probe, probe_host
 
     daemon = app_of(ctx).settings.daemon

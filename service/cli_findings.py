@@ -6,19 +6,31 @@ from __future__ import annotations
 
 import click
 
-from service import views
-from service.app import App
 from service.errors import InputError
-from service.findings.rules import RULE_NAMES
 from service.ids import parse_nct
 
 __all__ = ["findings"]
 
 
+def _rule_names() -> tuple[str, ...]:
+    # service.findings.rules imports pydantic models: loaded only when this command needs it
+    from service.findings.rules import RULE_NAMES
+
+    return RULE_NAMES
+
+
+class RuleOption(click.Option):
+    """``--rule``, whose help names every rule: written when help is drawn, not at import."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = f"Only this rule: {', '.join(_rule_names())}."
+        return super().get_help_record(ctx)
+
+
 @click.command()
 @click.option("--open", "only_open", is_flag=True, help="Only the findings that hold now.")
 @click.option("--study", "study_id", metavar="ID", help="Only this record's findings.")
-@click.option("--rule", metavar="RULE", help=f"Only this rule: {', '.join(RULE_NAMES)}.")
+@click.option("--rule", cls=RuleOption, metavar="RULE")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_context
 def findings(
@@ -29,8 +41,12 @@ def findings(
     Each is open while its rule holds and resolved when it stops; opening and resolving are
     change events (finding_opened / finding_resolved) notified like any change.
     """
-    if rule is not None and rule not in RULE_NAMES:
-        raise InputError(f"--rule {rule!r}: not a rule (one of {', '.join(RULE_NAMES)})")
+    from service import views
+    from service.app import App
+
+    rules = _rule_names()
+    if rule is not None and rule not in rules:
+        raise InputError(f"--rule {rule!r}: not a rule (one of {', '.join(rules)})")
     study = parse_nct(study_id) if study_id is not None else None
     app = ctx.find_object(App)
     assert app is not None, "the findings command runs under the trialwatch group"

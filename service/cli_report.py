@@ -15,13 +15,16 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from service.app import App
 from service.errors import InputError
 from service.ids import parse_ncts
-from service.report import StudyData, load_studies, render_report
+
+if TYPE_CHECKING:  # annotations only: the command imports these when it runs (start-up time)
+    from service.app import App
+    from service.report import StudyData
 
 __all__ = ["report", "write_atomically"]
 
@@ -29,6 +32,8 @@ REGISTRY = "ctgov"
 
 
 def _app(ctx: click.Context) -> App:
+    from service.app import App
+
     app = ctx.find_object(App)
     assert app is not None, "the report command runs under the trialwatch group"
     return app
@@ -48,6 +53,8 @@ def _app(ctx: click.Context) -> App:
 def report(ctx: click.Context, study_ids: tuple[str, ...], out: Path) -> None:
     """A self-contained HTML report of stored versions and changes (default: every watched
     record): status over time, enrollment, dates, outcome changes, seed publications."""
+    from service.report import load_studies, render_report
+
     app = _app(ctx)
     _check_target(out)
     ids = _report_ids(app, study_ids)

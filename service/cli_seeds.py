@@ -10,12 +10,13 @@ turns into one line on stderr and the exit code (2 for bad input: nothing writte
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from service import views
-from service.app import App
-from service.seeds import service as seeds_service
+if TYPE_CHECKING:  # annotations only: the commands import these when they run (start-up time)
+    from service.app import App
+    from service.seeds import service as seeds_service
 
 __all__ = ["seeds"]
 
@@ -25,6 +26,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 
 
 def _app(ctx: click.Context) -> App:
+    from service.app import App
+
     app = ctx.find_object(App)
     assert app is not None, "the seeds group runs under the trialwatch group"
     return app
@@ -41,6 +44,9 @@ def seeds() -> None:
 @click.pass_context
 def seeds_load(ctx: click.Context, directory: Path | None, as_json: bool) -> None:
     """Load seed files (DIR/*.toml, default seeds/) and watch their confident registrations."""
+    from service import views
+    from service.seeds import service as seeds_service
+
     app = _app(ctx)
     report = seeds_service.load_seeds(app.store, directory or DEFAULT_DIR, app.clock())
     if as_json:
@@ -70,6 +76,9 @@ def seeds_load(ctx: click.Context, directory: Path | None, as_json: bool) -> Non
 @click.option("--force", is_flag=True, help="Overwrite seed files that already exist.")
 def seeds_import(documents: tuple[Path, ...], into: Path | None, force: bool) -> None:
     """Draft seed files from raw documents (papers, case reports, registry pages as text)."""
+    from service import views
+    from service.seeds import service as seeds_service
+
     drafts = seeds_service.draft_documents(documents, into, force=force)
     if into is None:
         for line in "\n".join(d.text for d in drafts).splitlines():
@@ -86,6 +95,9 @@ def seeds_import(documents: tuple[Path, ...], into: Path | None, force: bool) ->
 @click.pass_context
 def seeds_list(ctx: click.Context, as_json: bool) -> None:
     """Seed studies, their registry links and how confident each link is."""
+    from service import views
+    from service.seeds import service as seeds_service
+
     listed = seeds_service.list_seeds(_app(ctx).store)
     if as_json:
         views.print_json(listed)
@@ -102,6 +114,9 @@ def seeds_link(
     ctx: click.Context, seed_ids: tuple[str, ...], accept: str | None, as_json: bool
 ) -> None:
     """Rank candidate registrations of seeds that have no confident link yet."""
+    from service import views
+    from service.seeds import service as seeds_service
+
     app = _app(ctx)
     results = seeds_service.link_seeds(
         app.store, _LazyClient(app), seed_ids, app.clock(), accept=accept
@@ -117,6 +132,8 @@ def seeds_link(
 
 
 def _print_candidates(result: seeds_service.LinkResult) -> None:
+    from service import views
+
     if not result.candidates:
         views.echo("  no candidate registrations found: no confident match")
         return
@@ -145,6 +162,9 @@ class _LazyClient:
 @click.pass_context
 def seeds_compare(ctx: click.Context, seed_ids: tuple[str, ...], as_json: bool) -> None:
     """Publication-vs-registry discrepancies (enrollment, outcomes, phase, status, dates)."""
+    from service import views
+    from service.seeds import service as seeds_service
+
     report = seeds_service.compare_seeds(_app(ctx).store, seed_ids)
     if as_json:
         for note in report.notes:

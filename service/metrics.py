@@ -43,6 +43,16 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.cycle_requests = Counter(
+            "trialwatch_cycle_requests",
+            "Registry requests of sync cycles, by how the watch list was settled (quiet: the "
+            "registry's data did not move; listing: its changes since the last cycle; probe: "
+            "every watched id).",
+            ["mode"],
+            registry=self.registry,
+        )
+        for mode in ("quiet", "listing", "probe"):
+            self.cycle_requests.labels(mode)
         for kind in CHANGE_KINDS:
             self.changes.labels(kind)
         for outcome in ("sent", "retrying", "dead"):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from service.backfill import BackfillRound, BackfillWorker
@@ -46,6 +46,7 @@ from service.subscriptions import route
 log = logging.getLogger(__name__)
 
 STUDY_ID_FIELD = "protocolSection.identificationModule.nctId"
+LISTING_PAGE = 1000  # records a page of the changed-since listing
 
 
 @dataclass
@@ -62,6 +63,9 @@ class SyncReport:
     warnings: list[dict[str, str]] = field(default_factory=list)
     # the history backfill queue: records backfilled this cycle, failed, still pending
     backfill: dict[str, int] = field(default_factory=dict)
+    # how the watch list was settled: {"mode": probe|listing|quiet, "registry_timestamp",
+    # "since"} (no mode for a cycle over given ids only)
+    cycle: dict[str, str] = field(default_factory=dict)
 
     def fail(self, study_id: str, message: str, reason: str) -> None:
         """``reason``: registry (unreachable, refused), invalid (the answer or the record does
@@ -81,6 +85,7 @@ class SyncReport:
             "errors": self.errors,
             "warnings": self.warnings,
             "backfill": self.backfill,
+            "cycle": {**self.cycle, "requests": self.requests},
         }
 
 
@@ -177,9 +182,11 @@ class Monitor:
     ) -> SyncReport:
         """One cycle. ``should_stop`` is asked between studies; when it says yes, the cycle
         ends there, keeping every study it finished."""
-        ids = list(study_ids) if study_ids is not None else self.store.watched_ids(self.registry)
+        watched = self.store.watched_ids(self.registry)
+        ids = list(study_ids) if study_ids is not None else watched
         cycle = _Cycle(self, ids, dry_run=dry_run, progress=progress, should_stop=should_stop)
-        cycle.explicit = study_ids is not None
+        # a cycle over some ids only is no base for the next incremental one
+        cycle.explicit = set(ids) != set(watched)
         return cycle.run()
 
 
@@ -219,7 +226,7 @@ class _Cycle:
         self.tags = store.watch_tags(self.m.registry, self.ids)
         if not self.dry_run:
             self.run_id = store.start_run(self.m.clock())
-        unseen = self._probe() if self.m.settings.probe else set()
+        unseen = self._settle_unmoved() if self.m.settings.probe else set()
         self._fetch_batches([i for i in self.ids if i not in self.done and i not in unseen])
         for study_id in self.ids:
             if study_id not in self.done and not self.should_stop():
@@ -238,16 +245,87 @@ class _Cycle:
             store.finish_run(self.run_id, self.report.to_json(), self.m.clock())
         return self.report
 
-    def _probe(self) -> set[str]:
-        """Ask for the last-update dates of the records already stored (a page per 1,000
-        ids, a few bytes per study) and settle those whose date has not moved. Returns the
-        stored ids the registry did not return: they are asked for one by one (a 404 is
-        ``record_unavailable``), not in a batch that would not return them either."""
+    def _settle_unmoved(self) -> set[str]:
+        """Settle the stored records that did not move, as cheaply as the registry allows:
+        nothing at all when its data did not change (``quiet``), its changed-since listing
+        when that is shorter than probing every watched id (``listing``), else the probe.
+        Returns the ids to ask for one by one."""
         known = {
             study_id: state.last_update_posted
             for study_id, state in self.states.items()
             if state.content_hash and state.last_update_posted and state.state == "active"
         }
+        if self._incremental(known):
+            return set()
+        if not self.explicit:
+            self.report.cycle["mode"] = "probe"
+        return self._probe(known)
+
+    def _incremental(self, known: dict[str, str]) -> bool:
+        """Settle ``known`` from the registry's data timestamp or changed-since listing;
+        False when the probe must do it (no base cycle, the weekly full probe is due, the
+        listing is longer than the probe, or the registry would not say)."""
+        settings, client = self.m.settings, self.m.client
+        if self.explicit or not settings.incremental:
+            return False
+        try:
+            stamp = client.data_timestamp()
+        except RegistryError as exc:
+            log.info("registry data timestamp unavailable (%s): probing every watched id", exc)
+            return False
+        self.report.cycle["registry_timestamp"] = stamp
+        mark = self.m.store.last_cycle_mark()
+        if mark is None or mark.cycles_since_probe + 1 >= settings.full_probe_every:
+            return False
+        if stamp == mark.registry_timestamp:
+            self.report.cycle["mode"] = "quiet"
+            self._settle_all(known, moved=set())
+            return True
+        probes = -(-len(known) // max(1, client.batch_size()))
+        if probes <= 1:
+            return False  # one probe request: no listing can be cheaper
+        overlap = timedelta(days=settings.listing_overlap_days)
+        since = (mark.started_at.date() - overlap).isoformat()
+        moved = self._listed_moves(known, since, probes)
+        if moved is None:
+            return False
+        self.report.cycle.update(mode="listing", since=since)
+        self._settle_all(known, moved)
+        return True
+
+    def _listed_moves(self, known: dict[str, str], since: str, probes: int) -> set[str] | None:
+        """The known records the registry lists as posted since ``since`` with another date;
+        None when probing (``probes`` requests) is cheaper or the listing fails."""
+        client = self.m.client
+        try:
+            listing = client.changed_since(since)
+            pages = -(-listing.total // LISTING_PAGE)
+            if pages - 1 > probes:  # the first page is spent either way
+                log.info("%d records changed since %s: probing is cheaper", listing.total, since)
+                return None
+            moved = set()
+            for page in listing.pages:
+                for raw in page:
+                    study_id = self._watched_id(raw, known)
+                    if study_id is not None and client.posted_date(raw) != known[study_id]:
+                        moved.add(study_id)
+        except RegistryError as exc:
+            log.warning("changed-since listing failed (%s): probing every watched id", exc)
+            return None
+        return moved
+
+    def _settle_all(self, known: dict[str, str], moved: set[str]) -> None:
+        for study_id in self.ids:
+            if study_id in known and study_id not in moved and study_id not in self.done:
+                self.unchanged.append(study_id)
+                self.report.unchanged += 1
+                self._finish(study_id)
+
+    def _probe(self, known: dict[str, str]) -> set[str]:
+        """Ask for the last-update dates of the records already stored (a batch of ids a
+        request, a few bytes per study) and settle those whose date has not moved. Returns the
+        stored ids the registry did not return: they are asked for one by one (a 404 is
+        ``record_unavailable``), not in a batch that would not return them either."""
         probed = [i for i in self.ids if i in known]
         returned: set[str] = set()
         for batch in self.m.client.probe(probed):

@@ -204,16 +204,20 @@ class Daemon:
             self._failed_wholly(f"internal error: {type(exc).__name__}: {exc}")
             return
         metrics.sync_duration.observe(time.monotonic() - started)
+        mode = report.cycle.get("mode")
+        if mode:
+            metrics.cycle_requests.labels(mode).inc(report.requests)
         for change in report.changes:
             metrics.changes.labels(change.kind).inc()
         log.info(
-            "sync: %d checked, %d new, %d changed, %d unchanged, %d failed, %d requests",
+            "sync: %d checked, %d new, %d changed, %d unchanged, %d failed, %d requests (%s)",
             report.checked,
             report.new,
             report.changed,
             report.unchanged,
             report.failed,
             report.requests,
+            report.cycle.get("mode") or "given ids",
         )
         outcome = run_status(report.checked, report.failed)
         if outcome == "failed":

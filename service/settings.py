@@ -111,6 +111,11 @@ class CtgovSettings(Section):
     max_url_bytes: int = Field(6000, ge=512, le=1_000_000)
     max_response_mib: int = Field(512, ge=1, le=65_536)  # a larger registry answer is refused
     probe: bool = True  # ask for last-update dates first; fetch in full only what moved
+    # a cycle may ask the registry what changed since the last one (when that is cheaper
+    # than probing every watched id), and costs one request when its data did not move
+    incremental: bool = True
+    full_probe_every: int = Field(7, ge=1, le=10_000)  # cycles; the safety net
+    listing_overlap_days: int = Field(2, ge=0, le=365)  # posting delays and time zones
     history: bool = True  # gap filling and backfill from the record-history API
     history_backfill: bool = True  # fetch every past version when a record is first seen
     history_gap_seconds: float = Field(1.0, ge=0, le=HOUR)  # between history requests (it 429s)

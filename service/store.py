@@ -159,6 +159,18 @@ class SyncRunRow(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     requests: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    mode: Mapped[str | None] = mapped_column(String(16))  # probe | listing | quiet (whole list)
+    registry_timestamp: Mapped[str | None] = mapped_column(String(40))  # /version dataTimestamp
+    since: Mapped[str | None] = mapped_column(String(10))  # the listing's first day
+
+
+@dataclass(frozen=True)
+class CycleMark:
+    """The last whole-watch-list cycle that succeeded: where an incremental cycle starts."""
+
+    started_at: datetime
+    registry_timestamp: str | None
+    cycles_since_probe: int  # whole-list cycles since the last full probe (that one is 0)
 
 
 class ChangeRow(Base):
@@ -1051,7 +1063,26 @@ class Store:
             for key in ("checked", "new", "changed", "unchanged", "failed", "requests"):
                 setattr(run, key, report[key])
             run.errors = report["errors"]
+            cycle = report.get("cycle") or {}
+            run.mode = cycle.get("mode")
+            run.registry_timestamp = cycle.get("registry_timestamp")
+            run.since = cycle.get("since")
         self._open_runs.discard(run_id)
+
+    def last_cycle_mark(self) -> CycleMark | None:
+        """The newest whole-list cycle that finished ``ok``, or None (then probe everything)."""
+        with self._session() as session:
+            runs = session.execute(
+                select(SyncRunRow.started_at, SyncRunRow.registry_timestamp, SyncRunRow.mode)
+                .where(SyncRunRow.status == "ok", SyncRunRow.mode.is_not(None))
+                .order_by(SyncRunRow.id.desc())
+                .limit(1000)
+            ).all()
+        if not runs:
+            return None
+        since_probe = next((i for i, run in enumerate(runs) if run.mode == "probe"), len(runs))
+        started_at, timestamp, _ = runs[0]
+        return CycleMark(started_at, timestamp, since_probe)
 
     def abandon_runs(self, error: str, now: datetime) -> None:
         """Mark the sync runs this process started and did not finish as failed, with

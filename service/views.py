@@ -241,13 +241,14 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
+HISTORY_COLUMN = Column("history", wrap=True)  # the backfill of past versions
 WATCH_COLUMNS = (
     Column("study"),
     Column("status", wrap=True),
     Column("title", title=True),
     Column("tags", wrap=True),
     Column("versions", justify="right"),
-    Column("history", wrap=True),
+    HISTORY_COLUMN,
     Column("last checked"),
 )
 
@@ -255,7 +256,13 @@ WATCH_COLUMNS = (
 def watches_table(watches: Sequence[WatchInfo], width: int | None = None) -> Table:
     rows = [_watch_row(w) for w in watches]
     caption = f"{len(watches)} watched record(s)"
-    return fitted_table(caption, WATCH_COLUMNS, rows, width or console().width)
+    columns = list(WATCH_COLUMNS)
+    if not any(w.backfill in ("pending", "failed") for w in watches):
+        # the history column only says something while a backfill is under way or failed
+        at = columns.index(HISTORY_COLUMN)
+        del columns[at]
+        rows = [row[:at] + row[at + 1 :] for row in rows]
+    return fitted_table(caption, columns, rows, width or console().width)
 
 
 def _watch_row(w: WatchInfo) -> list[Text]:

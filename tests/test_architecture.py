@@ -61,7 +61,8 @@ ALLOWED: dict[str, set[str]] = {
     },
     "history": {"errors", "registry.base", "registry.normalise", "store"},
     "registry.base": {"errors"},
-    "notify.render": {"models", "diff"},
+    "notify.render": {"models", "diff", "templates"},
+    "svg": set(),
     "outbox": {"store", "notify.base", "notify.render", "settings", "errors", "clock"},
 }
 PURE = {"registry.normalise", "diff", "text", "models", "findings.facts", "findings.rules"}

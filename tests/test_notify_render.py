@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from service.models import StoredChange
 from service.notify.render import (
     SUBJECT_MAX,
+    Alert,
     Message,
     StudyChanges,
     compare_url,
@@ -25,6 +26,7 @@ from service.notify.render import (
     webhook_body,
     webhook_payload,
 )
+from service.templates import macro
 
 EVIL = "<script>alert('pwned')</script><img src=x onerror=alert(1)>"
 
@@ -506,6 +508,35 @@ def test_changes_from_two_version_pairs_are_shown_apart() -> None:
     )
     body = email_html(message).partition("<body")[2]
     assert body.index("Versions 1 → 2") < body.index("Recruiting") < body.index("Versions 2 → 3")
+
+
+def test_an_alert_email_escapes_its_summary_and_details() -> None:
+    alert = Alert(kind="schema_drift", summary=f"Drift {EVIL}", details=[EVIL, "a & b"])
+    message = Message(event_id="a-1", created_at=DETECTED, kind="alert", studies=[], alert=alert)
+    document = email_html(message)
+    assert "<script" not in document and "<img" not in document
+    assert "<li>a &amp; b</li>" in document and "trialwatch · event a-1" in document
+    assert collect(document).tags <= {
+        "html",
+        "head",
+        "meta",
+        "title",
+        "body",
+        "h1",
+        "ul",
+        "li",
+        "p",
+    }
+
+
+def test_the_shared_word_diff_macro_styles_with_classes_outside_mail() -> None:
+    """The web app reuses the macro with a stylesheet: no inline styles without ``s``."""
+    segments = [("equal", "in "), ("del", "<b>12</b>"), ("ins", "24"), ("gap", ""), ("equal", "x")]
+    shown = macro("macros.html", "word_diff")(segments)
+    assert shown == (
+        '<div class="word-diff">in <del class="del">&lt;b&gt;12&lt;/b&gt;</del>'
+        '<ins class="ins">24</ins><span class="muted"> … </span>x</div>'
+    )
 
 
 # --------------------------------------------------------------------------- plain text

@@ -29,6 +29,7 @@ from ctgov_emulator import Emulator
 from service import cli_report
 from service.cli import cli
 from service.cli_report import write_atomically
+from service.findings.stored import FindingInfo
 from service.models import Outcome, Snapshot, StoredChange, StudyDate
 from service.report import (
     SeedFacts,
@@ -208,6 +209,37 @@ def test_registry_and_seed_text_is_escaped_everywhere() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert 'data-status="&quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;"' in page
     assert "&quot;official&quot; &lt;i&gt;title&lt;/i&gt; &amp; more" in page
+
+
+def test_findings_and_chart_tooltips_escape_registry_text() -> None:
+    finding = FindingInfo(
+        registry="ctgov",
+        study_id="NCT01234567",
+        rule="results_overdue",
+        state="open",
+        opened_at=NOW - timedelta(days=30),
+        severity="high",
+        summary=f"Results overdue {XSS}",
+        source='FDAAA "801" <a href=x>',
+    )
+    hostile = study(
+        findings=(finding,),
+        versions=(point(0, "2024-01-01", count=5, kind=XSS), point(1, "2024-02-01", count=7)),
+    )
+    page = render_report([hostile], generated_at=NOW)
+    assert "<script" not in page and "<a href=x" not in page
+    assert f"Results overdue {html.escape(XSS)}" in page
+    assert "FDAAA &quot;801&quot; &lt;a href=x&gt;" in page
+    enrollment = chart(page, "Enrollment by version")
+    assert f'data-type="{html.escape(XSS)}"' in enrollment  # a hostile type stays an attribute
+
+
+def test_the_report_is_rendered_from_the_packaged_templates() -> None:
+    page = render_report([study()], generated_at=NOW)
+    assert page.startswith('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">')
+    assert page.endswith("</footer>\n</main></body></html>")
+    assert ":root { --ink: #1f2933;" in page  # the stylesheet, inlined from report.css
+    assert page.count("<svg") == 3 and page.count("</svg>") == 3
 
 
 def test_the_page_loads_nothing_and_runs_nothing() -> None:

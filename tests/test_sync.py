@@ -45,6 +45,7 @@ def trialwatch(registry: Emulator, database_url: str, tmp_path: Path) -> Trialwa
         "[ctgov]\nrequests_per_second = 100.0\nretry_initial_seconds = 0.01\n"
         "retry_max_seconds = 0.2\nmax_attempts = 3\ntimeout_seconds = 5\n"
         "history = false  # API v2 alone here; test_history.py covers the history API\n"
+        "incremental = false  # every cycle probes; tests/test_incremental.py covers the rest\n"
         "[findings]\nenabled = false  # tests/test_findings*.py cover them\n"
     )
     env = {

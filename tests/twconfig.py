@@ -53,7 +53,15 @@ def table(header: str, **keys: Any) -> str:
 
 def ctgov(api_url: str, history_url: str, **overrides: Any) -> str:
     """The [ctgov] table for an emulator: fast, and history requests unspaced."""
-    keys = {"requests_per_second": 100.0, "history_gap_seconds": 0, **overrides}
+    # incremental cycles skip a quiet registry and list its changes since the last cycle:
+    # the tests of other parts count requests and inject faults per cycle, so they probe
+    # (tests/test_incremental.py turns it on)
+    keys = {
+        "requests_per_second": 100.0,
+        "history_gap_seconds": 0,
+        "incremental": False,
+        **overrides,
+    }
     return table("[ctgov]", api_url=api_url, history_url=history_url, **keys)
 
 

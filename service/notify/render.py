@@ -9,15 +9,15 @@ changes (``digest``). Shapes follow the contract ("Webhook delivery"): ``webhook
 ``{"id", "type", "created_at", "study": {"registry", "study_id", "title", "url"}, "changes"}``,
 and a digest replaces ``study``/``changes`` with ``"studies": [{"study", "changes"}, …]``.
 
-Registry text is untrusted. Every piece of it that reaches the HTML part goes through
-``html.escape`` (``_esc``) at the one place it is written; the plain-text part carries it as
-text, and the subject folds it onto one line. The HTML is self-contained (inline styles only:
-mail clients drop ``<style>`` blocks and block remote assets).
+Registry text is untrusted. The HTML part is a Jinja2 template (``templates/email/``) with
+autoescaping: this module hands it plain values and diff nodes, never markup, so every piece of
+registry text is escaped where the template writes it; the plain-text part carries it as text,
+and the subject folds it onto one line. The HTML is self-contained (inline styles only: mail
+clients drop ``<style>`` blocks and block remote assets).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections import Counter
@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from service.diff import diff_opcodes, humanise
 from service.models import StoredChange, severity_rank
+from service.templates import macro as template_macro
+from service.templates import render as render_template
 
 __all__ = [
     "SUBJECT_MAX",
@@ -139,18 +141,6 @@ def _alert_subject(alert: Alert) -> str:
 def _alert_text(message: Message, alert: Alert) -> str:
     lines = [alert.summary, "", *alert.details, "", "-- ", f"trialwatch · event {message.event_id}"]
     return "\n".join(lines) + "\n"
-
-
-def _alert_html(message: Message, alert: Alert) -> str:
-    items = "".join(f"<li>{_esc(detail)}</li>" for detail in alert.details)
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_esc(_alert_subject(alert))}</title></head>"
-        '<body style="font-family:Helvetica,Arial,sans-serif;font-size:14px">'
-        f'<h1 style="font-size:18px">{_esc(alert.summary)}</h1><ul>{items}</ul>'
-        f'<p style="color:#667085;font-size:12px">trialwatch · event {_esc(message.event_id)}</p>'
-        "</body></html>\n"
-    )
 
 
 # --------------------------------------------------------------------------- links
@@ -475,12 +465,19 @@ def _text_value(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- HTML
+#
+# The HTML part is ``templates/email/message.html``. This half of the module decides what it
+# shows: a view of each study, its version groups and changes, and for each change a diff node
+# (``_Node``) that the template's ``diff`` macro draws. No markup is made here.
 
 _SEVERITY_COLOURS = {"high": "#b42318", "medium": "#b54708", "low": "#475467"}
-_DEL = "background:#fee4e2;color:#912018;text-decoration:line-through"
-_INS = "background:#dcfae6;color:#085d3a;text-decoration:none"
-_MUTED = "color:#667085"
-_LINK = "color:#175cd3"
+_STYLES: dict[str, Any] = {  # inline styles of the shared macros (templates/macros.html)
+    "del": "background:#fee4e2;color:#912018;text-decoration:line-through",
+    "ins": "background:#dcfae6;color:#085d3a;text-decoration:none",
+    "muted": "color:#667085",
+    "link": "color:#175cd3",
+    "severity": _SEVERITY_COLOURS,
+}
 _ENUM_KEYS = frozenset({"type", "status", "sex"})  # dict keys whose values are registry enums
 # Fields whose values are registry enums (shown humanised: RECRUITING → Recruiting).
 _ENUM_FIELDS = (
@@ -495,110 +492,138 @@ _ENUM_FIELDS = (
     "masking",
 )
 
-
-def _esc(value: object) -> str:
-    """The only way registry text enters the HTML."""
-    return html.escape(str(value), quote=True)
+NodeKind = Literal["scalar", "words", "rows", "items", "plain", "ins", "del"]
 
 
-def _del(text: str) -> str:
-    return f'<del style="{_DEL}">{_esc(text)}</del>' if text else ""
+@dataclass(frozen=True, slots=True)
+class _Row:
+    label: str
+    value: _Node
+    muted: bool = False
 
 
-def _ins(text: str) -> str:
-    return f'<ins style="{_INS}">{_esc(text)}</ins>' if text else ""
+@dataclass(frozen=True, slots=True)
+class _Item:
+    how: Literal["diff", "ins", "del", "note"]
+    text: str
+    inner: _Node | None = None
 
 
-def _link(url: str, text: str) -> str:
-    return f'<a href="{_esc(url)}" style="{_LINK}">{_esc(text)}</a>'
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """One piece of a visual diff; ``kind`` says which fields it uses."""
+
+    kind: NodeKind
+    text: str = ""  # plain, ins, del
+    old: str = ""  # scalar
+    new: str = ""
+    segments: tuple[tuple[str, str], ...] = ()  # words: (equal|del|ins|gap, text)
+    rows: tuple[_Row, ...] = ()
+    items: tuple[_Item, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _ChangeView:
+    severity: str
+    summary: str
+    historical: bool
+    detail: _Node | None
+
+
+@dataclass(frozen=True, slots=True)
+class _GroupView:
+    label: str
+    compare_url: str | None
+    detected: str
+    changes: list[_ChangeView]
+
+
+@dataclass(frozen=True, slots=True)
+class _StudyView:
+    study_id: str
+    title: str
+    url: str | None
+    groups: list[_GroupView]
 
 
 def email_html(message: Message) -> str:
     """The HTML part: a visual diff per change, grouped by study, every registry text escaped."""
     if message.alert is not None:
         return _alert_html(message, message.alert)
-    title = email_subject(message)
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_esc(title)}</title></head>",
-        '<body style="margin:0;padding:16px;background:#f2f4f7;color:#101828;'
-        "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;"
-        'line-height:1.5">',
-        '<div style="max-width:760px;margin:0 auto;background:#ffffff;'
-        'border:1px solid #d0d5dd;border-radius:8px;padding:16px 24px">',
-    ]
-    if message.kind == "digest":
-        parts.append(f'<h1 style="font-size:20px;margin:0 0 8px">{_esc(title)}</h1>')
-    parts += [_study_html(study) for study in message.studies]
-    parts.append(
-        f'<p style="{_MUTED};font-size:12px;margin-top:24px">Sent by trialwatch · event '
-        f"{_esc(message.event_id)}</p>"
+    page = render_template(
+        "email/message.html",
+        title=email_subject(message),
+        heading=message.kind == "digest",
+        studies=[_study_view(study) for study in message.studies],
+        event_id=message.event_id,
+        s=_STYLES,
     )
-    parts.append("</div></body></html>")
-    return "\n".join(parts) + "\n"
+    return page + "\n"
 
 
-def _study_html(study: StudyChanges) -> str:
-    page = study_url(study.registry, study.study_id)
-    name = _link(page, study.study_id) if page else _esc(study.study_id)
-    title = f" · {_esc(study.title)}" if study.title else ""
-    parts = [
-        '<div style="margin:16px 0 8px;border-top:1px solid #eaecf0;padding-top:8px">',
-        f'<h2 style="font-size:17px;margin:8px 0">{name}{title}</h2>',
-    ]
-    for group in _groups(study):
-        parts.append(_group_html(study, group))
-    parts.append("</div>")
-    return "\n".join(parts)
-
-
-def _group_html(study: StudyChanges, group: _Group) -> str:
-    link = compare_url(study.registry, study.study_id, group.from_version, group.to_version)
-    compare = f" · {_link(link, 'compare on ClinicalTrials.gov')}" if link else ""
-    head = (
-        f'<p style="{_MUTED};margin:8px 0 4px">{_esc(_versions_label(group))}{compare}'
-        f" · detected {_esc(_when(group.detected_at))}</p>"
+def _alert_html(message: Message, alert: Alert) -> str:
+    page = render_template(
+        "email/alert.html",
+        title=_alert_subject(alert),
+        summary=alert.summary,
+        details=alert.details,
+        event_id=message.event_id,
     )
-    return "\n".join([head, *(_change_html(c) for c in group.changes)])
+    return page + "\n"
 
 
-def _change_html(change: StoredChange) -> str:
-    colour = _SEVERITY_COLOURS[change.severity]
-    badge = (
-        f'<span style="display:inline-block;min-width:52px;padding:0 6px;border-radius:4px;'
-        f'background:{colour};color:#ffffff;font-size:11px;font-weight:600;text-align:center">'
-        f"{_esc(change.severity.upper())}</span>"
-    )
-    historical = f' <span style="{_MUTED}">(historical)</span>' if change.historical else ""
-    detail = _change_detail(change)
-    body = f'<div style="margin-top:4px">{detail}</div>' if detail else ""
-    return (
-        f'<div style="border-left:4px solid {colour};padding:4px 12px;margin:8px 0">'
-        f"<div>{badge} <strong>{_esc(change.summary)}</strong>{historical}</div>{body}</div>"
+def _study_view(study: StudyChanges) -> _StudyView:
+    return _StudyView(
+        study_id=study.study_id,
+        title=study.title,
+        url=study_url(study.registry, study.study_id),
+        groups=[_group_view(study, group) for group in _groups(study)],
     )
 
 
-def _change_detail(change: StoredChange) -> str:
-    """The visual diff of one change, by the shape of its values."""
+def _group_view(study: StudyChanges, group: _Group) -> _GroupView:
+    return _GroupView(
+        label=_versions_label(group),
+        compare_url=compare_url(
+            study.registry, study.study_id, group.from_version, group.to_version
+        ),
+        detected=_when(group.detected_at),
+        changes=[_change_view(c) for c in group.changes],
+    )
+
+
+def _change_view(change: StoredChange) -> _ChangeView:
+    return _ChangeView(
+        severity=change.severity,
+        summary=change.summary,
+        historical=change.historical,
+        detail=_change_detail(change),
+    )
+
+
+def _change_detail(change: StoredChange) -> _Node | None:
+    """The visual diff of one change, by the shape of its values (None: nothing to show)."""
     old, new = change.old, change.new
     if change.kind in ("record_added", "record_unavailable", "results_posted"):
-        return ""
+        return None
     if change.kind == "date_changed":
-        return _scalar_diff(_date_text(old), _date_text(new))
+        return _scalar(_date_text(old), _date_text(new))
     enum = change.field.endswith(_ENUM_FIELDS)
     return _value_diff(old, new, enum=enum, context=change.kind.startswith("outcome_"))
 
 
-def _value_diff(old: Any, new: Any, *, enum: bool = False, context: bool = False) -> str:
+def _value_diff(old: Any, new: Any, *, enum: bool = False, context: bool = False) -> _Node | None:
     if isinstance(old, dict) or isinstance(new, dict):
         return _dict_diff(_as_dict(old), _as_dict(new), context=context)
     if isinstance(old, list) or isinstance(new, list):
         return _list_diff(_as_list(old), _as_list(new), enum=enum)
     if isinstance(old, str) and isinstance(new, str) and _is_prose(old, new):
-        return _word_diff(old, new)
-    return _scalar_diff(_shown(old, enum), _shown(new, enum))
+        return _Node("words", segments=_word_segments(old, new))
+    return _scalar(_shown(old, enum), _shown(new, enum))
+
+
+def _scalar(old: str, new: str) -> _Node:
+    return _Node("scalar", old=old, new=new)
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -630,14 +655,6 @@ def _date_text(value: Any) -> str:
     return f"{value['date']} ({humanise(kind).lower()})" if kind else str(value["date"])
 
 
-def _none() -> str:
-    return f'<span style="{_MUTED}">none</span>'
-
-
-def _scalar_diff(old: str, new: str) -> str:
-    return f"{_del(old) or _none()} → {_ins(new) or _none()}"
-
-
 def _is_prose(old: str, new: str) -> bool:
     return max(len(old.split()), len(new.split())) > _PROSE_WORDS
 
@@ -651,28 +668,24 @@ def _keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys([*old, *new]))
 
 
-def _dict_diff(old: dict[str, Any], new: dict[str, Any], *, context: bool = False) -> str:
+def _dict_diff(old: dict[str, Any], new: dict[str, Any], *, context: bool = False) -> _Node | None:
     """One row per key that differs (and, with ``context``, the unchanged ones as they are)."""
-    rows = []
+    rows: list[_Row] = []
     for key in _keys(old, new):
         a, b = old.get(key), new.get(key)
         enum = key in _ENUM_KEYS
         if a == b:
             if context and a not in (None, ""):
-                rows.append(_row(key, _esc(_shown(a, enum)), muted=True))
+                rows.append(_Row(_label(key), _Node("plain", text=_shown(a, enum)), muted=True))
             continue
         if not old:  # a new item: no strike-through of nothing on every row
-            rows.append(_row(key, _ins(_shown(b, enum))))
+            value = _Node("ins", text=_shown(b, enum))
         elif not new:
-            rows.append(_row(key, _del(_shown(a, enum))))
+            value = _Node("del", text=_shown(a, enum))
         else:
-            rows.append(_row(key, _value_diff(a, b, enum=enum)))
-    return "".join(rows)
-
-
-def _row(key: str, value_html: str, *, muted: bool = False) -> str:
-    style = f' style="{_MUTED}"' if muted else ""
-    return f'<div{style}><span style="{_MUTED}">{_esc(_label(key))}:</span> {value_html}</div>'
+            value = _value_diff(a, b, enum=enum) or _Node("plain")
+        rows.append(_Row(_label(key), value))
+    return _Node("rows", rows=tuple(rows)) if rows else None
 
 
 def _item_key(item: Any) -> Any:
@@ -699,30 +712,29 @@ def _item_name(item: Any) -> str:
     return "item"
 
 
-def _list_diff(old: list[Any], new: list[Any], *, enum: bool = False) -> str:
+def _list_diff(old: list[Any], new: list[Any], *, enum: bool = False) -> _Node | None:
     """Removed items struck through, added items highlighted, changed items diffed."""
     gone = _surplus(old, new)
     came = _surplus(new, old)
     by_key: dict[Any, list[Any]] = {}
     for item in gone:
         by_key.setdefault(_item_key(item), []).append(item)
-    rows: list[str] = []
+    rows: list[_Item] = []
     for item in came:
         partners = by_key.get(_item_key(item))
         if partners and isinstance(item, dict):
             before = partners.pop(0)
-            inner = _dict_diff(before, item)
-            rows.append(f"<li>{_esc(_item_name(item))}<div>{inner}</div></li>")
+            rows.append(_Item("diff", _item_name(item), _dict_diff(before, item) or _Node("plain")))
         else:
-            rows.append(f"<li>{_ins(_shown(item, enum))}</li>")
-    rows += [f"<li>{_del(_shown(item, enum))}</li>" for items in by_key.values() for item in items]
+            rows.append(_Item("ins", _shown(item, enum)))
+    rows += [_Item("del", _shown(item, enum)) for items in by_key.values() for item in items]
     if len(rows) > _ITEMS_SHOWN:
         hidden = len(rows) - _ITEMS_SHOWN
-        rows = [*rows[:_ITEMS_SHOWN], f'<li style="{_MUTED}">and {hidden} more</li>']
+        rows = [*rows[:_ITEMS_SHOWN], _Item("note", f"and {hidden} more")]
     kept = len(new) - len(came)
     if kept and (gone or came):
-        rows.append(f'<li style="{_MUTED}">{kept} unchanged</li>')
-    return f'<ul style="margin:4px 0;padding-left:20px">{"".join(rows)}</ul>' if rows else ""
+        rows.append(_Item("note", f"{kept} unchanged"))
+    return _Node("items", items=tuple(rows)) if rows else None
 
 
 def _surplus(items: list[Any], others: list[Any]) -> list[Any]:
@@ -748,30 +760,38 @@ _TOKEN = re.compile(r"\s+|\S+")
 
 
 def _word_diff(old: str, new: str) -> str:
-    """``old`` → ``new`` word by word: removed words struck through, added ones highlighted,
-    long unchanged stretches cut to a few words of context."""
+    """``old`` → ``new`` word by word as the email shows it (the shared ``word_diff`` macro)."""
+    return str(template_macro("macros.html", "word_diff")(_word_segments(old, new), _STYLES))
+
+
+def _word_segments(old: str, new: str) -> tuple[tuple[str, str], ...]:
+    """``old`` → ``new`` word by word: removed words, added ones, and the unchanged stretches
+    between them, long ones cut to a few words of context (a ``gap`` where words were cut)."""
     a, b = _TOKEN.findall(old), _TOKEN.findall(new)
     # Spaces are junk: they may extend a match but never anchor one, so "the" ≠ "a" does not
     # split a sentence into fragments around the spaces between them. diff_opcodes bounds the
     # cost (a whole-text rewrite of 50k words falls back to sentences, then one replacement).
-    parts: list[str] = []
+    parts: list[tuple[str, str]] = []
     for op, i1, i2, j1, j2 in diff_opcodes(a, b, str.isspace):
         if op == "equal":
-            parts.append(_context(a[i1:i2], at_start=i1 == 0, at_end=i2 == len(a)))
+            parts += _context(a[i1:i2], at_start=i1 == 0, at_end=i2 == len(a))
             continue
-        parts.append(_del("".join(a[i1:i2])))
-        parts.append(_ins("".join(b[j1:j2])))
-    return f'<div style="white-space:pre-wrap">{"".join(parts)}</div>'
+        parts.append(("del", "".join(a[i1:i2])))
+        parts.append(("ins", "".join(b[j1:j2])))
+    return tuple((kind, text) for kind, text in parts if text or kind == "gap")
 
 
-def _context(tokens: list[str], *, at_start: bool, at_end: bool) -> str:
+def _context(tokens: list[str], *, at_start: bool, at_end: bool) -> list[tuple[str, str]]:
     """Unchanged text, shortened to ``_CONTEXT_WORDS`` words next to each change."""
     words = [i for i, t in enumerate(tokens) if not t.isspace()]
     keep_head = 0 if at_start else _CONTEXT_WORDS
     keep_tail = 0 if at_end else _CONTEXT_WORDS
     if len(words) <= keep_head + keep_tail + _CONTEXT_WORDS:
-        return _esc("".join(tokens))
+        return [("equal", "".join(tokens))]
     head_end = words[keep_head - 1] + 1 if keep_head else 0
     tail_start = words[-keep_tail] if keep_tail else len(tokens)
-    gap = f'<span style="{_MUTED}"> … </span>'
-    return _esc("".join(tokens[:head_end])) + gap + _esc("".join(tokens[tail_start:]))
+    return [
+        ("equal", "".join(tokens[:head_end])),
+        ("gap", ""),
+        ("equal", "".join(tokens[tail_start:])),
+    ]

@@ -33,6 +33,15 @@ class Batch:
     error: RegistryError | None = None
 
 
+@dataclass
+class Listing:
+    """The records changed since a day, registry-wide: ``total`` of them, a page at a time
+    (the first page already fetched)."""
+
+    total: int
+    pages: Iterator[list[dict[str, Any]]]
+
+
 class Registry(Protocol):
     """A registry client. ``requests`` counts every HTTP request made, retries included."""
 
@@ -45,6 +54,18 @@ class Registry(Protocol):
 
     def probe(self, study_ids: Sequence[str]) -> Iterator[Batch]:
         """The same, but only what tells whether a record moved (id, last update date)."""
+        ...
+
+    def data_timestamp(self) -> str:
+        """When the registry's data last changed (an unmoved one: nothing to look at)."""
+        ...
+
+    def changed_since(self, day: str) -> Listing:
+        """Every record last posted on or after ``day``: ids and posted dates."""
+        ...
+
+    def batch_size(self) -> int:
+        """How many ids one probe request carries."""
         ...
 
     def fetch_study(self, study_id: str) -> dict[str, Any]:

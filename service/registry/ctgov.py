@@ -46,7 +46,7 @@ from service.errors import (
     RegistryUnavailable,
     UnsafeDocument,
 )
-from service.registry.base import Batch, HistoryEntry
+from service.registry.base import Batch, HistoryEntry, Listing
 from service.safeload import load_json
 from service.settings import CtgovSettings
 
@@ -126,6 +126,42 @@ class CtgovClient:
         self._history_forms = ["query", "path"]  # the version-list forms, preferred first
 
     # ---- public --------------------------------------------------------------------------
+
+    def data_timestamp(self) -> str:
+        """When the registry's data were last refreshed (``/version``): unmoved, nothing
+        changed since."""
+        answer = self._get_json(f"{self._settings.api_url}/version", {})
+        value = answer.get("dataTimestamp") if isinstance(answer, dict) else None
+        if not isinstance(value, str) or not value.strip():
+            raise RecordInvalid("registry /version answer has no dataTimestamp")
+        return value.strip()
+
+    def changed_since(self, day: str) -> Listing:
+        """Every record (registry-wide) last posted on or after ``day`` (yyyy-MM-dd): ids and
+        posted dates only, 1,000 a page. ``total`` comes with the first page (``countTotal``),
+        so a caller can weigh the rest of the listing against probing its own ids."""
+        params = {
+            "filter.advanced": f"AREA[LastUpdatePostDate]RANGE[{day},MAX]",
+            "fields": PROBE_FIELDS,
+            "countTotal": "true",
+            "pageSize": "1000",
+            "format": "json",
+        }
+        url = f"{self._settings.api_url}/studies"
+        first = self._get_json(url, params)
+        studies, token = _studies_page(first)
+        total = first.get("totalCount") if isinstance(first, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise RecordInvalid("registry listing has no totalCount: the API's shape has changed")
+        return Listing(total, self._listing_pages(url, params, studies, token))
+
+    def _listing_pages(
+        self, url: str, params: dict[str, str], first: list[dict[str, Any]], token: str | None
+    ) -> Iterator[list[dict[str, Any]]]:
+        yield first
+        while token:  # later pages repeat the first page's parameters, as the API wants
+            studies, token = _studies_page(self._get_json(url, dict(params, pageToken=token)))
+            yield studies
 
     def probe(self, study_ids: Sequence[str]) -> Iterator[Batch]:
         """Only the id and last-update date of each record: a few bytes a study."""

@@ -6,7 +6,8 @@ output). Values are escaped the way ``html.escape`` does (``&quot;``, ``&#x27;``
 markupsafe's numeric entities, so pages read byte for byte as they did before templates.
 
 The templates ship inside the package (``PackageLoader``), so an installed wheel finds them.
-Jinja2 is imported on first use: commands that render no HTML do not pay for it at start-up.
+Jinja2 and markupsafe are imported on first use: commands that render no HTML do not pay
+for them at start-up.
 """
 
 from __future__ import annotations
@@ -16,19 +17,11 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from markupsafe import Markup
-
 if TYPE_CHECKING:
     from jinja2 import Environment
+    from markupsafe import Markup
 
 __all__ = ["environment", "macro", "number", "render"]
-
-
-def _finalize(value: Any) -> Any:
-    # Runs before autoescape: plain values are escaped here, markup passes through untouched.
-    if isinstance(value, Markup) or hasattr(value, "__html__"):
-        return value
-    return Markup(html.escape(str(value), quote=True))
 
 
 def number(value: float) -> str:
@@ -39,12 +32,19 @@ def number(value: float) -> str:
 @cache
 def environment() -> Environment:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+    from markupsafe import Markup
+
+    def finalize(value: Any) -> Any:
+        # Runs before autoescape: plain values are escaped here, markup passes untouched.
+        if hasattr(value, "__html__"):
+            return value
+        return Markup(html.escape(str(value), quote=True))
 
     env = Environment(
         loader=PackageLoader("service", "templates"),
         # every template is HTML or SVG; a template string made in code is escaped too
         autoescape=select_autoescape(default=True, default_for_string=True),
-        finalize=_finalize,
+        finalize=finalize,
         undefined=StrictUndefined,  # a misspelt name fails the render, not the reader's page
         trim_blocks=True,
         lstrip_blocks=True,

@@ -1,0 +1,95 @@
+"""Start-up stays short because the command line loads heavy modules only when a command needs
+them: importing ``service.cli``, ``--help`` and ``--version`` load no settings, store, HTTP
+client or rich; ``diff`` loads no store, settings or HTTP client.
+
+Checked by what a fresh interpreter holds in ``sys.modules`` afterwards, not by timing (which
+depends on the machine; ``bench/startup.py`` measures it). A control run of ``watch list``
+shows that the probe does see the store when a command uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RECORD = Path(__file__).resolve().parent / "data" / "records" / "NCT00763412.json"
+
+# Each of these alone costs tens to hundreds of milliseconds to import.
+HEAVY = {
+    "sqlalchemy",
+    "httpx",
+    "rich",
+    "pydantic",
+    "apscheduler",
+    "service.store",
+    "service.app",
+    "service.settings",
+    "service.views",
+    "service.diff",
+    "service.report",
+}
+# What a diff needs (the diff engine, the normaliser, views to print) may load; these not.
+NOT_FOR_DIFF = {"sqlalchemy", "httpx", "service.store", "service.app", "service.settings"}
+
+# Runs the CLI in this interpreter and writes the names of the loaded modules to argv[1].
+PROBE = """
+import json, sys
+out, args = sys.argv[1], sys.argv[2:]
+import service.cli
+code = None
+if args:
+    sys.argv = ["trialwatch", *args]
+    try:
+        service.cli.main()
+    except SystemExit as done:
+        code = done.code
+with open(out, "w") as file:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, file)
+"""
+
+
+def loaded(tmp_path: Path, *args: str) -> set[str]:
+    """Top-level packages and ``service.*`` modules loaded by running ``trialwatch ARGS``."""
+    out = tmp_path / "modules.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIALWATCH_")}
+    env["TRIALWATCH_DATABASE_URL"] = f"sqlite:///{tmp_path / 'store.db'}"
+    subprocess.run(
+        [sys.executable, "-c", PROBE, str(out), *args],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    found = json.loads(out.read_text())
+    assert found["code"] in (None, 0), f"trialwatch {' '.join(args)} exited {found['code']}"
+    names = set(found["modules"])
+    return names | {name.split(".")[0] for name in names}
+
+
+def test_importing_the_command_line_loads_no_heavy_module(tmp_path: Path) -> None:
+    assert loaded(tmp_path) & HEAVY == set()
+
+
+@pytest.mark.parametrize("option", ["--help", "--version"])
+def test_help_and_version_load_no_heavy_module(tmp_path: Path, option: str) -> None:
+    assert loaded(tmp_path, option) & HEAVY == set()
+
+
+def test_a_file_diff_opens_no_store_and_reads_no_settings(tmp_path: Path) -> None:
+    new = json.loads(RECORD.read_text(encoding="utf-8"))
+    new["protocolSection"]["statusModule"]["overallStatus"] = "TERMINATED"
+    (tmp_path / "new.json").write_text(json.dumps(new), encoding="utf-8")
+    modules = loaded(tmp_path, "diff", str(RECORD), str(tmp_path / "new.json"))
+    assert "service.diff" in modules  # it did diff
+    assert modules & NOT_FOR_DIFF == set()
+
+
+def test_the_probe_sees_the_store_when_a_command_uses_it(tmp_path: Path) -> None:
+    """The control: without it, a probe that saw nothing would pass the tests above."""
+    modules = loaded(tmp_path, "watch", "list", "--json")
+    assert {"sqlalchemy", "service.store", "service.settings"} <= modules
