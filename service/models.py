@@ -35,6 +35,8 @@ ChangeKind = Literal[
     "field_changed",
     "finding_opened",
     "finding_resolved",
+    "query_matched",
+    "query_unmatched",
 ]
 CHANGE_KINDS: tuple[str, ...] = ChangeKind.__args__  # type: ignore[attr-defined]
 

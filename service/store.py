@@ -257,6 +257,55 @@ class FindingRow(Base):
     historical: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class SearchRow(Base):
+    """A saved search: registry query parameters (``query.cond`` …), refreshed every cycle."""
+
+    __tablename__ = "searches"
+    __table_args__ = (UniqueConstraint("name", name="uq_searches_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registry_key: Mapped[str] = mapped_column("registry", String(16))
+    name: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refreshed_stamp: Mapped[str | None] = mapped_column(String(40))  # registry data timestamp
+
+
+class SearchMatchRow(Base):
+    __tablename__ = "search_matches"
+    __table_args__ = (
+        UniqueConstraint("search_id", "study_id", name="uq_search_matches_study"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    search_id: Mapped[int] = mapped_column(ForeignKey("searches.id", ondelete="CASCADE"))
+    study_id: Mapped[str] = mapped_column(String(64))
+    matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@dataclass(frozen=True)
+class SearchInfo:
+    name: str
+    registry: str
+    params: dict[str, str]
+    created_at: datetime
+    refreshed_at: datetime | None
+    refreshed_stamp: str | None
+    matches: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "registry": self.registry,
+            "params": self.params,
+            "created_at": self.created_at.isoformat(),
+            "refreshed_at": self.refreshed_at.isoformat() if self.refreshed_at else None,
+            "matches": len(self.matches),
+            "study_ids": list(self.matches),
+        }
+
+
 @dataclass(frozen=True)
 class StoredVersion:
     """A stored version with what the transparency rules read of it."""
@@ -889,6 +938,106 @@ class Store:
             for change_rows, step_routes in zip(_by_step(rows, steps), routes, strict=True):
                 if step_routes:
                     _queue(session, record.id, change_rows, step_routes, now)
+            return [_stored_change(r, record) for r in rows]
+
+    # ---- saved searches -----------------------------------------------------------------
+
+    def add_search(self, registry: str, name: str, params: dict[str, str], now: datetime) -> None:
+        with self._session() as session:
+            if session.scalar(select(SearchRow.id).where(SearchRow.name == name)) is not None:
+                raise StoreConflict(f"a saved search named {name!r} exists already")
+            session.add(SearchRow(registry_key=registry, name=name, params=params, created_at=now))
+
+    def remove_search(self, name: str) -> bool:
+        """Forget a search (the records it brought in stay watched)."""
+        with self._session() as session:
+            row = session.scalar(select(SearchRow).where(SearchRow.name == name))
+            if row is None:
+                return False
+            session.execute(delete(SearchMatchRow).where(SearchMatchRow.search_id == row.id))
+            session.delete(row)
+            return True
+
+    def list_searches(self, registry: str | None = None) -> list[SearchInfo]:
+        query = select(SearchRow).order_by(SearchRow.name)
+        if registry is not None:
+            query = query.where(SearchRow.registry_key == registry)
+        with self._session() as session:
+            rows = list(session.scalars(query))
+            matches: dict[int, list[str]] = {}
+            for search_id, study_id in session.execute(
+                select(SearchMatchRow.search_id, SearchMatchRow.study_id).order_by(
+                    SearchMatchRow.study_id
+                )
+            ):
+                matches.setdefault(search_id, []).append(study_id)
+            return [
+                SearchInfo(
+                    r.name,
+                    r.registry_key,
+                    dict(r.params),
+                    r.created_at,
+                    r.refreshed_at,
+                    r.refreshed_stamp,
+                    tuple(matches.get(r.id, [])),
+                )
+                for r in rows
+            ]
+
+    def set_search_matches(
+        self,
+        name: str,
+        added: Sequence[str],
+        removed: Sequence[str],
+        now: datetime,
+        stamp: str | None,
+    ) -> None:
+        with self._session() as session:
+            row = session.scalar(select(SearchRow).where(SearchRow.name == name))
+            if row is None:
+                return
+            row.refreshed_at, row.refreshed_stamp = now, stamp
+            if removed:
+                session.execute(
+                    delete(SearchMatchRow).where(
+                        SearchMatchRow.search_id == row.id,
+                        SearchMatchRow.study_id.in_(list(removed)),
+                    )
+                )
+            session.add_all(
+                SearchMatchRow(search_id=row.id, study_id=study_id, matched_at=now)
+                for study_id in added
+            )
+
+    def save_events(
+        self,
+        registry: str,
+        study_id: str,
+        changes: Sequence[Change],
+        routes: Sequence[Route],
+        run_id: int | None,
+        now: datetime,
+    ) -> list[StoredChange]:
+        """Change events about a record that come from outside its versions (a saved search
+        it entered or left), attached to its latest version, with their notifications."""
+        with self._session() as session:
+            record = self._record(session, registry, study_id)
+            if record is None or not changes:
+                return []
+            latest = session.scalar(
+                select(VersionRow.id)
+                .where(VersionRow.record_id == record.id)
+                .order_by(VersionRow.seq.desc())
+                .limit(1)
+            )
+            number = _version_number(record.latest_registry_version, record.latest_seq)
+            rows = [
+                ChangeRow(**_change_values(c, record.id, run_id, latest, None, number, now))
+                for c in changes
+            ]
+            session.add_all(rows)
+            session.flush()
+            _queue(session, record.id, rows, routes, now)
             return [_stored_change(r, record) for r in rows]
 
     # ---- transparency findings -----------------------------------------------------------

@@ -44,7 +44,7 @@ def _study_selected(selectors: Sequence[str], study_id: str, tags: set[str]) -> 
             return True
         if selector.startswith("tag:") and selector[4:] in tags:
             return True
-        if selector.startswith("seed:") and selector in tags:
+        if selector.startswith(("seed:", "query:")) and selector in tags:
             return True
     return False
 

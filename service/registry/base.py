@@ -42,6 +42,14 @@ class Listing:
     pages: Iterator[list[dict[str, Any]]]
 
 
+@dataclass(frozen=True)
+class Hits:
+    """The records matching a search: ``total`` of them, their ids (none past a limit)."""
+
+    total: int
+    ids: tuple[str, ...]
+
+
 class Registry(Protocol):
     """A registry client. ``requests`` counts every HTTP request made, retries included."""
 
@@ -62,6 +70,10 @@ class Registry(Protocol):
 
     def changed_since(self, day: str) -> Listing:
         """Every record last posted on or after ``day``: ids and posted dates."""
+        ...
+
+    def matching_ids(self, params: dict[str, str], *, limit: int) -> Hits:
+        """The ids of the records matching a search, unless more than ``limit``."""
         ...
 
     def batch_size(self) -> int:

@@ -46,7 +46,7 @@ from service.errors import (
     RegistryUnavailable,
     UnsafeDocument,
 )
-from service.registry.base import Batch, HistoryEntry, Listing
+from service.registry.base import Batch, HistoryEntry, Hits, Listing
 from service.safeload import load_json
 from service.settings import CtgovSettings
 
@@ -162,6 +162,30 @@ class CtgovClient:
         while token:  # later pages repeat the first page's parameters, as the API wants
             studies, token = _studies_page(self._get_json(url, dict(params, pageToken=token)))
             yield studies
+
+    def matching_ids(self, params: dict[str, str], *, limit: int) -> Hits:
+        """The ids of every record matching a search (``query.cond`` …); none when there are
+        more than ``limit`` (``total`` says how many), so a broad search costs one request."""
+        query = {
+            **params,
+            "fields": "NCTId",
+            "countTotal": "true",
+            "pageSize": "1000",
+            "format": "json",
+        }
+        url = f"{self._settings.api_url}/studies"
+        page = self._get_json(url, query)
+        studies, token = _studies_page(page)
+        total = page.get("totalCount") if isinstance(page, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise RecordInvalid("registry search has no totalCount: the API's shape has changed")
+        if total > limit:
+            return Hits(total, ())
+        ids = [returned_id(s) for s in studies]
+        while token:
+            studies, token = _studies_page(self._get_json(url, dict(query, pageToken=token)))
+            ids += [returned_id(s) for s in studies]
+        return Hits(total, tuple(dict.fromkeys(i for i in ids if i)))
 
     def probe(self, study_ids: Sequence[str]) -> Iterator[Batch]:
         """Only the id and last-update date of each record: a few bytes a study."""
