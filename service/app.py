@@ -132,7 +132,8 @@ class App:
             return
         seeds = {seed.seed_id for seed in self.store.list_seeds()}
         tags = {tag for watch in self.store.list_watches() for tag in watch.tags}
-        problems = unknown_selectors(self.settings.subscriptions, seeds, tags)
+        searches = {search.name for search in self.store.list_searches()}
+        problems = unknown_selectors(self.settings.subscriptions, seeds, tags, searches)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise ConfigError(problems[0] + more)

@@ -27,6 +27,7 @@ import click
 from service import __version__
 from service.cli_findings import findings
 from service.cli_report import report
+from service.cli_searches import query
 from service.cli_seeds import seeds
 from service.errors import InputError, RecordInvalid, TrialwatchError, UnsafeDocument
 from service.ids import parse_ncts
@@ -170,6 +171,9 @@ def watch_add(
         views.echo(f"{study_id}: {'now watched' if study_id in added else 'already watched'}")
     if added:
         views.echo("Next: `trialwatch sync` fetches them.")
+
+
+watch.add_command(query)
 
 
 @watch.command("list")

@@ -39,6 +39,7 @@ from service.history import HistoryFetcher, Versions
 from service.models import Change, Route, Snapshot, StoredChange
 from service.registry.base import Registry
 from service.registry.normalise import normalise, record_meta
+from service.searches import Refresh, SavedSearches
 from service.settings import CtgovSettings, FindingsSettings, Subscription
 from service.store import FirstSighting, NewVersion, RecordState, Store
 from service.subscriptions import route
@@ -146,6 +147,13 @@ class Monitor:
             clock=clock,
             router=self._finding_routes,
         )
+        self.searches = SavedSearches(
+            store,
+            client,
+            clock=clock,
+            max_matches=self.settings.max_query_matches,
+            router=lambda study_id, changes: self._finding_routes(study_id, changes, False),
+        )
         self.backfiller = BackfillWorker(
             store,
             self.history,
@@ -215,12 +223,17 @@ class _Cycle:
         self.moved_dates: dict[str, str] = {}  # unchanged content, but a new posted date
         self.first_sightings: list[FirstSighting] = []  # new records not stored yet
         self.explicit = False  # asked for these ids only (not the whole watch list)
+        self.searched = Refresh()  # what the saved searches found at the start
+        self._registry_stamp: str | None = None
+        self._stamp_asked = False
         self.served_as: dict[str, str] = {}  # the id an aliased record is served under → ours
         self.run_id: int | None = None
 
     def run(self) -> SyncReport:
         store, client = self.m.store, self.m.client
         requests_before = client.requests
+        if not self.explicit and not self.dry_run:
+            self._refresh_searches()
         self.states = store.record_states(self.m.registry, self.ids)
         self.served_as = {s.served_id: i for i, s in self.states.items() if s.served_id}
         self.tags = store.watch_tags(self.m.registry, self.ids)
@@ -240,6 +253,7 @@ class _Cycle:
         if not self.dry_run:
             due = self.m.findings.review_due(self.run_id, self.ids if self.explicit else None)
             self.report.changes.extend(due)
+            self.report.changes.extend(self.m.searches.events(self.searched, self.run_id))
         self.report.requests = client.requests - requests_before
         if self.run_id is not None:
             store.finish_run(self.run_id, self.report.to_json(), self.m.clock())
@@ -268,12 +282,9 @@ class _Cycle:
         settings, client = self.m.settings, self.m.client
         if self.explicit or not settings.incremental:
             return False
-        try:
-            stamp = client.data_timestamp()
-        except RegistryError as exc:
-            log.info("registry data timestamp unavailable (%s): probing every watched id", exc)
+        stamp = self._stamp()
+        if stamp is None:
             return False
-        self.report.cycle["registry_timestamp"] = stamp
         mark = self.m.store.last_cycle_mark()
         if mark is None or mark.cycles_since_probe + 1 >= settings.full_probe_every:
             return False
@@ -292,6 +303,27 @@ class _Cycle:
         self.report.cycle.update(mode="listing", since=since)
         self._settle_all(known, moved)
         return True
+
+    def _stamp(self) -> str | None:
+        """The registry's data timestamp, asked once a cycle (None: it would not say)."""
+        if not self._stamp_asked and self.m.settings.incremental:
+            self._stamp_asked = True
+            try:
+                self._registry_stamp = self.m.client.data_timestamp()
+                self.report.cycle["registry_timestamp"] = self._registry_stamp
+            except RegistryError as exc:
+                log.info("registry data timestamp unavailable (%s): probing every id", exc)
+        return self._registry_stamp
+
+    def _refresh_searches(self) -> None:
+        """Saved searches first: the records they newly match are fetched in this cycle."""
+        if not self.m.store.list_searches(self.m.registry):
+            return
+        self.searched = self.m.searches.refresh(self._stamp())
+        self.report.warnings.extend(self.searched.warnings)
+        if self.searched.entered:
+            self.ids = self.m.store.watched_ids(self.m.registry)
+            self.report.checked = len(self.ids)
 
     def _listed_moves(self, known: dict[str, str], since: str, probes: int) -> set[str] | None:
         """The known records the registry lists as posted since ``since`` with another date;

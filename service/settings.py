@@ -114,6 +114,7 @@ class CtgovSettings(Section):
     # a cycle may ask the registry what changed since the last one (when that is cheaper
     # than probing every watched id), and costs one request when its data did not move
     incremental: bool = True
+    max_query_matches: int = Field(5000, ge=1, le=1_000_000)  # a broader saved search is refused
     full_probe_every: int = Field(7, ge=1, le=10_000)  # cycles; the safety net
     listing_overlap_days: int = Field(2, ge=0, le=365)  # posting delays and time zones
     history: bool = True  # gap filling and backfill from the record-history API
@@ -231,7 +232,8 @@ class DeliverySettings(Section):
     max_attempts: int = Field(8, ge=1, le=100)
     retry_initial_seconds: float = Field(10.0, ge=0, le=DAY)  # then doubling, with jitter
     retry_max_seconds: float = Field(3600.0, ge=0, le=30 * DAY)
-    lease_seconds: float = Field(300.0, gt=0, le=DAY)  # a claim older than this is taken over
+    # a claim older than this is taken over (on PostgreSQL, at once when its process died)
+    lease_seconds: float = Field(300.0, gt=0, le=DAY)
     batch_size: int = Field(100, ge=1, le=10000)  # notifications claimed per round
 
 

@@ -274,9 +274,7 @@ class SearchRow(Base):
 
 class SearchMatchRow(Base):
     __tablename__ = "search_matches"
-    __table_args__ = (
-        UniqueConstraint("search_id", "study_id", name="uq_search_matches_study"),
-    )
+    __table_args__ = (UniqueConstraint("search_id", "study_id", name="uq_search_matches_study"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     search_id: Mapped[int] = mapped_column(ForeignKey("searches.id", ondelete="CASCADE"))

@@ -1,13 +1,13 @@
 """Which channels hear of which changes: subscriptions matched against change events (pure).
 
-A subscription selects studies (``*``, registry ids, ``tag:NAME`` or ``seed:ID`` — the watch
-tags), kinds (``*`` or a list) and a minimum severity. ``*`` means every kind except
-``record_added``: a new watch list of 500 trials should not send 500 alerts; name
-``record_added`` to be told of first sightings.
+A subscription selects studies (``*``, registry ids, ``tag:NAME``, ``seed:ID`` or
+``query:NAME`` — the watch tags), kinds (``*`` or a list) and a minimum severity. ``*`` means
+every kind except ``record_added``: a new watch list of 500 trials should not send 500
+alerts; name ``record_added`` to be told of first sightings.
 
 A selector naming a seed or a tag the store does not know would route nothing, silently, so
-the daemon and ``notify`` refuse it at start (``unknown_selectors``). ``query:NAME`` selectors
-belong to saved searches, whose records are tagged as they are found: they are not checked.
+the daemon and ``notify`` refuse it at start (``unknown_selectors``); so does a ``query:NAME``
+naming no saved search.
 """
 
 from __future__ import annotations
@@ -50,10 +50,14 @@ def _study_selected(selectors: Sequence[str], study_id: str, tags: set[str]) -> 
 
 
 def unknown_selectors(
-    subscriptions: Sequence[Subscription], seeds: set[str], tags: set[str]
+    subscriptions: Sequence[Subscription],
+    seeds: set[str],
+    tags: set[str],
+    searches: set[str] | None = None,
 ) -> list[str]:
-    """One line per ``seed:ID`` or ``tag:NAME`` selector that names no stored seed or no
-    watch tag, naming the subscription (1-based, as in the config file) and the selector."""
+    """One line per ``seed:ID``, ``tag:NAME`` or ``query:NAME`` selector that names no stored
+    seed, watch tag or saved search, naming the subscription (1-based, as in the config
+    file) and the selector. ``searches`` None: saved searches are not checked."""
     problems = []
     for number, subscription in enumerate(subscriptions, start=1):
         where = f"subscription {number} (channel {subscription.channel!r})"
@@ -68,6 +72,15 @@ def unknown_selectors(
                 problems.append(
                     f"{where}: studies names {selector!r}, but no watched record has the tag "
                     f"{selector[4:]!r} (add it: `trialwatch watch add ID… --tag {selector[4:]}`)"
+                )
+            elif (
+                selector.startswith("query:")
+                and searches is not None
+                and selector[6:] not in searches
+            ):
+                problems.append(
+                    f"{where}: studies names {selector!r}, but there is no saved search "
+                    f"{selector[6:]!r} (see `trialwatch watch query list`)"
                 )
     return problems
 

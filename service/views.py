@@ -284,9 +284,7 @@ def _watch_row(w: WatchInfo) -> list[Text]:
 
 def _backfill_state(state: str | None) -> str:
     """The past versions of a record: still to fetch, fetched, or not to be had."""
-    return {"pending": "pending", "done": "complete", "failed": "unavailable"}.get(
-        state or "", "—"
-    )
+    return {"pending": "pending", "done": "complete", "failed": "unavailable"}.get(state or "", "—")
 
 
 # ---- findings -----------------------------------------------------------------------------------

@@ -75,7 +75,9 @@ def test_a_batch_fetch_fills_request_lines_up_to_the_cap() -> None:
     assert all(params(r)["pageSize"] == "1000" for r in recorder.requests)
 
 
-@pytest.mark.parametrize("refusal", [(414, "URI Too Long"), (431, ""), (400, "Request URL too long")])
+@pytest.mark.parametrize(
+    "refusal", [(414, "URI Too Long"), (431, ""), (400, "Request URL too long")]
+)
 def test_a_request_line_refused_as_too_long_is_halved_and_remembered(
     refusal: tuple[int, str],
 ) -> None:
