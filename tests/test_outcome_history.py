@@ -30,7 +30,7 @@ from service.models import Change
 from service.registry.normalise import normalise
 
 DATA = Path(__file__).resolve().parent / "data"
-FOLDERS = (DATA / "records", DATA / "diff")  # real records; see data/diff/README.md
+FOLDERS = (DATA / "records", DATA / "diff", DATA / "findings")  # real records (data/diff/README.md)
 PATHS = {
     "primaryOutcomes": "protocolSection.outcomesModule.primaryOutcomes",
     "secondaryOutcomes": "protocolSection.outcomesModule.secondaryOutcomes",

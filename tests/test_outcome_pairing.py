@@ -20,7 +20,7 @@ from service.models import Change, Outcome, Snapshot
 from service.registry.normalise import normalise
 
 DATA = Path(__file__).resolve().parent / "data"
-FOLDERS = (DATA / "records", DATA / "diff")  # real records; see data/diff/README.md
+FOLDERS = (DATA / "records", DATA / "diff", DATA / "findings")  # real records (data/diff/README.md)
 OUTCOMES = "protocolSection.outcomesModule."
 
 Raw = dict[str, Any]
