@@ -1,7 +1,8 @@
 """``build_app(settings)``: the only place that constructs the engine, clients and services.
 
-Parts are built on first use, so a command that needs no store (``diff``) opens none and one
-that needs no registry opens no connection.
+Parts are built (and their modules imported) on first use, so a command that needs no store
+opens none, one that needs no registry opens no connection, and one that only reads the store
+does not import httpx, the monitor or the notifiers.
 """
 
 from __future__ import annotations
@@ -9,22 +10,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from service.alerts import Alerter
 from service.clock import Clock, utcnow
 from service.errors import ConfigError
-from service.metrics import Metrics
-from service.monitor import Monitor, SyncReport
-from service.notify.base import Sender, build_sender
-from service.outbox import DeliveryReport, Dispatcher
-from service.registry.ctgov import USER_AGENT, CtgovClient, build_http_client
-from service.seeds.service import discrepancy_changes
 from service.settings import Settings
 from service.store import Store
-from service.subscriptions import unknown_selectors
+
+if TYPE_CHECKING:  # the parts below are imported when first built: a command that only
+    # reads the store (watch list, changes, history) pays for none of them
+    import httpx
+
+    from service.alerts import Alerter
+    from service.metrics import Metrics
+    from service.monitor import Monitor, SyncReport
+    from service.notify.base import Sender
+    from service.outbox import DeliveryReport, Dispatcher
+    from service.registry.ctgov import CtgovClient
 
 log = logging.getLogger("trialwatch")
 
@@ -53,15 +55,21 @@ class App:
 
     @cached_property
     def http(self) -> httpx.Client:
+        from service.registry.ctgov import build_http_client
+
         return self._http or build_http_client(self.settings.ctgov)
 
     @cached_property
     def metrics(self) -> Metrics:
+        from service.metrics import Metrics
+
         return Metrics()
 
     @cached_property
     def ctgov(self) -> CtgovClient:
         requests = self.metrics.registry_requests
+        from service.registry.ctgov import CtgovClient
+
         return CtgovClient(
             self.http,
             self.settings.ctgov,
@@ -70,6 +78,9 @@ class App:
 
     @cached_property
     def monitor(self) -> Monitor:
+        from service.monitor import Monitor
+        from service.seeds.service import discrepancy_changes
+
         return Monitor(
             self.store,
             self.ctgov,
@@ -83,20 +94,30 @@ class App:
     @cached_property
     def notify_http(self) -> httpx.Client:
         # webhooks get their own client: no registry User-Agent, no redirects followed
+        import httpx
+
+        from service.registry.ctgov import USER_AGENT
+
         return httpx.Client(follow_redirects=False, headers={"User-Agent": USER_AGENT})
 
     @cached_property
     def senders(self) -> dict[str, Sender]:
+        from service.notify.base import build_sender
+
         return {c.name: build_sender(c, self.notify_http) for c in self.settings.channels}
 
     @cached_property
     def dispatcher(self) -> Dispatcher:
+        from service.outbox import Dispatcher
+
         return Dispatcher(self.store, self.senders, self.settings.delivery, clock=self.clock)
 
     @cached_property
     def alerter(self) -> Alerter:
         channel = self.settings.alerts.channel
         sender = self.senders.get(channel) if channel else None
+        from service.alerts import Alerter
+
         return Alerter(self.store, sender, self.settings.alerts, clock=self.clock)
 
     def sync(self, study_ids: Sequence[str] | None = None, **options: Any) -> SyncReport:
@@ -133,6 +154,8 @@ class App:
         seeds = {seed.seed_id for seed in self.store.list_seeds()}
         tags = {tag for watch in self.store.list_watches() for tag in watch.tags}
         searches = {search.name for search in self.store.list_searches()}
+        from service.subscriptions import unknown_selectors
+
         problems = unknown_selectors(self.settings.subscriptions, seeds, tags, searches)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -126,6 +126,8 @@ def test_the_daemon_syncs_on_schedule_serves_health_and_metrics_and_stops_on_sig
 ) -> None:
     daemon = start_daemon()
     wait_until(lambda: daemon.health()[0] == 200, timeout=30, what="/healthz to answer 200")
+    # the store knows of a success a moment before the daemon's own record of its cycle
+    wait_until(lambda: daemon.ready()[1].get("last_sync"), timeout=30, what="a cycle recorded")
     wait_until(lambda: daemon.ready()[0] == 200, timeout=30, what="/readyz after a sync")
     _, ready = daemon.ready()
     assert ready["status"] == "ok" and ready["last_success_at"]
