@@ -282,8 +282,12 @@ class _Cycle:
         settings, client = self.m.settings, self.m.client
         if self.explicit or not settings.incremental:
             return False
-        stamp = self._stamp()
-        if stamp is None:
+        batch = max(1, client.batch_size())
+        if len(self.ids) <= batch:
+            return False  # one probe request: as cheap as asking, and it says more
+        stamp = self._stamp()  # kept with this cycle even when it probes: the next one's base
+        probes = -(-len(known) // batch)
+        if stamp is None or probes <= 1:
             return False
         mark = self.m.store.last_cycle_mark()
         if mark is None or mark.cycles_since_probe + 1 >= settings.full_probe_every:
@@ -292,9 +296,6 @@ class _Cycle:
             self.report.cycle["mode"] = "quiet"
             self._settle_all(known, moved=set())
             return True
-        probes = -(-len(known) // max(1, client.batch_size()))
-        if probes <= 1:
-            return False  # one probe request: no listing can be cheaper
         overlap = timedelta(days=settings.listing_overlap_days)
         since = (mark.started_at.date() - overlap).isoformat()
         moved = self._listed_moves(known, since, probes)

@@ -61,7 +61,7 @@ from service.findings.stored import FindingInfo
 from service.models import Change, Route, Snapshot, StoredChange, VersionInfo, WatchInfo
 from service.urls import mask_url
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 SYNC_LOCK = 0x7472_6961_6C77  # "trialw": the advisory lock key of the sync cycle
 
 log = logging.getLogger(__name__)
