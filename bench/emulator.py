@@ -27,10 +27,12 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -60,8 +62,19 @@ ApiError = emu.ApiError
 
 # What the lean API answers; anything else on /studies is a 400 naming the parameter.
 LEAN_STUDIES_PARAMS = frozenset(
-    {"format", "markupFormat", "filter.ids", "fields", "pageSize", "pageToken", "countTotal"}
+    {
+        "format",
+        "markupFormat",
+        "filter.ids",
+        "filter.advanced",
+        "fields",
+        "pageSize",
+        "pageToken",
+        "countTotal",
+    }
 )
+# the one Essie form served here: the changed-since listing of incremental cycles
+CHANGED_SINCE = re.compile(r"AREA\[LastUpdatePostDate\]RANGE\[(\d{4}-\d{2}-\d{2}),\s*MAX\]")
 PROBE_PIECES = frozenset({"nctid", "lastupdatepostdate"})
 
 
@@ -92,6 +105,7 @@ class LeanStore:
                 nct, offset, length, posted = line.rstrip("\n").split("\t")
                 self._index[nct] = Entry(0, int(offset), int(length), posted, 0)
         self._sorted: list[str] | None = None
+        self.data_timestamp = "2025-12-31T09:00:00"  # moves with every publish, as a refresh
 
     def __len__(self) -> int:
         return len(self._index)
@@ -127,15 +141,26 @@ class LeanStore:
             version = current.version + 1 if current else 0
             self._index[nct] = Entry(1, self._published_end, len(body), when, version)
             self._published_end += len(body)
+            self.data_timestamp = max(
+                self.data_timestamp, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+            )
             if current is None:
                 self._sorted = None
             return nct, version
 
+    def posted_since(self, day: str) -> list[str]:
+        """The ids last posted on or after ``day``, in order."""
+        with self._lock:
+            return sorted(nct for nct, entry in self._index.items() if entry.posted >= day)
+
 
 def _next_day(current: Entry | None) -> str:
+    """A new version is posted today, as the registry posts them (or the day after the
+    current one, should that be later)."""
+    today = time.strftime("%Y-%m-%d", time.gmtime())
     if current is None:
-        return emu.FALLBACK_DATE
-    return (date.fromisoformat(current.posted) + timedelta(days=1)).isoformat()
+        return today
+    return max(today, (date.fromisoformat(current.posted) + timedelta(days=1)).isoformat())
 
 
 class LeanApi:
@@ -152,7 +177,8 @@ class LeanApi:
 
     def _route(self, path: str, params: dict[str, str]) -> Any:
         if path == "/api/v2/version":
-            return Response.json({"apiVersion": emu.API_VERSION, "dataTimestamp": "2025-12-31"})
+            stamp = self.store.data_timestamp
+            return Response.json({"apiVersion": emu.API_VERSION, "dataTimestamp": stamp})
         if path == "/api/v2/studies":
             return self.search(params)
         prefix = "/api/v2/studies/"
@@ -189,6 +215,14 @@ class LeanApi:
         return Response(200, body + b"}", "application/json")
 
     def _matching(self, params: dict[str, str]) -> list[str]:
+        advanced = params.get("filter.advanced")
+        if advanced:
+            since = CHANGED_SINCE.fullmatch(advanced.strip())
+            if since is None:
+                raise ApiError(
+                    400, "the bench emulator serves only AREA[LastUpdatePostDate]RANGE[…]"
+                )
+            return self.store.posted_since(since.group(1))
         raw = params.get("filter.ids")
         if not raw:
             return self.store.ids()

@@ -1,0 +1,197 @@
+"""Transparency findings: a record's version chain as the rules read it, opening and
+resolving findings with their change events and notifications in one transaction, and when a
+record's date-dependent rules are next due."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from service.findings.rules import Finding
+from service.findings.stored import FindingInfo
+from service.models import Change, Route, StoredChange
+from service.store.base import StoreBase
+from service.store.outbox import _queue
+from service.store.rows import _change_values, _record, _stored_change, _version_number
+from service.store.tables import ChangeRow, FindingRow, RecordRow, VersionRow
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """A stored version with what the transparency rules read of it."""
+
+    number: int  # the registry's version number, else the store's sequence
+    posted: str
+    raw: dict[str, Any]
+    changes: list[StoredChange]  # the changes that led into it
+
+
+@dataclass(frozen=True)
+class FindingUpdate:
+    """What a review of a record's findings decided, to store in one transaction."""
+
+    opened: Sequence[Finding]
+    resolved: Sequence[str]  # rules
+    changes: Sequence[Change]  # finding_opened / finding_resolved, in that order
+    routes: Sequence[Route]
+    historical: bool
+    due: str | None  # the day date-dependent rules are next due, yyyy-MM-dd
+
+
+class FindingStore(StoreBase):
+    """Findings, and the versions they are read from."""
+
+    def version_chain(self, registry: str, study_id: str) -> list[StoredVersion]:
+        """Every stored version of a record, oldest first, with the changes into each."""
+        with self._session() as session:
+            record = _record(session, registry, study_id)
+            if record is None:
+                return []
+            versions = session.scalars(
+                select(VersionRow).where(VersionRow.record_id == record.id).order_by(VersionRow.seq)
+            ).all()
+            changes: dict[int, list[StoredChange]] = {}
+            for row in session.scalars(
+                select(ChangeRow).where(ChangeRow.record_id == record.id).order_by(ChangeRow.id)
+            ):
+                if row.to_version_id is not None:
+                    changes.setdefault(row.to_version_id, []).append(_stored_change(row, record))
+            return [
+                StoredVersion(
+                    _version_number(v.registry_version, v.seq),
+                    v.last_update_posted,
+                    json.loads(zlib.decompress(v.raw_gz)),
+                    changes.get(v.id, []),
+                )
+                for v in versions
+            ]
+
+    def open_findings(self, registry: str, study_id: str) -> dict[str, FindingInfo]:
+        return {
+            f.rule: f
+            for f in self.list_findings(study_id=study_id, registry=registry, only_open=True)
+        }
+
+    def save_findings(
+        self,
+        registry: str,
+        study_id: str,
+        decided: FindingUpdate,
+        run_id: int | None,
+        now: datetime,
+    ) -> list[StoredChange]:
+        """Open and resolve findings, with their change events and notifications, in one
+        transaction; remember when the record's date-dependent rules are next due."""
+        with self._session() as session:
+            record = _record(session, registry, study_id)
+            if record is None:
+                return []
+            record.findings_due = decided.due
+            if decided.resolved:
+                session.execute(
+                    update(FindingRow)
+                    .where(
+                        FindingRow.record_id == record.id,
+                        FindingRow.state == "open",
+                        FindingRow.rule.in_(decided.resolved),
+                    )
+                    .values(state="resolved", resolved_at=now)
+                )
+            session.add_all(
+                _finding_row(record.id, f, now, decided.historical) for f in decided.opened
+            )
+            if not decided.changes:
+                return []
+            latest = session.scalar(
+                select(VersionRow)
+                .where(VersionRow.record_id == record.id)
+                .order_by(VersionRow.seq.desc())
+                .limit(1)
+            )
+            to_version_id = latest.id if latest else None
+            number = _version_number(record.latest_registry_version, record.latest_seq)
+            rows = [
+                ChangeRow(
+                    **_change_values(
+                        c, record.id, run_id, to_version_id, None, number, now, decided.historical
+                    )
+                )
+                for c in decided.changes
+            ]
+            session.add_all(rows)
+            session.flush()
+            record.last_changed_at = now
+            _queue(session, record.id, rows, decided.routes, now)
+            return [_stored_change(r, record) for r in rows]
+
+    def due_for_findings(self, registry: str, today: str) -> list[str]:
+        """Records whose date-dependent rules are due for a look on ``today`` (yyyy-MM-dd)."""
+        with self._session() as session:
+            return list(
+                session.scalars(
+                    select(RecordRow.study_id)
+                    .where(
+                        RecordRow.registry_key == registry,
+                        RecordRow.findings_due.is_not(None),
+                        RecordRow.findings_due <= today,
+                    )
+                    .order_by(RecordRow.id)
+                )
+            )
+
+    def list_findings(
+        self,
+        *,
+        only_open: bool = False,
+        study_id: str | None = None,
+        rule: str | None = None,
+        registry: str | None = None,
+    ) -> list[FindingInfo]:
+        query = select(FindingRow, RecordRow).join(RecordRow, RecordRow.id == FindingRow.record_id)
+        if only_open:
+            query = query.where(FindingRow.state == "open")
+        if study_id:
+            query = query.where(RecordRow.study_id == study_id)
+        if registry:
+            query = query.where(RecordRow.registry_key == registry)
+        if rule:
+            query = query.where(FindingRow.rule == rule)
+        query = query.order_by(RecordRow.study_id, FindingRow.id)
+        with self._session() as session:
+            return [_finding_info(f, r) for f, r in session.execute(query)]
+
+
+def _finding_row(record_id: int, finding: Finding, now: datetime, historical: bool) -> FindingRow:
+    return FindingRow(
+        record_id=record_id,
+        rule=finding.rule,
+        state="open",
+        severity=finding.severity,
+        summary=finding.summary,
+        detail=finding.detail,
+        source=finding.source,
+        opened_at=now,
+        historical=historical,
+    )
+
+
+def _finding_info(row: FindingRow, record: RecordRow) -> FindingInfo:
+    return FindingInfo(
+        registry=record.registry_key,
+        study_id=record.study_id,
+        rule=row.rule,
+        state=row.state,  # type: ignore[arg-type]
+        opened_at=row.opened_at,
+        resolved_at=row.resolved_at,
+        severity=row.severity,  # type: ignore[arg-type]
+        summary=row.summary,
+        detail=row.detail or {},
+        source=row.source,
+        historical=row.historical,
+    )
