@@ -253,6 +253,8 @@ class Trialwatch:
         outcome = ", ".join(
             f"{report[k]} {k}" for k in ("new", "changed", "unchanged", "failed") if report[k]
         )
+        mode = report.get("cycle", {}).get("mode")
+        outcome += f" ({mode})" if mode else ""  # quiet, listing or probe: what the cycle did
         return Row(
             self.name,
             len(self.ids),
@@ -297,6 +299,7 @@ requests_per_second = 100.0  # the emulator is local: the politeness limit is no
 timeout_seconds = 300.0
 max_attempts = 2
 history = false              # whole-registry benchmark: no record-history backfill
+incremental = true           # (the default) a quiet registry costs /version, a busy one its listing
 """
 
 

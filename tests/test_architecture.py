@@ -88,7 +88,9 @@ ALLOWED: dict[str, set[str]] = {
         "history",
         "backfill",
         "findings.keeper",
+        "searches",
     },
+    "searches": {"errors", "models", "registry.base", "store"},
     "backfill": {
         "diff",
         "findings.keeper",

@@ -19,7 +19,7 @@ from service.models import Change, Route, Snapshot, StoredChange
 from service.store.base import StoreBase
 from service.store.outbox import _queue
 from service.store.records import NewVersion, _raw_gz
-from service.store.rows import _change_values, _version_number
+from service.store.rows import _change_values, _stored_change, _version_number
 from service.store.tables import ChangeRow, RecordRow, VersionRow
 
 
@@ -142,6 +142,7 @@ class BackfillQueue(StoreBase):
             for change_rows, step_routes in zip(_by_step(rows, steps), routes, strict=True):
                 if step_routes:
                     _queue(session, record.id, change_rows, step_routes, now)
+            return [_stored_change(r, record) for r in rows]
 
 
 def _shift_versions(session: Session, record_id: int, by: int) -> None:

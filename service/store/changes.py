@@ -65,8 +65,6 @@ class ChangeStore(StoreBase):
             _queue(session, record.id, rows, routes, now)
             return [_stored_change(r, record) for r in rows]
 
-    # ---- transparency findings -----------------------------------------------------------
-
     def list_changes(
         self,
         *,
