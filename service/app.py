@@ -32,7 +32,8 @@ log = logging.getLogger("trialwatch")
 
 NOTHING_WATCHED = (
     "nothing is watched, so there is nothing to sync: add records with "
-    "`trialwatch watch add NCT…` or load the seed studies with `trialwatch seeds load`"
+    "`trialwatch watch add NCT…`, a saved search with `trialwatch watch query add NAME --cond …`, "
+    "or load the seed studies with `trialwatch seeds load`"
 )
 
 
@@ -127,7 +128,10 @@ class App:
         would otherwise take the cycle's versions and changes with it, silently. A cycle that
         raises leaves no sync run ``running``."""
         self.store.check()
-        if not study_ids and not self.store.watched_ids(self.monitor.registry):
+        registry = self.monitor.registry
+        # (a saved search may bring records in)
+        idle = not study_ids and not self.store.watched_ids(registry)
+        if idle and not self.store.list_searches(registry):
             log.warning("%s", NOTHING_WATCHED)
         try:
             report = self.monitor.sync(study_ids, **options)
