@@ -140,9 +140,24 @@ class CtgovClient:
         """Every record (registry-wide) last posted on or after ``day`` (yyyy-MM-dd): ids and
         posted dates only, 1,000 a page. ``total`` comes with the first page (``countTotal``),
         so a caller can weigh the rest of the listing against probing its own ids."""
+        criteria = {"filter.advanced": f"AREA[LastUpdatePostDate]RANGE[{day},MAX]"}
+        return self._counted_listing(criteria, PROBE_FIELDS)
+
+    def matching_ids(self, params: dict[str, str], *, limit: int) -> Hits:
+        """The ids of every record matching a search (``query.cond`` …); none when there are
+        more than ``limit`` (``total`` says how many), so a broad search costs one request."""
+        listing = self._counted_listing(params, "NCTId")
+        if listing.total > limit:
+            return Hits(listing.total, ())
+        ids = (returned_id(study) for page in listing.pages for study in page)
+        return Hits(listing.total, tuple(dict.fromkeys(i for i in ids if i)))
+
+    def _counted_listing(self, criteria: dict[str, str], fields: str) -> Listing:
+        """The records matching ``criteria``, ``fields`` of each, 1,000 a page; the first page
+        is fetched now for its ``totalCount``, the rest as the pages are read."""
         params = {
-            "filter.advanced": f"AREA[LastUpdatePostDate]RANGE[{day},MAX]",
-            "fields": PROBE_FIELDS,
+            **criteria,
+            "fields": fields,
             "countTotal": "true",
             "pageSize": "1000",
             "format": "json",
@@ -152,7 +167,7 @@ class CtgovClient:
         studies, token = _studies_page(first)
         total = first.get("totalCount") if isinstance(first, dict) else None
         if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-            raise RecordInvalid("registry listing has no totalCount: the API's shape has changed")
+            raise RecordInvalid("registry answer has no totalCount: the API's shape has changed")
         return Listing(total, self._listing_pages(url, params, studies, token))
 
     def _listing_pages(
@@ -162,30 +177,6 @@ class CtgovClient:
         while token:  # later pages repeat the first page's parameters, as the API wants
             studies, token = _studies_page(self._get_json(url, dict(params, pageToken=token)))
             yield studies
-
-    def matching_ids(self, params: dict[str, str], *, limit: int) -> Hits:
-        """The ids of every record matching a search (``query.cond`` …); none when there are
-        more than ``limit`` (``total`` says how many), so a broad search costs one request."""
-        query = {
-            **params,
-            "fields": "NCTId",
-            "countTotal": "true",
-            "pageSize": "1000",
-            "format": "json",
-        }
-        url = f"{self._settings.api_url}/studies"
-        page = self._get_json(url, query)
-        studies, token = _studies_page(page)
-        total = page.get("totalCount") if isinstance(page, dict) else None
-        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-            raise RecordInvalid("registry search has no totalCount: the API's shape has changed")
-        if total > limit:
-            return Hits(total, ())
-        ids = [returned_id(s) for s in studies]
-        while token:
-            studies, token = _studies_page(self._get_json(url, dict(query, pageToken=token)))
-            ids += [returned_id(s) for s in studies]
-        return Hits(total, tuple(dict.fromkeys(i for i in ids if i)))
 
     def probe(self, study_ids: Sequence[str]) -> Iterator[Batch]:
         """Only the id and last-update date of each record: a few bytes a study."""
