@@ -378,7 +378,7 @@ def diff_speed(data_dir: Path, workdir: Path, have_tools: bool) -> dict[str, Any
     """Pairs/s on one core: bench/diff_speed.py's workloads, and trialwatch's ``diff`` and
     ``deepdiff`` on generated records paired with their next versions."""
     from service.diff import diff
-    from service.registry.normalise import normalise
+    from service.registry.ctgov_normalise import normalise
 
     figures: dict[str, Any] = {"synthetic": _synthetic_diff_speed()}
     rnd = random.Random(7)

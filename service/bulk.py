@@ -19,7 +19,7 @@ from typing import Any
 
 from service.clock import Clock
 from service.errors import InputError, RecordInvalid, UnsafeDocument
-from service.registry.normalise import normalise, record_meta
+from service.registry.ctgov_normalise import normalise, record_meta
 from service.safeload import MIB, load_json, read_stream_bounded
 from service.store import FirstSighting, NewVersion, Store
 

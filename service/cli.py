@@ -393,7 +393,7 @@ DIFF_MAX_BYTES = 64 * MIB  # the largest record with results is a few MiB
 
 def _snapshot_file(path: Path) -> tuple[Snapshot, int | None]:
     """The normalised record in a file and its registry version (history wrappers only)."""
-    from service.registry.normalise import normalise, record_meta
+    from service.registry.ctgov_normalise import normalise, record_meta
 
     try:
         raw = load_json(read_bounded(path, DIFF_MAX_BYTES))

@@ -4,8 +4,8 @@
 always gives the same list of ``Change`` events, in the same order — tracked fields in the
 order of ``TRACKED_FIELDS`` (the registry record's own module order), then outcome changes.
 ``diff(a, a) == []`` always, and a change names exactly the field that differs, by its dotted
-path in the registry's raw v2 record (``protocolSection.statusModule.overallStatus``), with a
-list index where it names one outcome (``protocolSection.outcomesModule.primaryOutcomes[2]``).
+path in the registry's raw record (the paths are ``service.registry.ctgov_fields``'), with a
+list index where it names one outcome (``…primaryOutcomes[2]``).
 ``old``/``new`` are JSON-ready values of the whole field: text, numbers, booleans, lists, and
 dicts for dates (``{"date", "type"}``), eligibility, outcomes (``{"measure", "time_frame",
 "description"}``) and list items (sites, arms, interventions: compact dicts without empty
@@ -117,6 +117,19 @@ from service.models import (
     Snapshot,
     StudyDate,
 )
+from service.registry.ctgov_fields import (
+    ARMS,
+    COND,
+    DESCRIPTION,
+    DESIGN,
+    ELIGIBILITY,
+    HAS_RESULTS,
+    ID,
+    LOCATIONS,
+    OUTCOMES,
+    SPONSOR,
+    STATUS,
+)
 
 # diff_opcodes is re-exported for notify.render, whose design allows it models and diff only.
 from service.text import change_window, cosmetic_key, diff_opcodes, match_tokens
@@ -220,13 +233,8 @@ class FieldSpec:
     differences_only: bool = False
 
 
-_ID = "protocolSection.identificationModule."
-_STATUS = "protocolSection.statusModule."
-_SPONSOR = "protocolSection.sponsorCollaboratorsModule."
-_COND = "protocolSection.conditionsModule."
-_DESIGN = "protocolSection.designModule."
-_ARMS = "protocolSection.armsInterventionsModule."
-_DESCRIPTION = "protocolSection.descriptionModule."
+_ID, _STATUS, _SPONSOR, _COND = ID, STATUS, SPONSOR, COND
+_DESIGN, _ARMS, _DESCRIPTION = DESIGN, ARMS, DESCRIPTION
 
 # Every Snapshot field except registry, study_id and the three outcome lists.
 TRACKED_FIELDS: dict[str, FieldSpec] = {
@@ -298,22 +306,22 @@ TRACKED_FIELDS: dict[str, FieldSpec] = {
     "interventions": FieldSpec(
         _ARMS + "interventions", "Interventions", "medium", "named", unordered=True
     ),
-    "eligibility": FieldSpec("protocolSection.eligibilityModule", "Eligibility", "medium", "parts"),
+    "eligibility": FieldSpec(ELIGIBILITY, "Eligibility", "medium", "parts"),
     "locations": FieldSpec(
-        "protocolSection.contactsLocationsModule.locations",
+        LOCATIONS,
         "Locations",
         "low",
         "counted",
         unordered=True,
         differences_only=True,
     ),
-    "has_results": FieldSpec("hasResults", "Results", _results_severity, "results", _results_kind),
+    "has_results": FieldSpec(HAS_RESULTS, "Results", _results_severity, "results", _results_kind),
 }
 
 OUTCOME_PATHS: dict[OutcomeType, str] = {
-    "primary": "protocolSection.outcomesModule.primaryOutcomes",
-    "secondary": "protocolSection.outcomesModule.secondaryOutcomes",
-    "other": "protocolSection.outcomesModule.otherOutcomes",
+    "primary": OUTCOMES + "primaryOutcomes",
+    "secondary": OUTCOMES + "secondaryOutcomes",
+    "other": OUTCOMES + "otherOutcomes",
 }
 
 

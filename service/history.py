@@ -21,7 +21,7 @@ from datetime import datetime
 
 from service.errors import RecordInvalid, RegistryError, RegistryUnavailable
 from service.registry.base import HistoryEntry, Registry
-from service.registry.normalise import normalise, record_meta
+from service.registry.ctgov_normalise import normalise, record_meta
 from service.store import NewVersion
 
 log = logging.getLogger(__name__)

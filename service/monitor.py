@@ -38,7 +38,8 @@ from service.findings.keeper import FindingsKeeper
 from service.history import HistoryFetcher, Versions
 from service.models import Change, Route, Snapshot, StoredChange
 from service.registry.base import Registry
-from service.registry.normalise import normalise, record_meta
+from service.registry.ctgov_fields import STUDY_ID_FIELD
+from service.registry.ctgov_normalise import normalise, record_meta
 from service.searches import Refresh, SavedSearches
 from service.settings import CtgovSettings, FindingsSettings, Subscription
 from service.store import FirstSighting, NewVersion, RecordState, Store
@@ -46,7 +47,7 @@ from service.subscriptions import route
 
 log = logging.getLogger(__name__)
 
-STUDY_ID_FIELD = "protocolSection.identificationModule.nctId"
+STUDY_ID_FIELD = STUDY_ID_FIELD
 LISTING_PAGE = 1000  # records a page of the changed-since listing
 
 

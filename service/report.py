@@ -40,7 +40,7 @@ from service.errors import RecordInvalid
 from service.findings.stored import FindingInfo
 from service.models import Outcome, Snapshot, StoredChange, StudyDate, VersionInfo
 from service.notify.render import compare_url, study_url
-from service.registry.normalise import normalise
+from service.registry.ctgov_normalise import normalise
 from service.seeds.compare import compare
 from service.seeds.model import CONFIDENT, Seed
 from service.svg import Chart, Circle, Line, Path, Rect, Shape, Text

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from service.cron import cron_trigger
 from service.errors import ConfigError, UnsafeDocument
 from service.models import CHANGE_KINDS, Severity
+from service.registry.ctgov_fields import API_URL, HISTORY_URL
 from service.safeload import load_toml, read_bounded
 from service.urls import is_secret_key, mask_url
 
@@ -99,8 +100,8 @@ class DatabaseSettings(Section):
 
 
 class CtgovSettings(Section):
-    api_url: str = "https://clinicaltrials.gov/api/v2"
-    history_url: str = "https://clinicaltrials.gov/api/int"
+    api_url: str = API_URL
+    history_url: str = HISTORY_URL
     requests_per_second: float = Field(1.0, gt=0, le=100)
     timeout_seconds: float = Field(30.0, gt=0, le=HOUR)
     max_attempts: int = Field(5, ge=1, le=20)

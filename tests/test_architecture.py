@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,18 @@ ALLOWED: dict[str, set[str]] = {
     "ids": {"errors"},
     "text": set(),
     "clock": set(),
-    "registry.normalise": {"models", "errors", "text"},
-    "diff": {"models", "errors", "text"},
-    "settings": {"errors", "models", "cron", "safeload", "urls", "findings.rules"},
+    "registry.ctgov_normalise": {"models", "errors", "text"},
+    "diff": {"models", "errors", "text", "registry.ctgov_fields"},
+    "registry.ctgov_fields": set(),
+    "settings": {
+        "errors",
+        "models",
+        "cron",
+        "safeload",
+        "urls",
+        "findings.rules",
+        "registry.ctgov_fields",
+    },
     "cron": set(),
     "subscriptions": {"models", "settings", "cron"},
     "registry.ctgov": {"errors", "settings", "__init__", "safeload", "registry.base"},
@@ -78,7 +88,8 @@ ALLOWED: dict[str, set[str]] = {
     "monitor": {
         "store",
         "registry.base",
-        "registry.normalise",
+        "registry.ctgov_normalise",
+        "registry.ctgov_fields",
         "diff",
         "models",
         "errors",
@@ -100,24 +111,32 @@ ALLOWED: dict[str, set[str]] = {
         "store",
         "subscriptions",
     },
-    "findings.facts": set(),
-    "findings.rules": {"findings.facts", "models"},
+    "registry.ctgov_facts": set(),
+    "findings.rules": {"registry.ctgov_facts", "models"},
     "findings.stored": {"models"},
     "findings.keeper": {
-        "findings.facts",
+        "registry.ctgov_facts",
         "findings.rules",
         "findings.stored",
         "models",
         "settings",
         "store",
     },
-    "history": {"errors", "registry.base", "registry.normalise", "store"},
+    "history": {"errors", "registry.base", "registry.ctgov_normalise", "store"},
     "registry.base": {"errors"},
-    "notify.render": {"models", "diff", "templates"},
+    "notify.render": {"models", "diff", "templates", "registry.ctgov_fields"},
     "svg": set(),
     "outbox": {"store", "notify.base", "notify.render", "settings", "errors", "clock"},
 }
-PURE = {"registry.normalise", "diff", "text", "models", "findings.facts", "findings.rules"}
+PURE = {
+    "registry.ctgov_normalise",
+    "registry.ctgov_fields",
+    "diff",
+    "text",
+    "models",
+    "registry.ctgov_facts",
+    "findings.rules",
+}
 IMPURE_MODULES = {"httpx", "sqlalchemy", "alembic", "socket", "time", "os", "random", "smtplib"}
 
 
@@ -156,6 +175,21 @@ def test_the_normaliser_and_diff_do_no_io_and_read_no_clock(module: str) -> None
     _, outside = imports_of(module)
     assert not outside & IMPURE_MODULES, f"{module} imports {sorted(outside & IMPURE_MODULES)}"
     assert "datetime.now" not in (PACKAGE / (module.replace(".", "/") + ".py")).read_text()
+
+
+def test_only_the_ctgov_modules_know_clinicaltrials_govs_urls_and_field_paths() -> None:
+    """ClinicalTrials.gov's addresses and the paths of its record live in
+    ``service/registry/ctgov*.py``: a second registry must not mean editing the rest."""
+    knowing = re.compile(r"clinicaltrials\.gov/|protocolSection")
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*"))
+        if path.suffix in (".py", ".html", ".txt", ".css")
+        and "migrations" not in path.parts
+        and not (path.parent.name == "registry" and path.name.startswith("ctgov"))
+        and knowing.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
 
 
 def test_the_pipeline_reaches_a_registry_only_through_its_protocol() -> None:

@@ -31,7 +31,7 @@ from service.models import (
     Snapshot,
     StudyDate,
 )
-from service.registry.normalise import normalise
+from service.registry.ctgov_normalise import normalise
 from service.text import cosmetic_key
 
 OUTCOMES = "protocolSection.outcomesModule."

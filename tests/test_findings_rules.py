@@ -13,9 +13,9 @@ import pytest
 from conftest import TESTS_DATA
 
 from service.diff import diff
-from service.findings.facts import PartialDate, trial_facts
 from service.findings.rules import Thresholds, VersionFacts, evaluate
-from service.registry.normalise import normalise
+from service.registry.ctgov_facts import PartialDate, trial_facts
+from service.registry.ctgov_normalise import normalise
 
 TODAY = date(2026, 11, 27)
 Edit = Callable[[dict[str, Any]], None]

@@ -19,7 +19,7 @@ from notify_servers import WebhookReceiver
 
 from service.history import HistoryFetcher
 from service.registry.ctgov import CtgovClient
-from service.registry.normalise import normalise, record_meta
+from service.registry.ctgov_normalise import normalise, record_meta
 from service.settings import CtgovSettings
 from service.store import NewVersion
 

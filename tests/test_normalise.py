@@ -1,4 +1,4 @@
-"""Tests of service.registry.normalise: real ClinicalTrials.gov records → Snapshot.
+"""Tests of service.registry.ctgov_normalise: real ClinicalTrials.gov records → Snapshot.
 
 Concrete values come from the real records copied byte-for-byte into ``tests/data/records/``.
 The full reference set in ``../shared/reference/ctgov/`` is used when it exists (it does in the
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from service.errors import RecordInvalid
 from service.models import Location, Outcome, RecordMeta, Snapshot, StudyDate
-from service.registry.normalise import (
+from service.registry.ctgov_normalise import (
     ENROLLMENT_COUNT_PATH,
     STUDY_ID_PATH,
     normalise,

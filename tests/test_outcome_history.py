@@ -27,7 +27,7 @@ from typing import Any
 
 from service.diff import diff
 from service.models import Change
-from service.registry.normalise import normalise
+from service.registry.ctgov_normalise import normalise
 
 DATA = Path(__file__).resolve().parent / "data"
 FOLDERS = (DATA / "records", DATA / "diff", DATA / "findings")  # real records (data/diff/README.md)

@@ -17,7 +17,7 @@ from typing import Any
 
 from service.diff import MAX_PAIR_SCORES, diff
 from service.models import Change, Outcome, Snapshot
-from service.registry.normalise import normalise
+from service.registry.ctgov_normalise import normalise
 
 DATA = Path(__file__).resolve().parent / "data"
 FOLDERS = (DATA / "records", DATA / "diff", DATA / "findings")  # real records (data/diff/README.md)

@@ -49,7 +49,8 @@ ALLOWED: dict[str, set[str]] = {
     "seeds.files": {"errors", "safeload", "seeds", "seeds.model"},
     "seeds.link": {
         "errors",
-        "registry.normalise",
+        "registry.ctgov_fields",
+        "registry.ctgov_normalise",
         "seeds.evidence",
         "seeds.model",
         "seeds.synonyms",

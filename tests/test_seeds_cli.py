@@ -15,7 +15,7 @@ from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
 
 from service.cli_seeds import _compare_summary, _comparison_lines
-from service.registry.normalise import normalise
+from service.registry.ctgov_normalise import normalise
 from service.seeds.service import CompareReport, Comparison, discrepancy_changes
 from service.store import Store
 

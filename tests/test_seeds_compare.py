@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from service.models import Outcome, Snapshot, StudyDate
-from service.registry.normalise import normalise
+from service.registry.ctgov_normalise import normalise
 from service.seeds.compare import compare, coverage, seed_discrepancy_changes
 from service.seeds.files import parse_seed
 from service.seeds.model import ReportedOutcome, Seed

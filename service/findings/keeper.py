@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from service.findings.facts import trial_facts
 from service.findings.rules import Finding, Thresholds, VersionFacts, evaluate, next_review
 from service.findings.stored import FindingInfo
 from service.models import Change, Route, StoredChange
+from service.registry.ctgov_facts import trial_facts
 from service.settings import FindingsSettings
 from service.store import FindingUpdate, Store
 

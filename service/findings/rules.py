@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from service.findings.facts import PartialDate, TrialFacts
 from service.models import Change, Severity
+from service.registry.ctgov_facts import PartialDate, TrialFacts
 
 FDAAA_EFFECTIVE = date(2017, 1, 18)  # the Final Rule (42 CFR Part 11) applies from here
 ACTIVE_STATUSES = frozenset(

@@ -25,12 +25,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.diff import diff_opcodes, humanise
 from service.models import StoredChange, severity_rank
+from service.registry.ctgov_fields import compare_url as ctgov_compare_url
+from service.registry.ctgov_fields import study_url as ctgov_study_url
 from service.templates import macro as template_macro
 from service.templates import render as render_template
 
@@ -150,17 +151,16 @@ def study_url(registry: str, study_id: str) -> str | None:
     """The registry's public page of a study; None for registries without a known one."""
     if registry != "ctgov":
         return None
-    return f"https://clinicaltrials.gov/study/{quote(study_id, safe='')}"
+    return ctgov_study_url(study_id)
 
 
 def compare_url(
     registry: str, study_id: str, from_version: int | None, to_version: int | None
 ) -> str | None:
     """The registry's side-by-side view of two versions, when both are known."""
-    page = study_url(registry, study_id)
-    if page is None or from_version is None or to_version is None:
+    if registry != "ctgov" or from_version is None or to_version is None:
         return None
-    return f"{page}?tab=history&a={int(from_version)}&b={int(to_version)}"
+    return ctgov_compare_url(study_id, from_version, to_version)
 
 
 # --------------------------------------------------------------------------- webhook JSON

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from service.errors import RecordInvalid
-from service.registry.normalise import normalise
+from service.registry.ctgov_fields import search_hit_texts
+from service.registry.ctgov_normalise import normalise
 from service.seeds.evidence import Candidate, Ranked, drug_names, rank
 from service.seeds.model import Seed
 from service.seeds.synonyms import aliases, fold, word_set
@@ -129,31 +130,5 @@ def candidate_from_study(study: dict[str, Any]) -> Candidate | None:
     except RecordInvalid as exc:
         log.warning("skipping a search hit that is not a usable record: %s", exc)
         return None
-    protocol = study.get("protocolSection") or {}
-    return Candidate(
-        snapshot=snapshot,
-        organisations=tuple(_organisation_names(protocol)),
-        text=" ".join(
-            str(_dig(protocol, "descriptionModule", key) or "")
-            for key in ("briefSummary", "detailedDescription")
-        ),
-    )
-
-
-def _organisation_names(protocol: dict[str, Any]) -> list[str]:
-    names = [
-        _dig(protocol, "identificationModule", "organization", "fullName"),
-        _dig(protocol, "sponsorCollaboratorsModule", "responsibleParty", "investigatorAffiliation"),
-    ]
-    officials = _dig(protocol, "contactsLocationsModule", "overallOfficials")
-    if isinstance(officials, list):
-        names += [o.get("affiliation") for o in officials if isinstance(o, dict)]
-    return [n for n in dict.fromkeys(names) if isinstance(n, str) and n]
-
-
-def _dig(node: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
+    organisations, text = search_hit_texts(study)
+    return Candidate(snapshot=snapshot, organisations=tuple(organisations), text=text)
