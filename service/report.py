@@ -116,6 +116,7 @@ class StudyData:
     latest: Snapshot | None = None
     seeds: tuple[SeedFacts, ...] = ()
     findings: tuple[FindingInfo, ...] = ()  # open and resolved, oldest first
+    searches: tuple[str, ...] = ()  # the saved searches that brought it in (query:NAME tags)
 
     @property
     def title(self) -> str:
@@ -142,7 +143,12 @@ def load_study(store: Store, registry: str, study_id: str) -> StudyData:
         latest=latest,
         seeds=tuple(_linked_seeds(store, registry, study_id, latest)),
         findings=tuple(store.list_findings(study_id=study_id, registry=registry)),
+        searches=_searches(store.watch_tags(registry, [study_id]).get(study_id, ())),
     )
+
+
+def _searches(tags: Sequence[str]) -> tuple[str, ...]:
+    return tuple(sorted(tag.removeprefix("query:") for tag in tags if tag.startswith("query:")))
 
 
 def version_point(info: VersionInfo, snapshot: Snapshot | None) -> VersionPoint:
@@ -254,13 +260,29 @@ def render_report(
             _plural(changes, "change"),
         ]
     )
+    views = [_study_view(study, as_of) for study in studies]
     return render_template(
         "report/page.html",
         title=title,
         stamp=generated_at.strftime("%Y-%m-%d %H:%M UTC"),
         counts=counts,
-        studies=[_study_view(study, as_of) for study in studies],
+        studies=views,
+        groups=_groups(studies, views),
     )
+
+
+def _groups(
+    studies: Sequence[StudyData], views: Sequence[_StudyView]
+) -> list[tuple[str, list[_StudyView]]]:
+    """The contents grouped by saved search (records of no search last); a record in two
+    searches is listed under both. Empty when no record came from a search."""
+    if not any(study.searches for study in studies):
+        return []
+    pairs = list(zip(studies, views, strict=True))
+    named = sorted({name for study in studies for name in study.searches})
+    groups = [(name, [v for s, v in pairs if name in s.searches]) for name in named]
+    rest = [v for s, v in pairs if not s.searches]
+    return groups + ([("", rest)] if rest else [])
 
 
 @dataclass(frozen=True)

@@ -181,3 +181,17 @@ def test_a_subscription_naming_an_unknown_search_is_refused(
     run = twconfig.runner(twconfig.environment(tmp_path, config, database_url))
     result = run("notify")
     assert result.exit_code == 2 and "no saved search 'lnug'" in result.stderr
+
+
+def test_the_report_groups_its_contents_by_saved_search(
+    trialwatch: twconfig.Run, tmp_path: Path
+) -> None:
+    trialwatch("watch", "query", "add", "lung", "--cond", "lung cancer")
+    trialwatch("watch", "add", "NCT03418623")
+    trialwatch("sync")
+    out = tmp_path / "report.html"
+    assert trialwatch("report", "--out", str(out)).exit_code == 0
+    page = out.read_text()
+    searched, rest = page.index("Saved search “lung”"), page.index("Not from a saved search")
+    assert searched < page.index(f'href="#study-ctgov-{LUNG}"') < rest
+    assert rest < page.index('href="#study-ctgov-NCT03418623"')
