@@ -20,12 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from service.diff import diff
-from service.findings.keeper import FindingsKeeper
+from service.findings.keeper import FindingsKeeper, Router
 from service.history import HistoryFetcher, Versions
-from service.models import Change, Route, Snapshot
-from service.settings import Subscription
+from service.models import Change, Snapshot
 from service.store import NewVersion, Store
-from service.subscriptions import route
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +51,7 @@ class BackfillWorker:
         history: HistoryFetcher,
         *,
         clock: Callable[[], datetime],
-        subscriptions: Sequence[Subscription] = (),
-        notify: bool = False,
+        router: Router = lambda _study, _changes, _historical: [],
         extra_changes: Callable[[Snapshot, Snapshot], list[Change]] = lambda _old, _new: [],
         timer: Callable[[], float] = time.monotonic,
         findings: FindingsKeeper | None = None,
@@ -63,8 +60,7 @@ class BackfillWorker:
         self.history = history
         self.registry = history.client.registry
         self.clock = clock
-        self.subscriptions = subscriptions
-        self.notify = notify  # route backfilled changes to subscriptions ([ctgov] notify_backfill)
+        self.router = router  # backfilled changes are historical: routed only when asked
         self.extra_changes = extra_changes
         self.timer = timer
         self.findings = findings  # re-evaluated once the past is in (historical findings)
@@ -100,7 +96,7 @@ class BackfillWorker:
         past = found.versions[: found.past][:-1]
         placed = found.versions[found.past - 1]
         steps = self._steps(past, current)
-        routes = [self._routes(study_id, changes) for changes in steps]
+        routes = [self.router(study_id, changes, True) if changes else [] for changes in steps]
         stored = self.store.save_backfill(
             self.registry,
             study_id,
@@ -142,9 +138,3 @@ class BackfillWorker:
             changes += self.extra_changes(before.snapshot, after.snapshot)
             steps.append(changes)
         return steps if past else [[]]
-
-    def _routes(self, study_id: str, changes: list[Change]) -> list[Route]:
-        if not self.notify or not changes:
-            return []
-        tags = self.store.watch_tags(self.registry, [study_id]).get(study_id, ())
-        return route(self.subscriptions, changes, tags, self.clock())

@@ -146,29 +146,27 @@ class Monitor:
             findings or FindingsSettings(),
             registry=self.registry,
             clock=clock,
-            router=self._finding_routes,
+            router=self._event_routes,
         )
         self.searches = SavedSearches(
             store,
             client,
             clock=clock,
             max_matches=self.settings.max_query_matches,
-            router=lambda study_id, changes: self._finding_routes(study_id, changes, False),
+            router=lambda study_id, changes: self._event_routes(study_id, changes, False),
         )
         self.backfiller = BackfillWorker(
             store,
             self.history,
             clock=clock,
-            subscriptions=subscriptions,
-            notify=self.settings.notify_backfill,
+            router=self._event_routes,
             extra_changes=extra_changes,
             findings=self.findings,
         )
 
-    def _finding_routes(
-        self, study_id: str, changes: list[Change], historical: bool
-    ) -> list[Route]:
-        """Where finding events go: like any change; historical ones only when asked."""
+    def _event_routes(self, study_id: str, changes: list[Change], historical: bool) -> list[Route]:
+        """Where changes found outside a cycle's own diff go (findings, saved searches,
+        backfills): like any change; historical ones only when [ctgov] notify_backfill."""
         if historical and not self.settings.notify_backfill:
             return []
         tags = self.store.watch_tags(self.registry, [study_id]).get(study_id, ())
@@ -319,9 +317,7 @@ class _Cycle:
 
     def _refresh_searches(self) -> None:
         """Saved searches first: the records they newly match are fetched in this cycle."""
-        if not self.m.store.list_searches(self.m.registry):
-            return
-        self.searched = self.m.searches.refresh(self._stamp())
+        self.searched = self.m.searches.refresh(self._stamp)
         self.report.warnings.extend(self.searched.warnings)
         if self.searched.entered:
             self.ids = self.m.store.watched_ids(self.m.registry)

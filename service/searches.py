@@ -96,10 +96,13 @@ class SavedSearches:
         self.store.add_search(self.registry, name, params, self.clock())
         return hits.total
 
-    def refresh(self, stamp: str | None) -> Refresh:
-        """Bring every search up to date; new matches are watched (tag ``query:NAME``)."""
+    def refresh(self, registry_stamp: Callable[[], str | None]) -> Refresh:
+        """Bring every search up to date; new matches are watched (tag ``query:NAME``).
+        ``registry_stamp`` (the registry's data timestamp) is asked only if there are any."""
         found = Refresh()
-        for search in self.store.list_searches(self.registry):
+        searches = self.store.list_searches(self.registry)
+        stamp = registry_stamp() if searches else None
+        for search in searches:
             if stamp is not None and search.refreshed_stamp == stamp:
                 continue  # the registry's data did not move since this search last looked
             try:

@@ -77,7 +77,7 @@ ALLOWED: dict[str, set[str]] = {
         "findings.stored",
         "models",
         "store.base",
-        "store.outbox",
+        "store.changes",
         "store.rows",
         "store.tables",
     },

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from service.errors import StoreError
 from service.models import Change, Route, StoredChange
@@ -31,6 +32,36 @@ class CycleMark:
     cycles_since_probe: int  # whole-list cycles since the last full probe (that one is 0)
 
 
+def attach_events(
+    session: Session,
+    record: RecordRow,
+    changes: Sequence[Change],
+    routes: Sequence[Route],
+    run_id: int | None,
+    now: datetime,
+    historical: bool = False,
+) -> list[StoredChange]:
+    """Store change events that come from outside a record's versions (findings, saved
+    searches) against its latest version, and queue their notifications, in ``session``."""
+    if not changes:
+        return []
+    latest = session.scalar(
+        select(VersionRow.id)
+        .where(VersionRow.record_id == record.id)
+        .order_by(VersionRow.seq.desc())
+        .limit(1)
+    )
+    number = _version_number(record.latest_registry_version, record.latest_seq)
+    rows = [
+        ChangeRow(**_change_values(c, record.id, run_id, latest, None, number, now, historical))
+        for c in changes
+    ]
+    session.add_all(rows)
+    session.flush()
+    _queue(session, record.id, rows, routes, now)
+    return [_stored_change(r, record) for r in rows]
+
+
 class ChangeStore(StoreBase):
     """Change events and the sync runs that find them."""
 
@@ -47,23 +78,9 @@ class ChangeStore(StoreBase):
         it entered or left), attached to its latest version, with their notifications."""
         with self._session() as session:
             record = _record(session, registry, study_id)
-            if record is None or not changes:
+            if record is None:
                 return []
-            latest = session.scalar(
-                select(VersionRow.id)
-                .where(VersionRow.record_id == record.id)
-                .order_by(VersionRow.seq.desc())
-                .limit(1)
-            )
-            number = _version_number(record.latest_registry_version, record.latest_seq)
-            rows = [
-                ChangeRow(**_change_values(c, record.id, run_id, latest, None, number, now))
-                for c in changes
-            ]
-            session.add_all(rows)
-            session.flush()
-            _queue(session, record.id, rows, routes, now)
-            return [_stored_change(r, record) for r in rows]
+            return attach_events(session, record, changes, routes, run_id, now)
 
     def list_changes(
         self,

@@ -17,8 +17,8 @@ from service.findings.rules import Finding
 from service.findings.stored import FindingInfo
 from service.models import Change, Route, StoredChange
 from service.store.base import StoreBase
-from service.store.outbox import _queue
-from service.store.rows import _change_values, _record, _stored_change, _version_number
+from service.store.changes import attach_events
+from service.store.rows import _record, _stored_change, _version_number
 from service.store.tables import ChangeRow, FindingRow, RecordRow, VersionRow
 
 
@@ -106,29 +106,11 @@ class FindingStore(StoreBase):
             session.add_all(
                 _finding_row(record.id, f, now, decided.historical) for f in decided.opened
             )
-            if not decided.changes:
-                return []
-            latest = session.scalar(
-                select(VersionRow)
-                .where(VersionRow.record_id == record.id)
-                .order_by(VersionRow.seq.desc())
-                .limit(1)
+            if decided.changes:
+                record.last_changed_at = now
+            return attach_events(
+                session, record, decided.changes, decided.routes, run_id, now, decided.historical
             )
-            to_version_id = latest.id if latest else None
-            number = _version_number(record.latest_registry_version, record.latest_seq)
-            rows = [
-                ChangeRow(
-                    **_change_values(
-                        c, record.id, run_id, to_version_id, None, number, now, decided.historical
-                    )
-                )
-                for c in decided.changes
-            ]
-            session.add_all(rows)
-            session.flush()
-            record.last_changed_at = now
-            _queue(session, record.id, rows, decided.routes, now)
-            return [_stored_change(r, record) for r in rows]
 
     def due_for_findings(self, registry: str, today: str) -> list[str]:
         """Records whose date-dependent rules are due for a look on ``today`` (yyyy-MM-dd)."""
