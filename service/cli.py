@@ -503,7 +503,8 @@ cli.add_command(findings)
 )
 @click.pass_context
 def run(ctx: click.Context, health_port: int | None) -> None:
-    """The daemon: scheduled syncs and deliveries until SIGTERM/SIGINT (then exit 0)."""
+    """The daemon: scheduled syncs and deliveries until SIGTERM/SIGINT (then exit 0), and the
+    web app when [web] port is set."""
     import logging
 
     from service.scheduler import Daemon
@@ -513,6 +514,29 @@ def run(ctx: click.Context, health_port: int | None) -> None:
         logging.getLogger().setLevel(logging.INFO)  # a daemon logs its schedule and cycles
     port = app.settings.daemon.health_port if health_port is None else health_port
     Daemon(app, health_port=port).run()
+
+
+@cli.command()
+@click.option("--host", metavar="HOST", help="Listen on HOST (default: [web] host, 127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), help="Listen on PORT (default: [web] port, or 8080)."
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """The read-only web app: records, changes, findings, seeds, the outbox, Atom feeds and
+    JSON at /api/…, until Ctrl-C. Any address but loopback needs [web] token_env."""
+    import logging
+    import os
+
+    from service.web.server import DEFAULT_PORT, WebServer
+
+    app = app_of(ctx)
+    web = app.settings.web
+    if not logging.getLogger().isEnabledFor(logging.WARNING):
+        logging.getLogger().setLevel(logging.WARNING)
+    port = port if port is not None else (web.port or DEFAULT_PORT)
+    app.store.check()  # a store that does not open is one line now, not a 503 on every page
+    WebServer(app, host or web.host, port, environ=os.environ).serve_forever()
 
 
 @cli.command()

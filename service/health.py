@@ -95,7 +95,7 @@ class HealthCheck:
         state: SyncState,
         last_success: Callable[[], datetime | None],
         store_check: Callable[[], None],
-        scheduler_running: Callable[[], bool],
+        scheduler_running: Callable[[], bool] | None,
         next_sync_at: Callable[[], datetime | None],
         tolerance: timedelta,
         clock: Clock,
@@ -114,7 +114,12 @@ class HealthCheck:
         problem = facts.pop("_problem")
         if problem:
             return 503, {"status": "failing", "detail": problem, **facts}
-        return 200, {"status": "ok", "detail": "the scheduler runs and the store answers", **facts}
+        detail = (
+            "the store answers (no scheduler in this process: `trialwatch serve`)"
+            if self.scheduler_running is None
+            else "the scheduler runs and the store answers"
+        )
+        return 200, {"status": "ok", "detail": detail, **facts}
 
     def readiness(self) -> tuple[int, dict[str, Any]]:
         facts = self._facts()
@@ -139,7 +144,9 @@ class HealthCheck:
 
     def _facts(self) -> dict[str, Any]:
         """The body both probes share, and ``_problem``: why the daemon is not alive."""
-        running = self.scheduler_running()
+        scheduler = self.scheduler_running
+        alone = scheduler is None  # `serve`: the daemon runs elsewhere, if at all
+        running = scheduler is None or scheduler()
         store, success = self._store_facts()
         problem = None if running else "the scheduler loop is not running"
         if store != "ok":
@@ -154,7 +161,10 @@ class HealthCheck:
             "failed_cycles_in_a_row": self.state.failures_in_a_row,
             "started_at": self.started_at.isoformat(),
             "tolerance_seconds": int(self.tolerance.total_seconds()),
-            "checks": {"scheduler": "running" if running else "stopped", "store": store},
+            "checks": {
+                "scheduler": "elsewhere" if alone else "running" if running else "stopped",
+                "store": store,
+            },
         }
 
     def _store_facts(self) -> tuple[str, datetime | None]:

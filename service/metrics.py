@@ -19,6 +19,7 @@ from service.models import CHANGE_KINDS
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._gauges_watched = False
         self.sync_runs = Counter(
             "trialwatch_sync_runs", "Sync cycles by outcome.", ["outcome"], registry=self.registry
         )
@@ -61,8 +62,12 @@ class Metrics:
             self.sync_runs.labels(outcome)
 
     def watch_gauges(self, read: Callable[[], dict[str, float]]) -> None:
-        """Gauges computed at scrape time by ``read`` (name → value, help in the name)."""
+        """Gauges computed at scrape time by ``read`` (name → value, help in the name); once
+        per process, whether the health port, the web app or both serve them."""
+        if self._gauges_watched:
+            return
         self.registry.register(_ReadAtScrape(read))
+        self._gauges_watched = True
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -38,6 +39,9 @@ from service.errors import ConfigError, TrialwatchError
 from service.health import CycleResult, HealthCheck, HealthServer, SyncState
 from service.monitor import SyncReport
 from service.store import run_status
+
+if TYPE_CHECKING:
+    from service.web.server import WebServer
 
 log = logging.getLogger("trialwatch.daemon")
 
@@ -101,7 +105,8 @@ class Daemon:
     ) -> None:
         self.app = app
         self.health_port = health_port
-        self.retry_first = retry_first(os.environ if environ is None else environ)
+        self.environ = os.environ if environ is None else environ
+        self.retry_first = retry_first(self.environ)
         self.stopping = threading.Event()
         self._busy = threading.Lock()
         self.scheduler = BlockingScheduler(timezone=UTC)
@@ -109,7 +114,9 @@ class Daemon:
 
     def run(self) -> None:
         self.app.check_subscriptions()  # a wrong subscription stops the daemon before it starts
-        server = self._start_health_server()
+        health = self._health_check()
+        server = self._start_health_server(health)
+        web = self._start_web(health)
         self._add_jobs()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
@@ -119,6 +126,8 @@ class Daemon:
             with self._busy:  # wait for the cycle in hand to commit its last study
                 log.info("stopped")
         finally:
+            if web is not None:
+                web.stop()
             if server is not None:
                 server.stop()
 
@@ -152,11 +161,9 @@ class Daemon:
                 **common,
             )
 
-    def _start_health_server(self) -> HealthServer | None:
-        if not self.health_port:
-            return None
-        store, metrics = self.app.store, self.app.metrics
-        health = HealthCheck(
+    def _health_check(self) -> HealthCheck:
+        store = self.app.store
+        return HealthCheck(
             state=self.state,
             last_success=store.last_sync_success,
             store_check=store.check,
@@ -165,9 +172,23 @@ class Daemon:
             tolerance=2 * sync_interval(self.app, self.app.clock()),
             clock=self.app.clock,
         )
-        metrics.watch_gauges(store.gauges)
+
+    def _start_health_server(self, health: HealthCheck) -> HealthServer | None:
+        if not self.health_port:
+            return None
+        metrics = self.app.metrics
+        metrics.watch_gauges(self.app.store.gauges)
         host = self.app.settings.daemon.health_host
         return HealthServer(self.health_port, health, metrics.exposition, host=host).start()
+
+    def _start_web(self, health: HealthCheck) -> WebServer | None:
+        """The web app, with the probes and metrics, when ``[web] port`` is set."""
+        web = self.app.settings.web
+        if web.port is None:
+            return None
+        from service.web.server import WebServer
+
+        return WebServer(self.app, web.host, web.port, environ=self.environ, health=health).start()
 
     def next_sync_at(self) -> datetime | None:
         """The next cycle: the scheduled one, or a retry if that comes first."""

@@ -39,6 +39,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "TRIALWATCH_HEALTH_PORT": ("daemon", "health_port"),
     "TRIALWATCH_HEALTH_HOST": ("daemon", "health_host"),
     "TRIALWATCH_LOG_FORMAT": ("daemon", "log_format"),
+    "TRIALWATCH_WEB_HOST": ("web", "host"),
+    "TRIALWATCH_WEB_PORT": ("web", "port"),
 }
 
 
@@ -249,6 +251,22 @@ class DaemonSettings(Section):
     log_format: Literal["human", "json"] = "human"
 
 
+class WebSettings(Section):
+    """The web app (``trialwatch serve``, and the daemon when ``port`` is set)."""
+
+    host: str = "127.0.0.1"  # any other address needs token_env
+    # None: `serve` listens on 8080 and the daemon serves no web app
+    port: int | None = Field(None, ge=1, le=65535)
+    token_env: str = ""  # the variable holding the token for non-loopback clients
+
+    @field_validator("token_env")
+    @classmethod
+    def _variable_name(cls, value: str) -> str:
+        if value and not value.replace("_", "a").isalnum():
+            raise ValueError(f"{value!r} is not an environment variable name")
+        return value
+
+
 class Settings(Section):
     database: DatabaseSettings = DatabaseSettings()
     ctgov: CtgovSettings = CtgovSettings()
@@ -259,6 +277,7 @@ class Settings(Section):
     alerts: AlertSettings = AlertSettings()
     daemon: DaemonSettings = DaemonSettings()
     findings: FindingsSettings = FindingsSettings()
+    web: WebSettings = WebSettings()
 
     @model_validator(mode="after")
     def _subscriptions_name_channels(self) -> Settings:
@@ -279,6 +298,7 @@ def secret_values(settings: Settings, environ: Mapping[str, str] | None = None) 
     environ = os.environ if environ is None else environ
     names = [c.password_env for c in settings.channels if isinstance(c, EmailChannel)]
     names += [c.secret_env for c in settings.channels if isinstance(c, WebhookChannel)]
+    names += [settings.web.token_env] if settings.web.token_env else []
     values = [environ.get(name, "") for name in names]
     from sqlalchemy.engine import make_url
 

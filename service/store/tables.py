@@ -45,7 +45,11 @@ class WatchRow(Base):
 
 class RecordRow(Base):
     __tablename__ = "records"
-    __table_args__ = (UniqueConstraint("registry", "study_id", name="uq_records_study"),)
+    __table_args__ = (
+        UniqueConstraint("registry", "study_id", name="uq_records_study"),
+        Index("ix_records_last_changed", "last_changed_at", "study_id"),
+        Index("ix_records_status", "overall_status", "study_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     registry_key: Mapped[str] = mapped_column("registry", String(16))
@@ -112,6 +116,7 @@ class SyncRunRow(Base):
 
 class ChangeRow(Base):
     __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_kind_id", "kind", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)

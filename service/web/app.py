@@ -1,0 +1,105 @@
+"""``create_app``: the routes of the web app, its error pages and its middleware.
+
+Each page family (``records``, ``changes``, ``findings``, ``seeds``, ``outbox``, ``feeds``)
+lists its own routes in ``ROUTES``; this module only puts them together. Errors a reader can
+cause answer with one line naming what is wrong: a bad parameter 400, an unknown record 404,
+a store that does not answer 503. HTML pages answer in the layout, ``/api/…`` as JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.resources import files
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from service.errors import InputError, StoreError, TrialwatchError
+from service.web import changes, feeds, findings, outbox, records, seeds
+from service.web.pages import html_page, json_answer
+from service.web.security import SecurityHeaders, TokenGate
+
+if TYPE_CHECKING:
+    from service.app import App
+    from service.web.health import HealthCheck
+
+log = logging.getLogger("trialwatch.web")
+
+# The style sheets, served from the package: the web app's own and the report's (the record
+# page draws the report's charts and tables).
+STYLESHEETS = {
+    "web.css": ("web", "static", "web.css"),
+    "report.css": ("report", "report.css"),
+}
+
+
+def create_app(
+    app: App, *, token: str | None = None, health: HealthCheck | None = None
+) -> Starlette:
+    """The web app over ``app``'s store. ``token``: asked of every request but the probes
+    (None: none is asked). ``health``: the daemon's probes; without it (``serve``) they say
+    whether the store answers."""
+    from service.web.health import health_routes, standalone_health
+
+    probes = health or standalone_health(app)
+    app.metrics.watch_gauges(app.store.gauges)
+    routes: list[BaseRoute] = [
+        *records.ROUTES,
+        *changes.ROUTES,
+        *findings.ROUTES,
+        *seeds.ROUTES,
+        *outbox.ROUTES,
+        *feeds.ROUTES,
+        *health_routes(probes, app.metrics.exposition),
+        Route("/static/{name}", stylesheet),
+    ]
+    web = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders), Middleware(TokenGate, token=token)],
+        exception_handlers={
+            HTTPException: http_error,
+            TrialwatchError: trialwatch_error,
+        },
+    )
+    web.state.tw = app
+    return web
+
+
+def stylesheet(request: Request) -> Response:
+    parts = STYLESHEETS.get(request.path_params["name"])
+    if parts is None:
+        raise HTTPException(404, f"no style sheet {request.path_params['name']!r}")
+    text = files("service.templates").joinpath(*parts).read_text(encoding="utf-8")
+    return Response(text, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def error_answer(request: Request, status: int, message: str) -> Response:
+    if _wants_json(request):
+        return json_answer({"error": message, "status": status}, status=status)
+    if request.url.path.endswith(".atom") or request.url.path.startswith("/static/"):
+        return PlainTextResponse(f"{status}: {message}\n", status_code=status)
+    return html_page(request, "error.html", title=f"{status}", status=status, message=message)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail if exc.status_code != 404 or exc.detail != "Not Found" else "no such page"
+    return error_answer(request, exc.status_code, str(detail))
+
+
+async def trialwatch_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TrialwatchError)
+    if isinstance(exc, InputError):
+        return error_answer(request, 400, exc.message)
+    status = 503 if isinstance(exc, StoreError) else 500
+    log.error("%s %s: %s", request.method, request.url.path, exc.message)
+    return error_answer(request, status, exc.message)

@@ -1,0 +1,57 @@
+"""``/healthz``, ``/readyz`` and ``/metrics`` on the web app's server: the same verdicts as
+the daemon's own health port (``service.health``), so one server can carry all of them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service.errors import TrialwatchError
+from service.health import JSON, PROMETHEUS, HealthCheck
+
+if TYPE_CHECKING:
+    from service.app import App
+
+
+def health_routes(health: HealthCheck, metrics: Callable[[], bytes]) -> list[Route]:
+    def liveness(_request: Request) -> Response:
+        code, body = health.liveness()
+        return Response(json.dumps(body), status_code=code, media_type=JSON)
+
+    def readiness(_request: Request) -> Response:
+        code, body = health.readiness()
+        return Response(json.dumps(body), status_code=code, media_type=JSON)
+
+    def exposition(_request: Request) -> Response:
+        try:
+            return Response(metrics(), media_type=PROMETHEUS)
+        except TrialwatchError as exc:  # the store's gauges are read at scrape time
+            return Response(f"# store unavailable: {exc}\n", status_code=503, media_type=PROMETHEUS)
+
+    return [
+        Route("/healthz", liveness),
+        Route("/readyz", readiness),
+        Route("/metrics", exposition),
+    ]
+
+
+def standalone_health(app: App) -> HealthCheck:
+    """The probes of ``trialwatch serve`` alone: no scheduler runs in this process, so alive
+    means the store answers, and ready that the last sync (by any process) succeeded."""
+    from service.health import SyncState
+    from service.scheduler import sync_interval
+
+    return HealthCheck(
+        state=SyncState(),
+        last_success=app.store.last_sync_success,
+        store_check=app.store.check,
+        scheduler_running=None,
+        next_sync_at=lambda: None,
+        tolerance=2 * sync_interval(app, app.clock()),
+        clock=app.clock,
+    )

@@ -1,0 +1,129 @@
+"""What every page shares: the App behind a request, rendering a template, JSON answers with a
+``Link: rel="next"`` header, opaque pagination cursors, and reading query parameters.
+
+Pagination is by keyset (Datasette's way): a page asks for ``size + 1`` rows after the cursor,
+and the cursor is the last row's sort key, never an OFFSET, so page 2,000 of 100,000 records
+costs what page 1 does. Cursors are opaque to readers (base64 of a JSON list).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from service.errors import InputError
+from service.templates import render
+
+if TYPE_CHECKING:
+    from service.app import App
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+MAX_PARAMETER_LENGTH = 200
+
+NAVIGATION = (
+    ("/", "Records"),
+    ("/changes", "Changes"),
+    ("/findings", "Findings"),
+    ("/seeds", "Seeds"),
+    ("/outbox", "Outbox"),
+)
+
+
+def tw(request: Request) -> App:
+    """The trialwatch App this web app serves (its store, settings and clock)."""
+    return request.app.state.tw  # type: ignore[no-any-return]
+
+
+def html_page(
+    request: Request, template: str, *, title: str, status: int = 200, **context: Any
+) -> HTMLResponse:
+    """``template`` (under ``templates/web/``) rendered in the layout, with the navigation."""
+    body = render(
+        f"web/{template}",
+        title=title,
+        navigation=NAVIGATION,
+        here=request.url.path,
+        feed_url=context.pop("feed_url", "/feeds/changes.atom"),
+        **context,
+    )
+    return HTMLResponse(body, status_code=status)
+
+
+def json_answer(document: Any, *, next_url: str | None = None, status: int = 200) -> Response:
+    """A JSON document (the CLI's ``--json`` shapes); the next page, if any, in ``Link``."""
+    body = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
+    headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else None
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    raw = json.dumps(list(values), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str | None, arity: int) -> list[Any] | None:
+    """The sort key a cursor carries, or None for the first page; a cursor that was not made
+    here is a one-line ``InputError`` (400)."""
+    if not text:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InputError(
+            "cursor: not a cursor from this site (follow the page's next link)"
+        ) from None
+    ok = isinstance(values, list) and len(values) == arity
+    if not ok or not all(v is None or isinstance(v, str | int) for v in values):
+        raise InputError("cursor: not a cursor from this site (follow the page's next link)")
+    return values
+
+
+def parameter(request: Request, name: str) -> str | None:
+    """A query parameter, trimmed; None when absent or empty. Over-long values are refused."""
+    value = request.query_params.get(name)
+    if value is None or not value.strip():
+        return None
+    if len(value) > MAX_PARAMETER_LENGTH:
+        raise InputError(f"{name}: longer than {MAX_PARAMETER_LENGTH} characters")
+    return value.strip()
+
+
+def choice(request: Request, name: str, choices: Sequence[str]) -> str | None:
+    """A parameter that must be one of ``choices``."""
+    value = parameter(request, name)
+    if value is not None and value not in choices:
+        raise InputError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def page_size(request: Request) -> int:
+    value = parameter(request, "size")
+    if value is None:
+        return DEFAULT_PAGE_SIZE
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
+        raise InputError(f"size: {value!r} is not a number from 1 to {MAX_PAGE_SIZE}")
+    return int(value)
+
+
+def url_with(request: Request, **changes: str | int | None) -> str:
+    """This page's path and query with ``changes`` applied (None removes a parameter).
+    Changing anything but the cursor starts again from the first page."""
+    query = dict(request.query_params)
+    if set(changes) - {"cursor"}:
+        query.pop("cursor", None)
+    for name, value in changes.items():
+        if value is None:
+            query.pop(name, None)
+        else:
+            query[name] = str(value)
+    encoded = urlencode(sorted(query.items()))
+    return request.url.path + (f"?{encoded}" if encoded else "")

@@ -1,0 +1,7 @@
+"""(to be built: the seeds pages)"""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+ROUTES: list[Route] = []

@@ -1,0 +1,111 @@
+"""The web app on uvicorn: in the foreground for ``trialwatch serve``, or on a thread beside
+the daemon's scheduler.
+
+The socket is bound here, before uvicorn starts, so that a port in use or an address that is
+not this machine's is one ``ConfigError`` line (exit 2) instead of uvicorn's log and exit 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from service.errors import ConfigError
+from service.web.security import is_loopback, web_token
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from service.app import App
+    from service.health import HealthCheck
+
+log = logging.getLogger("trialwatch.web")
+
+DEFAULT_PORT = 8080
+
+
+class WebServer:
+    """One uvicorn server on one bound socket."""
+
+    def __init__(
+        self,
+        app: App,
+        host: str,
+        port: int,
+        *,
+        environ: Mapping[str, str],
+        health: HealthCheck | None = None,
+    ) -> None:
+        import uvicorn
+
+        from service.web.app import create_app
+
+        token = web_token(app.settings.web, host, environ)
+        self.socket = bind(host, port)
+        self.host, self.port = host, self.socket.getsockname()[1]
+        web = create_app(app, token=token, health=health)
+        config = uvicorn.Config(
+            web,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            proxy_headers=False,  # X-Forwarded-For must not make a remote client look local
+            server_header=False,
+        )
+        self.server: uvicorn.Server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+        self.protected = token is not None
+
+    @property
+    def url(self) -> str:
+        name = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{name}:{self.port}/"
+
+    def announce(self) -> None:
+        guard = "token required" if self.protected else "loopback only, no token"
+        log.warning("web app on %s (%s)", self.url, guard)
+
+    def serve_forever(self) -> None:
+        """Serve until SIGINT/SIGTERM (uvicorn's own handlers), then close."""
+        self.announce()
+        try:
+            self.server.run(sockets=[self.socket])
+        finally:
+            self.socket.close()
+
+    def start(self) -> WebServer:
+        """Serve on a thread (the daemon): ``stop()`` ends it."""
+        # uvicorn installs its signal handlers only on the main thread: the daemon keeps its own
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True, name="web"
+        )
+        self._thread.start()
+        self.announce()
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.socket.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(128)
+    except (OSError, OverflowError, UnicodeError) as exc:
+        sock.close()
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"web: cannot listen on {host}:{port} ({reason})") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+__all__ = ["DEFAULT_PORT", "WebServer", "bind", "is_loopback"]
