@@ -11,12 +11,22 @@ endpoints the benchmark uses:
 - ``GET /api/v2/studies`` with ``filter.ids`` (and ``fields``, ``pageSize``, ``pageToken``,
   ``countTotal``, ``format``), answered by splicing the stored bytes; a probe page
   (``fields=NCTId,LastUpdatePostDate``) is built from the index without reading a record;
+- the changed-since listing of incremental cycles
+  (``filter.advanced=AREA[LastUpdatePostDate]RANGE[day,MAX]``), from the index's dates;
+- searches (``query.cond``, ``query.intr``, ``query.term``, other ``filter.advanced``
+  expressions), with the tests' emulator's Essie-lite over what the index keeps of a study:
+  its id, last-update date, conditions, keywords and intervention names (so ``query.cond``
+  misses what only a title or a MeSH term would match; ``query.term`` searches those fields
+  only). A search's matches are worked out once per registry state and kept for its pages;
 - ``GET /api/v2/studies/{id}`` and ``GET /api/v2/version``;
 - ``POST /_emu/publish`` writes the new version to a temporary file and points the index at it;
   ``POST /_emu/latency {"seconds": s}`` sets the delay of every API answer.
 
-Searches other than ``filter.ids``, the history API, aliases and retired records are not
-served (400/404 saying so): the benchmark runs trialwatch with ``[ctgov] history = false``.
+Other ``query.*`` parameters, the history API, aliases and retired records are not served
+(400/404 saying so): the benchmark runs trialwatch with ``[ctgov] history = false``.
+``GET /_emu/kinds`` counts the API requests by kind since the last ``reset_stats``:
+``version``, ``listing`` (changed-since), ``search`` (a ``query.*`` or other
+``filter.advanced``), ``ids`` (``filter.ids`` pages: fetches and probes), ``study`` (one id).
 
     .venv/bin/python bench/emulator.py --data DIR [--port 0] [--port-file F] [--latency-ms 0]
 """
@@ -71,8 +81,12 @@ LEAN_STUDIES_PARAMS = frozenset(
         "pageSize",
         "pageToken",
         "countTotal",
+        "query.cond",
+        "query.intr",
+        "query.term",
     }
 )
+SEARCH_PARAMS = ("query.cond", "query.intr", "query.term")
 # the one Essie form served here: the changed-since listing of incremental cycles
 CHANGED_SINCE = re.compile(r"AREA\[LastUpdatePostDate\]RANGE\[(\d{4}-\d{2}-\d{2}),\s*MAX\]")
 PROBE_PIECES = frozenset({"nctid", "lastupdatepostdate"})
@@ -87,6 +101,41 @@ class Entry:
     length: int
     posted: str
     version: int
+    terms: str = ""  # conditions, keywords, intervention names: "|"-joined, tab between
+
+
+def terms_of(study: Mapping[str, Any]) -> str:
+    """What the index keeps of a published study for searches (as ``generate.index_line``)."""
+    ps = study.get("protocolSection") or {}
+    module = ps.get("conditionsModule") or {}
+    interventions = (ps.get("armsInterventionsModule") or {}).get("interventions") or []
+    groups = (
+        module.get("conditions") or [],
+        module.get("keywords") or [],
+        [item.get("name", "") for item in interventions if isinstance(item, dict)],
+    )
+    return "\t".join(
+        "|".join(" ".join(str(term).replace("|", " ").split()) for term in group)
+        for group in groups
+    )
+
+
+def searchable(nct: str, entry: Entry) -> dict[str, Any]:
+    """The study as far as the index knows it: what searches look at."""
+    conditions, keywords, interventions = ([*entry.terms.split("\t"), "", "", ""])[:3]
+    return {
+        "protocolSection": {
+            "identificationModule": {"nctId": nct},
+            "statusModule": {"lastUpdatePostDateStruct": {"date": entry.posted}},
+            "conditionsModule": {
+                "conditions": [c for c in conditions.split("|") if c],
+                "keywords": [k for k in keywords.split("|") if k],
+            },
+            "armsInterventionsModule": {
+                "interventions": [{"name": n} for n in interventions.split("|") if n]
+            },
+        }
+    }
 
 
 class LeanStore:
@@ -102,9 +151,12 @@ class LeanStore:
         self._index: dict[str, Entry] = {}
         with (data_dir / "index.tsv").open() as index:
             for line in index:
-                nct, offset, length, posted = line.rstrip("\n").split("\t")
-                self._index[nct] = Entry(0, int(offset), int(length), posted, 0)
+                nct, offset, length, posted, *terms = line.rstrip("\n").split("\t")
+                terms_text = "\t".join(terms)
+                self._index[nct] = Entry(0, int(offset), int(length), posted, 0, terms_text)
         self._sorted: list[str] | None = None
+        self.generation = 0  # moves with every publish: cached search results are stale
+        self._searches: dict[tuple[int, str], list[str]] = {}
         self.data_timestamp = "2025-12-31T09:00:00"  # moves with every publish, as a refresh
 
     def __len__(self) -> int:
@@ -139,7 +191,10 @@ class LeanStore:
             body = json.dumps(served, ensure_ascii=False, separators=(",", ":")).encode()
             os.pwrite(self._files[1], body, self._published_end)
             version = current.version + 1 if current else 0
-            self._index[nct] = Entry(1, self._published_end, len(body), when, version)
+            self._index[nct] = Entry(
+                1, self._published_end, len(body), when, version, terms_of(served)
+            )
+            self.generation += 1
             self._published_end += len(body)
             self.data_timestamp = max(
                 self.data_timestamp, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
@@ -152,6 +207,26 @@ class LeanStore:
         """The ids last posted on or after ``day``, in order."""
         with self._lock:
             return sorted(nct for nct, entry in self._index.items() if entry.posted >= day)
+
+    def search(self, clauses: list[tuple[Any, tuple[str, ...]]], key: str) -> list[str]:
+        """The ids matching every ``(parsed expression, search areas)`` clause, in order;
+        worked out once per registry state (``key`` names the search), kept for its pages."""
+        with self._lock:
+            cached = self._searches.get((self.generation, key))
+            if cached is not None:
+                return cached
+            entries = list(self._index.items())
+            generation = self.generation
+        found = sorted(
+            nct
+            for nct, entry in entries
+            if all(emu._Matcher(searchable(nct, entry)).matches(n, a) for n, a in clauses)
+        )
+        with self._lock:
+            if len(self._searches) > 64:
+                self._searches.clear()
+            self._searches[(generation, key)] = found
+        return found
 
 
 def _next_day(current: Entry | None) -> str:
@@ -168,12 +243,34 @@ class LeanApi:
 
     def __init__(self, store: LeanStore) -> None:
         self.store = store
+        self._kinds_lock = threading.Lock()
+        self.kinds: dict[str, int] = {}
 
     def handle(self, path: str, params: dict[str, str]) -> Any:
+        self._count(path, params)
         try:
             return self._route(path, params)
         except ApiError as exc:
             return Response.text(exc.status, exc.message)
+
+    def _count(self, path: str, params: dict[str, str]) -> None:
+        """Counts each API request by kind (``GET /_emu/kinds``)."""
+        if path == "/api/v2/studies":
+            advanced = params.get("filter.advanced", "").strip()
+            if advanced and CHANGED_SINCE.fullmatch(advanced) and not _searches(params):
+                kind = "listing"
+            elif advanced or _searches(params):
+                kind = "search"
+            else:
+                kind = "ids"
+        else:
+            kind = "version" if path == "/api/v2/version" else "study"
+        with self._kinds_lock:
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
+
+    def reset_kinds(self) -> None:
+        with self._kinds_lock:
+            self.kinds.clear()
 
     def _route(self, path: str, params: dict[str, str]) -> Any:
         if path == "/api/v2/version":
@@ -215,19 +312,36 @@ class LeanApi:
         return Response(200, body + b"}", "application/json")
 
     def _matching(self, params: dict[str, str]) -> list[str]:
-        advanced = params.get("filter.advanced")
-        if advanced:
-            since = CHANGED_SINCE.fullmatch(advanced.strip())
-            if since is None:
-                raise ApiError(
-                    400, "the bench emulator serves only AREA[LastUpdatePostDate]RANGE[…]"
-                )
+        advanced = params.get("filter.advanced", "").strip()
+        since = CHANGED_SINCE.fullmatch(advanced) if advanced else None
+        if since is not None and not _searches(params) and not params.get("filter.ids"):
             return self.store.posted_since(since.group(1))
+        if advanced or _searches(params):
+            if params.get("filter.ids"):
+                raise ApiError(400, "the bench emulator does not combine filter.ids and searches")
+            return self._searched(params)
         raw = params.get("filter.ids")
         if not raw:
             return self.store.ids()
         wanted = emu._id_list(raw, "filter.ids")
         return sorted(nct for nct in wanted if self.store.entry(nct) is not None)
+
+    def _searched(self, params: dict[str, str]) -> list[str]:
+        """Matches of the ``query.*`` and ``filter.advanced`` clauses, as the tests' emulator
+        finds them (``filter.advanced`` searches every field the index keeps)."""
+        clauses: list[tuple[Any, tuple[str, ...]]] = []
+        try:
+            for name in SEARCH_PARAMS:
+                if params.get(name, "").strip():
+                    clauses.append((emu.parse_query(params[name]), emu.SEARCH_AREAS[name]))
+            if params.get("filter.advanced", "").strip():
+                clauses.append((emu.parse_query(params["filter.advanced"]), ("@all",)))
+        except emu.QueryError as exc:
+            raise ApiError(400, str(exc)) from exc
+        key = json.dumps(
+            sorted((k, v) for k, v in params.items() if k in SEARCH_PARAMS or k == "filter.advanced")
+        )
+        return self.store.search(clauses, key)
 
     def _piece(self, nct: str, entry: Entry, names: list[str] | None) -> bytes:
         """The study, or the pieces ``fields`` names; a probe is built from the index."""
@@ -243,6 +357,10 @@ class LeanApi:
         else:
             study = json.loads(self.store.body(entry))
         return json.dumps(emu.project(study, names), separators=(",", ":")).encode()
+
+
+def _searches(params: dict[str, str]) -> bool:
+    return any(params.get(name, "").strip() for name in SEARCH_PARAMS)
 
 
 class LeanEmulator(emu.Emulator):  # type: ignore[misc,name-defined]
@@ -265,6 +383,10 @@ class LeanEmulator(emu.Emulator):  # type: ignore[misc,name-defined]
     def publish(self, study: Mapping[str, Any], date: str | None = None) -> int:
         return self.lean.publish(study, date)[1]
 
+    def reset_stats(self) -> None:
+        super().reset_stats()
+        self.api.reset_kinds()
+
     def current(self, nct: str) -> dict[str, Any] | None:
         entry = self.lean.entry(emu._require_nct(nct))
         return None if entry is None else json.loads(self.lean.body(entry))
@@ -272,6 +394,8 @@ class LeanEmulator(emu.Emulator):  # type: ignore[misc,name-defined]
     def control(self, method: str, path: str, raw_body: bytes | None) -> Any:
         """The emulator's control API, plus ``POST /_emu/latency {"seconds": s}``: the delay
         of every API answer from now on (the benchmark's network round trip)."""
+        if method == "GET" and path.strip("/") == "_emu/kinds":
+            return Response.json(dict(self.api.kinds))
         if method == "POST" and path.strip("/") == "_emu/latency":
             try:
                 self.latency = max(0.0, float(emu._json_object(raw_body)["seconds"]))

@@ -10,7 +10,9 @@ The output is a *dataset directory* that the lean bench emulator (``bench/emulat
 without holding the records in memory:
 
 - ``studies.jsonl``: one compact JSON study per line, in NCT id order (as the API serves them);
-- ``index.tsv``: ``nct<TAB>offset<TAB>length<TAB>lastUpdatePostDate`` per study;
+- ``index.tsv``: ``nct<TAB>offset<TAB>length<TAB>lastUpdatePostDate<TAB>conditions<TAB>
+  keywords<TAB>interventions`` per study (the last three ``|``-separated: what the emulator's
+  ``query.cond`` and ``query.intr`` search, without reading the records);
 - ``meta.json``: count, seed, generator version and templates (a cache key for ``run.py``).
 
 ``--files`` writes one ``NCT….json`` per study instead, which ``tests/ctgov_emulator.py
@@ -37,7 +39,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATES = (ROOT / "tests" / "data" / "records",)
-GENERATOR_VERSION = 1  # bump when the output changes, so cached datasets are rebuilt
+GENERATOR_VERSION = 2  # bump when the output changes, so cached datasets are rebuilt
 FIRST_NUMBER = 90_000_000  # generated ids are NCT9xxxxxxx: no clash with the real templates
 MAX_TEMPLATE_BYTES = 200_000  # a 0.8 MB record as 1 template in 4 would skew every figure
 NEWEST_DATE = date(2025, 12, 31)  # generated last-update dates stay before this day
@@ -340,13 +342,34 @@ def mutate(study: Json, rnd: random.Random) -> Json:
 
 def iter_studies(
     count: int, templates: Sequence[Template], seed: int = 1
-) -> Iterator[tuple[str, bytes, str]]:
-    """``(nct, compact JSON bytes, lastUpdatePostDate)`` for studies 0..count-1, in id order."""
+) -> Iterator[tuple[str, bytes, str, Json]]:
+    """``(nct, compact JSON bytes, lastUpdatePostDate, study)`` for studies 0..count-1, in id
+    order."""
     for index in range(count):
         study = make_study(index, templates, seed)
         body = json.dumps(study, ensure_ascii=False, separators=(",", ":")).encode()
         posted = study["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"]
-        yield nct_id(index), body, posted
+        yield nct_id(index), body, posted, study
+
+
+def searched_terms(study: Json) -> tuple[list[str], list[str], list[str]]:
+    """What ``query.cond`` and ``query.intr`` search in a study, as the index keeps it:
+    its conditions, keywords and intervention names."""
+    ps = study.get("protocolSection") or {}
+    module = ps.get("conditionsModule") or {}
+    interventions = (ps.get("armsInterventionsModule") or {}).get("interventions") or []
+    names = [str(item.get("name", "")) for item in interventions if isinstance(item, dict)]
+    return list(module.get("conditions") or []), list(module.get("keywords") or []), names
+
+
+def index_line(nct: str, offset: int, length: int, posted: str, study: Json) -> str:
+    """One line of ``index.tsv`` (tabs, newlines and ``|`` in the terms become spaces)."""
+    terms = ("|".join(_clean(t) for t in group) for group in searched_terms(study))
+    return "\t".join([nct, str(offset), str(length), posted, *terms]) + "\n"
+
+
+def _clean(term: str) -> str:
+    return " ".join(term.replace("|", " ").split())
 
 
 def write_dataset(
@@ -356,9 +379,9 @@ def write_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     offset = 0
     with (out_dir / "studies.jsonl").open("wb") as data, (out_dir / "index.tsv").open("w") as idx:
-        for nct, body, posted in iter_studies(count, templates, seed):
+        for nct, body, posted, study in iter_studies(count, templates, seed):
             data.write(body + b"\n")
-            idx.write(f"{nct}\t{offset}\t{len(body)}\t{posted}\n")
+            idx.write(index_line(nct, offset, len(body), posted, study))
             offset += len(body) + 1
     meta = dataset_key(count, templates, seed) | {"bytes": offset}
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -368,7 +391,7 @@ def write_dataset(
 def write_files(count: int, out_dir: Path, templates: Sequence[Template], seed: int = 1) -> None:
     """One ``NCT….json`` per study, for ``tests/ctgov_emulator.py --records``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for nct, body, _posted in iter_studies(count, templates, seed):
+    for nct, body, _posted, _study in iter_studies(count, templates, seed):
         (out_dir / f"{nct}.json").write_bytes(body)
 
 
