@@ -19,10 +19,13 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed-run
 
+# the daemon serves the web app on 127.0.0.1:$(WEB_PORT) (`make run WEB_PORT=9090` to move it)
+WEB_PORT ?= 8080
+
 run: $(VENV)/.installed-run
 	$(BIN)/trialwatch init
 	$(BIN)/trialwatch seeds load
-	$(BIN)/trialwatch run
+	TRIALWATCH_WEB_PORT=$(WEB_PORT) $(BIN)/trialwatch run
 
 test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check service tests scripts
@@ -47,11 +50,12 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff format service tests bench scripts
 	$(BIN)/ruff check --fix service tests bench scripts
 
-# Debian's chromium renders the HTML report in its test; without it that one test skips.
+# Debian's chromium renders the HTML report, and with chromium-driver (Selenium) walks the web
+# app, in their tests; without them those tests skip.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
-	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) ; } || \
-	  echo "chromium is not installed (apt-get install chromium): the report's browser test will skip"
+	@{ command -v chromium && command -v chromedriver ; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) ; } || \
+	  echo "chromium/chromium-driver not installed (apt-get install chromium chromium-driver): the browser tests will skip"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -146,3 +146,19 @@ def test_a_database_password_never_appears_in_the_error() -> None:
 )
 def test_every_example_config_is_valid(example: Path) -> None:
     load_settings(example, environ={})
+
+
+def test_web_settings_default_to_loopback_and_are_checked(tmp_path: Path) -> None:
+    web = load_settings(write(tmp_path, ""), environ={}).web
+    assert (web.host, web.port, web.token_env) == ("127.0.0.1", None, "")
+    environ = {"TRIALWATCH_WEB_PORT": "9090", "TRIALWATCH_WEB_HOST": "::1"}
+    web = load_settings(write(tmp_path, ""), environ=environ).web
+    assert (web.host, web.port) == ("::1", 9090)
+    for text, wrong in (
+        ("[web]\nport = 70000\n", "web.port"),
+        ("[web]\nport = 0\n", "web.port"),
+        ('[web]\ntoken_env = "MY TOKEN"\n', "web.token_env"),
+        ('[web]\ntoken = "inline-secret"\n', "web.token"),
+    ):
+        with pytest.raises(ConfigError, match=wrong):
+            load_settings(write(tmp_path, text), environ={})

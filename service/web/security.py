@@ -62,6 +62,12 @@ def web_token(settings: WebSettings, host: str, environ: Mapping[str, str]) -> s
     token = environ.get(settings.token_env, "")
     if not token.strip():
         raise ConfigError(f"setting web.token_env: the variable {settings.token_env} is not set")
+    if not (token.isascii() and token.isprintable()) or " " in token:
+        # it travels in a header and a URL: anything else cannot be sent as it is
+        raise ConfigError(
+            f"setting web.token_env: the token in {settings.token_env} must be printable ASCII "
+            "without spaces"
+        )
     return token
 
 
