@@ -59,7 +59,15 @@ QUICK_N = 2_000
 FULL_N = 100_000
 PEERS_N = 2_000
 CHANGED_SHARE = 0.01
-REPEAT = 3
+REGISTRY_EXTRA = 0.2  # the registry holds 20% more records than the watch list
+DAY_CHANGES_SHARE = 0.01  # registry-wide changes a day, per watched study: 1,000 at 100,000
+NEW_REGISTRATIONS_SHARE = 0.01  # of a day's changes, new records (half match a saved search)
+# Saved searches made from generate.py's vocabulary: ~520 and ~640 matches in 120,000 records
+SEARCHES = (
+    ("sickle-olaparib", {"cond": "Sickle Cell Disease", "intr": "Olaparib"}),
+    ("cf-epilepsy", {"cond": "Cystic Fibrosis AND Epilepsy"}),
+)
+REPEAT = 5
 PEER_LATENCY_MS = 100.0  # a conservative round trip to a remote HTTPS API
 CACHE = BENCH / ".cache"
 TOOLS_VENV = BENCH / ".venv-tools"
@@ -77,13 +85,38 @@ DEEPDIFF_PAIRS = 200  # deepdiff takes ~70 ms a pair: 200 pairs already give a s
 
 @dataclass(frozen=True)
 class Measured:
-    """One finished process: wall time, peak RSS, exit code and output."""
+    """One finished process: wall time, peak RSS, exit code and output, CPU time."""
 
     wall: float
     rss_mb: float
     returncode: int
     stdout: str
     stderr: str
+    cpu: float = 0.0  # user + system seconds of the process
+
+
+# With two cores or more, the emulator runs on the first and every measured tool on the
+# second (``--no-pin``: anywhere): a tool then never shares its core with the registry that
+# answers it, and both tools of a comparison get the same idle core.
+EMULATOR_CPUS: set[int] | None = None
+TOOL_CPUS: set[int] | None = None
+
+
+def pin_cores(enabled: bool) -> str:
+    """Split the cores as above; returns how, for the report."""
+    global EMULATOR_CPUS, TOOL_CPUS
+    cores = sorted(os.sched_getaffinity(0))
+    if not enabled or len(cores) < 2:
+        EMULATOR_CPUS = TOOL_CPUS = None
+        return "not pinned"
+    EMULATOR_CPUS, TOOL_CPUS = {cores[0]}, {cores[1]}
+    return f"emulator on core {cores[0]}, each measured tool on core {cores[1]}"
+
+
+def _pinned(cpus: set[int] | None) -> Any:
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
 
 
 def run_measured(
@@ -93,7 +126,14 @@ def run_measured(
     the emulator nor this process is counted."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=err, env=env, cwd=cwd)
+        proc = subprocess.Popen(
+            [str(c) for c in cmd],
+            stdout=out,
+            stderr=err,
+            env=env,
+            cwd=cwd,
+            preexec_fn=_pinned(TOOL_CPUS),
+        )
         killer = threading.Timer(COMMAND_TIMEOUT, proc.kill)
         killer.start()
         try:
@@ -110,6 +150,7 @@ def run_measured(
             returncode=proc.returncode,
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
+            cpu=usage.ru_utime + usage.ru_stime,
         )
 
 
@@ -128,6 +169,9 @@ class Row:
     cycle_seconds: float | None = None  # the cycle alone, start-up excluded (trialwatch)
     latency_ms: float = 0.0  # the emulator's delay a request during this cycle
     runs: int = 1  # this is the median of that many runs
+    found: tuple[int, int] | None = None  # watched records changed: (found, published)
+    cpu: float = 0.0  # user + system seconds of the process
+    wall_range: tuple[float, float] | None = None  # fastest and slowest of the runs
 
     @property
     def records_per_second(self) -> float:
@@ -144,7 +188,9 @@ class Emulator:
         port_file = workdir / "emulator.port"
         cmd = [sys.executable, str(BENCH / "emulator.py"), "--data", str(data_dir)]
         cmd += ["--port-file", str(port_file), "--latency-ms", str(latency_ms)]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, preexec_fn=_pinned(EMULATOR_CPUS)
+        )
         deadline = time.monotonic() + 120
         while not port_file.exists():
             if self._proc.poll() is not None or time.monotonic() > deadline:
@@ -177,6 +223,26 @@ class Emulator:
     def publish(self, study: dict[str, Any]) -> None:
         """A new version, dated the day after the current one (so a probe sees it move)."""
         self._http.post(f"{self.base_url}/_emu/publish", json={"study": study}).raise_for_status()
+
+    def kinds(self) -> dict[str, int]:
+        """API requests by kind since ``reset_stats`` (version, listing, search, ids, study)."""
+        return dict(self._http.get(f"{self.base_url}/_emu/kinds").raise_for_status().json())
+
+    def posted(self, ids: Sequence[str]) -> dict[str, str]:
+        """The current last-update date of ``ids`` (call after reading the stats)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 1000):
+            params = {
+                "filter.ids": ",".join(ids[start : start + 1000]),
+                "fields": "NCTId,LastUpdatePostDate",
+                "pageSize": "1000",
+            }
+            page = self._http.get(f"{self.api_url}/studies", params=params).raise_for_status()
+            for study in page.json()["studies"]:
+                ps = study["protocolSection"]
+                date = ps["statusModule"]["lastUpdatePostDateStruct"]["date"]
+                found[ps["identificationModule"]["nctId"]] = date
+        return found
 
     def peak_rss_mb(self) -> float:
         """The emulator's own peak RSS so far (Linux /proc), to show it stays lean."""
@@ -226,14 +292,37 @@ class Trialwatch:
         self.config.write_text(_trialwatch_config(workdir, emulator.api_url))
         # TRIALWATCH_* variables would override the config file (say, a real database URL)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TRIALWATCH_")}
+        self.last_report: dict[str, Any] = {}
         self._cli("init")
         for start in range(0, len(self.ids), WATCH_CHUNK):
             self._cli("watch", "add", *self.ids[start : start + WATCH_CHUNK])
 
-    def _cli(self, *args: str) -> None:
+    def _cli(self, *args: str) -> Measured:
         done = run_measured(self._command(*args), env=self.env, cwd=self.workdir)
         if done.returncode != 0:
             raise SystemExit(f"trialwatch {args[0]} failed: {done.stderr.strip()[-2000:]}")
+        return done
+
+    def add_search(self, name: str, criteria: dict[str, str]) -> Measured:
+        """``trialwatch watch query add NAME --cond … --json``."""
+        options = [item for key, value in criteria.items() for item in (f"--{key}", value)]
+        return self._cli("watch", "query", "add", name, *options, "--json")
+
+    def stored_posted(self, ids: Sequence[str]) -> dict[str, str]:
+        """The last-update date the store has for each of ``ids`` (those it has)."""
+        found: dict[str, str] = {}
+        with closing(sqlite3.connect(self.workdir / "trialwatch.db")) as db:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    db.execute(
+                        "SELECT study_id, last_update_posted FROM records "
+                        f"WHERE study_id IN ({marks})",
+                        chunk,
+                    ).fetchall()
+                )
+        return found
 
     def _command(self, *args: str) -> list[str | Path]:
         return [VENV_BIN / "trialwatch", "--config", self.config, *args]
@@ -250,6 +339,7 @@ class Trialwatch:
         if done.returncode not in (0, 1):
             raise SystemExit(f"trialwatch sync failed: {done.stderr.strip()[-2000:]}")
         report = json.loads(done.stdout) if not self.profile else _profiled_report(done)
+        self.last_report = report
         outcome = ", ".join(
             f"{report[k]} {k}" for k in ("new", "changed", "unchanged", "failed") if report[k]
         )
@@ -265,6 +355,7 @@ class Trialwatch:
             done.rss_mb,
             outcome,
             self._last_cycle_seconds(),
+            cpu=done.cpu,
         )
 
     def _last_cycle_seconds(self) -> float | None:
@@ -300,6 +391,9 @@ timeout_seconds = 300.0
 max_attempts = 2
 history = false              # whole-registry benchmark: no record-history backfill
 incremental = true           # (the default) a quiet registry costs /version, a busy one its listing
+# The weekly safety net (a full probe every 7th cycle by default) would fall on arbitrary rows
+# of a benchmark whose cycles come minutes apart; the first load shows what a probe costs.
+full_probe_every = 1000
 """
 
 
@@ -336,6 +430,7 @@ class Naive:
             done.wall,
             done.rss_mb,
             outcome,
+            cpu=done.cpu,
         )
 
 
@@ -368,7 +463,167 @@ class Urlwatch:
         counts["unchanged"] = self.watched - len(kinds)
         outcome = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
         requests = self.emulator.requests()
-        return Row(self.name, self.watched, label, None, requests, done.wall, done.rss_mb, outcome)
+        return Row(
+            self.name,
+            self.watched,
+            label,
+            None,
+            requests,
+            done.wall,
+            done.rss_mb,
+            outcome,
+            cpu=done.cpu,
+        )
+
+
+# ---- the incremental cycle and saved searches ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Day:
+    """One day of registry-wide changes: updates anywhere in the registry, and new records."""
+
+    updated: list[str]  # existing records given a new version
+    registered: list[str]  # new records (not in the dataset)
+    matching: list[str]  # the new records made to match the first saved search
+
+
+def publish_day(
+    emulator: Emulator,
+    registry_ids: Sequence[str],
+    first_new: int,
+    count: int,
+    seed: int,
+    templates: Sequence[generate.Template],
+) -> Day:
+    """``count`` changes posted today across the whole registry (watched or not): new
+    versions of existing records, and ``NEW_REGISTRATIONS_SHARE`` of them new records, every
+    other one matching the first saved search (what its refresh should bring in)."""
+    rnd = random.Random(seed)
+    registered_count = max(2, round(count * NEW_REGISTRATIONS_SHARE))
+    updated = sorted(rnd.sample(list(registry_ids), count - registered_count))
+    for study in emulator.studies(updated):
+        emulator.publish(generate.mutate(study, rnd))
+    registered, matching = [], []
+    criteria = SEARCHES[0][1]
+    for index in range(first_new, first_new + registered_count):
+        study = generate.make_study(index, templates, seed)
+        ps = study["protocolSection"]
+        if len(registered) % 2 == 0:  # a new trial the saved search should bring in
+            ps["conditionsModule"]["conditions"] = [criteria["cond"]]
+            ps["conditionsModule"]["keywords"] = []
+            module = ps.setdefault("armsInterventionsModule", {})
+            module["interventions"] = [{"type": "DRUG", "name": criteria["intr"]}]
+            matching.append(generate.nct_id(index))
+        emulator.publish(study)
+        registered.append(generate.nct_id(index))
+    return Day(updated, registered, matching)
+
+
+def incremental_rows(
+    tool: Trialwatch,
+    emulator: Emulator,
+    watched: Sequence[str],
+    registry_ids: Sequence[str],
+    seed: int,
+    templates: Sequence[generate.Template],
+) -> list[Row]:
+    """After the three cycles: a day of registry-wide changes (the incremental cycle), a
+    quiet day, then saved searches: added, their first refresh, a quiet day, a busy day."""
+    day_changes = max(20, round(len(watched) * DAY_CHANGES_SHARE))
+    watched_set = set(watched)
+    first_new = len(registry_ids)
+    rows: list[Row] = []
+
+    def day(label: str, attempt: int) -> Row:
+        nonlocal first_new
+        published = publish_day(
+            emulator, registry_ids, first_new, day_changes, seed * 1000 + attempt, templates
+        )
+        first_new += len(published.registered)
+        now_watched = set(watched_set) | set(tool.ids)
+        moved = [i for i in published.updated if i in now_watched]
+        print(
+            f"  published {day_changes:,} registry-wide changes ({len(moved):,} of watched "
+            f"records, {len(published.registered)} new records)",
+            flush=True,
+        )
+        row = tool.cycle(label)
+        kinds = emulator.kinds()
+        served = emulator.posted(moved)
+        stored = tool.stored_posted(moved)
+        found = sum(1 for i in moved if stored.get(i) == served.get(i))
+        note = f"; {found:,} of {len(moved):,} watched changes found"
+        matched = _matched(tool.last_report)
+        if matched:
+            note += f", {matched} new search matches of {len(published.matching)} published"
+        return replace(row, outcome=row.outcome + note + _kinds(kinds), found=(found, len(moved)))
+
+    def quiet(label: str) -> Row:
+        row = tool.cycle(label)
+        return replace(row, outcome=row.outcome + _kinds(emulator.kinds()))
+
+    for label, make in (
+        (f"registry day: {day_changes:,} changes", lambda: day("", 0)),
+        ("quiet day", lambda: quiet("")),
+    ):
+        rows.append(replace(make(), cycle=label))
+        print(f"  {_line(rows[-1])}", flush=True)
+    emulator.reset_stats()
+    started = time.perf_counter()
+    added = [tool.add_search(name, criteria) for name, criteria in SEARCHES]
+    wall = time.perf_counter() - started
+    matches = [json.loads(done.stdout).get("matches", "?") for done in added]
+    rows.append(
+        Row(
+            tool.name,
+            len(tool.ids),
+            f"{len(SEARCHES)} saved searches added",
+            None,
+            emulator.requests(),
+            wall,
+            max(done.rss_mb for done in added),
+            "matching "
+            + ", ".join(f"{n}" for n in matches)
+            + " records (`watch query add`)"
+            + _kinds(emulator.kinds()),
+            cpu=sum(done.cpu for done in added),
+        )
+    )
+    print(f"  {_line(rows[-1])}", flush=True)
+    before = len(tool.ids)
+    tool.ids = _watched_now(tool)
+    first = quiet("")
+    brought = _watched_now(tool)
+    tool.ids = brought
+    first = replace(
+        first,
+        cycle="searches: first refresh",
+        outcome=first.outcome + f"; {len(brought) - before:,} records newly watched",
+    )
+    rows.append(first)
+    print(f"  {_line(rows[-1])}", flush=True)
+    rows.append(replace(quiet(""), cycle="searches: quiet day"))
+    print(f"  {_line(rows[-1])}", flush=True)
+    rows.append(replace(day("", 1), cycle=f"searches: day of {day_changes:,} changes"))
+    print(f"  {_line(rows[-1])}", flush=True)
+    tool.ids = _watched_now(tool)
+    return rows
+
+
+def _watched_now(tool: Trialwatch) -> list[str]:
+    with closing(sqlite3.connect(tool.workdir / "trialwatch.db")) as db:
+        return [row[0] for row in db.execute("SELECT study_id FROM watches ORDER BY study_id")]
+
+
+def _matched(report: dict[str, Any]) -> int:
+    return sum(1 for change in report.get("changes", []) if change["kind"] == "query_matched")
+
+
+def _kinds(kinds: dict[str, int]) -> str:
+    order = ("version", "listing", "search", "ids", "study")
+    shown = ", ".join(f"{kinds[k]} {k}" for k in order if kinds.get(k))
+    return f" [{shown}]" if shown else ""
 
 
 # ---- diff engine speed --------------------------------------------------------------------------
@@ -453,7 +708,8 @@ def run_group(
 def _median(rows: list[Row]) -> Row:
     """The run with the median wall time (the lower middle one of an even count)."""
     ranked = sorted(rows, key=lambda row: row.wall)
-    return replace(ranked[(len(ranked) - 1) // 2], runs=len(rows))
+    spread = (ranked[0].wall, ranked[-1].wall)
+    return replace(ranked[(len(ranked) - 1) // 2], runs=len(rows), wall_range=spread)
 
 
 def _line(row: Row) -> str:
@@ -464,6 +720,13 @@ def _line(row: Row) -> str:
         f"{row.rss_mb:7.1f} MB "
         f"{row.records_per_second:>9,.0f} rec/s  {row.outcome}"
     )
+
+
+def _wall(row: Row) -> str:
+    """The wall time, with the fastest and slowest run when it is a median."""
+    if row.wall_range is None or row.runs == 1:
+        return f"{row.wall:.2f}"
+    return f"{row.wall:.2f} ({row.wall_range[0]:.2f}–{row.wall_range[1]:.2f})"
 
 
 def _n(value: int | None) -> str:
@@ -483,19 +746,26 @@ def main(argv: list[str] | None = None) -> int:
     count = FULL_N if args.full else args.n
     peers = min(args.peers, count)
     templates = generate.load_templates(args.templates or generate.DEFAULT_TEMPLATES)
-    data_dir = CACHE / f"dataset-{count}-seed{args.seed}"
-    print(f"dataset: {count:,} studies in {data_dir}", flush=True)
+    registry = registry_size(count)
+    data_dir = CACHE / f"dataset-{registry}-seed{args.seed}"
+    print(f"dataset: {registry:,} studies ({count:,} watched) in {data_dir}", flush=True)
     started = time.perf_counter()
-    generate.ensure_dataset(count, data_dir, templates, args.seed)
+    generate.ensure_dataset(registry, data_dir, templates, args.seed)
     print(f"  ready in {time.perf_counter() - started:.1f} s", flush=True)
-    ids = [generate.nct_id(i) for i in range(count)]
+    registry_ids = [generate.nct_id(i) for i in range(registry)]
+    ids = registry_ids[:count]
     have_tools = (TOOLS_VENV / "bin" / "urlwatch").exists() and not args.no_peers
     if not have_tools and not args.no_peers:
         print(f"  no {TOOLS_VENV}: peers skipped (`make bench` installs urlwatch, deepdiff)")
+    args.pinning = pin_cores(not args.no_pin)
+    print(f"  cores: {args.pinning}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="trialwatch-bench-"))
     emulator = Emulator(data_dir, workdir, args.latency_ms)
     try:
-        rows = _run_all(args, emulator, workdir, ids, peers, have_tools)
+        rows, scale = _run_all(args, emulator, workdir, ids, peers, have_tools)
+        print(f"incremental cycle and saved searches on {len(ids):,} studies", flush=True)
+        emulator.set_latency(args.latency_ms)
+        rows += incremental_rows(scale, emulator, ids, registry_ids, args.seed + 3, templates)
         print("diff engine speed (one core) ...", flush=True)
         speed = diff_speed(data_dir, workdir, have_tools)
         speed["emulator_rss_mb"] = emulator.peak_rss_mb()
@@ -520,10 +790,11 @@ def _run_all(
     ids: list[str],
     peers: int,
     have_tools: bool,
-) -> list[Row]:
+) -> tuple[list[Row], Trialwatch]:
     peer_ids = ids[:peers]
     print(f"peers on {peers:,} studies, {args.latency_ms:g} ms a request", flush=True)
-    tools: list[Tool] = [Trialwatch(workdir / "tw-peers", emulator, peer_ids, args.profile)]
+    scale = Trialwatch(workdir / "tw-peers", emulator, peer_ids, args.profile)
+    tools: list[Tool] = [scale]
     if have_tools:
         tools.append(Naive(workdir / "naive", emulator, peer_ids))
         tools.append(Urlwatch(workdir / "urlwatch", emulator, peer_ids))
@@ -543,7 +814,12 @@ def _run_all(
         print(f"trialwatch on {len(ids):,} studies", flush=True)
         scale = Trialwatch(workdir / "tw-scale", emulator, ids, args.profile)
         rows += run_group([scale], emulator, ids, args.seed + 1, args.latency_ms, args.repeat)
-    return rows
+    return rows, scale  # the incremental cycle and saved searches go on with ``scale``
+
+
+def registry_size(watched: int) -> int:
+    """The registry the watch list is part of: ``REGISTRY_EXTRA`` more records."""
+    return watched + round(watched * REGISTRY_EXTRA)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -566,6 +842,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--templates", type=Path, action="append", help="records to vary")
     parser.add_argument("--profile", action="store_true", help="pyinstrument each sync")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin the emulator and the tools to cores"
+    )
     return parser.parse_args(argv)
 
 
@@ -585,31 +864,36 @@ def render(
         f"## {'Full' if args.full else 'Quick'} run: {count:,} studies "
         f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"Machine: {_machine()}.",
+        f"Machine: {_machine()}. Cores: {getattr(args, 'pinning', 'not pinned')}.",
         f"Command: `.venv/bin/python bench/run.py {' '.join(argv_shown(args))}`. "
         "trialwatch with `history = false`, `requests_per_second = 100`, SQLite; each cycle "
         "is a fresh `trialwatch sync --json` process: *wall s* includes Python start-up and "
         "the store's migration check (about 0.8 s here), *of which the cycle* is the cycle "
         "alone (its `sync_runs` row), what the daemon pays. *latency ms*: the emulator's delay "
-        "a request (the naive poller, one request at a time, skips the run with latency).",
+        "a request (the naive poller, one request at a time, skips the run with latency). "
+        f"The registry holds {registry_size(count):,} records, the watch list its first "
+        f"{count:,}; *wall s* of a median also gives the fastest and slowest run; *CPU s*: "
+        "user + system time of the process.",
         "",
         "| tool | watched | latency ms | cycle | requests (tool) | requests (emulator) "
-        "| wall s | of which the cycle s | peak RSS MB | records/s | outcome |",
-        "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|---|",
+        "| wall s | of which the cycle s | CPU s | peak RSS MB | records/s | outcome |",
+        "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row.tool} | {row.watched:,} | {row.latency_ms:g} | {_cycle_name(row)} "
             f"| {_n(row.requests)} "
-            f"| {row.emulator_requests:,} | {row.wall:.2f} | {_s(row.cycle_seconds)} "
-            f"| {row.rss_mb:.0f} "
+            f"| {row.emulator_requests:,} | {_wall(row)} | {_s(row.cycle_seconds)} "
+            f"| {row.cpu:.2f} | {row.rss_mb:.0f} "
             f"| {row.records_per_second:,.0f} | {row.outcome} |"
         )
     lines += [
         "",
         f"The emulator's peak RSS, serving {count:,} studies: {speed['emulator_rss_mb']:.0f} MB.",
     ]
-    if not have_tools:
+    if args.no_peers:
+        lines += ["", "Peers not run (`--no-peers`): trialwatch alone."]
+    elif not have_tools:
         lines += ["", "Peers skipped: no `bench/.venv-tools` (run `make bench`)."]
     lines += ["", *_speed_lines(speed), "", *_target_lines(rows, speed, count, peers)]
     return "\n".join(lines) + "\n"
@@ -621,6 +905,8 @@ def argv_shown(args: argparse.Namespace) -> list[str]:
         shown.append(f"--peers {args.peers}")
     if args.latency_ms:
         shown.append(f"--latency-ms {args.latency_ms:g}")
+    if args.no_peers:
+        shown.append("--no-peers")
     if args.repeat != REPEAT:
         shown.append(f"--repeat {args.repeat}")
     if args.peer_latency_ms != PEER_LATENCY_MS:
@@ -713,6 +999,13 @@ def _target_lines(rows: list[Row], speed: dict[str, Any], count: int, peers: int
             f"| 1% changed: peak RSS ≤ 500 MB{scale_note} | {changed.rss_mb:.0f} MB "
             f"| {_yes(changed.rss_mb <= 500)} |"
         )
+    first = find("trialwatch", count, "first load", base)
+    if first is not None:
+        lines.append(
+            f"| first load: peak RSS ≤ 500 MB{scale_note} | {first.rss_mb:.0f} MB "
+            f"| {_yes(first.rss_mb <= 500)} |"
+        )
+    lines += _incremental_targets(rows, scale_note)
     latencies = sorted({r.latency_ms for r in rows if r.tool == "urlwatch"})
     for latency in latencies:
         for cycle in ("steady", "1% changed"):
@@ -729,6 +1022,30 @@ def _target_lines(rows: list[Row], speed: dict[str, Any], count: int, peers: int
     return lines
 
 
+def _incremental_targets(rows: list[Row], scale_note: str) -> list[str]:
+    """The incremental cycle finds every watched change, within 60 s and 500 MB; a quiet
+    registry costs one request, with saved searches too."""
+    lines = []
+    for row in rows:
+        if row.found is not None:
+            found, published = row.found
+            lines.append(
+                f"| {row.cycle}: every watched change found{scale_note} | {found:,} of "
+                f"{published:,} ({row.emulator_requests} requests, {row.wall:.1f} s wall, "
+                f"{row.rss_mb:.0f} MB) | {_yes(found == published)} |"
+            )
+            lines.append(
+                f"| {row.cycle}: ≤ 60 s wall and ≤ 500 MB{scale_note} | {row.wall:.1f} s, "
+                f"{row.rss_mb:.0f} MB | {_yes(row.wall <= 60 and row.rss_mb <= 500)} |"
+            )
+        elif row.tool == "trialwatch" and row.cycle in ("quiet day", "searches: quiet day"):
+            lines.append(
+                f"| {row.cycle}: 1 request | {row.emulator_requests} "
+                f"| {_yes(row.emulator_requests == 1)} |"
+            )
+    return lines
+
+
 def _versus_urlwatch(ours: Row, theirs: Row) -> list[str]:
     """The two urlwatch targets for one cycle; wall time also against the cycle alone."""
     where = f"vs urlwatch on {ours.watched:,}, {ours.latency_ms:g} ms a request ({ours.cycle})"
@@ -741,8 +1058,17 @@ def _versus_urlwatch(ours: Row, theirs: Row) -> list[str]:
         f"| {where}: ≥ 50× fewer requests | {fewer:,.0f}× ({theirs.emulator_requests:,} vs "
         f"{ours.emulator_requests:,}) | {_yes(fewer >= 50)} |",
         f"| {where}: ≥ 10× less wall time | {faster:,.1f}× ({theirs.wall:.2f} s vs "
-        f"{ours.wall:.2f} s{alone}) | {_yes(faster >= 10)} |",
+        f"{ours.wall:.2f} s{_worst(ours, theirs)}{alone}; CPU time "
+        f"{theirs.cpu / max(ours.cpu, 1e-9):,.1f}×) | {_yes(faster >= 10)} |",
     ]
+
+
+def _worst(ours: Row, theirs: Row) -> str:
+    """The ratio of urlwatch's fastest run to trialwatch's slowest: the least it could be."""
+    if ours.wall_range is None or theirs.wall_range is None:
+        return ""
+    least = theirs.wall_range[0] / ours.wall_range[1]
+    return f", medians of {ours.runs}; at worst {least:,.1f}×, fastest vs slowest run"
 
 
 def _yes(met: bool) -> str:

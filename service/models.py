@@ -200,6 +200,18 @@ class StoredChange(Change):
         data["detected_at"] = self.detected_at.isoformat()
         return data
 
+    @classmethod
+    def trusted(cls, **values: Any) -> StoredChange:
+        """A change event from values the store has checked already (its own rows, or
+        changes validated when they were made), every field given: built without validating
+        again and sharing one fields-set, as a frozen model can (a copy gets a set of its
+        own). A first load of 100,000 studies keeps some 200,000 of these in its report; a
+        set each was half of their memory."""
+        return cls.model_construct(_STORED_FIELDS, **values)
+
+
+_STORED_FIELDS = set(StoredChange.model_fields)
+
 
 class WatchInfo(Frozen):
     """A watched record and what the store knows of it."""

@@ -75,15 +75,21 @@ class SyncReport:
         self.failed += 1
         self.errors.append({"study_id": study_id, "error": message, "reason": reason})
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, *, changes: bool = True) -> dict[str, Any]:
+        """The ``sync --json`` document; ``changes=False`` leaves the changes out (what the
+        store's ``sync_runs`` row keeps: a first load's 100,000 changes as JSON would be
+        ~140 MB built for nothing)."""
+        document: dict[str, Any] = {
             "checked": self.checked,
             "new": self.new,
             "changed": self.changed,
             "unchanged": self.unchanged,
             "failed": self.failed,
             "requests": self.requests,
-            "changes": [change.to_json() for change in self.changes],
+        }
+        if changes:
+            document["changes"] = [change.to_json() for change in self.changes]
+        return document | {
             "errors": self.errors,
             "warnings": self.warnings,
             "backfill": self.backfill,
@@ -255,7 +261,7 @@ class _Cycle:
             self.report.changes.extend(self.m.searches.events(self.searched, self.run_id))
         self.report.requests = client.requests - requests_before
         if self.run_id is not None:
-            store.finish_run(self.run_id, self.report.to_json(), self.m.clock())
+            store.finish_run(self.run_id, self.report.to_json(changes=False), self.m.clock())
         return self.report
 
     def _settle_unmoved(self) -> set[str]:

@@ -54,17 +54,17 @@ def _change_values(
 
 
 def _stored_change(row: ChangeRow, record: RecordRow) -> StoredChange:
-    return StoredChange(
+    return StoredChange.trusted(  # the store's own row: checked when it was written
         id=row.id,
         registry=record.registry_key,
         study_id=record.study_id,
-        kind=row.kind,  # type: ignore[arg-type]
+        kind=row.kind,
         field=row.field,
         old=row.old,
         new=row.new,
-        severity=row.severity,  # type: ignore[arg-type]
+        severity=row.severity,
         summary=row.summary,
-        outcome_type=row.outcome_type,  # type: ignore[arg-type]
+        outcome_type=row.outcome_type,
         old_field=row.old_field,
         detected_at=row.detected_at,
         from_version=row.from_version,
