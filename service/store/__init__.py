@@ -30,6 +30,23 @@ from service.store.base import (
     database_url,
     shown_url,
 )
+from service.store.browse_changes import (
+    BrowsedChange,
+    BrowsedFinding,
+    ChangeBrowser,
+    ChangeFilter,
+    FindingFilter,
+)
+from service.store.browse_records import (
+    ANY_FINDING,
+    COUNT_LIMIT,
+    WATCH_SORTS,
+    RecordBrowser,
+    WatchFilters,
+    WatchKey,
+    WatchPage,
+    WatchSort,
+)
 from service.store.changes import SYNC_LOCK, ChangeStore, CycleMark, run_status
 from service.store.findings import FindingStore, FindingUpdate, StoredVersion
 from service.store.outbox import WORKER_LOCK, Delivery, OutboxStore, StudyDelivery
@@ -52,14 +69,21 @@ from service.store.tables import (
 )
 
 __all__ = [
+    "ANY_FINDING",
+    "COUNT_LIMIT",
     "LINK_AUTHORITY",
     "MIGRATIONS_DIR",
     "SYNC_LOCK",
+    "WATCH_SORTS",
     "WORKER_LOCK",
     "Base",
+    "BrowsedChange",
+    "BrowsedFinding",
+    "ChangeFilter",
     "ChangeRow",
     "CycleMark",
     "Delivery",
+    "FindingFilter",
     "FindingRow",
     "FindingUpdate",
     "FirstSighting",
@@ -83,7 +107,11 @@ __all__ = [
     "SyncRunRow",
     "UTCDateTime",
     "VersionRow",
+    "WatchFilters",
+    "WatchKey",
+    "WatchPage",
     "WatchRow",
+    "WatchSort",
     "create_store_engine",
     "database_url",
     "run_status",
@@ -99,6 +127,8 @@ class Store(
     SearchStore,
     OutboxStore,
     SeedStore,
+    RecordBrowser,
+    ChangeBrowser,
 ):
     """The study store. Methods are units of work: each commits or rolls back as a whole."""
 

@@ -132,11 +132,14 @@ class RecordStore(StoreBase):
             return [_watch_info(watch, record) for watch, record in session.execute(query)]
 
     def watch_tags(self, registry: str, study_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        wanted = set(study_ids)
+        query = select(WatchRow.study_id, WatchRow.tags).where(WatchRow.registry_key == registry)
+        if len(wanted) <= 500:
+            # a few records (a record's page, one sync step): read theirs, not all 100,000
+            # rows' JSON; a whole watch list reads the lot once instead of in 200 batches
+            query = query.where(WatchRow.study_id.in_(sorted(wanted)))
         with self._session() as session:
-            rows = session.execute(
-                select(WatchRow.study_id, WatchRow.tags).where(WatchRow.registry_key == registry)
-            )
-            wanted = set(study_ids)
+            rows = session.execute(query)
             return {sid: tuple(tags or ()) for sid, tags in rows if sid in wanted}
 
     # ---- sync ----------------------------------------------------------------------------
@@ -542,8 +545,8 @@ def _stored_first_changes(sighting: FirstSighting, ids: list[int]) -> list[Store
     version = sighting.version
     flags = sighting.historical
     return [
-        StoredChange(
-            **change.model_dump(),
+        StoredChange.trusted(  # the changes were validated when they were made
+            **dict(change),
             id=change_id,
             detected_at=version.fetched_at,
             from_version=None,

@@ -1,7 +1,299 @@
-"""(to be built: the changes pages)"""
+"""Every stored change: the page ``/changes`` and its JSON twin ``/api/changes``.
+
+One ``changes_data()`` serves both, and the Atom feed (``service.web.feeds``) reads its filters
+with the same ``change_query()``. Filters are GET parameters:
+
+- ``study`` (a registry id), ``kind`` (one of the change kinds), ``min_severity`` or
+  ``severity`` (low, medium, high: at least / exactly), ``since`` (an ISO date or time, read
+  as ``trialwatch changes --since`` reads it: UTC unless it says otherwise);
+- ``tag`` (a watch tag), ``seed`` (a seed study's id: the records watched for it, tagged
+  ``seed:ID``), ``query`` (a saved search's name: the records it brought in, ``query:NAME``).
+
+Order: newest first (by the stored change id, which only grows), or oldest first with
+``order=oldest``. Pages are by keyset (``cursor``, ``size``): the next page is the ``next``
+link of the page and the ``Link: <…>; rel="next"`` header of the JSON. The JSON body is a
+top-level array of changes exactly as ``trialwatch changes --json`` prints them.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
-ROUTES: list[Route] = []
+from service.errors import InputError
+from service.ids import parse_nct
+from service.models import CHANGE_KINDS, SEVERITIES, StoredChange
+from service.notify.render import _change_detail, compare_url, study_url
+from service.searches import NAME as SEARCH_NAME
+from service.store import BrowsedChange, ChangeFilter
+from service.web.pages import (
+    choice,
+    decode_cursor,
+    encode_cursor,
+    html_page,
+    json_answer,
+    page_size,
+    parameter,
+    tw,
+    url_with,
+)
+
+__all__ = [
+    "FILTER_NAMES",
+    "ROUTES",
+    "ChangeItem",
+    "ChangeQuery",
+    "change_item",
+    "change_query",
+    "parse_since",
+    "record_change_url",
+    "study_parameter",
+]
+
+ORDERS = ("newest", "oldest")
+# The filters, in the order the form shows them; the feed takes the same.
+FILTER_NAMES = ("study", "kind", "min_severity", "severity", "since", "tag", "seed", "query")
+
+
+@dataclass(frozen=True)
+class ChangeQuery:
+    """The filters a request asked for: as the store takes them, and as canonical parameters
+    (normalised values, sorted, without the cursor or a token) for links and feed ids."""
+
+    filters: ChangeFilter
+    parameters: tuple[tuple[str, str], ...]
+
+    @property
+    def form(self) -> dict[str, str]:
+        """Every filter's value for the form ("" where not set)."""
+        given = dict(self.parameters)
+        return {name: given.get(name, "") for name in FILTER_NAMES}
+
+    def query_string(self) -> str:
+        return urlencode(self.parameters)
+
+    def at(self, path: str) -> str:
+        """``path`` with these filters."""
+        query = self.query_string()
+        return path + (f"?{query}" if query else "")
+
+
+@dataclass(frozen=True)
+class ChangeItem:
+    """One change as the page and the feed show it."""
+
+    change: StoredChange
+    title: str
+    page_url: str  # the change on its record's page (relative)
+    registry_url: str | None
+    compare_url: str | None  # the registry's side-by-side view of the two versions
+    detail: Any  # the visual diff (service.notify.render's diff node), None for none
+    detected: str  # 2026-11-27 05:39 UTC
+    detected_iso: str
+    versions: str  # "versions 2 → 3", "version 3" or ""
+
+
+@dataclass(frozen=True)
+class ChangesData:
+    query: ChangeQuery
+    items: list[ChangeItem]
+    newest_first: bool
+    next_url: str | None
+    first_url: str | None  # back to the first page, when this is not it
+    feed_url: str
+    api_url: str
+
+
+# ---- reading the filters ----------------------------------------------------------------------
+
+
+def change_query(request: Request) -> ChangeQuery:
+    """The change filters of a request; a bad one is a one-line ``InputError`` (400)."""
+    study = study_parameter(request)
+    kind = choice(request, "kind", CHANGE_KINDS)
+    at_least = choice(request, "min_severity", SEVERITIES)
+    exactly = choice(request, "severity", SEVERITIES)
+    since_text = parameter(request, "since")
+    since = parse_since(since_text, tw(request).clock())
+    tag, seed, search = _tag_filters(request)
+    tags = tuple(t for t in (tag, f"seed:{seed}" if seed else None, _search_tag(search)) if t)
+    filters = ChangeFilter(
+        study_id=study,
+        kinds=(kind,) if kind else None,
+        severities=_severities(at_least, exactly),
+        since=since,
+        tags=tags,
+    )
+    given = {
+        "study": study,
+        "kind": kind,
+        "min_severity": at_least,
+        "severity": exactly,
+        "since": since_text,
+        "tag": tag,
+        "seed": seed,
+        "query": search,
+    }
+    parameters = tuple(sorted((k, v) for k, v in given.items() if v))
+    return ChangeQuery(filters, parameters)
+
+
+def study_parameter(request: Request) -> str | None:
+    """``study``: a registry id, normalised (``nct05605665`` → ``NCT05605665``)."""
+    text = parameter(request, "study")
+    if text is None:
+        return None
+    try:
+        return parse_nct(text)
+    except InputError as exc:
+        raise InputError(f"study: {exc.message}") from None
+
+
+def _tag_filters(request: Request) -> tuple[str | None, str | None, str | None]:
+    search = parameter(request, "query")
+    if search is not None and not SEARCH_NAME.fullmatch(search):
+        raise InputError(
+            f"query: {search!r} is not a saved search name (lowercase letters, digits and "
+            "hyphens, e.g. lung-il2)"
+        )
+    return parameter(request, "tag"), parameter(request, "seed"), search
+
+
+def _search_tag(name: str | None) -> str | None:
+    return f"query:{name}" if name else None
+
+
+def _severities(at_least: str | None, exactly: str | None) -> tuple[str, ...] | None:
+    """The severities shown (None: all). Both filters together show what both allow."""
+    if at_least is None and exactly is None:
+        return None
+    allowed = SEVERITIES[SEVERITIES.index(at_least) :] if at_least else SEVERITIES  # type: ignore[arg-type]
+    return tuple(s for s in allowed if exactly is None or s == exactly)
+
+
+def parse_since(text: str | None, now: datetime) -> datetime | None:
+    """``since`` as ``trialwatch changes --since`` reads it (``service.cli._parse_since``): an
+    ISO date or time, UTC unless it names a zone, and not past tomorrow."""
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+        value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except ValueError:
+        raise InputError(f"since: {text!r} is not an ISO date or time (e.g. 2026-11-01)") from None
+    except OverflowError:  # 0001-01-01T00:00+05:00 is before the first representable instant
+        raise InputError(f"since: {text!r} is out of range") from None
+    # Nothing is detected in the future; near year 9999 the store cannot even compare it.
+    if value > now + timedelta(days=1):
+        raise InputError(f"since: {text!r} is in the future (no change is detected after now)")
+    return value
+
+
+def _order(request: Request) -> bool:
+    """True for newest first (the default)."""
+    return choice(request, "order", ORDERS) != "oldest"
+
+
+def _after(request: Request) -> int | None:
+    values = decode_cursor(parameter(request, "cursor"), 1)
+    if values is None:
+        return None
+    last = values[0]
+    if not isinstance(last, int) or isinstance(last, bool) or last < 0:
+        raise InputError("cursor: not a cursor from this site (follow the page's next link)")
+    return last
+
+
+# ---- the data -----------------------------------------------------------------------------------
+
+
+def changes_data(request: Request) -> ChangesData:
+    """One page of changes for the filters of ``request``: ``size + 1`` rows after the
+    cursor tell whether a next page exists, without counting."""
+    query = change_query(request)
+    newest_first = _order(request)
+    after = _after(request)
+    size = page_size(request)
+    rows = tw(request).store.browse_changes(
+        query.filters, after_id=after, limit=size + 1, newest_first=newest_first
+    )
+    shown = rows[:size]
+    next_url = None
+    if len(rows) > size:
+        next_url = url_with(request, cursor=encode_cursor([shown[-1].change.id]))
+    return ChangesData(
+        query=query,
+        items=[change_item(row) for row in shown],
+        newest_first=newest_first,
+        next_url=next_url,
+        first_url=url_with(request, cursor=None) if after is not None else None,
+        feed_url=query.at("/feeds/changes.atom"),
+        api_url=query.at("/api/changes"),
+    )
+
+
+def record_change_url(change: StoredChange) -> str:
+    """The change on its record's page, where it is anchored as ``change-ID``."""
+    return f"/studies/{quote(change.study_id, safe='')}#change-{change.id}"
+
+
+def change_item(row: BrowsedChange) -> ChangeItem:
+    change = row.change
+    detected = change.detected_at.astimezone(UTC)
+    return ChangeItem(
+        change=change,
+        title=row.title,
+        page_url=record_change_url(change),
+        registry_url=study_url(change.registry, change.study_id),
+        # only registry numbers name versions on the registry's side-by-side view
+        compare_url=(
+            compare_url(change.registry, change.study_id, change.from_version, change.to_version)
+            if row.registry_versions
+            else None
+        ),
+        detail=_change_detail(change),
+        detected=detected.strftime("%Y-%m-%d %H:%M UTC"),
+        detected_iso=detected.isoformat(),
+        versions=_versions(change),
+    )
+
+
+def _versions(change: StoredChange) -> str:
+    if change.from_version is not None and change.to_version is not None:
+        return f"versions {change.from_version} → {change.to_version}"
+    if change.to_version is not None:
+        return f"version {change.to_version}"
+    return ""
+
+
+# ---- the answers --------------------------------------------------------------------------------
+
+
+def changes_page(request: Request) -> Response:
+    data = changes_data(request)
+    return html_page(
+        request,
+        "changes.html",
+        title="Changes",
+        data=data,
+        kinds=CHANGE_KINDS,
+        severities=SEVERITIES,
+        feed_url=data.feed_url,
+    )
+
+
+def changes_api(request: Request) -> Response:
+    data = changes_data(request)
+    return json_answer([item.change.to_json() for item in data.items], next_url=data.next_url)
+
+
+ROUTES: list[Route] = [
+    Route("/changes", changes_page, methods=["GET"]),
+    Route("/api/changes", changes_api, methods=["GET"]),
+]

@@ -1,7 +1,169 @@
-"""(to be built: the findings pages)"""
+"""Transparency findings: the page ``/findings`` and its JSON twin ``/api/findings``.
+
+Open findings first, then resolved ones, newest first within each. Filters are GET parameters:
+``rule`` (a rule's code), ``state`` (open or resolved; ``open=1`` is ``state=open``, as
+``trialwatch findings --open``), ``study`` (a registry id). Pages are by keyset (``cursor``,
+``size``); the JSON body is a top-level array of findings as ``trialwatch findings --json``
+prints them, the next page in the ``Link`` header.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
-ROUTES: list[Route] = []
+from service.errors import InputError
+from service.findings.rules import RULE_NAMES
+from service.findings.stored import FindingInfo
+from service.store import FindingFilter
+from service.web.changes import study_parameter
+from service.web.pages import (
+    choice,
+    decode_cursor,
+    encode_cursor,
+    html_page,
+    json_answer,
+    page_size,
+    parameter,
+    tw,
+    url_with,
+)
+
+__all__ = ["ROUTES"]
+
+STATES = ("open", "resolved")
+
+
+@dataclass(frozen=True)
+class FindingItem:
+    finding: FindingInfo
+    record_url: str  # the findings of its record's page
+    opened: str
+    resolved: str  # "" while open
+    detail: list[tuple[str, list[str]]]  # the detail object: a label and its lines
+
+
+@dataclass(frozen=True)
+class FindingsData:
+    form: dict[str, str]
+    filtered: bool
+    items: list[FindingItem]
+    next_url: str | None
+    first_url: str | None
+    api_url: str
+
+
+def _filters(request: Request) -> FindingFilter:
+    rule = choice(request, "rule", RULE_NAMES)
+    state = choice(request, "state", STATES)
+    if choice(request, "open", ("1", "0")) == "1":
+        if state == "resolved":
+            raise InputError("open: 1 asks for open findings, state: resolved for resolved ones")
+        state = "open"
+    return FindingFilter(study_id=study_parameter(request), rule=rule, state=state)
+
+
+def _after(request: Request) -> tuple[str, int] | None:
+    values = decode_cursor(parameter(request, "cursor"), 2)
+    if values is None:
+        return None
+    state, last = values
+    if state not in STATES or not isinstance(last, int) or isinstance(last, bool):
+        raise InputError("cursor: not a cursor from this site (follow the page's next link)")
+    return state, last
+
+
+def findings_data(request: Request) -> FindingsData:
+    filters = _filters(request)
+    after = _after(request)
+    size = page_size(request)
+    rows = tw(request).store.browse_findings(filters, after=after, limit=size + 1)
+    shown = rows[:size]
+    next_url = None
+    if len(rows) > size:
+        last = shown[-1]
+        next_url = url_with(request, cursor=encode_cursor([last.finding.state, last.id]))
+    form = {
+        "rule": filters.rule or "",
+        "state": filters.state or "",
+        "study": filters.study_id or "",
+    }
+    query = urlencode(sorted((k, v) for k, v in form.items() if v))
+    return FindingsData(
+        form=form,
+        filtered=any(form.values()),
+        items=[_item(row.finding) for row in shown],
+        next_url=next_url,
+        first_url=url_with(request, cursor=None) if after is not None else None,
+        api_url="/api/findings" + (f"?{query}" if query else ""),
+    )
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _item(finding: FindingInfo) -> FindingItem:
+    return FindingItem(
+        finding=finding,
+        record_url=f"/studies/{quote(finding.study_id, safe='')}#findings",
+        opened=_when(finding.opened_at),
+        resolved=_when(finding.resolved_at),
+        detail=[(_label(k), _lines(v)) for k, v in finding.detail.items() if v not in (None, "")],
+    )
+
+
+def _label(key: str) -> str:
+    words = key.replace("_", " ")
+    return words[:1].upper() + words[1:]
+
+
+def _lines(value: Any) -> list[str]:
+    """A detail value as lines: one per item of a list of objects (a rule's steps), else one.
+    It is the rule's evidence: shown whole, not summarised."""
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        return [_text(v) for v in value]
+    return [_text(value)]
+
+
+def _text(value: Any) -> str:
+    """Scalars as they are, lists joined, objects as ``Key: value; …``."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "none"
+    if isinstance(value, str | int | float):
+        return str(value)
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{_label(str(k))}: {_text(v)}" for k, v in value.items())
+    return json.dumps(value, ensure_ascii=False)
+
+
+def findings_page(request: Request) -> Response:
+    data = findings_data(request)
+    return html_page(
+        request, "findings.html", title="Findings", data=data, rules=RULE_NAMES, states=STATES
+    )
+
+
+def findings_api(request: Request) -> Response:
+    data = findings_data(request)
+    return json_answer([item.finding.to_json() for item in data.items], next_url=data.next_url)
+
+
+ROUTES: list[Route] = [
+    Route("/findings", findings_page, methods=["GET"]),
+    Route("/api/findings", findings_api, methods=["GET"]),
+]

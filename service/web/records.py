@@ -1,7 +1,404 @@
-"""(to be built: the records pages)"""
+"""The watched records: the list (``/``, and its JSON twin ``/api/studies``) and a record's page
+(``/studies/{ID}``).
+
+The list: one ``records_data()`` for both formats. Filters are GET parameters (``q`` a part
+of the id or title, ``status``, ``tag``, ``seed``, ``query`` a saved search's name, ``finding``
+a rule or ``any``), ``sort`` one of ``id`` (the default, the order of ``watch list``),
+``-changed`` (last change, newest first), ``changed`` (oldest first) or ``status``; records
+never changed (or never synced) come last in the orders by change and status. Pages are by
+keyset (``cursor``, ``size``): the store reads one index range per page, and the count stops
+at 10,000. The JSON body is ``watch list --json``'s items for the page; the next page is in
+the ``Link`` header.
+
+A record's page is the report's section for it (``service.report``: facts, charts, outcome
+changes, findings, the seed's publication-vs-registry table) with every stored version, and
+every change with its visual diff (the email's diff of the two values, drawn with classes)
+and an anchor ``#change-ID`` that feeds link to.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
-ROUTES: list[Route] = []
+from service.errors import InputError
+from service.findings.rules import RULE_NAMES
+from service.ids import parse_nct
+from service.models import StoredChange, WatchInfo
+from service.notify.render import _change_detail, compare_url
+from service.report import (
+    STATUS_COLOURS,
+    StudyData,
+    VersionPoint,
+    _status_colour,
+    _status_words,
+    _study_view,
+    _VersionLink,
+    load_study,
+)
+from service.store import (
+    ANY_FINDING,
+    COUNT_LIMIT,
+    WATCH_SORTS,
+    WatchFilters,
+    WatchKey,
+    WatchPage,
+    WatchSort,
+)
+from service.web.pages import (
+    choice,
+    decode_cursor,
+    encode_cursor,
+    html_page,
+    json_answer,
+    page_size,
+    parameter,
+    tw,
+    url_with,
+)
+
+REGISTRY = "ctgov"  # the one registry records can be watched in today
+DEFAULT_SORT: WatchSort = "id"
+SORT_LABELS: dict[str, str] = {
+    "id": "Record id",
+    "-changed": "Last change, newest first",
+    "changed": "Last change, oldest first",
+    "status": "Status",
+}
+FILTERS = ("q", "status", "tag", "seed", "query", "finding")
+STATUS_VALUE = re.compile(r"[A-Z][A-Z_]{0,39}", re.ASCII)  # how the registry writes statuses
+BAD_CURSOR = "cursor: not a cursor from this site (follow the page's next link)"
+
+
+# ---- the list -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListedRecord:
+    """One row of the list: the watch as ``watch list`` has it, and what the page adds."""
+
+    watch: WatchInfo
+    status: str  # in words
+    colour: str  # the report's colour of that status
+    changed: str  # yyyy-mm-dd, or "" when never
+    changed_ago: str  # "3 days ago"
+    findings: tuple[str, ...]  # rules of its open findings
+    tags: tuple[str, ...]  # plain tags (seed and saved-search tags are shown apart)
+    seeds: tuple[str, ...]
+    searches: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecordsData:
+    """What the list shows, for the HTML page and the JSON twin alike."""
+
+    page: WatchPage
+    records: list[ListedRecord]
+    values: dict[str, str]  # the filters, sort and size as given (for the form)
+    sort: WatchSort
+    count: str  # "1,234 records", "more than 10,000 records"
+    next_url: str | None
+    first_url: str | None  # back to the first page, when on a later one
+    sort_urls: dict[str, str]
+    json_url: str
+    feed_url: str
+    statuses: list[tuple[str, str]]  # (value, words) for the status filter
+    searches: list[str]  # saved searches' names for their filter
+    rules: tuple[str, ...] = RULE_NAMES
+    sort_labels: dict[str, str] = field(default_factory=lambda: dict(SORT_LABELS))
+
+    @property
+    def filtered(self) -> bool:
+        return any(self.values[name] for name in FILTERS)
+
+
+def records_data(request: Request) -> RecordsData:
+    """The page of watched records a request asks for."""
+    values = {name: parameter(request, name) or "" for name in (*FILTERS, "sort", "size")}
+    filters = _filters(request)
+    sort: WatchSort = choice(request, "sort", WATCH_SORTS) or DEFAULT_SORT  # type: ignore[assignment]
+    after = _key(decode_cursor(parameter(request, "cursor"), 4), sort)
+    app = tw(request)
+    page = app.store.browse_watches(filters, sort, after, page_size(request))
+    now = app.clock()
+    findings = _open_findings(request, page)
+    records = [_listed(w, findings.get((w.registry, w.study_id), ()), now) for w in page.watches]
+    cursor = encode_cursor(_cursor(sort, page.next_key)) if page.next_key else None
+    return RecordsData(
+        page=page,
+        records=records,
+        values=values,
+        sort=sort,
+        count=_count_words(page.count),
+        next_url=url_with(request, cursor=cursor) if cursor else None,
+        first_url=url_with(request, cursor=None) if after else None,
+        sort_urls={name: url_with(request, sort=name) for name in WATCH_SORTS},
+        json_url=_twin(request, "/api/studies"),
+        feed_url=_feed_url(request),
+        statuses=_statuses(filters.status),
+        searches=_search_names(request, values["query"]),
+    )
+
+
+def _filters(request: Request) -> WatchFilters:
+    status = parameter(request, "status")
+    if status is not None and not STATUS_VALUE.fullmatch(status):
+        raise InputError(f"status: {status!r} is not a registry status (e.g. RECRUITING)")
+    tags = [parameter(request, "tag")]
+    tags += [f"seed:{seed}" if (seed := parameter(request, "seed")) else None]
+    tags += [f"query:{name}" if (name := parameter(request, "query")) else None]
+    return WatchFilters(
+        text=parameter(request, "q"),
+        status=status,
+        tags=tuple(tag for tag in tags if tag),
+        finding=choice(request, "finding", (ANY_FINDING, *RULE_NAMES)),
+    )
+
+
+def _cursor(sort: WatchSort, key: WatchKey) -> list[str | None]:
+    value = key.value.isoformat() if isinstance(key.value, datetime) else key.value
+    return [sort, value, key.registry, key.study_id]
+
+
+def _key(values: list[Any] | None, sort: WatchSort) -> WatchKey | None:
+    """The key a cursor carries. A cursor of another order, or one whose value is not of the
+    order's kind, was not made by this page: a one-line 400 rather than a wrong page."""
+    if values is None:
+        return None
+    made_for, value, registry, study_id = values
+    if made_for != sort or not isinstance(registry, str) or not isinstance(study_id, str):
+        raise InputError(BAD_CURSOR)
+    if value is None or (sort == "status" and isinstance(value, str)):
+        return WatchKey(value, registry, study_id)
+    if sort == "status":
+        raise InputError(BAD_CURSOR)
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise InputError(BAD_CURSOR) from None
+    if moment.tzinfo is None:
+        raise InputError(BAD_CURSOR)
+    return WatchKey(moment, registry, study_id)
+
+
+def _open_findings(request: Request, page: WatchPage) -> dict[tuple[str, str], tuple[str, ...]]:
+    """The open findings' rules of this page's records only (one query per registry)."""
+    store = tw(request).store
+    found: dict[tuple[str, str], tuple[str, ...]] = {}
+    for registry in sorted({w.registry for w in page.watches}):
+        ids = [w.study_id for w in page.watches if w.registry == registry]
+        for study_id, rules in store.open_finding_rules(registry, ids).items():
+            found[(registry, study_id)] = rules
+    return found
+
+
+def _listed(watch: WatchInfo, findings: tuple[str, ...], now: datetime) -> ListedRecord:
+    changed = watch.last_changed_at
+    return ListedRecord(
+        watch=watch,
+        status=_status_words(watch.overall_status) if watch.state != "never synced" else "",
+        colour=_status_colour(watch.overall_status),
+        changed=changed.date().isoformat() if changed else "",
+        changed_ago=ago(changed, now) if changed else "",
+        findings=findings,
+        tags=tuple(t for t in watch.tags if not t.startswith(("seed:", "query:"))),
+        seeds=_prefixed(watch.tags, "seed:"),
+        searches=_prefixed(watch.tags, "query:"),
+    )
+
+
+def _prefixed(tags: tuple[str, ...], prefix: str) -> tuple[str, ...]:
+    return tuple(t.removeprefix(prefix) for t in tags if t.startswith(prefix))
+
+
+def ago(moment: datetime, now: datetime) -> str:
+    """How long before ``now``, as a person says it: "just now", "5 hours ago", "2 years ago"."""
+    seconds = (now - moment).total_seconds()
+    if seconds < 60:
+        return "just now" if seconds > -60 else "in the future"
+    for size, unit in ((31_557_600, "year"), (2_629_800, "month"), (86_400, "day")):
+        if seconds >= size:
+            return _plural(int(seconds // size), unit) + " ago"
+    if seconds >= 3_600:
+        return _plural(int(seconds // 3_600), "hour") + " ago"
+    return _plural(int(seconds // 60), "minute") + " ago"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _count_words(count: int) -> str:
+    if count > COUNT_LIMIT:
+        return f"more than {COUNT_LIMIT:,} records"
+    return _plural(count, "record")
+
+
+def _twin(request: Request, path: str) -> str:
+    """The same query at another path (the page's JSON twin)."""
+    query = urlencode(sorted(request.query_params.items()))
+    return path + (f"?{query}" if query else "")
+
+
+def _feed_url(request: Request) -> str:
+    """The Atom feed of the changes of the records listed, as far as the feed filters go."""
+    wanted = {name: request.query_params.get(name, "") for name in ("tag", "seed", "query")}
+    query = urlencode(sorted((k, v) for k, v in wanted.items() if v.strip()))
+    return "/feeds/changes.atom" + (f"?{query}" if query else "")
+
+
+def _statuses(chosen: str | None) -> list[tuple[str, str]]:
+    known = list(STATUS_COLOURS)
+    if chosen and chosen not in known:
+        known.append(chosen)  # a status the registry added since: still shown as chosen
+    return [(status, _status_words(status)) for status in known]
+
+
+def _search_names(request: Request, chosen: str) -> list[str]:
+    names = [s.name for s in tw(request).store.list_searches()]
+    return [*names, chosen] if chosen and chosen not in names else names
+
+
+def records_page(request: Request) -> Response:
+    data = records_data(request)
+    return html_page(
+        request, "records.html", title="Watched records", data=data, feed_url=data.feed_url
+    )
+
+
+def records_api(request: Request) -> Response:
+    data = records_data(request)
+    return json_answer([w.to_json() for w in data.page.watches], next_url=data.next_url)
+
+
+# ---- a record's page ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One stored version, newest first on the page."""
+
+    version: int
+    posted: str
+    registry_version: int | None
+    status: str
+    colour: str
+    enrollment: str
+    changes: int  # how many changes led to it
+    compare: _VersionLink | None  # the registry's view of it beside the version before
+
+
+@dataclass(frozen=True)
+class ChangeItem:
+    """One change: where it sits, what it says, and its visual diff (None: nothing to draw)."""
+
+    change: StoredChange
+    version: _VersionLink
+    posted: str
+    first: bool  # the first of its pair of versions on the page
+    detail: Any
+
+
+@dataclass(frozen=True)
+class StudyPage:
+    view: Any  # the report's view of the record (service.report)
+    watch: WatchInfo | None  # None: no longer watched (its history is still stored)
+    versions: list[VersionRow]
+    changes: list[ChangeItem]
+    tags: tuple[str, ...]
+    seeds: tuple[str, ...]
+    searches: tuple[str, ...]
+
+
+def study_data(request: Request) -> StudyPage:
+    study_id = parse_nct(request.path_params["study_id"])
+    app = tw(request)
+    watch = app.store.find_watch(REGISTRY, study_id)
+    study = load_study(app.store, REGISTRY, study_id)
+    if watch is None and not study.versions:
+        raise HTTPException(
+            404, f"{study_id} is not watched and nothing of it is stored (trialwatch watch add)"
+        )
+    tags = watch.tags if watch else ()
+    view = _study_view(study, app.clock().date())
+    return StudyPage(
+        view=view,
+        watch=watch,
+        versions=version_rows(study),
+        changes=change_items(view.changes),
+        tags=tuple(t for t in tags if not t.startswith(("seed:", "query:"))),
+        seeds=_prefixed(tags, "seed:"),
+        searches=_prefixed(tags, "query:"),
+    )
+
+
+def version_rows(study: StudyData) -> list[VersionRow]:
+    """Every stored version, newest first, each linked to the registry's comparison with the
+    version before it when both are the registry's own versions."""
+    led_to: dict[int | None, int] = {}
+    for change in study.changes:
+        led_to[change.to_version] = led_to.get(change.to_version, 0) + 1
+    rows = []
+    for before, point in zip((None, *study.versions), study.versions, strict=False):
+        rows.append(_version_row(study, before, point, led_to.get(point.version, 0)))
+    return rows[::-1]
+
+
+def _version_row(
+    study: StudyData, before: VersionPoint | None, point: VersionPoint, changes: int
+) -> VersionRow:
+    compare = None
+    if before is not None and None not in (before.registry_version, point.registry_version):
+        url = compare_url(study.registry, study.study_id, before.version, point.version)
+        compare = _VersionLink(f"v{before.version} → v{point.version}", url)
+    count = point.enrollment_count
+    kind = _status_words(point.enrollment_type).lower() if point.enrollment_type else ""
+    enrollment = "" if count is None else f"{count:,}" + (f" ({kind})" if kind else "")
+    return VersionRow(
+        version=point.version,
+        posted=point.date,
+        registry_version=point.registry_version,
+        status=_status_words(point.status),
+        colour=_status_colour(point.status),
+        enrollment=enrollment,
+        changes=changes,
+        compare=compare,
+    )
+
+
+def change_items(rows: Sequence[Any]) -> list[ChangeItem]:
+    """Every change, newest first: the report's rows (``change_rows``: versions linked to the
+    registry's comparison) with the email's visual diff of each."""
+    items: list[ChangeItem] = []
+    group: tuple[int | None, int | None] | None = None
+    for row in reversed(rows):
+        key = (row.change.from_version, row.change.to_version)
+        detail = _change_detail(row.change)
+        items.append(ChangeItem(row.change, row.version, row.posted, key != group, detail))
+        group = key
+    return items
+
+
+def study_page(request: Request) -> Response:
+    data = study_data(request)
+    study_id = data.view.study_id
+    feed = "/feeds/changes.atom?" + urlencode({"study": study_id})
+    return html_page(
+        request, "study.html", title=f"{study_id} · {data.view.title}", data=data, feed_url=feed
+    )
+
+
+ROUTES: list[Route] = [
+    Route("/", records_page),
+    Route("/api/studies", records_api),
+    Route("/studies/{study_id}", study_page),
+]

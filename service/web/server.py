@@ -8,6 +8,7 @@ not this machine's is one ``ConfigError`` line (exit 2) instead of uvicorn's log
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 from collections.abc import Mapping
@@ -71,6 +72,10 @@ class WebServer:
     def serve_forever(self) -> None:
         """Serve until SIGINT/SIGTERM (uvicorn's own handlers), then close."""
         self.announce()
+        # uvicorn shuts down gracefully on a signal, then raises it again for the handler it
+        # found: with these, that ends the command with exit 0 instead of death by signal
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _exit_quietly)
         try:
             self.server.run(sockets=[self.socket])
         finally:
@@ -91,6 +96,10 @@ class WebServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.socket.close()
+
+
+def _exit_quietly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -1,0 +1,314 @@
+"""The watch list a page at a time, for the web app: filters, orders, keyset pagination, a
+bounded count, and the open findings of one page's records.
+
+A page is ``size + 1`` rows of an index range after the previous page's last row, never an
+OFFSET and never the whole list in Python, so the 2,000th page of 100,000 records costs what the
+first does. Each order walks an index: ``id`` the watches' unique (registry, study_id),
+``changed`` and ``status`` the records' (last_changed_at, study_id) and (overall_status,
+study_id) of migration 0009.
+
+Orders by a record's column come in two parts: the records that have a value, in that order,
+then the rest (never changed, or never synced: no record yet) by id. A key says which part it
+is in: its ``value`` is None in the second. Filters apply to both parts alike.
+
+Tags (with ``seed:ID`` and ``query:NAME``, the tags that seed loading and saved searches give)
+are a JSON list per watch: a ``LIKE`` on its text skips the rows that cannot hold the tag
+cheaply, and the dialect's JSON function then checks the tag is a whole element.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
+
+from service.models import WatchInfo
+from service.store.base import StoreBase
+from service.store.records import _watch_info
+from service.store.tables import FindingRow, RecordRow, WatchRow
+
+WatchSort = Literal["id", "changed", "-changed", "status"]
+WATCH_SORTS: tuple[WatchSort, ...] = ("id", "changed", "-changed", "status")
+COUNT_LIMIT = 10_000  # a count stops here: "more than 10,000" is all a reader needs
+# Up to this many matches a page gathers them first and sorts them; more, and walking the
+# order's index meets a match every few rows (2 % of 100,000: one in 50).
+FEW_MATCHES = 2_000
+ANY_FINDING = "any"
+
+
+@dataclass(frozen=True)
+class WatchFilters:
+    """Which watched records a page lists; every filter given must hold."""
+
+    text: str | None = None  # a part of the id or of the title, in any case
+    status: str | None = None  # the overall status, as the registry writes it
+    tags: tuple[str, ...] = ()  # every one of these tags (``seed:ID``, ``query:NAME`` too)
+    finding: str | None = None  # an open finding of this rule, or of any rule ("any")
+
+
+@dataclass(frozen=True)
+class WatchKey:
+    """A row's place in an order: its sort value (None in the second part of an order by a
+    record's column, and for the ``id`` order), registry and study id."""
+
+    value: datetime | str | None
+    registry: str
+    study_id: str
+
+
+@dataclass(frozen=True)
+class WatchPage:
+    watches: tuple[WatchInfo, ...]
+    next_key: WatchKey | None  # where the next page starts after; None on the last page
+    count: int  # how many the filters keep, counted no further than COUNT_LIMIT + 1
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One index-ordered part of an order: the rows it holds and the columns it sorts by."""
+
+    columns: tuple[Any, ...]
+    descending: bool
+    inner: bool  # only watches with a record (lets the planner start from the records' index)
+    where: tuple[ColumnElement[bool], ...]
+    key_attribute: str | None = None  # the record's attribute a key carries as its value
+
+
+_BY_ID = (WatchRow.registry_key, WatchRow.study_id)
+
+
+def _parts(sort: WatchSort) -> tuple[_Part, ...]:
+    """An order as its parts, first to last."""
+    if sort == "id":
+        return (_Part(_BY_ID, False, False, ()),)
+    if sort == "status":
+        columns = (RecordRow.overall_status, RecordRow.study_id, RecordRow.registry_key)
+        synced = _Part(columns, False, True, (), "overall_status")
+        return (synced, _Part(_BY_ID, False, False, (RecordRow.id.is_(None),)))
+    columns = (RecordRow.last_changed_at, RecordRow.study_id, RecordRow.registry_key)
+    has_changed = (RecordRow.last_changed_at.is_not(None),)
+    changed = _Part(columns, sort == "-changed", True, has_changed, "last_changed_at")
+    never = or_(RecordRow.id.is_(None), RecordRow.last_changed_at.is_(None))
+    return (changed, _Part(_BY_ID, False, False, (never,)))
+
+
+class RecordBrowser(StoreBase):
+    """The watch list, filtered, ordered and a page at a time."""
+
+    def browse_watches(
+        self,
+        filters: WatchFilters,
+        sort: WatchSort,
+        after: WatchKey | None,
+        size: int,
+    ) -> WatchPage:
+        """Up to ``size`` watched records after ``after`` (None: from the first) in ``sort``
+        order, how many the filters keep (up to ``COUNT_LIMIT + 1``), and the next page's key.
+
+        The count also picks the plan. Up to ``FEW_MATCHES`` matches are gathered first and
+        sorted as a set (a few milliseconds), because walking an index in order for a rare
+        match would read most of the table; more matches than that, and the walk meets one
+        every few rows, so it stops after ``size + 1`` of them."""
+        parts = _parts(sort)
+        start = _first_part(parts, after)
+        found: list[tuple[WatchRow, RecordRow | None, WatchKey]] = []
+        with self._session() as session:
+            count = session.scalar(self._count_query(filters)) or 0
+            few = filters != WatchFilters() and count <= FEW_MATCHES
+            for index in range(start, len(parts) if count else 0):
+                key = after if index == start else None
+                query = self._part_query(parts[index], filters, key, few=few)
+                rows = session.execute(query.limit(size + 1 - len(found)))
+                found += [(w, r, _key(parts[index], w, r)) for w, r in rows]
+                if len(found) > size:
+                    break
+        shown = found[:size]
+        next_key = shown[-1][2] if len(found) > size else None
+        return WatchPage(tuple(_watch_info(w, r) for w, r, _ in shown), next_key, count)
+
+    def find_watch(self, registry: str, study_id: str) -> WatchInfo | None:
+        """One watched record as ``watch list`` shows it; None when it is not watched."""
+        query = _joined(select(WatchRow, RecordRow), inner=False).where(
+            WatchRow.registry_key == registry, WatchRow.study_id == study_id
+        )
+        with self._session() as session:
+            row = session.execute(query).first()
+        return None if row is None else _watch_info(row[0], row[1])
+
+    def open_finding_rules(
+        self, registry: str, study_ids: Sequence[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """The rules of the open findings of these records (one page's), by study id."""
+        if not study_ids:
+            return {}
+        # Every finding of these records, the closed ones dropped here: asked for the open
+        # ones, SQLite walks the state index through every open finding of the store instead
+        # of the record index through these records' few.
+        query = (
+            select(RecordRow.study_id, FindingRow.rule, FindingRow.state)
+            .join(FindingRow, FindingRow.record_id == RecordRow.id)
+            .where(RecordRow.registry_key == registry, RecordRow.study_id.in_(list(study_ids)))
+            .order_by(RecordRow.study_id, FindingRow.rule)
+        )
+        rules: dict[str, list[str]] = {}
+        with self._session() as session:
+            for study_id, rule, state in session.execute(query):
+                if state == "open":
+                    rules.setdefault(study_id, []).append(rule)
+        return {study_id: tuple(dict.fromkeys(found)) for study_id, found in rules.items()}
+
+    # ---- the queries of a page -----------------------------------------------------------
+
+    def _count_query(self, filters: WatchFilters) -> Select[Any]:
+        matching = self._matching(filters).limit(COUNT_LIMIT + 1).subquery()
+        return select(func.count()).select_from(matching)
+
+    def _matching(self, filters: WatchFilters) -> Select[Any]:
+        """The ids of the watches the filters keep. A filter on the record's columns leaves
+        out the watches without one: an inner join, which the planner may start from the
+        records (their status index, the list of open findings) instead of every watch."""
+        synced = filters.status is not None or filters.finding is not None
+        query = _joined(select(WatchRow.id), inner=synced)
+        return query.where(*self._conditions(filters))
+
+    def _part_query(
+        self, part: _Part, filters: WatchFilters, after: WatchKey | None, *, few: bool
+    ) -> Select[Any]:
+        """One part of a page, in its order, from ``after`` on (no limit yet)."""
+        query = select(WatchRow, RecordRow)
+        if few:
+            # MATERIALIZED: gathered once, then joined; without it a planner may fold the set
+            # back into the index walk this plan is there to avoid
+            matching = self._matching(filters).cte("matching").prefix_with("MATERIALIZED")
+            query = query.select_from(matching).join(WatchRow, WatchRow.id == matching.c.id)
+            query = _joined(query, inner=part.inner, base=False)
+        else:
+            conditions = self._conditions(filters, walking=True)
+            query = _joined(query, inner=part.inner).where(*conditions)
+        query = query.where(*part.where)
+        if after is not None:
+            query = query.where(_after(part, after))
+        return query.order_by(*[c.desc() if part.descending else c.asc() for c in part.columns])
+
+    def _conditions(
+        self, filters: WatchFilters, *, walking: bool = False
+    ) -> list[ColumnElement[bool]]:
+        """The filters as conditions. ``walking``: for a walk along an index that stops at the
+        page's last row, where a condition on the row at hand costs least."""
+        clauses: list[ColumnElement[bool]] = []
+        if filters.text:
+            pattern = f"%{_like_escaped(filters.text)}%"
+            if walking:
+                mentions = or_(
+                    self._like(WatchRow.study_id, pattern), self._like(RecordRow.title, pattern)
+                )
+            else:
+                mentions = self._mentions(pattern)
+            clauses.append(mentions)
+        if filters.status is not None:
+            clauses.append(RecordRow.overall_status == filters.status)
+        clauses += [self._has_tag(tag) for tag in filters.tags]
+        if filters.finding:
+            clauses.append(_has_open_finding(filters.finding))
+        return clauses
+
+    def _mentions(self, pattern: str) -> ColumnElement[bool]:
+        """The id or the title is ``LIKE pattern``, in any case. Each is searched in its own
+        table (a scan of the titles alone costs a third of one joined to the watches) and the
+        watch's key must be among what they found."""
+        by_id = select(WatchRow.registry_key, WatchRow.study_id).where(
+            self._like(WatchRow.study_id, pattern)
+        )
+        by_title = select(RecordRow.registry_key, RecordRow.study_id).where(
+            self._like(RecordRow.title, pattern)
+        )
+        found = union_all(by_id, by_title)
+        return tuple_(WatchRow.registry_key, WatchRow.study_id).in_(select(found.subquery()))
+
+    def _like(self, column: Any, pattern: str) -> ColumnElement[bool]:
+        if self.engine.dialect.name == "postgresql":
+            return column.ilike(pattern, escape="\\")  # type: ignore[no-any-return]
+        # SQLite's LIKE already ignores the case of ASCII letters (ilike's lower() would too,
+        # no further, at twice the cost)
+        return column.like(pattern, escape="\\")  # type: ignore[no-any-return]
+
+    def _has_tag(self, tag: str) -> ColumnElement[bool]:
+        # The column holds json.dumps of the list, so a watch with the tag holds json.dumps of
+        # the tag in its text: the LIKE is a cheap necessary condition, the JSON function's
+        # elements the exact one (a tag "a" must not match a tag "a b" nor '["a"]' in another).
+        text = cast(WatchRow.tags, String)
+        contains = text.like(f"%{_like_escaped(json.dumps(tag))}%", escape="\\")
+        function = (
+            func.json_array_elements_text
+            if self.engine.dialect.name == "postgresql"
+            else func.json_each
+        )
+        elements = function(WatchRow.tags).table_valued("value").alias("tag_element")
+        return and_(contains, exists().select_from(elements).where(elements.c.value == tag))
+
+
+def _joined(query: Select[Any], *, inner: bool, base: bool = True) -> Select[Any]:
+    """``query`` over watches and their records: every watch (an outer join), or only the
+    synced ones (inner: the planner may then start from the records' index). ``base`` False:
+    the query already starts from the watches."""
+    on = (RecordRow.registry_key == WatchRow.registry_key) & (
+        RecordRow.study_id == WatchRow.study_id
+    )
+    if not base:
+        return query.join(RecordRow, on) if inner else query.outerjoin(RecordRow, on)
+    if inner:
+        return query.select_from(RecordRow).join(WatchRow, on)
+    return query.select_from(WatchRow).outerjoin(RecordRow, on)
+
+
+def _has_open_finding(rule: str) -> ColumnElement[bool]:
+    # IN, not a correlated EXISTS: the open findings are gathered once, where EXISTS had
+    # SQLite read every open finding again for each record (it picks the state index)
+    found = select(FindingRow.record_id).where(FindingRow.state == "open")
+    if rule != ANY_FINDING:
+        found = found.where(FindingRow.rule == rule)
+    return RecordRow.id.in_(found)
+
+
+def _first_part(parts: Sequence[_Part], after: WatchKey | None) -> int:
+    """The part a page starts in: the key's (a key without a value is in the last part)."""
+    if after is None or after.value is not None or len(parts) == 1:
+        return 0
+    return len(parts) - 1
+
+
+def _after(part: _Part, key: WatchKey) -> ColumnElement[bool]:
+    """Rows after ``key`` in the part's order: a row-value comparison, which both SQLite and
+    PostgreSQL answer from the index the order walks."""
+    keyed = part.key_attribute is not None
+    values = (key.value, key.study_id, key.registry) if keyed else (key.registry, key.study_id)
+    typed = [literal(v, c.type) for c, v in zip(part.columns, values, strict=True)]
+    row = tuple_(*part.columns)
+    return row < tuple_(*typed) if part.descending else row > tuple_(*typed)
+
+
+def _key(part: _Part, watch: WatchRow, record: RecordRow | None) -> WatchKey:
+    if part.key_attribute is None or record is None:
+        return WatchKey(None, watch.registry_key, watch.study_id)
+    return WatchKey(getattr(record, part.key_attribute), watch.registry_key, watch.study_id)
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
