@@ -17,7 +17,6 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -29,6 +28,7 @@ from service.cli_findings import findings
 from service.cli_report import report
 from service.cli_searches import query
 from service.cli_seeds import seeds
+from service.clock import parse_since
 from service.errors import InputError, RecordInvalid, TrialwatchError, UnsafeDocument
 from service.ids import parse_ncts
 from service.safeload import MIB, load_json, read_bounded
@@ -227,7 +227,7 @@ def sync(ctx: click.Context, study_ids: tuple[str, ...], dry_run: bool, as_json:
     with _progress(len(ids), enabled=not as_json) as advance:
         report = app.sync(ids, dry_run=dry_run, progress=advance)
     if as_json:
-        views.print_json(report.to_json())
+        views.print_json(report.to_json(lazy=True))
     else:
         if report.changes:
             views.show(views.changes_lines(report.changes, "Changes found"))
@@ -296,29 +296,12 @@ def changes(
     study = parse_ncts([study_id])[0] if study_id else None
     app = app_of(ctx)
     found = app.store.list_changes(
-        study_id=study, since=_parse_since(since, app.clock()), kind=kind, limit=limit
+        study_id=study, since=parse_since(since, app.clock()), kind=kind, limit=limit
     )
     if as_json:
         views.print_json([c.to_json() for c in found])
     else:
         views.show(views.changes_lines(found, f"{len(found)} change(s)"))
-
-
-def _parse_since(text: str | None, now: datetime) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-        value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-    except ValueError:
-        raise InputError(f"--since {text!r} is not an ISO date or time (e.g. 2026-11-01)") from None
-    except OverflowError:  # 0001-01-01T00:00+05:00 is before the first representable instant
-        raise InputError(f"--since {text!r} is out of range") from None
-    # Nothing is detected in the future; a date past tomorrow (any time zone) is a mistake,
-    # and near year 9999 the store cannot even compare it.
-    if value > now + timedelta(days=1):
-        raise InputError(f"--since {text!r} is in the future (no change is detected after now)")
-    return value
 
 
 @cli.command()
@@ -353,7 +336,7 @@ def import_bulk_command(ctx: click.Context, zip_path: Path, watch_all: bool, as_
     app = app_of(ctx)
     report = import_bulk(app.store, zip_path, clock=app.clock, watch_all=watch_all)
     if as_json:
-        views.print_json(report.to_json())
+        views.print_json(report.to_json(lazy=True))
     else:
         for bad in report.invalid[:20]:
             views.echo(f"unreadable: {bad['file']}: {bad['error']}", err=True)
@@ -429,7 +412,7 @@ def notify(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
         return
     report = app.deliver()
     if as_json:
-        views.print_json(report.to_json())
+        views.print_json(report.to_json(lazy=True))
     else:
         for outcome in report.outcomes:
             line = f"{outcome['outcome']}: {outcome['channel']} {', '.join(outcome['studies'])}"

@@ -19,7 +19,7 @@ for another study is never stored as a version of the one asked for.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,10 +75,11 @@ class SyncReport:
         self.failed += 1
         self.errors.append({"study_id": study_id, "error": message, "reason": reason})
 
-    def to_json(self, *, changes: bool = True) -> dict[str, Any]:
+    def to_json(self, *, changes: bool = True, lazy: bool = False) -> dict[str, Any]:
         """The ``sync --json`` document; ``changes=False`` leaves the changes out (what the
         store's ``sync_runs`` row keeps: a first load's 100,000 changes as JSON would be
-        ~140 MB built for nothing)."""
+        ~140 MB built for nothing); ``lazy`` makes each change's JSON only as a streaming
+        encoder reaches it (``views.print_json``), never all of them at once."""
         document: dict[str, Any] = {
             "checked": self.checked,
             "new": self.new,
@@ -88,13 +89,36 @@ class SyncReport:
             "requests": self.requests,
         }
         if changes:
-            document["changes"] = [change.to_json() for change in self.changes]
+            document["changes"] = (
+                LazyArray(self.changes, lambda change: change.to_json())
+                if lazy
+                else [change.to_json() for change in self.changes]
+            )
         return document | {
             "errors": self.errors,
             "warnings": self.warnings,
             "backfill": self.backfill,
             "cycle": {**self.cycle, "requests": self.requests},
         }
+
+
+class LazyArray(list):  # type: ignore[type-arg]
+    """A JSON array whose items are made one at a time as ``json``'s streaming encoder
+    (``iterencode``, which walks lists by iteration) reaches them. Empty as a Python list:
+    only for documents that are encoded once and then dropped."""
+
+    def __init__(self, items: Sequence[Any], convert: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self._items, self._convert = items, convert
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self._convert(item) for item in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
 
 
 def record_added(snapshot: Snapshot) -> Change:

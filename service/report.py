@@ -260,7 +260,7 @@ def render_report(
             _plural(changes, "change"),
         ]
     )
-    views = [_study_view(study, as_of) for study in studies]
+    views = [study_view(study, as_of) for study in studies]
     return render_template(
         "report/page.html",
         title=title,
@@ -365,7 +365,7 @@ class _Dates:
 
 
 @dataclass(frozen=True)
-class _VersionLink:
+class VersionLink:
     text: str
     url: str | None = None
 
@@ -380,7 +380,7 @@ class _OutcomeCell:
 
 @dataclass(frozen=True)
 class _OutcomeRow:
-    version: _VersionLink
+    version: VersionLink
     posted: str
     kind: str
     verb: str
@@ -403,7 +403,7 @@ class _FindingRow:
 @dataclass(frozen=True)
 class _ChangeRow:
     change: StoredChange
-    version: _VersionLink
+    version: VersionLink
     posted: str
     first: bool  # the first change of its pair of versions: the row that names them
 
@@ -457,14 +457,14 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _status_words(status: str) -> str:
+def status_words(status: str) -> str:
     return humanise(status) if status else "Not given"
 
 
 # ---- one study ------------------------------------------------------------------------------
 
 
-def _study_view(study: StudyData, as_of: date) -> _StudyView:
+def study_view(study: StudyData, as_of: date) -> _StudyView:
     latest = study.latest
     last = study.versions[-1] if study.versions else None
     official = latest.official_title if latest else ""
@@ -472,7 +472,7 @@ def _study_view(study: StudyData, as_of: date) -> _StudyView:
         anchor=_anchor(study),
         study_id=study.study_id,
         title=study.title,
-        status_now=_status_words(last.status) if last else "not synced yet",
+        status_now=status_words(last.status) if last else "not synced yet",
         version_count=len(study.versions),
         change_count=len(study.changes),
         last_date=last.date if last else "–",
@@ -499,7 +499,7 @@ def _study_view(study: StudyData, as_of: date) -> _StudyView:
 def _facts(study: StudyData) -> _Facts:
     first, last = study.versions[0], study.versions[-1]
     return _Facts(
-        status=_status_words(last.status),
+        status=status_words(last.status),
         enrollment=_enrollment(last.enrollment_count, last.enrollment_type),
         phases=_phases(study.latest.phases) if study.latest else "–",
         version_count=len(study.versions),
@@ -666,7 +666,7 @@ _OTHER_STATUS = "#cfd6dd"
 _LIGHT = {"NOT_YET_RECRUITING", "ENROLLING_BY_INVITATION", "UNKNOWN", ""}
 
 
-def _status_colour(status: str) -> str:
+def status_colour(status: str) -> str:
     return STATUS_COLOURS.get(status, _OTHER_STATUS)
 
 
@@ -732,10 +732,10 @@ _SLIVER = 3.0  # px: a spell narrower than this is drawn as a marker
 
 def _spell_shapes(spell: _Spell, x: TimeScale, top: float, band: float) -> list[Shape]:
     x0, x1 = x(spell.start), x(spell.end)
-    words = _status_words(spell.status)
+    words = status_words(spell.status)
     versions = f"v{spell.first}" if spell.first == spell.last else f"v{spell.first}–v{spell.last}"
     tip = f"{words}: {spell.start.isoformat()} to {spell.end.isoformat()} ({versions})"
-    fill = _status_colour(spell.status)
+    fill = status_colour(spell.status)
     if x1 - x0 < _SLIVER:
         # A status that lasted days (a change reverted before anyone looked) would vanish at
         # this scale: it gets a marker that stands out of the band instead.
@@ -755,7 +755,7 @@ def _spell_shapes(spell: _Spell, x: TimeScale, top: float, band: float) -> list[
 
 def _status_legend(versions: Sequence[VersionPoint]) -> list[_Key]:
     seen = dict.fromkeys(v.status for v in versions)
-    return [_Key("swatch", _status_words(s), _status_colour(s)) for s in seen]
+    return [_Key("swatch", status_words(s), status_colour(s)) for s in seen]
 
 
 # ---- enrollment -----------------------------------------------------------------------------
@@ -1117,18 +1117,18 @@ def _clip(text: str, limit: int) -> str:
 # ---- changes --------------------------------------------------------------------------------
 
 
-def _version_link(study: StudyData, change: StoredChange) -> _VersionLink:
+def _version_link(study: StudyData, change: StoredChange) -> VersionLink:
     """``v2 → v3``, linked to the registry's side-by-side view when both are its versions."""
     to = change.to_version
     if change.from_version is None:
-        return _VersionLink(f"v{to}" if to is not None else "–")
+        return VersionLink(f"v{to}" if to is not None else "–")
     text = f"v{change.from_version} → v{to}" if to is not None else f"after v{change.from_version}"
     registry_versions = {v.version for v in study.versions if v.registry_version is not None}
     if {change.from_version, to} <= registry_versions:
-        return _VersionLink(
+        return VersionLink(
             text, compare_url(study.registry, study.study_id, change.from_version, to)
         )
-    return _VersionLink(text)
+    return VersionLink(text)
 
 
 def change_rows(study: StudyData) -> list[_ChangeRow]:
@@ -1188,8 +1188,8 @@ def _seed_view(
         rows.append(
             (
                 "Status",
-                _SeedCell("text", _status_words(seed.status)),
-                _SeedCell("text", _status_words(latest.status)),
+                _SeedCell("text", status_words(seed.status)),
+                _SeedCell("text", status_words(latest.status)),
             )
         )
     return _SeedView(

@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "models": set(),
     "ids": {"errors"},
     "text": set(),
-    "clock": set(),
+    "clock": {"errors"},
     "registry.ctgov_normalise": {"models", "errors", "text"},
     "diff": {"models", "errors", "text", "registry.ctgov_fields"},
     "registry.ctgov_fields": set(),

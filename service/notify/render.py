@@ -554,7 +554,7 @@ def email_html(message: Message) -> str:
         "email/message.html",
         title=email_subject(message),
         heading=message.kind == "digest",
-        studies=[_study_view(study) for study in message.studies],
+        studies=[study_view(study) for study in message.studies],
         event_id=message.event_id,
         s=_STYLES,
     )
@@ -572,7 +572,7 @@ def _alert_html(message: Message, alert: Alert) -> str:
     return page + "\n"
 
 
-def _study_view(study: StudyChanges) -> _StudyView:
+def study_view(study: StudyChanges) -> _StudyView:
     return _StudyView(
         study_id=study.study_id,
         title=study.title,
@@ -597,11 +597,11 @@ def _change_view(change: StoredChange) -> _ChangeView:
         severity=change.severity,
         summary=change.summary,
         historical=change.historical,
-        detail=_change_detail(change),
+        detail=change_detail(change),
     )
 
 
-def _change_detail(change: StoredChange) -> _Node | None:
+def change_detail(change: StoredChange) -> _Node | None:
     """The visual diff of one change, by the shape of its values (None: nothing to show)."""
     old, new = change.old, change.new
     if change.kind in ("record_added", "record_unavailable", "results_posted"):

@@ -18,7 +18,7 @@ top-level array of changes exactly as ``trialwatch changes --json`` prints them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -26,10 +26,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service.clock import parse_since
 from service.errors import InputError
 from service.ids import parse_nct
 from service.models import CHANGE_KINDS, SEVERITIES, StoredChange
-from service.notify.render import _change_detail, compare_url, study_url
+from service.notify.render import change_detail, compare_url, study_url
 from service.searches import NAME as SEARCH_NAME
 from service.store import BrowsedChange, ChangeFilter
 from service.web.pages import (
@@ -51,7 +52,6 @@ __all__ = [
     "ChangeQuery",
     "change_item",
     "change_query",
-    "parse_since",
     "record_change_url",
     "study_parameter",
 ]
@@ -120,7 +120,7 @@ def change_query(request: Request) -> ChangeQuery:
     at_least = choice(request, "min_severity", SEVERITIES)
     exactly = choice(request, "severity", SEVERITIES)
     since_text = parameter(request, "since")
-    since = parse_since(since_text, tw(request).clock())
+    since = parse_since(since_text, tw(request).clock(), "since:")
     tag, seed, search = _tag_filters(request)
     tags = tuple(t for t in (tag, f"seed:{seed}" if seed else None, _search_tag(search)) if t)
     filters = ChangeFilter(
@@ -175,24 +175,6 @@ def _severities(at_least: str | None, exactly: str | None) -> tuple[str, ...] | 
         return None
     allowed = SEVERITIES[SEVERITIES.index(at_least) :] if at_least else SEVERITIES  # type: ignore[arg-type]
     return tuple(s for s in allowed if exactly is None or s == exactly)
-
-
-def parse_since(text: str | None, now: datetime) -> datetime | None:
-    """``since`` as ``trialwatch changes --since`` reads it (``service.cli._parse_since``): an
-    ISO date or time, UTC unless it names a zone, and not past tomorrow."""
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-        value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-    except ValueError:
-        raise InputError(f"since: {text!r} is not an ISO date or time (e.g. 2026-11-01)") from None
-    except OverflowError:  # 0001-01-01T00:00+05:00 is before the first representable instant
-        raise InputError(f"since: {text!r} is out of range") from None
-    # Nothing is detected in the future; near year 9999 the store cannot even compare it.
-    if value > now + timedelta(days=1):
-        raise InputError(f"since: {text!r} is in the future (no change is detected after now)")
-    return value
 
 
 def _order(request: Request) -> bool:
@@ -257,7 +239,7 @@ def change_item(row: BrowsedChange) -> ChangeItem:
             if row.registry_versions
             else None
         ),
-        detail=_change_detail(change),
+        detail=change_detail(change),
         detected=detected.strftime("%Y-%m-%d %H:%M UTC"),
         detected_iso=detected.isoformat(),
         versions=_versions(change),

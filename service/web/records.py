@@ -34,16 +34,16 @@ from service.errors import InputError
 from service.findings.rules import RULE_NAMES
 from service.ids import parse_nct
 from service.models import StoredChange, WatchInfo
-from service.notify.render import _change_detail, compare_url
+from service.notify.render import change_detail, compare_url
 from service.report import (
     STATUS_COLOURS,
     StudyData,
+    VersionLink,
     VersionPoint,
-    _status_colour,
-    _status_words,
-    _study_view,
-    _VersionLink,
     load_study,
+    status_colour,
+    status_words,
+    study_view,
 )
 from service.store import (
     ANY_FINDING,
@@ -205,8 +205,8 @@ def _listed(watch: WatchInfo, findings: tuple[str, ...], now: datetime) -> Liste
     changed = watch.last_changed_at
     return ListedRecord(
         watch=watch,
-        status=_status_words(watch.overall_status) if watch.state != "never synced" else "",
-        colour=_status_colour(watch.overall_status),
+        status=status_words(watch.overall_status) if watch.state != "never synced" else "",
+        colour=status_colour(watch.overall_status),
         changed=changed.date().isoformat() if changed else "",
         changed_ago=ago(changed, now) if changed else "",
         findings=findings,
@@ -260,7 +260,7 @@ def _statuses(chosen: str | None) -> list[tuple[str, str]]:
     known = list(STATUS_COLOURS)
     if chosen and chosen not in known:
         known.append(chosen)  # a status the registry added since: still shown as chosen
-    return [(status, _status_words(status)) for status in known]
+    return [(status, status_words(status)) for status in known]
 
 
 def _search_names(request: Request, chosen: str) -> list[str]:
@@ -294,7 +294,7 @@ class VersionRow:
     colour: str
     enrollment: str
     changes: int  # how many changes led to it
-    compare: _VersionLink | None  # the registry's view of it beside the version before
+    compare: VersionLink | None  # the registry's view of it beside the version before
 
 
 @dataclass(frozen=True)
@@ -302,7 +302,7 @@ class ChangeItem:
     """One change: where it sits, what it says, and its visual diff (None: nothing to draw)."""
 
     change: StoredChange
-    version: _VersionLink
+    version: VersionLink
     posted: str
     first: bool  # the first of its pair of versions on the page
     detail: Any
@@ -329,7 +329,7 @@ def study_data(request: Request) -> StudyPage:
             404, f"{study_id} is not watched and nothing of it is stored (trialwatch watch add)"
         )
     tags = watch.tags if watch else ()
-    view = _study_view(study, app.clock().date())
+    view = study_view(study, app.clock().date())
     return StudyPage(
         view=view,
         watch=watch,
@@ -359,16 +359,16 @@ def _version_row(
     compare = None
     if before is not None and None not in (before.registry_version, point.registry_version):
         url = compare_url(study.registry, study.study_id, before.version, point.version)
-        compare = _VersionLink(f"v{before.version} → v{point.version}", url)
+        compare = VersionLink(f"v{before.version} → v{point.version}", url)
     count = point.enrollment_count
-    kind = _status_words(point.enrollment_type).lower() if point.enrollment_type else ""
+    kind = status_words(point.enrollment_type).lower() if point.enrollment_type else ""
     enrollment = "" if count is None else f"{count:,}" + (f" ({kind})" if kind else "")
     return VersionRow(
         version=point.version,
         posted=point.date,
         registry_version=point.registry_version,
-        status=_status_words(point.status),
-        colour=_status_colour(point.status),
+        status=status_words(point.status),
+        colour=status_colour(point.status),
         enrollment=enrollment,
         changes=changes,
         compare=compare,
@@ -382,7 +382,7 @@ def change_items(rows: Sequence[Any]) -> list[ChangeItem]:
     group: tuple[int | None, int | None] | None = None
     for row in reversed(rows):
         key = (row.change.from_version, row.change.to_version)
-        detail = _change_detail(row.change)
+        detail = change_detail(row.change)
         items.append(ChangeItem(row.change, row.version, row.posted, key != group, detail))
         group = key
     return items
