@@ -495,6 +495,7 @@ def run(ctx: click.Context, health_port: int | None) -> None:
     app = app_of(ctx)
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)  # a daemon logs its schedule and cycles
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # not its plugin set-up lines
     port = app.settings.daemon.health_port if health_port is None else health_port
     Daemon(app, health_port=port).run()
 
