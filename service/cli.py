@@ -336,7 +336,7 @@ def import_bulk_command(ctx: click.Context, zip_path: Path, watch_all: bool, as_
     app = app_of(ctx)
     report = import_bulk(app.store, zip_path, clock=app.clock, watch_all=watch_all)
     if as_json:
-        views.print_json(report.to_json(lazy=True))
+        views.print_json(report.to_json())
     else:
         for bad in report.invalid[:20]:
             views.echo(f"unreadable: {bad['file']}: {bad['error']}", err=True)
@@ -412,7 +412,7 @@ def notify(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
         return
     report = app.deliver()
     if as_json:
-        views.print_json(report.to_json(lazy=True))
+        views.print_json(report.to_json())
     else:
         for outcome in report.outcomes:
             line = f"{outcome['outcome']}: {outcome['channel']} {', '.join(outcome['studies'])}"

@@ -163,3 +163,23 @@ def test_sync_after_a_backfill_marks_the_old_steps_and_counts_them(backfilled: B
     assert "are marked" not in news.stdout
     latest = marked(run("changes").stdout)[-1]
     assert step(latest) == "v2 → v3" and not latest.endswith("(history)")
+
+
+def test_a_lazy_array_prints_as_the_list_it_stands_for(capsys: pytest.CaptureFixture[str]) -> None:
+    from service import views
+    from service.monitor import LazyArray
+
+    made: list[int] = []
+
+    def convert(item: int) -> dict[str, int]:
+        made.append(item)
+        return {"n": item}
+
+    document = {"changes": LazyArray([1, 2, 3], convert), "none": LazyArray([], convert)}
+    assert made == []  # nothing is made before it is written
+    views.print_json(document)
+    assert json.loads(capsys.readouterr().out) == {
+        "changes": [{"n": 1}, {"n": 2}, {"n": 3}],
+        "none": [],
+    }
+    assert made == [1, 2, 3]
