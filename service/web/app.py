@@ -9,6 +9,7 @@ a store that does not answer 503. HTML pages answer in the layout, ``/api/…`` 
 from __future__ import annotations
 
 import logging
+from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
@@ -71,11 +72,20 @@ def create_app(
 
 
 def stylesheet(request: Request) -> Response:
-    parts = STYLESHEETS.get(request.path_params["name"])
-    if parts is None:
-        raise HTTPException(404, f"no style sheet {request.path_params['name']!r}")
-    text = files("service.templates").joinpath(*parts).read_text(encoding="utf-8")
-    return Response(text, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+    name = request.path_params["name"]
+    if name not in STYLESHEETS:
+        raise HTTPException(404, f"no style sheet {name!r}")
+    return Response(
+        _stylesheet_text(name),
+        media_type="text/css",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+@cache
+def _stylesheet_text(name: str) -> str:
+    """A style sheet, read from the package once per process (they change only on upgrade)."""
+    return files("service.templates").joinpath(*STYLESHEETS[name]).read_text(encoding="utf-8")
 
 
 def _wants_json(request: Request) -> bool:

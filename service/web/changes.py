@@ -29,9 +29,8 @@ from starlette.routing import Route
 from service.clock import parse_since
 from service.errors import InputError
 from service.ids import parse_nct
-from service.models import CHANGE_KINDS, SEVERITIES, StoredChange
+from service.models import CHANGE_KINDS, SEVERITIES, StoredChange, severity_rank
 from service.notify.render import change_detail, compare_url, study_url
-from service.searches import NAME as SEARCH_NAME
 from service.store import BrowsedChange, ChangeFilter
 from service.web.pages import (
     choice,
@@ -41,6 +40,8 @@ from service.web.pages import (
     json_answer,
     page_size,
     parameter,
+    selector_tags,
+    selectors,
     tw,
     url_with,
 )
@@ -121,8 +122,8 @@ def change_query(request: Request) -> ChangeQuery:
     exactly = choice(request, "severity", SEVERITIES)
     since_text = parameter(request, "since")
     since = parse_since(since_text, tw(request).clock(), "since:")
-    tag, seed, search = _tag_filters(request)
-    tags = tuple(t for t in (tag, f"seed:{seed}" if seed else None, _search_tag(search)) if t)
+    tag, seed, search = selectors(request)
+    tags = selector_tags(tag, seed, search)
     filters = ChangeFilter(
         study_id=study,
         kinds=(kind,) if kind else None,
@@ -155,25 +156,11 @@ def study_parameter(request: Request) -> str | None:
         raise InputError(f"study: {exc.message}") from None
 
 
-def _tag_filters(request: Request) -> tuple[str | None, str | None, str | None]:
-    search = parameter(request, "query")
-    if search is not None and not SEARCH_NAME.fullmatch(search):
-        raise InputError(
-            f"query: {search!r} is not a saved search name (lowercase letters, digits and "
-            "hyphens, e.g. lung-il2)"
-        )
-    return parameter(request, "tag"), parameter(request, "seed"), search
-
-
-def _search_tag(name: str | None) -> str | None:
-    return f"query:{name}" if name else None
-
-
 def _severities(at_least: str | None, exactly: str | None) -> tuple[str, ...] | None:
     """The severities shown (None: all). Both filters together show what both allow."""
     if at_least is None and exactly is None:
         return None
-    allowed = SEVERITIES[SEVERITIES.index(at_least) :] if at_least else SEVERITIES  # type: ignore[arg-type]
+    allowed = SEVERITIES[severity_rank(at_least) :] if at_least else SEVERITIES  # type: ignore[arg-type]
     return tuple(s for s in allowed if exactly is None or s == exactly)
 
 

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from service.errors import InputError
+from service.searches import NAME as SEARCH_NAME
 from service.templates import render
 
 if TYPE_CHECKING:
@@ -103,6 +104,24 @@ def choice(request: Request, name: str, choices: Sequence[str]) -> str | None:
     if value is not None and value not in choices:
         raise InputError(f"{name}: {value!r} is not one of {', '.join(choices)}")
     return value
+
+
+def selectors(request: Request) -> tuple[str | None, str | None, str | None]:
+    """``tag``, ``seed`` and ``query`` (a saved search's name, checked), as given."""
+    search = parameter(request, "query")
+    if search is not None and not SEARCH_NAME.fullmatch(search):
+        raise InputError(
+            f"query: {search!r} is not a saved search name (lowercase letters, digits and "
+            "hyphens, e.g. lung-il2)"
+        )
+    return parameter(request, "tag"), parameter(request, "seed"), search
+
+
+def selector_tags(tag: str | None, seed: str | None, search: str | None) -> tuple[str, ...]:
+    """The watch tags the selectors stand for: seeds and saved searches tag what they bring
+    in (``seed:ID``, ``query:NAME``), so all three filter by tag."""
+    named = (tag, f"seed:{seed}" if seed else None, f"query:{search}" if search else None)
+    return tuple(t for t in named if t)
 
 
 def page_size(request: Request) -> int:

@@ -62,6 +62,8 @@ from service.web.pages import (
     json_answer,
     page_size,
     parameter,
+    selector_tags,
+    selectors,
     tw,
     url_with,
 )
@@ -153,13 +155,10 @@ def _filters(request: Request) -> WatchFilters:
     status = parameter(request, "status")
     if status is not None and not STATUS_VALUE.fullmatch(status):
         raise InputError(f"status: {status!r} is not a registry status (e.g. RECRUITING)")
-    tags = [parameter(request, "tag")]
-    tags += [f"seed:{seed}" if (seed := parameter(request, "seed")) else None]
-    tags += [f"query:{name}" if (name := parameter(request, "query")) else None]
     return WatchFilters(
         text=parameter(request, "q"),
         status=status,
-        tags=tuple(tag for tag in tags if tag),
+        tags=selector_tags(*selectors(request)),
         finding=choice(request, "finding", (ANY_FINDING, *RULE_NAMES)),
     )
 
@@ -210,14 +209,18 @@ def _listed(watch: WatchInfo, findings: tuple[str, ...], now: datetime) -> Liste
         changed=changed.date().isoformat() if changed else "",
         changed_ago=ago(changed, now) if changed else "",
         findings=findings,
-        tags=tuple(t for t in watch.tags if not t.startswith(("seed:", "query:"))),
-        seeds=_prefixed(watch.tags, "seed:"),
-        searches=_prefixed(watch.tags, "query:"),
+        **_tag_kinds(watch.tags),
     )
 
 
-def _prefixed(tags: tuple[str, ...], prefix: str) -> tuple[str, ...]:
-    return tuple(t.removeprefix(prefix) for t in tags if t.startswith(prefix))
+def _tag_kinds(tags: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """A watch's tags as a page shows them: its own tags, its seeds and its saved searches."""
+
+    def prefixed(prefix: str) -> tuple[str, ...]:
+        return tuple(t.removeprefix(prefix) for t in tags if t.startswith(prefix))
+
+    own = tuple(t for t in tags if not t.startswith(("seed:", "query:")))
+    return {"tags": own, "seeds": prefixed("seed:"), "searches": prefixed("query:")}
 
 
 def ago(moment: datetime, now: datetime) -> str:
@@ -335,9 +338,7 @@ def study_data(request: Request) -> StudyPage:
         watch=watch,
         versions=version_rows(study),
         changes=change_items(view.changes),
-        tags=tuple(t for t in tags if not t.startswith(("seed:", "query:"))),
-        seeds=_prefixed(tags, "seed:"),
-        searches=_prefixed(tags, "query:"),
+        **_tag_kinds(tags),
     )
 
 
