@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import TYPE_CHECKING
 
 from service.clock import Clock, utcnow
 from service.errors import DeliveryError
-from service.monitor import SyncReport
-from service.notify.base import Sender
-from service.notify.render import Alert, Message
-from service.outbox import DeliveryReport
 from service.settings import AlertSettings
 from service.store import Store
+
+if TYPE_CHECKING:  # the message models are loaded when an alert is raised, not on every sync
+    from service.monitor import SyncReport
+    from service.notify.base import Sender
+    from service.notify.render import Alert
+    from service.outbox import DeliveryReport
 
 log = logging.getLogger("trialwatch.alerts")
 DETAILS_SHOWN = 20
@@ -43,7 +46,7 @@ class Alerter:
         dead = [o for o in report.outcomes if o["outcome"] == "dead"]
         if not dead:
             return []
-        alert = Alert(
+        alert = _alert(
             kind="dead_letters",
             summary=f"{len(dead)} notification(s) went to the dead letters",
             details=_cut(
@@ -59,7 +62,7 @@ class Alerter:
         statuses = self.store.recent_run_statuses(needed + 1)
         if statuses[:needed] != ["failed"] * needed or statuses[needed:] == ["failed"]:
             return None  # not yet N failures in a row, or already alerted at the Nth
-        return Alert(
+        return _alert(
             kind="registry_unreachable",
             summary=f"the registry failed {needed} sync cycles in a row",
             details=["No study could be fetched; trialwatch keeps trying on its schedule."],
@@ -70,7 +73,7 @@ class Alerter:
         invalid += [w["warning"] for w in report.warnings if w.get("reason") == "invalid"]
         if not invalid:
             return None
-        return Alert(
+        return _alert(
             kind="schema_drift",
             summary=f"{len(invalid)} record(s) unreadable: the registry's format may have changed",
             details=_cut(invalid),
@@ -80,6 +83,8 @@ class Alerter:
         log.warning("alert: %s", alert.summary)
         if self.sender is None:
             return
+        from service.notify.render import Message
+
         message = Message(
             event_id=str(uuid.uuid4()),
             created_at=self.clock(),
@@ -91,6 +96,12 @@ class Alerter:
             self.sender.send(message)
         except DeliveryError as exc:
             log.error("the alert could not be sent to %s: %s", self.sender.name, exc)
+
+
+def _alert(*, kind: str, summary: str, details: list[str]) -> Alert:
+    from service.notify.render import Alert
+
+    return Alert(kind=kind, summary=summary, details=details)
 
 
 def _cut(details: list[str]) -> list[str]:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the parts below are imported when first built: a command th
 
     from service.alerts import Alerter
     from service.metrics import Metrics
+    from service.models import Change, Snapshot
     from service.monitor import Monitor, SyncReport
     from service.notify.base import Sender
     from service.outbox import DeliveryReport, Dispatcher
@@ -68,19 +69,20 @@ class App:
 
     @cached_property
     def ctgov(self) -> CtgovClient:
-        requests = self.metrics.registry_requests
         from service.registry.ctgov import CtgovClient
 
-        return CtgovClient(
-            self.http,
-            self.settings.ctgov,
-            observe=lambda answer: requests.labels(answer).inc(),
-        )
+        return CtgovClient(self.http, self.settings.ctgov, observe=self._count_request)
+
+    def _count_request(self, answer: str) -> None:
+        # Counted where metrics are kept: a process that exposes them (the daemon's health
+        # server, the web app) makes them before it works; a one-shot command has no reader
+        # for them and need not load prometheus_client.
+        if "metrics" in self.__dict__:
+            self.metrics.registry_requests.labels(answer).inc()
 
     @cached_property
     def monitor(self) -> Monitor:
         from service.monitor import Monitor
-        from service.seeds.service import discrepancy_changes
 
         return Monitor(
             self.store,
@@ -88,9 +90,19 @@ class App:
             clock=self.clock,
             subscriptions=self.settings.subscriptions,
             settings=self.settings.ctgov,
-            extra_changes=lambda old, new: discrepancy_changes(self.store, old, new),
+            extra_changes=self._seed_discrepancies,
             findings=self.settings.findings,
         )
+
+    def _seed_discrepancies(self, old: Snapshot | None, new: Snapshot) -> list[Change]:
+        """The seed discrepancies a new version introduced (most records have no seed: they
+        cost one query, and the seed tools are loaded only for those that do)."""
+        linked = self.store.seeds_linked_to(new.registry, new.study_id)
+        if not linked:
+            return []
+        from service.seeds.service import linked_discrepancy_changes
+
+        return linked_discrepancy_changes(linked, old, new)
 
     @cached_property
     def notify_http(self) -> httpx.Client:
@@ -130,7 +142,7 @@ class App:
         self.store.check()
         registry = self.monitor.registry
         # (a saved search may bring records in)
-        idle = not study_ids and not self.store.watched_ids(registry)
+        idle = not study_ids and not self.store.watch_count(registry)
         if idle and not self.store.list_searches(registry):
             log.warning("%s", NOTHING_WATCHED)
         try:

@@ -246,7 +246,7 @@ class _Cycle:
         self.progress = progress or (lambda _done: None)
         self.report = SyncReport(checked=len(ids))
         self.states: dict[str, RecordState] = {}
-        self.tags: dict[str, tuple[str, ...]] = {}
+        self._tags: dict[str, tuple[str, ...]] | None = None  # read when first routed
         self.done: set[str] = set()
         self.unchanged: list[str] = []
         self.moved_dates: dict[str, str] = {}  # unchanged content, but a new posted date
@@ -265,7 +265,6 @@ class _Cycle:
             self._refresh_searches()
         self.states = store.record_states(self.m.registry, self.ids)
         self.served_as = {s.served_id: i for i, s in self.states.items() if s.served_id}
-        self.tags = store.watch_tags(self.m.registry, self.ids)
         if not self.dry_run:
             self.run_id = store.start_run(self.m.clock())
         unseen = self._settle_unmoved() if self.m.settings.probe else set()
@@ -671,7 +670,7 @@ class _Cycle:
         settings ask for it."""
         if not changes:
             return []
-        tags = self.tags.get(changes[0].study_id, ())
+        tags = self._watch_tags(changes[0].study_id)
         routes = route(self.m.subscriptions, changes, tags, now)
         if self.m.settings.notify_backfill or not any(historical):
             return routes
@@ -681,6 +680,15 @@ class _Cycle:
             if indexes:
                 kept.append(r.model_copy(update={"change_indexes": indexes}))
         return kept
+
+    def _watch_tags(self, study_id: str) -> tuple[str, ...]:
+        """The tags of a watched record, for subscriptions that select by tag: read for the
+        whole watch list when the cycle first routes a change (a quiet cycle never does)."""
+        if not self.m.subscriptions:
+            return ()
+        if self._tags is None:
+            self._tags = self.m.store.watch_tags(self.m.registry, self.ids)
+        return self._tags.get(study_id, ())
 
     def _failed(self, study_id: str, message: str, reason: str) -> None:
         log.warning("%s", message)

@@ -20,7 +20,6 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from service.cron import cron_trigger
 from service.errors import ConfigError, UnsafeDocument
 from service.models import CHANGE_KINDS, Severity
 from service.registry.ctgov_fields import API_URL, HISTORY_URL
@@ -73,6 +72,8 @@ def _http_url(value: str) -> str:
 
 
 def _cron(value: str) -> str:
+    from service.cron import cron_trigger  # APScheduler: only when a schedule is set
+
     try:
         cron_trigger(value)
     except ValueError as exc:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from service.cron import cron_trigger
 from service.models import Change, Route, severity_rank
 from service.settings import Subscription
 
@@ -122,6 +121,8 @@ def route(
 
 def next_digest(subscription: Subscription, now: datetime) -> datetime:
     assert subscription.digest_cron is not None  # settings refuse a digest without one
+    from service.cron import cron_trigger  # APScheduler: only where digests are kept
+
     trigger = cron_trigger(subscription.digest_cron)
     fire = trigger.get_next_fire_time(None, now)
     return fire if fire is not None else now

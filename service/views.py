@@ -18,21 +18,22 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich import box
-from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, JustifyMethod, RenderableType
-from rich.segment import Segment
-from rich.table import Table
-from rich.text import Text
 
 from service.diff import humanise
 from service.findings.stored import FindingInfo
 from service.models import Change, StoredChange, VersionInfo, WatchInfo
 
 if TYPE_CHECKING:
+    # rich is imported where a table or styled text is drawn: a one-shot `sync --json` (the
+    # command a cron job runs) prints JSON only and need not pay for it at start-up
+    from rich.console import Console, JustifyMethod, RenderableType
+    from rich.table import Table
+    from rich.text import Text
+
     from service.monitor import SyncReport
 
 SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red"}
@@ -81,27 +82,39 @@ def echo(line: str = "", *, err: bool = False) -> None:
     click.echo(one_line(line), err=err)
 
 
-class _SafeConsole(Console):
-    """A rich console that escapes unsafe characters in whatever text it renders: a backstop
-    for the renderables below, which are built from ``one_line`` strings already."""
+@cache
+def _safe_console_type() -> type[Console]:
+    from rich.console import Console, ConsoleOptions
+    from rich.segment import Segment
 
-    def render(
-        self, renderable: RenderableType, options: ConsoleOptions | None = None
-    ) -> Iterable[Segment]:
-        for segment in super().render(renderable, options):
-            if segment.control:  # rich's own cursor and style codes
-                yield segment
-            else:
-                yield Segment(terminal_safe(segment.text), segment.style, segment.control)
+    class SafeConsole(Console):
+        """A rich console that escapes unsafe characters in whatever text it renders: a
+        backstop for the renderables below, which are built from ``one_line`` strings."""
+
+        def render(
+            self, renderable: RenderableType, options: ConsoleOptions | None = None
+        ) -> Iterable[Segment]:
+            for segment in super().render(renderable, options):
+                if segment.control:  # rich's own cursor and style codes
+                    yield segment
+                else:
+                    yield Segment(terminal_safe(segment.text), segment.style, segment.control)
+
+    return SafeConsole
 
 
 def console(*, err: bool = False) -> Console:
     """A console for one print: it reads COLUMNS (and whether it writes to a terminal) now."""
-    return _SafeConsole(stderr=err, highlight=False, soft_wrap=False)
+    return _safe_console_type()(stderr=err, highlight=False, soft_wrap=False)
 
 
-# Progress bars (no registry text in them) draw here; kept for the life of the process.
-stderr = console(err=True)
+def __getattr__(name: str) -> Any:
+    # ``stderr``: progress bars (no registry text in them) draw on it; made on first use and
+    # kept for the life of the process
+    if name == "stderr":
+        globals()["stderr"] = made = console(err=True)
+        return made
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def show(renderable: RenderableType) -> None:
@@ -160,6 +173,9 @@ def fitted_table(
     rich, left to itself, shrinks a long title to "…" and drops the last columns on a narrow
     terminal; so the widths are computed here and given to rich as fixed.
     """
+    from rich import box
+    from rich.table import Table
+
     widths = _fit(columns, rows, width)
     table = Table(
         title=one_line(caption),
@@ -187,10 +203,14 @@ def _cells(index: int, column: Column, rows: Sequence[Sequence[Text]]) -> list[s
 
 
 def _natural(cells: list[str]) -> int:
+    from rich.cells import cell_len
+
     return max(cell_len(cell) for cell in cells)
 
 
 def _narrowest(cells: list[str]) -> int:
+    from rich.cells import cell_len
+
     return max(cell_len(word) for cell in cells for word in cell.split() or [""])
 
 
@@ -200,6 +220,8 @@ def _two_lines(cells: list[str]) -> int:
 
 
 def _two_line_width(cell: str) -> int:
+    from rich.cells import cell_len
+
     words = cell.split()
     splits = [(" ".join(words[:k]), " ".join(words[k:])) for k in range(1, len(words))]
     return min((max(cell_len(a), cell_len(b)) for a, b in splits), default=cell_len(cell))
@@ -275,6 +297,8 @@ def watches_table(watches: Sequence[WatchInfo], width: int | None = None) -> Tab
 
 
 def _watch_row(w: WatchInfo) -> list[Text]:
+    from rich.text import Text
+
     status = Text(one_line(humanise(w.overall_status) if w.overall_status else w.state))
     if w.state == "unavailable":
         status = Text("unavailable", style="red")
@@ -308,6 +332,8 @@ FINDING_COLUMNS = (
 
 
 def findings_table(found: Sequence[FindingInfo], width: int | None = None) -> Table:
+    from rich.text import Text
+
     rows = [
         [
             Text(one_line(f.study_id)),
@@ -342,6 +368,8 @@ def seeds_table(listed: Sequence[dict[str, Any]], width: int | None = None) -> T
 
 
 def _seed_row(item: dict[str, Any]) -> list[Text]:
+    from rich.text import Text
+
     links = "\n".join(
         one_line(f"{x['study_id']} {x['confidence']:.2f} {x['source']}")
         + (" (watched)" if x["watched"] else "")
@@ -362,6 +390,8 @@ def _seed_row(item: dict[str, Any]) -> list[Text]:
 def changes_lines(changes: Sequence[Change], title: str) -> Text:
     """Changes grouped by study and version step: one line each, readable at any width. Steps
     found by backfill (versions the registry published before the first sync) say so."""
+    from rich.text import Text
+
     out = Text(f"{one_line(title)}\n", style="bold")
     heading = None
     for c in changes:
@@ -401,6 +431,8 @@ def sync_summary(report: SyncReport, *, dry_run: bool) -> list[str]:
 
 
 def versions_lines(study_id: str, versions: Sequence[VersionInfo]) -> Text:
+    from rich.text import Text
+
     out = Text(f"{one_line(study_id)}: {len(versions)} stored version(s)\n", style="bold")
     for v in versions:
         enrollment = (

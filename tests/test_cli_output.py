@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import pty
+import select
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -183,3 +188,52 @@ def test_a_lazy_array_prints_as_the_list_it_stands_for(capsys: pytest.CaptureFix
         "none": [],
     }
     assert made == [1, 2, 3]
+
+
+def test_sync_on_a_terminal_draws_a_progress_bar_and_json_output_none(
+    emulator_factory: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    """A person running `sync` on a terminal sees how far it got; a script asking for JSON
+    gets the document only, even on a terminal. (stderr is a real pseudo-terminal here.)"""
+    template = study(RECORDS / "NCT00973089.json")
+    registry = emulator_factory()
+    ids = [f"NCT6{n:07d}" for n in range(25)]  # more than the bar's threshold
+    for study_id in ids:
+        clone = copy.deepcopy(template)
+        clone["protocolSection"]["identificationModule"]["nctId"] = study_id
+        registry.publish(clone)
+    config = twconfig.ctgov(registry.api_url, registry.history_url, history=False)
+    env = twconfig.environment(tmp_path, config, f"sqlite:///{tmp_path / 'tw.db'}")
+    trialwatch = twconfig.runner(env)
+    assert trialwatch("watch", "add", *ids).exit_code == 0
+
+    def on_a_terminal(*args: str) -> tuple[int, str, str]:
+        controller, terminal = pty.openpty()
+        done = subprocess.run(
+            [Path(sys.executable).parent / "trialwatch", *args],
+            env={**os.environ, **env, "COLUMNS": "100"},
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=120,
+            check=False,
+        )
+        os.close(terminal)
+        drawn = b""
+        while select.select([controller], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        os.close(controller)
+        return done.returncode, done.stdout.decode(), drawn.decode(errors="replace")
+
+    code, out, drawn = on_a_terminal("sync")
+    assert code == 0, drawn
+    assert "syncing" in drawn and f"{len(ids)}/{len(ids)}" in drawn
+    assert f"{len(ids)} checked: {len(ids)} new" in out
+    code, out, drawn = on_a_terminal("sync", "--json")
+    assert code == 0 and json.loads(out)["unchanged"] == len(ids)
+    assert "syncing" not in drawn

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from ctgov_emulator import Emulator
 
 RECORD = Path(__file__).resolve().parent / "data" / "records" / "NCT00763412.json"
 
@@ -33,6 +36,20 @@ HEAVY = {
     "service.diff",
     "service.report",
 }
+# A one-shot `sync --json` (what a cron job runs) prints JSON and exits: no tables or progress
+# bars, no metrics that nobody scrapes, no scheduler, no seed tools for records no seed follows,
+# no notification rendering when no alert fires, no PostgreSQL dialect on SQLite.
+NOT_FOR_SYNC = {
+    "rich",
+    "pygments",
+    "prometheus_client",
+    "apscheduler",
+    "jinja2",
+    "service.seeds.service",
+    "service.notify.render",
+    "sqlalchemy.dialects.postgresql",
+    "httpx._main",
+}
 # What a diff needs (the diff engine, the normaliser, views to print) may load; these not.
 NOT_FOR_DIFF = {"sqlalchemy", "httpx", "service.store", "service.app", "service.settings"}
 
@@ -49,15 +66,20 @@ if args:
     except SystemExit as done:
         code = done.code
 with open(out, "w") as file:
-    json.dump({"code": code, "modules": sorted(sys.modules)}, file)
+    # (a None entry marks a module as absent, e.g. httpx's command-line tool: not loaded)
+    loaded = sorted(name for name, module in sys.modules.items() if module is not None)
+    json.dump({"code": code, "modules": loaded}, file)
 """
 
 
-def loaded(tmp_path: Path, *args: str) -> set[str]:
+def loaded(tmp_path: Path, *args: str, registry: Emulator | None = None) -> set[str]:
     """Top-level packages and ``service.*`` modules loaded by running ``trialwatch ARGS``."""
     out = tmp_path / "modules.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIALWATCH_")}
     env["TRIALWATCH_DATABASE_URL"] = f"sqlite:///{tmp_path / 'store.db'}"
+    if registry is not None:
+        env["TRIALWATCH_CTGOV_API_URL"] = registry.api_url
+        env["TRIALWATCH_CTGOV_HISTORY"] = "false"
     subprocess.run(
         [sys.executable, "-c", PROBE, str(out), *args],
         cwd=tmp_path,
@@ -93,3 +115,20 @@ def test_the_probe_sees_the_store_when_a_command_uses_it(tmp_path: Path) -> None
     """The control: without it, a probe that saw nothing would pass the tests above."""
     modules = loaded(tmp_path, "watch", "list", "--json")
     assert {"sqlalchemy", "service.store", "service.settings"} <= modules
+
+
+def test_a_one_shot_sync_of_a_changed_record_loads_only_what_it_uses(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    study = json.loads(RECORD.read_text(encoding="utf-8"))
+    study_id = study["protocolSection"]["identificationModule"]["nctId"]
+    emulator.publish(study)
+    for args in (["init"], ["watch", "add", study_id], ["sync"]):
+        loaded(tmp_path, *args, registry=emulator)
+    study["protocolSection"]["statusModule"]["overallStatus"] = "TERMINATED"
+    emulator.publish(study)
+    modules = loaded(tmp_path, "sync", "--json", registry=emulator)
+    with closing(sqlite3.connect(tmp_path / "store.db")) as db:
+        kinds = {kind for (kind,) in db.execute("SELECT kind FROM changes")}
+    assert "status_changed" in kinds  # it fetched, diffed and stored the new version
+    assert modules & NOT_FOR_SYNC == set()

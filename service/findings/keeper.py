@@ -51,7 +51,7 @@ class FindingsKeeper:
         if not self.enabled:
             return []
         chain = [VersionFacts(number, posted, trial_facts(raw))]
-        return self._decide(study_id, chain, {}, run_id, historical=True, first=True)
+        return self._decide(study_id, chain, {}, run_id, historical=True)
 
     def review(
         self, study_id: str, run_id: int | None, *, historical: bool = False
@@ -59,14 +59,16 @@ class FindingsKeeper:
         """Evaluate every rule on the record's stored versions; open and resolve."""
         if not self.enabled:
             return []
+        context = self.store.review_context(self.registry, study_id)
+        if context is None or not context.versions:
+            return []
         chain = [
             VersionFacts(v.number, v.posted, trial_facts(v.raw), tuple(v.changes))
-            for v in self.store.version_chain(self.registry, study_id)
+            for v in context.versions
         ]
-        if not chain:
-            return []
-        known = self.store.open_findings(self.registry, study_id)
-        return self._decide(study_id, chain, known, run_id, historical=historical)
+        return self._decide(
+            study_id, chain, context.open, run_id, historical=historical, stored_due=context.due
+        )
 
     def review_due(
         self, run_id: int | None, study_ids: Sequence[str] | None = None
@@ -91,15 +93,15 @@ class FindingsKeeper:
         run_id: int | None,
         *,
         historical: bool,
-        first: bool = False,
+        stored_due: str | None = None,
     ) -> list[StoredChange]:
         today = self._today()
         holding = evaluate(chain, today, self.thresholds)
         opened = [f for rule, f in holding.items() if rule not in known]
         resolved = [known[rule] for rule in known if rule not in holding]
         due = next_review(chain[-1].facts, today, self.thresholds)
-        if first and not opened and due is None:
-            return []  # nothing holds, nor will by date alone: nothing to store
+        if not opened and not resolved and (due.isoformat() if due else None) == stored_due:
+            return []  # the findings and when they are next due stand: nothing to store
         changes = [_opened(study_id, self.registry, f) for f in opened]
         changes += [_resolved(study_id, self.registry, f) for f in resolved]
         update = FindingUpdate(

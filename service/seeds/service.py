@@ -35,6 +35,7 @@ __all__ = [
     "discrepancy_changes",
     "draft_documents",
     "link_seeds",
+    "linked_discrepancy_changes",
     "list_seeds",
     "load_seeds",
     "seed_of",
@@ -352,8 +353,15 @@ def discrepancy_changes(store: Store, old: Snapshot | None, new: Snapshot) -> li
 
     Only seeds that follow the record (a confident or accepted link) are compared.
     """
+    return linked_discrepancy_changes(store.seeds_linked_to(new.registry, new.study_id), old, new)
+
+
+def linked_discrepancy_changes(
+    linked: Sequence[StoredSeed], old: Snapshot | None, new: Snapshot
+) -> list[Change]:
+    """``discrepancy_changes`` with the seeds that link to ``new`` already read."""
     changes: list[Change] = []
-    for stored in store.seeds_linked_to(new.registry, new.study_id):
+    for stored in linked:
         link = next(
             (x for x in stored.links if (x.registry, x.study_id) == (new.registry, new.study_id)),
             None,

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, cast, exists, func, literal, or_, select
-from sqlalchemy.dialects.postgresql import JSONB
 
 from service.findings.stored import FindingInfo
 from service.models import StoredChange
@@ -124,6 +123,8 @@ class ChangeBrowser(StoreBase):
     def _tagged(self, tag: str) -> ColumnElement[bool]:
         """The watch's tags hold ``tag`` (an exact element, not a substring)."""
         if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB  # PostgreSQL's only
+
             return cast(WatchRow.tags, JSONB).contains([tag])
         element = func.json_each(WatchRow.tags).table_valued("value")
         return exists(select(literal(1)).select_from(element).where(element.c.value == tag))

@@ -33,6 +33,15 @@ class StoredVersion:
 
 
 @dataclass(frozen=True)
+class ReviewContext:
+    """A stored record as a review of its findings reads it."""
+
+    versions: list[StoredVersion]  # oldest first
+    open: dict[str, FindingInfo]  # by rule
+    due: str | None  # when its date-dependent rules are next due, yyyy-MM-dd
+
+
+@dataclass(frozen=True)
 class FindingUpdate:
     """What a review of a record's findings decided, to store in one transaction."""
 
@@ -47,12 +56,14 @@ class FindingUpdate:
 class FindingStore(StoreBase):
     """Findings, and the versions they are read from."""
 
-    def version_chain(self, registry: str, study_id: str) -> list[StoredVersion]:
-        """Every stored version of a record, oldest first, with the changes into each."""
+    def review_context(self, registry: str, study_id: str) -> ReviewContext | None:
+        """What a review of a record reads, in one transaction: every stored version, oldest
+        first, with the changes into each; its open findings; when its rules are next due.
+        None for a record not stored."""
         with self._session() as session:
             record = _record(session, registry, study_id)
             if record is None:
-                return []
+                return None
             versions = session.scalars(
                 select(VersionRow).where(VersionRow.record_id == record.id).order_by(VersionRow.seq)
             ).all()
@@ -62,7 +73,7 @@ class FindingStore(StoreBase):
             ):
                 if row.to_version_id is not None:
                     changes.setdefault(row.to_version_id, []).append(_stored_change(row, record))
-            return [
+            chain = [
                 StoredVersion(
                     _version_number(v.registry_version, v.seq),
                     v.last_update_posted,
@@ -71,12 +82,13 @@ class FindingStore(StoreBase):
                 )
                 for v in versions
             ]
-
-    def open_findings(self, registry: str, study_id: str) -> dict[str, FindingInfo]:
-        return {
-            f.rule: f
-            for f in self.list_findings(study_id=study_id, registry=registry, only_open=True)
-        }
+            opened = session.scalars(
+                select(FindingRow)
+                .where(FindingRow.record_id == record.id, FindingRow.state == "open")
+                .order_by(FindingRow.id)
+            )
+            found = {row.rule: _finding_info(row, record) for row in opened}
+            return ReviewContext(chain, found, record.findings_due)
 
     def save_findings(
         self,

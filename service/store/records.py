@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.errors import StoreConflict, StoreError
@@ -107,6 +107,13 @@ class RecordStore(StoreBase):
                 )
             )
         return sorted(removed)
+
+    def watch_count(self, registry: str) -> int:
+        with self._session() as session:
+            count = session.scalar(
+                select(func.count()).select_from(WatchRow).where(WatchRow.registry_key == registry)
+            )
+        return int(count or 0)
 
     def watched_ids(self, registry: str) -> list[str]:
         with self._session() as session:
