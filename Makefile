@@ -36,10 +36,15 @@ demo: $(VENV)/.installed-run
 	$(BIN)/python scripts/demo.py
 
 # The benchmark (bench/README.md): a quick run on 2,000 studies; BENCH_ARGS=--full for 100,000.
-# urlwatch and deepdiff get a venv of their own (bench/.venv-tools), never the project's.
+# urlwatch and deepdiff get a venv of their own (bench/.venv-tools), never the project's; the
+# trialwatch measured is installed as a user installs it (bench/.venv-trialwatch, `pip install .`
+# of this checkout, again each run), not the editable development install.
 bench: $(VENV)/.installed-run
 	@test -x bench/.venv-tools/bin/urlwatch || { $(PYTHON) -m venv bench/.venv-tools && \
 	  bench/.venv-tools/bin/pip install -q urlwatch==2.29 deepdiff==9.1.0 requests; }
+	@test -x bench/.venv-trialwatch/bin/python || $(PYTHON) -m venv bench/.venv-trialwatch
+	bench/.venv-trialwatch/bin/pip install -q . && \
+	  bench/.venv-trialwatch/bin/pip install -q --no-deps --force-reinstall .
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-test

@@ -74,6 +74,14 @@ TOOLS_VENV = BENCH / ".venv-tools"
 PROFILES = BENCH / ".profiles"
 RESULTS = BENCH / "results.md"
 VENV_BIN = Path(sys.executable).parent
+# trialwatch as a user installs it (`make bench` builds it: `pip install .`, not editable): its
+# modules compiled at install and none of the test extras, which a development venv has (a
+# venv with PYTHONDONTWRITEBYTECODE=1 recompiles every module of an editable install on each
+# run, and selenium's trio would load with httpx). Without it, the development venv's.
+INSTALL_VENV = BENCH / ".venv-trialwatch"
+TRIALWATCH_BIN = (
+    INSTALL_VENV / "bin" if (INSTALL_VENV / "bin" / "trialwatch").exists() else VENV_BIN
+)
 WATCH_CHUNK = 5_000  # ids per `watch add` (argv stays far below the kernel's limit)
 COMMAND_TIMEOUT = 3_600.0
 DIFF_PAIRS = 2_000
@@ -325,7 +333,7 @@ class Trialwatch:
         return found
 
     def _command(self, *args: str) -> list[str | Path]:
-        return [VENV_BIN / "trialwatch", "--config", self.config, *args]
+        return [TRIALWATCH_BIN / "trialwatch", "--config", self.config, *args]
 
     def cycle(self, label: str) -> Row:
         self.emulator.reset_stats()
@@ -868,8 +876,9 @@ def render(
         f"Command: `.venv/bin/python bench/run.py {' '.join(argv_shown(args))}`. "
         "trialwatch with `history = false`, `requests_per_second = 100`, SQLite; each cycle "
         "is a fresh `trialwatch sync --json` process: *wall s* includes Python start-up and "
-        "the store's migration check (about 0.8 s here), *of which the cycle* is the cycle "
-        "alone (its `sync_runs` row), what the daemon pays. *latency ms*: the emulator's delay "
+        "the store's migration check, *of which the cycle* is the cycle "
+        "alone (its `sync_runs` row), what the daemon pays. trialwatch runs from "
+        f"{_install_shown()}. *latency ms*: the emulator's delay "
         "a request (the naive poller, one request at a time, skips the run with latency). "
         f"The registry holds {registry_size(count):,} records, the watch list its first "
         f"{count:,}; *wall s* of a median also gives the fastest and slowest run; *CPU s*: "
@@ -912,6 +921,12 @@ def argv_shown(args: argparse.Namespace) -> list[str]:
     if args.peer_latency_ms != PEER_LATENCY_MS:
         shown.append(f"--peer-latency-ms {args.peer_latency_ms:g}")
     return shown
+
+
+def _install_shown() -> str:
+    if TRIALWATCH_BIN == VENV_BIN:
+        return f"the development venv ({VENV_BIN.parent.name}: no {INSTALL_VENV.name}, see README)"
+    return f"`bench/{INSTALL_VENV.name}`, a `pip install .` of this checkout"
 
 
 def _machine() -> str:

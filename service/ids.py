@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from service.errors import InputError
 
@@ -89,15 +90,21 @@ class IdFormat:
 
     registry: str
     name: str  # the registry (or member registry) as the ctregistries table names it
-    pattern: re.Pattern[str]
+    regex: str
     canonical: Callable[[re.Match[str]], str]
     example: str
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        # compiled when first used: the CLI imports this module for NCT ids alone, and the
+        # two dozen formats cost more to compile than the rest of its start-up here
+        return re.compile(self.regex, re.ASCII)
 
 
 def _format(
     registry: str, name: str, pattern: str, canonical: Callable[[re.Match[str]], str], example: str
 ) -> IdFormat:
-    return IdFormat(registry, name, re.compile(pattern, re.ASCII), canonical, example)
+    return IdFormat(registry, name, pattern, canonical, example)
 
 
 def _joined(prefix: str, *groups: int | str, sep: str = "") -> Callable[[re.Match[str]], str]:

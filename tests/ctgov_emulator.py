@@ -61,6 +61,7 @@ import re
 import signal
 import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
@@ -1386,11 +1387,22 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+    def __init__(
+        self, address: tuple[str, int], emulator: Emulator, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.emulator = emulator
+        self.tls = tls
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        if self.tls is None:
+            return connection, address
+        # the handshake happens in the request's own thread, on its first read
+        wrapped = self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return wrapped, address
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks the host name up (getfqdn), which can take a while.
@@ -1565,8 +1577,10 @@ class Emulator:
         history_gap: float = 0.0,
         history_style: str = "both",
         max_url_bytes: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> Emulator:
-        """Load records and serve them on ``host:port`` (0 = a free port) from a thread.
+        """Load records and serve them on ``host:port`` (0 = a free port) from a thread;
+        over HTTPS with ``tls`` (a server context holding a certificate for 127.0.0.1).
 
         ``latency`` delays every /api/ answer (seconds); ``history_gap`` is the quiet time the
         history API wants between requests before it stops answering 429; ``history_style``
@@ -1580,11 +1594,11 @@ class Emulator:
         )
         for directory in records_dirs:
             emulator.load(directory)
-        emulator._serve(host, port)
+        emulator._serve(host, port, tls)
         return emulator
 
-    def _serve(self, host: str, port: int) -> None:
-        self._server = _Server((host, port), self)
+    def _serve(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+        self._server = _Server((host, port), self, tls)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.01},  # how long stop() waits for the loop
@@ -1621,7 +1635,8 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self._server is not None and self._server.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def api_url(self) -> str:

@@ -47,6 +47,7 @@ from service.errors import (
     UnsafeDocument,
 )
 from service.registry.base import Batch, HistoryEntry, Hits, Listing
+from service.registry.tls import registry_tls_context
 from service.safeload import load_json
 from service.settings import CtgovSettings
 
@@ -538,6 +539,7 @@ def returned_id(study: dict[str, Any]) -> str | None:
 
 def build_http_client(settings: CtgovSettings) -> httpx.Client:
     return httpx.Client(
+        verify=registry_tls_context(),
         timeout=httpx.Timeout(
             settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)
         ),
