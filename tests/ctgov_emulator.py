@@ -1597,7 +1597,7 @@ class Emulator:
         emulator._serve(host, port, tls)
         return emulator
 
-    def _serve(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+    def _serve(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
         self._server = _Server((host, port), self, tls)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
