@@ -251,6 +251,7 @@ class _Cycle:
         self.unchanged: list[str] = []
         self.moved_dates: dict[str, str] = {}  # unchanged content, but a new posted date
         self.first_sightings: list[FirstSighting] = []  # new records not stored yet
+        self.previous: dict[str, Snapshot] = {}  # a page's stored snapshots, read together
         self.explicit = False  # asked for these ids only (not the whole watch list)
         self.searched = Refresh()  # what the saved searches found at the start
         self._registry_stamp: str | None = None
@@ -438,6 +439,7 @@ class _Cycle:
             if batch.error is not None:
                 self._fail_batch(batch.requested, batch.error)
                 continue
+            self.previous = self._stored_snapshots(batch.studies, wanted)
             for raw in batch.studies:
                 if self.should_stop():
                     self._store_first_sightings()
@@ -446,6 +448,19 @@ class _Cycle:
                 if study_id is not None and study_id not in self.done:
                     self._process(study_id, raw)
             self._store_first_sightings()
+
+    def _stored_snapshots(
+        self, studies: list[dict[str, Any]], wanted: set[str]
+    ) -> dict[str, Snapshot]:
+        """What the page's stored records are diffed against, in one read rather than one a
+        record (the records a cycle fetches are, mostly, the ones that changed)."""
+        stored = []
+        for raw in studies:
+            study_id = self._watched_id(raw, wanted)
+            state = self.states.get(study_id or "")
+            if study_id is not None and state is not None and state.content_hash:
+                stored.append(study_id)
+        return self.m.store.latest_snapshots(self.m.registry, stored) if stored else {}
 
     def _fetch_one(self, study_id: str) -> None:
         """A watched id the batch did not return: ask for it alone (follows alias redirects)."""
@@ -546,7 +561,9 @@ class _Cycle:
             found = Versions([current])
         else:
             found = self._gap(study_id, state, current)
-            previous = self.m.store.latest_snapshot(self.m.registry, study_id)
+            previous = self.previous.pop(study_id, None) or self.m.store.latest_snapshot(
+                self.m.registry, study_id
+            )
             if self._store_steps(found.versions, previous, past=0):
                 self.report.changed += 1
             else:

@@ -345,3 +345,21 @@ def test_a_broken_write_is_an_error_not_a_conflict(store: Store) -> None:
     with pytest.raises(StoreError) as raised:
         store.save_version(version(snapshot("COMPLETED")), [broken], None)
     assert not isinstance(raised.value, StoreConflict)  # a bug must not pass for a race
+
+
+def test_the_latest_snapshots_of_many_records_are_each_ones_newest(store: Store) -> None:
+    """Read together (a page of a sync at once), they are what ``latest_snapshot`` reads alone:
+    the newest version of each record that has one, across the 500-id chunks of the read."""
+    ids = [f"NCT0{n:07d}" for n in range(1, 603)]
+    for n, study_id in enumerate(ids[:600]):
+        first = snapshot(count=n).model_copy(update={"study_id": study_id})
+        store.save_version(version(first, registry_version=1), [], None)
+        if n % 3 == 0:  # a third moved on: their newest is the second version
+            moved = first.model_copy(update={"overall_status": "COMPLETED"})
+            store.save_version(version(moved, T0 + timedelta(days=1), registry_version=2), [], None)
+    found = store.latest_snapshots("ctgov", ids)
+    assert set(found) == set(ids[:600])  # the last two were never stored
+    assert found == {i: store.latest_snapshot("ctgov", i) for i in ids[:600]}
+    assert (
+        found[ids[0]].overall_status == "COMPLETED" and found[ids[1]].overall_status == "RECRUITING"
+    )

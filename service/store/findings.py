@@ -64,8 +64,17 @@ class FindingStore(StoreBase):
             record = _record(session, registry, study_id)
             if record is None:
                 return None
-            versions = session.scalars(
-                select(VersionRow).where(VersionRow.record_id == record.id).order_by(VersionRow.seq)
+            # the columns the rules read, not the snapshots (a version's is ~10 KB of JSON)
+            versions = session.execute(
+                select(
+                    VersionRow.id,
+                    VersionRow.registry_version,
+                    VersionRow.seq,
+                    VersionRow.last_update_posted,
+                    VersionRow.raw_gz,
+                )
+                .where(VersionRow.record_id == record.id)
+                .order_by(VersionRow.seq)
             ).all()
             changes: dict[int, list[StoredChange]] = {}
             for row in session.scalars(

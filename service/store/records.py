@@ -208,6 +208,30 @@ class RecordStore(StoreBase):
             snapshot_json = session.scalar(query)
         return None if snapshot_json is None else Snapshot.model_validate_json(snapshot_json)
 
+    def latest_snapshots(self, registry: str, study_ids: Sequence[str]) -> dict[str, Snapshot]:
+        """``latest_snapshot`` of each of ``study_ids`` that has a version, read together."""
+        newest = (
+            select(func.max(VersionRow.seq))
+            .where(VersionRow.record_id == RecordRow.id)
+            .correlate(RecordRow)
+            .scalar_subquery()
+        )
+        found: dict[str, Snapshot] = {}
+        with self._session() as session:
+            for start in range(0, len(study_ids), 500):
+                rows = session.execute(
+                    select(RecordRow.study_id, VersionRow.snapshot)
+                    .join(VersionRow, VersionRow.record_id == RecordRow.id)
+                    .where(
+                        RecordRow.registry_key == registry,
+                        RecordRow.study_id.in_(study_ids[start : start + 500]),
+                        VersionRow.seq == newest,
+                    )
+                )
+                for study_id, snapshot_json in rows:
+                    found[study_id] = Snapshot.model_validate_json(snapshot_json)
+        return found
+
     def save_version(
         self,
         version: NewVersion,
@@ -297,7 +321,6 @@ class RecordStore(StoreBase):
                 changed=bool(changes),
                 served_id=version.served_id,
             )
-            session.flush()
             to_version = _version_number(row.registry_version, row.seq)
             flags = list(historical) + [False] * (len(changes) - len(historical))
             rows = [
