@@ -91,12 +91,12 @@ class FindingStore(StoreBase):
                 )
                 for v in versions
             ]
-            opened = session.scalars(
-                select(FindingRow)
-                .where(FindingRow.record_id == record.id, FindingRow.state == "open")
-                .order_by(FindingRow.id)
+            # by the record alone: with the state too, SQLite's planner (no statistics) picks
+            # the state index and reads every open finding of the store, ~25 ms at 100,000
+            findings = session.scalars(
+                select(FindingRow).where(FindingRow.record_id == record.id).order_by(FindingRow.id)
             )
-            found = {row.rule: _finding_info(row, record) for row in opened}
+            found = {f.rule: _finding_info(f, record) for f in findings if f.state == "open"}
             return ReviewContext(chain, found, record.findings_due)
 
     def save_findings(
