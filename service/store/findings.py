@@ -135,18 +135,16 @@ class FindingStore(StoreBase):
 
     def due_for_findings(self, registry: str, today: str) -> list[str]:
         """Records whose date-dependent rules are due for a look on ``today`` (yyyy-MM-dd)."""
+        # The registry and the order are applied here, not in SQL: with either there, SQLite's
+        # planner reads every record (by the (registry, study_id) index, or in id order: 30–200
+        # ms at 100,000, each cycle) instead of the few whose findings_due has come.
         with self._session() as session:
-            return list(
-                session.scalars(
-                    select(RecordRow.study_id)
-                    .where(
-                        RecordRow.registry_key == registry,
-                        RecordRow.findings_due.is_not(None),
-                        RecordRow.findings_due <= today,
-                    )
-                    .order_by(RecordRow.id)
+            rows = session.execute(
+                select(RecordRow.id, RecordRow.study_id, RecordRow.registry_key).where(
+                    RecordRow.findings_due.is_not(None), RecordRow.findings_due <= today
                 )
             )
+            return [study_id for _, study_id, key in sorted(rows) if key == registry]
 
     def list_findings(
         self,
