@@ -439,27 +439,20 @@ class _Cycle:
             if batch.error is not None:
                 self._fail_batch(batch.requested, batch.error)
                 continue
-            self.previous = self._stored_snapshots(batch.studies, wanted)
-            for raw in batch.studies:
+            page = [(self._watched_id(raw, wanted), raw) for raw in batch.studies]
+            self.previous = self._stored_snapshots([i for i, _ in page if i is not None])
+            for study_id, raw in page:
                 if self.should_stop():
                     self._store_first_sightings()
                     return
-                study_id = self._watched_id(raw, wanted)
                 if study_id is not None and study_id not in self.done:
                     self._process(study_id, raw)
             self._store_first_sightings()
 
-    def _stored_snapshots(
-        self, studies: list[dict[str, Any]], wanted: set[str]
-    ) -> dict[str, Snapshot]:
-        """What the page's stored records are diffed against, in one read rather than one a
+    def _stored_snapshots(self, study_ids: list[str]) -> dict[str, Snapshot]:
+        """What a page's stored records are diffed against, in one read rather than one a
         record (the records a cycle fetches are, mostly, the ones that changed)."""
-        stored = []
-        for raw in studies:
-            study_id = self._watched_id(raw, wanted)
-            state = self.states.get(study_id or "")
-            if study_id is not None and state is not None and state.content_hash:
-                stored.append(study_id)
+        stored = [i for i in study_ids if (state := self.states.get(i)) and state.content_hash]
         return self.m.store.latest_snapshots(self.m.registry, stored) if stored else {}
 
     def _fetch_one(self, study_id: str) -> None:

@@ -99,8 +99,9 @@ class FindingsKeeper:
         holding = evaluate(chain, today, self.thresholds)
         opened = [f for rule, f in holding.items() if rule not in known]
         resolved = [known[rule] for rule in known if rule not in holding]
-        due = next_review(chain[-1].facts, today, self.thresholds)
-        if not opened and not resolved and (due.isoformat() if due else None) == stored_due:
+        next_due = next_review(chain[-1].facts, today, self.thresholds)
+        due = next_due.isoformat() if next_due else None
+        if not opened and not resolved and due == stored_due:
             return []  # the findings and when they are next due stand: nothing to store
         changes = [_opened(study_id, self.registry, f) for f in opened]
         changes += [_resolved(study_id, self.registry, f) for f in resolved]
@@ -110,7 +111,7 @@ class FindingsKeeper:
             changes=changes,
             routes=self.router(study_id, changes, historical) if changes else [],
             historical=historical,
-            due=due.isoformat() if due else None,
+            due=due,
         )
         stored = self.store.save_findings(self.registry, study_id, update, run_id, self.clock())
         for change in stored:

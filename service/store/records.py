@@ -197,19 +197,10 @@ class RecordStore(StoreBase):
         return states
 
     def latest_snapshot(self, registry: str, study_id: str) -> Snapshot | None:
-        query = (
-            select(VersionRow.snapshot)
-            .join(RecordRow, RecordRow.id == VersionRow.record_id)
-            .where(RecordRow.registry_key == registry, RecordRow.study_id == study_id)
-            .order_by(VersionRow.seq.desc())
-            .limit(1)
-        )
-        with self._session() as session:
-            snapshot_json = session.scalar(query)
-        return None if snapshot_json is None else Snapshot.model_validate_json(snapshot_json)
+        return self.latest_snapshots(registry, [study_id]).get(study_id)
 
     def latest_snapshots(self, registry: str, study_ids: Sequence[str]) -> dict[str, Snapshot]:
-        """``latest_snapshot`` of each of ``study_ids`` that has a version, read together."""
+        """The newest stored snapshot of each of ``study_ids`` that has a version."""
         newest = (
             select(func.max(VersionRow.seq))
             .where(VersionRow.record_id == RecordRow.id)

@@ -33,6 +33,7 @@ from service.models import CHANGE_KINDS, SEVERITIES, StoredChange, severity_rank
 from service.notify.render import change_detail, compare_url, study_url
 from service.store import BrowsedChange, ChangeFilter
 from service.web.pages import (
+    BAD_CURSOR,
     choice,
     decode_cursor,
     encode_cursor,
@@ -175,7 +176,7 @@ def _after(request: Request) -> int | None:
         return None
     last = values[0]
     if not isinstance(last, int) or isinstance(last, bool) or last < 0:
-        raise InputError("cursor: not a cursor from this site (follow the page's next link)")
+        raise InputError(BAD_CURSOR)
     return last
 
 

@@ -25,6 +25,7 @@ from service.findings.stored import FindingInfo
 from service.store import FindingFilter
 from service.web.changes import study_parameter
 from service.web.pages import (
+    BAD_CURSOR,
     choice,
     decode_cursor,
     encode_cursor,
@@ -76,7 +77,7 @@ def _after(request: Request) -> tuple[str, int] | None:
         return None
     state, last = values
     if state not in STATES or not isinstance(last, int) or isinstance(last, bool):
-        raise InputError("cursor: not a cursor from this site (follow the page's next link)")
+        raise InputError(BAD_CURSOR)
     return state, last
 
 

@@ -70,6 +70,9 @@ def encode_cursor(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+BAD_CURSOR = "cursor: not a cursor from this site (follow the page's next link)"
+
+
 def decode_cursor(text: str | None, arity: int) -> list[Any] | None:
     """The sort key a cursor carries, or None for the first page; a cursor that was not made
     here is a one-line ``InputError`` (400)."""
@@ -79,12 +82,10 @@ def decode_cursor(text: str | None, arity: int) -> list[Any] | None:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         values = json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InputError(
-            "cursor: not a cursor from this site (follow the page's next link)"
-        ) from None
+        raise InputError(BAD_CURSOR) from None
     ok = isinstance(values, list) and len(values) == arity
     if not ok or not all(v is None or isinstance(v, str | int) for v in values):
-        raise InputError("cursor: not a cursor from this site (follow the page's next link)")
+        raise InputError(BAD_CURSOR)
     return values
 
 

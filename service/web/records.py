@@ -55,6 +55,7 @@ from service.store import (
     WatchSort,
 )
 from service.web.pages import (
+    BAD_CURSOR,
     choice,
     decode_cursor,
     encode_cursor,
@@ -78,7 +79,6 @@ SORT_LABELS: dict[str, str] = {
 }
 FILTERS = ("q", "status", "tag", "seed", "query", "finding")
 STATUS_VALUE = re.compile(r"[A-Z][A-Z_]{0,39}", re.ASCII)  # how the registry writes statuses
-BAD_CURSOR = "cursor: not a cursor from this site (follow the page's next link)"
 
 
 # ---- the list -------------------------------------------------------------------------------
