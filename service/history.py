@@ -39,6 +39,18 @@ class Versions:
     # how many of ``versions`` were already posted when the current record was fetched: a
     # version published while a (slow) first sync was under way is news, not the past
     past: int = 1
+    # the registry number found for the stored version gap filling went on from, when it was
+    # stored without one (see ``HistoryFetcher.gap``)
+    anchored: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredAnchor:
+    """The newest stored version of a record, which gap filling goes on from."""
+
+    number: int | None  # its registry number, once known
+    posted: str  # its last-update-posted date, yyyy-MM-dd ("" when unknown)
+    content_hash: str
 
 
 class HistoryFetcher:
@@ -52,21 +64,31 @@ class HistoryFetcher:
         filling. ``past`` counts the versions, ``current`` included."""
         return self._versions_after(study_id, -1, current, upto_current=True)
 
-    def gap(self, study_id: str, latest_stored: int | None, current: NewVersion) -> Versions:
-        """The versions published since version ``latest_stored`` (the registry's number)."""
-        if latest_stored is None:  # stored without registry numbers: nothing to anchor on
-            return Versions([current])
-        return self._versions_after(study_id, latest_stored, current)
+    def gap(self, study_id: str, stored: StoredAnchor, current: NewVersion) -> Versions:
+        """The versions published since the newest stored one, ``stored``; when that was
+        stored without its registry number, the number found for it is ``anchored``."""
+        return self._versions_after(study_id, stored, current)
 
     def _versions_after(
-        self, study_id: str, after: int, current: NewVersion, *, upto_current: bool = False
+        self,
+        study_id: str,
+        after: int | StoredAnchor,
+        current: NewVersion,
+        *,
+        upto_current: bool = False,
     ) -> Versions:
         try:
             entries = self.client.history(study_id)
-            newer = [e for e in entries if e.version > after]
-            if not newer:
-                return Versions([current])  # the history API lags behind API v2
-            return self._fetch(study_id, newer, current, upto_current)
+            number = after if isinstance(after, int) else self._anchor(study_id, entries, after)
+            if number is None:  # the stored version is not in the list: compare with it alone
+                return Versions([current])
+            newer = [e for e in entries if e.version > number]
+            # no newer entry: the history API lags behind API v2
+            found = self._fetch(study_id, newer, current, upto_current) if newer else None
+            found = found or Versions([current])
+            if isinstance(after, StoredAnchor) and after.number is None:
+                found = replace(found, anchored=number)
+            return found
         except RegistryError as exc:
             warning = f"{study_id}: history unavailable, compared with the last version only: {exc}"
             log.warning("%s", warning)
@@ -82,7 +104,9 @@ class HistoryFetcher:
     ) -> Versions:
         """Fetch the ``newer`` versions, placing ``current`` (the API v2 record) among them:
         by its posted date, else by content. The history list and API v2 may each be ahead."""
-        place = self._place(study_id, newer, current)
+        place = self._place(
+            study_id, newer, current.last_update_posted, current.snapshot.content_hash()
+        )
         if place is None:  # API v2 is ahead of the history list
             versions = [self._version(study_id, e) for e in newer] + [current]
             return Versions(versions, past=len(versions))
@@ -96,9 +120,25 @@ class HistoryFetcher:
         ]
         return Versions(versions, past=place + 1)
 
-    def _place(self, study_id: str, newer: list[HistoryEntry], current: NewVersion) -> int | None:
-        """The index in ``newer`` of the version ``current`` is, or None if it is newer."""
-        posted = current.last_update_posted
+    def _anchor(
+        self, study_id: str, entries: list[HistoryEntry], stored: StoredAnchor
+    ) -> int | None:
+        """The registry number of the newest stored version. A version stored before its
+        record's past was backfilled (the queue is long after a first load, or the process
+        stopped in between) has none yet: it is placed in the list as backfill would place
+        it, or every version published since would be lost to a diff with it alone."""
+        if stored.number is not None:
+            return stored.number
+        if not entries or not stored.posted:  # no date: any place would be a guess
+            return None
+        place = self._place(study_id, entries, stored.posted, stored.content_hash)
+        return None if place is None else entries[place].version
+
+    def _place(
+        self, study_id: str, newer: list[HistoryEntry], posted: str, content_hash: str
+    ) -> int | None:
+        """The index in ``newer`` of the version posted on ``posted`` with ``content_hash``,
+        or None if it is newer than the list."""
         same_day = [i for i, e in enumerate(newer) if e.date == posted]
         if same_day:
             return same_day[-1]
@@ -106,7 +146,7 @@ class HistoryFetcher:
             earlier = [i for i, e in enumerate(newer) if e.date < posted]
             return earlier[-1] if earlier else 0
         newest = self._version(study_id, newer[-1])  # no dates to go by: compare content
-        if newest.snapshot.content_hash() == current.snapshot.content_hash():
+        if newest.snapshot.content_hash() == content_hash:
             return len(newer) - 1
         return None
 

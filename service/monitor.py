@@ -35,7 +35,7 @@ from service.errors import (
     StoreError,
 )
 from service.findings.keeper import FindingsKeeper
-from service.history import HistoryFetcher, Versions
+from service.history import HistoryFetcher, StoredAnchor, Versions
 from service.models import Change, Route, Snapshot, StoredChange
 from service.registry.base import Registry
 from service.registry.ctgov_fields import STUDY_ID_FIELD
@@ -554,6 +554,10 @@ class _Cycle:
             found = Versions([current])
         else:
             found = self._gap(study_id, state, current)
+            if found.anchored is not None and not self.dry_run:
+                self.m.store.number_version(
+                    self.m.registry, study_id, state.latest_seq, found.anchored
+                )
             previous = self.previous.pop(study_id, None) or self.m.store.latest_snapshot(
                 self.m.registry, study_id
             )
@@ -641,7 +645,11 @@ class _Cycle:
     def _gap(self, study_id: str, state: RecordState, current: NewVersion) -> Versions:
         if not self.m.settings.history:
             return Versions([current])
-        return self.m.history.gap(study_id, state.latest_registry_version, current)
+        assert state.content_hash is not None  # a stored version to go on from
+        stored = StoredAnchor(
+            state.latest_registry_version, state.last_update_posted, state.content_hash
+        )
+        return self.m.history.gap(study_id, stored, current)
 
     def _store_steps(
         self, versions: list[NewVersion], previous: Snapshot | None, *, past: int

@@ -256,6 +256,25 @@ def test_the_rate_limiter_spaces_request_starts() -> None:
     assert waits[-1] == 0.5
 
 
+def test_a_quiet_after_limiter_also_keeps_the_interval_after_each_answer() -> None:
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(2.0, clock=lambda: now[0], sleep=sleep, quiet_after=True)
+    limiter.acquire()
+    now[0] += 0.4  # a slow answer
+    limiter.answered()
+    limiter.acquire()
+    assert waits == pytest.approx([0.5])  # from the answer, not 0.1 from the start
+    limiter.answered()  # a quick one: the interval from the start still holds
+    limiter.acquire()
+    assert waits == pytest.approx([0.5, 0.5])
+
+
 def test_the_page_body_is_json_decoded() -> None:
     payload = {"studies": [study("NCT00000001")]}
     recorder = Recorder(lambda _r: httpx.Response(200, content=json.dumps(payload).encode()))

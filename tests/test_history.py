@@ -17,7 +17,7 @@ from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
 from notify_servers import WebhookReceiver
 
-from service.history import HistoryFetcher
+from service.history import HistoryFetcher, StoredAnchor
 from service.registry.ctgov import CtgovClient
 from service.registry.ctgov_normalise import normalise, record_meta
 from service.settings import CtgovSettings
@@ -130,6 +130,18 @@ def test_a_first_sighting_backfills_every_past_version(
     assert webhook_receiver.requests == []  # the past is stored, not alerted
 
 
+def test_history_requests_keep_the_quiet_gap_after_each_slow_answer(
+    trialwatch: twconfig.Run, registry: Emulator
+) -> None:
+    """The history API counts its quiet gap from the end of the last request: a slow answer
+    must not eat into it (a gap counted from request starts is refused, and costs a retry)."""
+    registry.fault("slow", count=-1, path_prefix="/api/int", seconds=0.1)
+    registry.reset_stats()
+    report = sync(trialwatch)
+    assert registry.stats.snapshot()["history_refused"] == 0
+    assert report["requests"] == registry.requests == 1 + 1 + 4
+
+
 def test_versions_published_between_syncs_are_each_recorded_and_notified_once(
     trialwatch: twconfig.Run, registry: Emulator, webhook_receiver: WebhookReceiver
 ) -> None:
@@ -159,6 +171,35 @@ def test_versions_published_between_syncs_are_each_recorded_and_notified_once(
     sync(trialwatch)
     trialwatch("notify")
     assert len(webhook_receiver.requests) == 3
+
+
+@pytest.mark.parametrize("setting", ["history_budget_seconds = 0", "history_backfill = false"])
+def test_versions_published_before_the_past_was_backfilled_are_each_recorded(
+    trialwatch: twconfig.Run, registry: Emulator, tmp_path: Path, setting: str
+) -> None:
+    """The first version of a record has no registry number until its past is backfilled:
+    the queue is long after a first load, or the process stopped in between. The versions
+    published meanwhile are still each recorded, found by placing that version in the list."""
+    config = tmp_path / "trialwatch.toml"
+    ordinary = config.read_text()
+    config.write_text(ordinary.replace("[ctgov]", f"[ctgov]\n{setting}"))
+    sync(trialwatch)
+    for n, edits in enumerate(LATER):
+        registry.publish(version(*edits), date=f"2013-0{n + 1}-15")
+    report = sync(trialwatch)
+    # the stored version is found to be version 4 (the alerts' history links need it)
+    steps = [(c["from_version"], c["to_version"], c["kind"]) for c in report["changes"]]
+    assert steps == [
+        (4, 5, "enrollment_changed"),
+        (5, 6, "enrollment_type_changed"),
+        (6, 7, "status_changed"),
+    ]
+    config.write_text(ordinary)
+    sync(trialwatch)  # the backfill, when it is allowed to run
+    versions = json.loads(trialwatch("history", STUDY, "--json").stdout)
+    numbers = [v["version"] for v in versions]
+    assert numbers == (list(range(8)) if "budget" in setting else [4, 5, 6, 7])
+    assert [v["overall_status"] for v in versions][-2:] == ["ACTIVE_NOT_RECRUITING", "COMPLETED"]
 
 
 def test_an_old_version_in_html_markup_is_not_a_change(
@@ -233,6 +274,10 @@ def test_a_version_published_during_a_first_sync_is_news_not_history(
         later = NewVersion(
             "ctgov", normalise(fresh), fresh, None, record_meta(fresh).last_update_posted, T_FETCH
         )
-        news = fetcher.gap(STUDY, found.versions[0].registry_version, later)
+        stored = found.versions[0]
+        anchor = StoredAnchor(
+            stored.registry_version, stored.last_update_posted, stored.snapshot.content_hash()
+        )
+        news = fetcher.gap(STUDY, anchor, later)
     assert [v.registry_version for v in news.versions] == [1]
     assert news.versions[0].snapshot.enrollment_count == 36

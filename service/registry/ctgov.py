@@ -58,19 +58,29 @@ PROBE_FIELDS = "NCTId,LastUpdatePostDate"  # a cheap "what changed?" page
 
 
 class RateLimiter:
-    """At most ``rate`` request starts per second, across threads."""
+    """At most ``rate`` request starts per second, across threads. With ``quiet_after``, the
+    interval is also kept after each answer (``answered``): the history API wants a quiet
+    gap after a request ends, and a slow answer would eat into a gap counted from its start."""
 
     def __init__(
         self,
         rate: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        quiet_after: bool = False,
     ) -> None:
         self.interval = 1.0 / rate
         self._clock = clock
         self._sleep = sleep
+        self._quiet_after = quiet_after
         self._next = 0.0
         self._lock = threading.Lock()
+
+    def answered(self) -> None:
+        if self._quiet_after:
+            with self._lock:
+                self._next = max(self._next, self._clock() + self.interval)
 
     def acquire(self) -> None:
         with self._lock:
@@ -116,7 +126,9 @@ class CtgovClient:
         # the history API answers 429 to concurrent or quick requests: its own, slower pace
         history_rate = 1.0 / max(settings.history_gap_seconds, 1.0 / settings.requests_per_second)
         self._history_limiter = (
-            limiter if limiter is not None else RateLimiter(history_rate, sleep=sleep)
+            limiter
+            if limiter is not None
+            else RateLimiter(history_rate, sleep=sleep, quiet_after=True)
         )
         self._backoff = wait_exponential_jitter(
             multiplier=settings.retry_initial_seconds,
@@ -364,6 +376,8 @@ class CtgovClient:
             raise RegistryUnavailable(
                 f"registry unreachable ({_describe(url)}: {exc or type(exc).__name__})"
             ) from exc
+        finally:
+            limiter.answered()
         self._observe(str(response.status_code))
         return _decode(response)
 

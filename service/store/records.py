@@ -19,7 +19,7 @@ from service.errors import StoreConflict, StoreError
 from service.models import Change, Route, Snapshot, StoredChange, VersionInfo, WatchInfo
 from service.store.base import Base, StoreBase, _clash
 from service.store.outbox import _queue
-from service.store.rows import _change_values, _stored_change, _version_number
+from service.store.rows import _change_values, _record, _stored_change, _version_number
 from service.store.tables import ChangeRow, RecordRow, VersionRow, WatchRow
 
 
@@ -222,6 +222,31 @@ class RecordStore(StoreBase):
                 for study_id, snapshot_json in rows:
                     found[study_id] = Snapshot.model_validate_json(snapshot_json)
         return found
+
+    def number_version(self, registry: str, study_id: str, seq: int, number: int) -> None:
+        """Give version ``seq`` of a record, stored without its registry number (before the
+        record's past was backfilled), the ``number`` gap filling found for it. A number
+        another of its versions has already is left alone."""
+        with self._session() as session:
+            record = _record(session, registry, study_id)
+            if record is None:
+                return
+            numbers = session.scalars(
+                select(VersionRow.registry_version).where(VersionRow.record_id == record.id)
+            )
+            if number in set(numbers):
+                return
+            session.execute(
+                update(VersionRow)
+                .where(
+                    VersionRow.record_id == record.id,
+                    VersionRow.seq == seq,
+                    VersionRow.registry_version.is_(None),
+                )
+                .values(registry_version=number)
+            )
+            if record.latest_seq == seq and record.latest_registry_version is None:
+                record.latest_registry_version = number
 
     def save_version(
         self,
