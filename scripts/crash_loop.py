@@ -291,10 +291,13 @@ def _stop(daemons: list[subprocess.Popen[bytes]], rounds: Rounds) -> None:
         try:
             code = daemon.wait(timeout=30)
         except subprocess.TimeoutExpired:
+            daemon.send_signal(signal.SIGUSR1)  # its threads' stacks, into its log
+            time.sleep(1)
             daemon.kill()
             code = daemon.wait()
         if code != 0:
-            outcome.problems.append(f"daemon {daemon.pid} exited {code} after SIGTERM")
+            tail = rounds.daemon_logs[daemon.pid].read_text(errors="replace")[-6000:]
+            outcome.problems.append(f"daemon {daemon.pid} exited {code} after SIGTERM:\n{tail}")
 
 
 def _environment(

@@ -16,6 +16,7 @@ A cycle that fails as a whole (the registry unreachable, the store gone) is retr
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import math
 import os
@@ -120,6 +121,9 @@ class Daemon:
         self._add_jobs()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
+        # what every thread is doing, on stderr, for a daemon that seems stuck (C level: it
+        # answers even while the main thread waits on a lock)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         self._log_schedule()
         try:
             self.scheduler.start()

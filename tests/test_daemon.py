@@ -141,6 +141,12 @@ def test_the_daemon_syncs_on_schedule_serves_health_and_metrics_and_stops_on_sig
     assert 'trialwatch_registry_requests_total{status="200"}' in text
     assert "trialwatch_watched_records 2.0" in text
     assert "trialwatch_outbox_pending 0.0" in text
+    daemon.process.send_signal(signal.SIGUSR1)  # what a stuck daemon is doing, and it goes on
+    # the main thread, in the scheduler's loop
+    wait_until(lambda: "service/scheduler.py\", line" in daemon.log.read_text(), timeout=10,
+               what="the threads' stacks in the log")  # fmt: skip
+    assert "most recent call first" in daemon.log.read_text()
+    assert daemon.health()[0] == 200
     assert daemon.stop() == 0
     log = daemon.log.read_text()
     assert "trialwatch daemon started: sync every 1 s" in log
