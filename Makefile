@@ -27,10 +27,11 @@ run: $(VENV)/.installed-run
 	$(BIN)/trialwatch seeds load
 	TRIALWATCH_WEB_PORT=$(WEB_PORT) $(BIN)/trialwatch run
 
+# the tests run in one worker per core (up to 4; `make test PYTEST_ARGS='-n 0'` for one process)
 test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check service tests scripts
 	$(BIN)/ruff format --check service tests scripts
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 $(PYTEST_ARGS)
 
 demo: $(VENV)/.installed-run
 	$(BIN)/python scripts/demo.py

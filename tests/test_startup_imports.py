@@ -79,7 +79,7 @@ def loaded(tmp_path: Path, *args: str, registry: Emulator | None = None) -> set[
     env["TRIALWATCH_DATABASE_URL"] = f"sqlite:///{tmp_path / 'store.db'}"
     if registry is not None:
         env["TRIALWATCH_CTGOV_API_URL"] = registry.api_url
-        env["TRIALWATCH_CTGOV_HISTORY"] = "false"
+        env["TRIALWATCH_CTGOV_HISTORY_URL"] = registry.history_url  # never the real one
     subprocess.run(
         [sys.executable, "-c", PROBE, str(out), *args],
         cwd=tmp_path,
