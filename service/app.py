@@ -8,7 +8,7 @@ does not import httpx, the monitor or the notifiers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the parts below are imported when first built: a command th
     import httpx
 
     from service.alerts import Alerter
+    from service.backfill import BackfillRound
     from service.metrics import Metrics
     from service.models import Change, Snapshot
     from service.monitor import Monitor, SyncReport
@@ -50,6 +51,8 @@ class App:
         self.clock = clock
         self._http = http
         self._subscriptions_checked = False
+        # the records some seed links to, by registry: read once a cycle (or backfill round)
+        self._seeded: dict[str, set[str]] = {}
 
     @cached_property
     def store(self) -> Store:
@@ -95,11 +98,13 @@ class App:
         )
 
     def _seed_discrepancies(self, old: Snapshot | None, new: Snapshot) -> list[Change]:
-        """The seed discrepancies a new version introduced (most records have no seed: they
-        cost one query, and the seed tools are loaded only for those that do)."""
-        linked = self.store.seeds_linked_to(new.registry, new.study_id)
-        if not linked:
+        """The seed discrepancies a new version introduced (most records have no seed: which
+        have is read once a cycle, and the seed tools are loaded only for those)."""
+        if new.registry not in self._seeded:
+            self._seeded[new.registry] = self.store.seed_linked_ids(new.registry)
+        if new.study_id not in self._seeded[new.registry]:
             return []
+        linked = self.store.seeds_linked_to(new.registry, new.study_id)
         from service.seeds.service import linked_discrepancy_changes
 
         return linked_discrepancy_changes(linked, old, new)
@@ -140,6 +145,7 @@ class App:
         would otherwise take the cycle's versions and changes with it, silently. A cycle that
         raises leaves no sync run ``running``."""
         self.store.check()
+        self._seeded.clear()  # seeds loaded since the last cycle link records too
         registry = self.monitor.registry
         # (a saved search may bring records in)
         idle = not study_ids and not self.store.watch_count(registry)
@@ -154,6 +160,13 @@ class App:
         if not options.get("dry_run"):
             self.alerter.after_sync(report)
         return report
+
+    def work_backfills(
+        self, budget_seconds: float, should_stop: Callable[[], bool]
+    ) -> BackfillRound:
+        """A round of the backfill queue between cycles (the daemon's)."""
+        self._seeded.clear()
+        return self.monitor.work_backfills(budget_seconds, should_stop)
 
     def deliver(self) -> DeliveryReport:
         """One delivery round, then an alert if anything went to the dead letters."""

@@ -251,6 +251,7 @@ class _Cycle:
         self.unchanged: list[str] = []
         self.moved_dates: dict[str, str] = {}  # unchanged content, but a new posted date
         self.first_sightings: list[FirstSighting] = []  # new records not stored yet
+        self.to_review: dict[str, bool] = {}  # stored records whose findings are to review
         self.previous: dict[str, Snapshot] = {}  # a page's stored snapshots, read together
         self.explicit = False  # asked for these ids only (not the whole watch list)
         self.searched = Refresh()  # what the saved searches found at the start
@@ -274,6 +275,7 @@ class _Cycle:
             if study_id not in self.done and not self.should_stop():
                 self._fetch_one(study_id)
         self._store_first_sightings()
+        self._review_stored()
         self.report.checked = len(self.done)
         if self.unchanged and not self.dry_run:
             store.mark_checked(self.m.registry, self.unchanged, self.m.clock(), self.moved_dates)
@@ -444,10 +446,12 @@ class _Cycle:
             for study_id, raw in page:
                 if self.should_stop():
                     self._store_first_sightings()
+                    self._review_stored()
                     return
                 if study_id is not None and study_id not in self.done:
                     self._process(study_id, raw)
             self._store_first_sightings()
+            self._review_stored()
 
     def _stored_snapshots(self, study_ids: list[str]) -> dict[str, Snapshot]:
         """What a page's stored records are diffed against, in one read rather than one a
@@ -678,10 +682,14 @@ class _Cycle:
             stored = self.m.store.save_version(version, changes, self.run_id, routes, flags)
             self.report.changes.extend(stored)
         if versions and not self.dry_run:
-            study_id = versions[-1].snapshot.study_id
-            found = self.m.findings.review(study_id, self.run_id, historical=first_sighting)
-            self.report.changes.extend(found)
+            self.to_review[versions[-1].snapshot.study_id] = first_sighting
         return any_change
+
+    def _review_stored(self) -> None:
+        """Review the findings of the records stored since the last review, together (a page
+        of changed records is read in a few queries, not a few each)."""
+        to_review, self.to_review = self.to_review, {}
+        self.report.changes.extend(self.m.findings.review_many(to_review, self.run_id))
 
     def _routes(self, changes: list[Change], historical: list[bool], now: datetime) -> list[Route]:
         """Where ``changes`` are to be notified; changes found by backfill only when the

@@ -307,7 +307,7 @@ class Daemon:
                 if mine:
                     # most of the interval: the queue is the history API's only other user
                     budget = 0.8 * self.app.settings.ctgov.history_backfill_every_seconds
-                    done = self.app.monitor.work_backfills(budget, self.stopping.is_set)
+                    done = self.app.work_backfills(budget, self.stopping.is_set)
                     if done.done or done.failed:
                         log.info("backfill: %d records done, %d failed", done.done, done.failed)
         except TrialwatchError as exc:

@@ -14,9 +14,11 @@ import twconfig
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
 
+from service.app import App
 from service.cli_seeds import _compare_summary, _comparison_lines
 from service.registry.ctgov_normalise import normalise
 from service.seeds.service import CompareReport, Comparison, discrepancy_changes
+from service.settings import load_settings
 from service.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -312,6 +314,35 @@ def test_a_registry_update_that_opens_a_discrepancy_becomes_a_seed_change(
     assert changes[0].summary == (
         f"Seed {PAGE_SEED}: Enrollment: the document targets 30, the registry says 12 (estimated)"
     )
+
+
+def test_a_long_running_process_sees_seeds_loaded_between_its_cycles(
+    trialwatch: Trialwatch, registry: Emulator, database_url: str, tmp_path: Path
+) -> None:
+    """The daemon reads which records have seeds once a cycle: seeds loaded while it runs
+    count from its next cycle."""
+    environ = {
+        "TRIALWATCH_CONFIG": str(tmp_path / "trialwatch.toml"),
+        "TRIALWATCH_DATABASE_URL": database_url,
+        "TRIALWATCH_CTGOV_API_URL": registry.api_url,
+        "TRIALWATCH_CTGOV_HISTORY_URL": registry.history_url,
+    }
+    app = App(load_settings(environ=environ))
+    try:
+        trialwatch("watch", "add", "NCT05605665")
+        app.sync()
+        study = json.loads((DEMO / "v1.json").read_text())
+        study["protocolSection"]["statusModule"]["overallStatus"] = "SUSPENDED"
+        registry.publish(study, date="2024-02-10")
+        assert "seed:" not in str([c.field for c in app.sync().changes])  # no seed yet
+        trialwatch("seeds", "load", str(SEEDS))  # another process, while the daemon runs
+        study["protocolSection"]["designModule"]["enrollmentInfo"]["count"] = 12
+        registry.publish(study, date="2024-03-10")
+        report = app.sync()
+    finally:
+        app.store.close()
+    fields = [c.field for c in report.changes]
+    assert f"seed:{PAGE_SEED}:enrollment" in fields
 
 
 def test_compare_names_what_it_could_not_compare_instead_of_no_discrepancies(

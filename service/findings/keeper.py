@@ -10,7 +10,7 @@ notified (a new watch list must not send an alert per old finding).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -57,18 +57,27 @@ class FindingsKeeper:
         self, study_id: str, run_id: int | None, *, historical: bool = False
     ) -> list[StoredChange]:
         """Evaluate every rule on the record's stored versions; open and resolve."""
-        if not self.enabled:
+        return self.review_many({study_id: historical}, run_id)
+
+    def review_many(self, historical: Mapping[str, bool], run_id: int | None) -> list[StoredChange]:
+        """``review`` each record of ``historical`` (study id → whether what it finds is
+        historical), in that order, their stored versions read together."""
+        if not self.enabled or not historical:
             return []
-        context = self.store.review_context(self.registry, study_id)
-        if context is None or not context.versions:
-            return []
-        chain = [
-            VersionFacts(v.number, v.posted, trial_facts(v.raw), tuple(v.changes))
-            for v in context.versions
-        ]
-        return self._decide(
-            study_id, chain, context.open, run_id, historical=historical, stored_due=context.due
-        )
+        contexts = self.store.review_contexts(self.registry, list(historical))
+        found: list[StoredChange] = []
+        for study_id, past in historical.items():
+            context = contexts.get(study_id)
+            if context is None or not context.versions:
+                continue
+            chain = [
+                VersionFacts(v.number, v.posted, trial_facts(v.raw), tuple(v.changes))
+                for v in context.versions
+            ]
+            found += self._decide(
+                study_id, chain, context.open, run_id, historical=past, stored_due=context.due
+            )
+        return found
 
     def review_due(
         self, run_id: int | None, study_ids: Sequence[str] | None = None
@@ -79,11 +88,9 @@ class FindingsKeeper:
             return []
         due = self.store.due_for_findings(self.registry, self._today().isoformat())
         wanted = set(study_ids) if study_ids is not None else None
-        found: list[StoredChange] = []
-        for study_id in due:
-            if wanted is None or study_id in wanted:
-                found += self.review(study_id, run_id)
-        return found
+        return self.review_many(
+            {study_id: False for study_id in due if wanted is None or study_id in wanted}, run_id
+        )
 
     def _decide(
         self,

@@ -88,6 +88,12 @@ class SeedStore(StoreBase):
         with self._session() as session:
             return _stored_seeds(session, session.scalars(query).all())
 
+    def seed_linked_ids(self, registry: str) -> set[str]:
+        """The records of ``registry`` some seed links to."""
+        query = select(SeedLinkRow.study_id).where(SeedLinkRow.registry_key == registry)
+        with self._session() as session:
+            return set(session.scalars(query))
+
     def seeds_linked_to(self, registry: str, study_id: str) -> list[StoredSeed]:
         """The seeds that link to one registry record (for re-comparing them after a sync)."""
         query = (
