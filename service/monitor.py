@@ -430,10 +430,17 @@ class _Cycle:
         ]
 
     def _fail_batch(self, study_ids: list[str], error: RegistryError) -> None:
+        """A request for many records failed: each of them fails, in one line of the log (a
+        registry that is down must not write a line per watched record)."""
         reason = "invalid" if isinstance(error, RecordInvalid) else "registry"
-        for study_id in study_ids:
-            if study_id not in self.done:
-                self._failed(study_id, str(error), reason)
+        failing = [i for i in study_ids if i not in self.done]
+        if not failing:
+            return
+        more = f" and {len(failing) - 3:,} more" if len(failing) > 3 else ""
+        log.warning("%s (not checked: %s%s)", error, ", ".join(failing[:3]), more)
+        for study_id in failing:
+            self.report.fail(study_id, str(error), reason)
+            self._finish(study_id)
 
     def _fetch_batches(self, ids: list[str]) -> None:
         wanted = set(ids)

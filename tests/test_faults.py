@@ -55,6 +55,17 @@ def test_a_403_is_not_retried_and_fails_the_cycle_clearly(
     assert json.loads(trialwatch("changes", "--json").stdout) == []
 
 
+def test_a_failed_request_for_many_records_is_one_line_of_the_log(
+    trialwatch: twconfig.Run, registry: Emulator
+) -> None:
+    registry.fault("503", count=-1)
+    result = trialwatch("sync", "--json")
+    assert result.exit_code == 1
+    assert report(result)["failed"] == 3  # each record failed...
+    [line] = [line for line in result.stderr.splitlines() if "503" in line]  # ...in one line
+    assert "not checked: NCT00763412, NCT00973089, NCT03475563" in line
+
+
 def test_a_slow_answer_times_out_and_is_retried(
     trialwatch: twconfig.Run, registry: Emulator
 ) -> None:
