@@ -238,41 +238,44 @@ def test_requests_name_trialwatch_in_the_user_agent() -> None:
     assert build_http_client(CtgovSettings()).headers["User-Agent"] == USER_AGENT
 
 
+class FakeTime:
+    """A clock that only the limiter's sleeps move (and the test, by hand)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
 def test_the_rate_limiter_spaces_request_starts() -> None:
-    now = [0.0]
-    waits: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        now[0] += seconds
-
-    limiter = RateLimiter(2.0, clock=lambda: now[0], sleep=sleep)
+    fake = FakeTime()
+    limiter = RateLimiter(2.0, clock=fake.clock, sleep=fake.sleep)
     for _ in range(4):
         limiter.acquire()
-    assert waits == [0.5, 0.5, 0.5]
-    now[0] += 10  # idle time is not saved up for a burst
+    assert fake.waits == [0.5, 0.5, 0.5]
+    fake.now += 10  # idle fake is not saved up for a burst
     limiter.acquire()
     limiter.acquire()
-    assert waits[-1] == 0.5
+    assert fake.waits[-1] == 0.5
 
 
 def test_a_quiet_after_limiter_also_keeps_the_interval_after_each_answer() -> None:
-    now = [0.0]
-    waits: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        now[0] += seconds
-
-    limiter = RateLimiter(2.0, clock=lambda: now[0], sleep=sleep, quiet_after=True)
+    fake = FakeTime()
+    limiter = RateLimiter(2.0, clock=fake.clock, sleep=fake.sleep, quiet_after=True)
     limiter.acquire()
-    now[0] += 0.4  # a slow answer
+    fake.now += 0.4  # a slow answer
     limiter.answered()
     limiter.acquire()
-    assert waits == pytest.approx([0.5])  # from the answer, not 0.1 from the start
+    assert fake.waits == pytest.approx([0.5])  # from the answer, not 0.1 from the start
     limiter.answered()  # a quick one: the interval from the start still holds
     limiter.acquire()
-    assert waits == pytest.approx([0.5, 0.5])
+    assert fake.waits == pytest.approx([0.5, 0.5])
 
 
 def test_the_page_body_is_json_decoded() -> None:
