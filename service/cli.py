@@ -32,6 +32,7 @@ from service.cli_seeds import seeds
 from service.clock import parse_since
 from service.errors import InputError, RecordInvalid, TrialwatchError, UnsafeDocument
 from service.ids import parse_ncts
+from service.quick_exit import leave
 from service.safeload import MIB, load_json, read_bounded
 
 if TYPE_CHECKING:  # for annotations only: importing these costs most of a second
@@ -574,4 +575,7 @@ def main() -> None:
     # job runs every few minutes should not pay for it. Marking the module absent makes
     # httpx's guarded import fall back to its stub.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-    cli(prog_name="trialwatch")
+    try:
+        cli(prog_name="trialwatch")  # click ends with SystemExit, also on success
+    except SystemExit as done:
+        leave(done.code)

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from service.backfill import BackfillRound, BackfillWorker
 from service.clock import Clock, utcnow
@@ -42,10 +42,12 @@ from service.registry.ctgov_fields import STUDY_ID_FIELD
 from service.registry.ctgov_normalise import normalise, record_meta
 from service.searches import Refresh, SavedSearches
 from service.settings import CtgovSettings, FindingsSettings, Subscription
-from service.store import FirstSighting, NewVersion, RecordState, Store
+from service.store import FirstSighting, NewVersion, NextVersion, RecordState, Store
 from service.subscriptions import route
 
 log = logging.getLogger(__name__)
+
+_Write = TypeVar("_Write", FirstSighting, NextVersion)  # a page's write, stored together
 
 STUDY_ID_FIELD = STUDY_ID_FIELD
 LISTING_PAGE = 1000  # records a page of the changed-since listing
@@ -250,7 +252,7 @@ class _Cycle:
         self.done: set[str] = set()
         self.unchanged: list[str] = []
         self.moved_dates: dict[str, str] = {}  # unchanged content, but a new posted date
-        self.first_sightings: list[FirstSighting] = []  # new records not stored yet
+        self.pending: list[FirstSighting | NextVersion] = []  # a page's writes, not stored yet
         self.to_review: dict[str, bool] = {}  # stored records whose findings are to review
         self.previous: dict[str, Snapshot] = {}  # a page's stored snapshots, read together
         self.explicit = False  # asked for these ids only (not the whole watch list)
@@ -274,7 +276,7 @@ class _Cycle:
         for study_id in self.ids:
             if study_id not in self.done and not self.should_stop():
                 self._fetch_one(study_id)
-        self._store_first_sightings()
+        self._store_pending()
         self._review_stored()
         self.report.checked = len(self.done)
         if self.unchanged and not self.dry_run:
@@ -452,12 +454,12 @@ class _Cycle:
             self.previous = self._stored_snapshots([i for i, _ in page if i is not None])
             for study_id, raw in page:
                 if self.should_stop():
-                    self._store_first_sightings()
+                    self._store_pending()
                     self._review_stored()
                     return
                 if study_id is not None and study_id not in self.done:
                     self._process(study_id, raw)
-            self._store_first_sightings()
+            self._store_pending()
             self._review_stored()
 
     def _stored_snapshots(self, study_ids: list[str]) -> dict[str, Snapshot]:
@@ -488,7 +490,7 @@ class _Cycle:
         if state.state == "unavailable":
             self.report.unchanged += 1
             return
-        self._store_first_sightings()  # keeps the report's changes in the order found
+        self._store_pending()  # keeps the report's changes in the order found
         change = record_unavailable(self.m.registry, study_id)
         if self.dry_run:
             stored: Change | None = change
@@ -572,7 +574,7 @@ class _Cycle:
             previous = self.previous.pop(study_id, None) or self.m.store.latest_snapshot(
                 self.m.registry, study_id
             )
-            if self._store_steps(found.versions, previous, past=0):
+            if self._store_steps(found.versions, previous, past=0, after=state.latest_seq):
                 self.report.changed += 1
             else:
                 self.report.unchanged += 1
@@ -596,62 +598,94 @@ class _Cycle:
             return
         routes = self._routes(changes, [False], version.fetched_at)
         sighting = FirstSighting(version, changes, routes, [False], backfill=self._backfills())
-        self.first_sightings.append(sighting)
+        self.pending.append(sighting)
 
-    def _store_first_sightings(self) -> None:
-        """Store the new records kept so far, all in one transaction. Should that fail, each
-        is stored alone: one study's bug then fails that study only, and a record another
-        process stored meanwhile gets a version instead of a clash (a store that is down
-        fails again on the first one, and that ends the cycle as before)."""
-        sightings, self.first_sightings = self.first_sightings, []
-        if not sightings:
+    def _store_pending(self) -> None:
+        """Store the page's writes kept so far: its new records in one transaction, its
+        records' next versions in another. The report's changes keep the order the records
+        were found in."""
+        pending, self.pending = self.pending, []
+        if not pending:
             return
+        store, registry, run_id = self.m.store, self.m.registry, self.run_id
+        sightings = [w for w in pending if isinstance(w, FirstSighting)]
+        steps = [w for w in pending if isinstance(w, NextVersion)]
+        stored = self._together(sightings, lambda ws: store.save_first_versions(ws, run_id))
+        stored |= self._together(steps, lambda ws: store.save_next_versions(registry, ws, run_id))
+        for write in pending:
+            study_id = write.version.snapshot.study_id
+            changes = stored.get(study_id)
+            if changes is None:  # failed, or another process's: the report says so
+                continue
+            if isinstance(write, FirstSighting):
+                changes = changes + self._first_findings(write.version)
+            else:
+                self.to_review[study_id] = False
+            self.report.changes.extend(changes)
+
+    def _together(
+        self,
+        writes: Sequence[_Write],
+        save_all: Callable[[Sequence[_Write]], list[list[StoredChange]]],
+    ) -> dict[str, list[StoredChange]]:
+        """``save_all`` of ``writes`` in one transaction: their changes by study. Should that
+        fail, each is stored alone: one study's bug then fails that study only, and a record
+        another process stored meanwhile gets a conflict warning or a version after theirs (a
+        store that is down fails again on the first one, and that ends the cycle as before).
+        Those that fail alone are left out."""
+        if not writes:
+            return {}
         try:
-            stored = self.m.store.save_first_versions(sightings, self.run_id)
+            stored = save_all(writes)
         except Exception as exc:
             if not isinstance(exc, StoreConflict):  # a conflict is another sync's work, no bug
-                log.exception("storing %d new records together failed; one by one", len(sightings))
-            for sighting in sightings:
-                self._store_first_sighting(sighting)
-            return
-        for sighting, changes in zip(sightings, stored, strict=True):
-            self.report.changes.extend(changes)
-            self._first_findings(sighting.version)
+                log.exception("storing %d records together failed; one by one", len(writes))
+            alone = {w.version.snapshot.study_id: self._store_alone(w) for w in writes}
+            return {study_id: changes for study_id, changes in alone.items() if changes is not None}
+        return {w.version.snapshot.study_id: c for w, c in zip(writes, stored, strict=True)}
 
-    def _first_findings(self, version: NewVersion) -> None:
-        number = version.registry_version if version.registry_version is not None else 1
-        self.report.changes.extend(
-            self.m.findings.review_first(
-                version.snapshot.study_id,
-                version.raw,
-                number,
-                version.last_update_posted,
-                self.run_id,
-            )
-        )
-
-    def _store_first_sighting(self, sighting: FirstSighting) -> None:
-        version = sighting.version
+    def _store_alone(self, write: FirstSighting | NextVersion) -> list[StoredChange] | None:
+        """``save_version`` of one write kept for a page's transaction, which failed; None
+        (and the study's warning or failure in the report) if this fails too."""
+        version = write.version
         study_id = version.snapshot.study_id
         try:
             stored = self.m.store.save_version(
-                version, sighting.changes, self.run_id, sighting.routes, sighting.historical
+                version, write.changes, self.run_id, write.routes, write.historical
             )
         except StoreConflict as exc:
-            self.report.new -= 1
+            self._uncount(write)
             self._conflict(study_id, str(exc))
-            return
+            return None
         except StoreError:
             raise
         except Exception as exc:
             log.exception("sync of %s failed", study_id)
-            self.report.new -= 1
+            self._uncount(write)
             self._failed(study_id, f"{study_id}: internal error: {exc}", "internal")
-            return
-        if sighting.backfill:
+            return None
+        if isinstance(write, FirstSighting) and write.backfill:
             self.m.store.set_backfill(self.m.registry, study_id, "pending")
-        self.report.changes.extend(stored)
-        self._first_findings(version)
+        return stored
+
+    def _uncount(self, write: FirstSighting | NextVersion) -> None:
+        """A write the report counted as new, changed or unchanged that did not happen."""
+        if isinstance(write, FirstSighting):
+            self.report.new -= 1
+        elif write.changes:
+            self.report.changed -= 1
+        else:
+            self.report.unchanged -= 1
+
+    def _first_findings(self, version: NewVersion) -> list[StoredChange]:
+        number = version.registry_version if version.registry_version is not None else 1
+        return self.m.findings.review_first(
+            version.snapshot.study_id,
+            version.raw,
+            number,
+            version.last_update_posted,
+            self.run_id,
+        )
 
     def _gap(self, study_id: str, state: RecordState, current: NewVersion) -> Versions:
         if not self.m.settings.history:
@@ -663,12 +697,21 @@ class _Cycle:
         return self.m.history.gap(study_id, stored, current)
 
     def _store_steps(
-        self, versions: list[NewVersion], previous: Snapshot | None, *, past: int
+        self,
+        versions: list[NewVersion],
+        previous: Snapshot | None,
+        *,
+        past: int,
+        after: int | None = None,
     ) -> bool:
         """Store ``versions`` in order, each with its changes from the one before (the first
-        from ``previous``; a first sighting ends with ``record_added``). Changes into the
-        first ``past`` versions are historical (found by backfill). True if any change."""
-        self._store_first_sightings()  # keeps the report's changes in the order found
+        from ``previous``, stored as version ``after``; a first sighting ends with
+        ``record_added``). Changes into the first ``past`` versions are historical (found by
+        backfill). True if any change. One next version of a stored record is kept to be
+        stored with the rest of its page (``_store_pending``)."""
+        if len(versions) == 1 and previous is not None and after is not None and not past:
+            return self._keep_next_version(versions[0], previous, after)
+        self._store_pending()  # keeps the report's changes in the order found
         first_sighting = previous is None
         any_change = False
         for i, version in enumerate(versions):
@@ -691,6 +734,16 @@ class _Cycle:
         if versions and not self.dry_run:
             self.to_review[versions[-1].snapshot.study_id] = first_sighting
         return any_change
+
+    def _keep_next_version(self, version: NewVersion, previous: Snapshot, after: int) -> bool:
+        changes = diff(previous, version.snapshot)
+        changes += self.m.extra_changes(previous, version.snapshot)
+        if self.dry_run:
+            self.report.changes.extend(changes)
+        else:
+            routes = self._routes(changes, [False] * len(changes), version.fetched_at)
+            self.pending.append(NextVersion(version, after, changes, routes))
+        return bool(changes)
 
     def _review_stored(self) -> None:
         """Review the findings of the records stored since the last review, together (a page

@@ -53,22 +53,24 @@ NOT_FOR_SYNC = {
 # What a diff needs (the diff engine, the normaliser, views to print) may load; these not.
 NOT_FOR_DIFF = {"sqlalchemy", "httpx", "service.store", "service.app", "service.settings"}
 
-# Runs the CLI in this interpreter and writes the names of the loaded modules to argv[1].
+# Runs the CLI in this interpreter and writes the names of the loaded modules to argv[1], as
+# the process ends (``cli.main`` ends it without tearing the interpreter down, after the
+# ``atexit`` handlers: ``service.quick_exit``).
 PROBE = """
-import json, sys
+import atexit, json, sys
 out, args = sys.argv[1], sys.argv[2:]
 import service.cli
-code = None
+
+def write_loaded():
+    with open(out, "w") as file:
+        # (a None entry marks a module as absent, e.g. httpx's command-line tool: not loaded)
+        loaded = sorted(name for name, module in sys.modules.items() if module is not None)
+        json.dump({"modules": loaded}, file)
+
+atexit.register(write_loaded)
 if args:
     sys.argv = ["trialwatch", *args]
-    try:
-        service.cli.main()
-    except SystemExit as done:
-        code = done.code
-with open(out, "w") as file:
-    # (a None entry marks a module as absent, e.g. httpx's command-line tool: not loaded)
-    loaded = sorted(name for name, module in sys.modules.items() if module is not None)
-    json.dump({"code": code, "modules": loaded}, file)
+    service.cli.main()
 """
 
 
@@ -80,16 +82,11 @@ def loaded(tmp_path: Path, *args: str, registry: Emulator | None = None) -> set[
     if registry is not None:
         env["TRIALWATCH_CTGOV_API_URL"] = registry.api_url
         env["TRIALWATCH_CTGOV_HISTORY_URL"] = registry.history_url  # never the real one
-    subprocess.run(
-        [sys.executable, "-c", PROBE, str(out), *args],
-        cwd=tmp_path,
-        env=env,
-        check=True,
-        capture_output=True,
+    ran = subprocess.run(
+        [sys.executable, "-c", PROBE, str(out), *args], cwd=tmp_path, env=env, capture_output=True
     )
-    found = json.loads(out.read_text())
-    assert found["code"] in (None, 0), f"trialwatch {' '.join(args)} exited {found['code']}"
-    names = set(found["modules"])
+    assert ran.returncode == 0, f"trialwatch {' '.join(args)} exited {ran.returncode}: {ran.stderr}"
+    names = set(json.loads(out.read_text())["modules"])
     return names | {name.split(".")[0] for name in names}
 
 

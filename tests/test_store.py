@@ -11,8 +11,8 @@ from alembic.runtime.migration import MigrationContext
 
 from service.errors import StoreConflict, StoreError
 from service.migrate import HEAD, current_revision, head_revision, stored_revision
-from service.models import Change, Snapshot
-from service.store import Base, FirstSighting, NewVersion, Store, database_url
+from service.models import Change, Route, Snapshot
+from service.store import Base, FirstSighting, NewVersion, NextVersion, Store, database_url
 
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 
@@ -252,6 +252,87 @@ def test_first_sightings_stored_by_another_process_meanwhile_are_a_conflict(stor
     with pytest.raises(StoreConflict, match="another process stored some of them"):
         store.save_first_versions([sighting], None)
     assert store.count_rows()["record_versions"] == 1
+
+
+def test_a_page_of_next_versions_is_stored_as_each_alone_would_be(store: Store) -> None:
+    """``save_next_versions`` (a page's changed records in one transaction) numbers, links,
+    notifies and advances each record as ``save_version`` does for one: a numbered record,
+    and one without registry numbers whose new content brings no change to tell."""
+    other = snapshot().model_copy(update={"study_id": "NCT00000002"})
+    store.add_watches("ctgov", ["NCT05605665", "NCT00000002"], [], T0)
+    store.save_version(version(snapshot(), registry_version=4), [], None)
+    store.save_version(version(other), [], None)
+    states = store.record_states("ctgov", ["NCT05605665", "NCT00000002"])
+    later = T0 + timedelta(days=1)
+    moved = version(snapshot("COMPLETED"), later, registry_version=5)
+    quiet = version(other.model_copy(update={"brief_title": "Retitled"}), later)
+    route = Route(channel="mail", mode="immediate", change_indexes=(0,), due_at=later)
+    completed = [status_change("RECRUITING", "COMPLETED")]
+    steps = [
+        NextVersion(moved, states["NCT05605665"].latest_seq, completed, [route]),
+        NextVersion(quiet, states["NCT00000002"].latest_seq, []),
+    ]
+    stored = store.save_next_versions("ctgov", steps, store.start_run(later))
+    assert [[(c.kind, c.from_version, c.to_version, c.detected_at) for c in s] for s in stored] == [
+        [("status_changed", 4, 5, later)],
+        [],
+    ]
+    numbered = store.list_versions("ctgov", "NCT05605665")
+    assert [(v.version, v.changes) for v in numbered] == [
+        (4, ()),
+        (5, ("Overall status: RECRUITING → COMPLETED",)),
+    ]
+    assert [v.version for v in store.list_versions("ctgov", "NCT00000002")] == [1, 2]
+    assert store.raw_record("ctgov", "NCT05605665", 2) == moved.raw
+    after = store.record_states("ctgov", ["NCT05605665", "NCT00000002"])
+    assert (after["NCT05605665"].latest_version, after["NCT05605665"].content_hash) == (
+        5,
+        snapshot("COMPLETED").content_hash(),
+    )
+    assert (after["NCT00000002"].latest_seq, after["NCT00000002"].latest_registry_version) == (
+        2,
+        None,
+    )
+    assert store.latest_snapshot("ctgov", "NCT00000002") == quiet.snapshot
+    watches = {w.study_id: w for w in store.list_watches()}
+    assert (watches["NCT05605665"].title, watches["NCT05605665"].overall_status) == (
+        "Low-dose IL-2 and rapamycin",
+        "COMPLETED",
+    )
+    assert watches["NCT05605665"].last_changed_at == later
+    assert watches["NCT00000002"].last_changed_at is None  # new content, but no change to tell
+    assert watches["NCT00000002"].title == "Retitled"
+    assert [(o["study_id"], o["changes"]) for o in store.list_outbox()] == [("NCT05605665", 1)]
+
+
+def test_next_versions_another_process_stored_meanwhile_are_a_conflict_writing_nothing(
+    store: Store,
+) -> None:
+    """A page whose record moved on since the cycle read it (another sync stored a version),
+    or that brings a registry version stored already: nothing of the page is written, and the
+    caller stores its records one by one."""
+    other = snapshot().model_copy(update={"study_id": "NCT00000002"})
+    store.save_version(version(snapshot(), registry_version=4), [], None)
+    store.save_version(version(other, registry_version=1), [], None)
+    states = store.record_states("ctgov", ["NCT05605665", "NCT00000002"])
+    later = T0 + timedelta(days=1)
+    fine = NextVersion(
+        version(other.model_copy(update={"overall_status": "COMPLETED"}), later, 2), 1, []
+    )
+    moved_on = NextVersion(
+        version(snapshot("COMPLETED"), later, 5), states["NCT05605665"].latest_seq, []
+    )
+    store.save_version(moved_on.version, [], None)  # the other sync's write
+    before = store.count_rows()
+    with pytest.raises(StoreConflict, match=r"some of them meanwhile \(NCT05605665 has a newer"):
+        store.save_next_versions("ctgov", [fine, moved_on], None)
+    assert store.count_rows() == before
+    again = NextVersion(moved_on.version, 2, [])  # follows the latest, but version 5 is stored
+    with pytest.raises(StoreConflict, match="NCT05605665: version 5 is stored already"):
+        store.save_next_versions("ctgov", [fine, again], None)
+    assert store.count_rows() == before
+    assert store.save_next_versions("ctgov", [fine], None) == [[]]
+    assert [v.version for v in store.list_versions("ctgov", "NCT00000002")] == [1, 2]
 
 
 def test_a_sync_run_whose_cycle_raised_does_not_stay_running(store: Store) -> None:

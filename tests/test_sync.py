@@ -362,3 +362,90 @@ def test_the_human_output_names_each_change(trialwatch: Trialwatch, registry: Em
     )
     history = trialwatch("history", "NCT05605665").stdout
     assert "v1" in history and "v2" in history and "Completed" in history
+
+
+def test_a_record_another_sync_stores_while_its_page_is_written_is_a_conflict_not_a_loss(
+    trialwatch: Trialwatch, registry: Emulator, database_url: str, monkeypatch: Any
+) -> None:
+    """A page's changed records are stored in one transaction. When another process stores a
+    version of one of them after this cycle read the store and before that write, the page
+    is stored record by record instead: that record's version is the other process's (a
+    conflict warning, not a failure), the others are stored, and nothing is stored twice."""
+    from service.store import NextVersion, Store
+
+    trialwatch("watch", "add", *IDS)
+    trialwatch("sync")
+    moved = IDS[:3]
+    for study_id in moved:
+        study = registry.current(study_id)
+        assert study is not None
+        study["protocolSection"]["statusModule"]["overallStatus"] = "TERMINATED"
+        registry.publish(study, date="2026-11-26")
+    together = Store.save_next_versions
+    pages: list[list[str]] = []
+
+    def another_sync_first(
+        self: Store, registry_key: str, steps: list[NextVersion], run_id: int | None
+    ) -> list[Any]:
+        pages.append([step.version.snapshot.study_id for step in steps])
+        other = Store.open(database_url)
+        other.save_version(steps[0].version, steps[0].changes, None)
+        other.close()
+        return together(self, registry_key, steps, run_id)
+
+    monkeypatch.setattr(Store, "save_next_versions", another_sync_first)
+    result = trialwatch("sync", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = result.json()
+    assert [sorted(page) for page in pages] == [moved]  # one page, one attempt together
+    raced = pages[0][0]
+    assert (report["changed"], report["unchanged"], report["failed"]) == (2, 2, 0)
+    assert [(w["study_id"], w["reason"]) for w in report["warnings"]] == [(raced, "conflict")]
+    assert sorted(c["study_id"] for c in report["changes"]) == sorted(set(moved) - {raced})
+    monkeypatch.undo()
+    listed = {w["study_id"]: w["versions"] for w in trialwatch("watch", "list", "--json").json()}
+    assert listed == {i: 2 if i in moved else 1 for i in IDS}
+    stored = trialwatch("changes", "--kind", "status_changed", "--json").json()
+    assert sorted(c["study_id"] for c in stored) == moved  # the raced one by the other process
+
+
+def test_a_record_that_cannot_be_stored_fails_alone_not_its_page(
+    trialwatch: Trialwatch, registry: Emulator, monkeypatch: Any
+) -> None:
+    """A bug in storing one record of a page (here: its raw JSON cannot be written) fails
+    the page's transaction; the page is then stored record by record, and only that record
+    fails (reason ``internal``), to be tried again next cycle."""
+    import service.store.batches
+    import service.store.records
+    from service.store.rows import _raw_gz
+
+    trialwatch("watch", "add", *IDS)
+    trialwatch("sync")
+    moved = IDS[:3]
+    for study_id in moved:
+        study = registry.current(study_id)
+        assert study is not None
+        study["protocolSection"]["statusModule"]["overallStatus"] = "SUSPENDED"
+        registry.publish(study, date="2026-11-26")
+    broken = moved[1]
+
+    def unwritable(raw: dict[str, Any]) -> bytes:
+        if raw["protocolSection"]["identificationModule"]["nctId"] == broken:
+            raise ValueError("cannot write this one")
+        return _raw_gz(raw)
+
+    for module in (service.store.batches, service.store.records):
+        monkeypatch.setattr(module, "_raw_gz", unwritable)
+    result = trialwatch("sync", "--json")
+    assert result.exit_code == 1  # a partial failure
+    report = result.json()
+    assert (report["changed"], report["unchanged"], report["failed"]) == (2, 1, 1)
+    [error] = report["errors"]
+    assert (error["study_id"], error["reason"]) == (broken, "internal")
+    assert "cannot write this one" in error["error"]
+    assert sorted({c["study_id"] for c in report["changes"]}) == sorted(set(moved) - {broken})
+    monkeypatch.undo()
+    listed = {w["study_id"]: w["versions"] for w in trialwatch("watch", "list", "--json").json()}
+    assert listed == {i: 2 if i in moved and i != broken else 1 for i in IDS}
+    again = trialwatch("sync", "--json").json()  # the next cycle stores it
+    assert (again["changed"], again["failed"]) == (1, 0)

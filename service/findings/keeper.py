@@ -51,7 +51,8 @@ class FindingsKeeper:
         if not self.enabled:
             return []
         chain = [VersionFacts(number, posted, trial_facts(raw))]
-        return self._decide(study_id, chain, {}, run_id, historical=True)
+        decided = self._decide(study_id, chain, {}, historical=True)
+        return self._save({study_id: decided} if decided else {}, run_id)
 
     def review(
         self, study_id: str, run_id: int | None, *, historical: bool = False
@@ -65,7 +66,7 @@ class FindingsKeeper:
         if not self.enabled or not historical:
             return []
         contexts = self.store.review_contexts(self.registry, list(historical))
-        found: list[StoredChange] = []
+        decided: dict[str, FindingUpdate] = {}
         for study_id, past in historical.items():
             context = contexts.get(study_id)
             if context is None or not context.versions:
@@ -74,10 +75,12 @@ class FindingsKeeper:
                 VersionFacts(v.number, v.posted, trial_facts(v.raw), tuple(v.changes))
                 for v in context.versions
             ]
-            found += self._decide(
-                study_id, chain, context.open, run_id, historical=past, stored_due=context.due
+            decision = self._decide(
+                study_id, chain, context.open, historical=past, stored_due=context.due
             )
-        return found
+            if decision is not None:
+                decided[study_id] = decision
+        return self._save(decided, run_id)
 
     def review_due(
         self, run_id: int | None, study_ids: Sequence[str] | None = None
@@ -97,11 +100,12 @@ class FindingsKeeper:
         study_id: str,
         chain: list[VersionFacts],
         known: dict[str, FindingInfo],
-        run_id: int | None,
         *,
         historical: bool,
         stored_due: str | None = None,
-    ) -> list[StoredChange]:
+    ) -> FindingUpdate | None:
+        """What the rules decide for the record's versions ``chain``, given its open findings
+        ``known``: None when the findings and when they are next due stand."""
         today = self._today()
         holding = evaluate(chain, today, self.thresholds)
         opened = [f for rule, f in holding.items() if rule not in known]
@@ -109,10 +113,10 @@ class FindingsKeeper:
         next_due = next_review(chain[-1].facts, today, self.thresholds)
         due = next_due.isoformat() if next_due else None
         if not opened and not resolved and due == stored_due:
-            return []  # the findings and when they are next due stand: nothing to store
+            return None
         changes = [_opened(study_id, self.registry, f) for f in opened]
         changes += [_resolved(study_id, self.registry, f) for f in resolved]
-        update = FindingUpdate(
+        return FindingUpdate(
             opened=opened,
             resolved=[f.rule for f in resolved],
             changes=changes,
@@ -120,9 +124,14 @@ class FindingsKeeper:
             historical=historical,
             due=due,
         )
-        stored = self.store.save_findings(self.registry, study_id, update, run_id, self.clock())
+
+    def _save(self, decided: dict[str, FindingUpdate], run_id: int | None) -> list[StoredChange]:
+        """Store what reviews decided, in one transaction; the change events, in order."""
+        if not decided:
+            return []
+        stored = self.store.save_findings(self.registry, decided, run_id, self.clock())
         for change in stored:
-            log.info("%s: %s", study_id, change.summary)
+            log.info("%s: %s", change.study_id, change.summary)
         return stored
 
     def _today(self) -> date:

@@ -50,7 +50,13 @@ from service.store.browse_records import (
 from service.store.changes import SYNC_LOCK, ChangeStore, CycleMark, run_status
 from service.store.findings import FindingStore, FindingUpdate, StoredVersion
 from service.store.outbox import WORKER_LOCK, Delivery, OutboxStore, StudyDelivery
-from service.store.records import FirstSighting, NewVersion, RecordState, RecordStore
+from service.store.records import (
+    FirstSighting,
+    NewVersion,
+    NextVersion,
+    RecordState,
+    RecordStore,
+)
 from service.store.searches import SearchInfo, SearchStore
 from service.store.seeds import LINK_AUTHORITY, SeedData, SeedLinkData, SeedStore, StoredSeed
 from service.store.tables import (
@@ -88,6 +94,7 @@ __all__ = [
     "FindingUpdate",
     "FirstSighting",
     "NewVersion",
+    "NextVersion",
     "OutboxChangeRow",
     "OutboxRow",
     "RecordRow",

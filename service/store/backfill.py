@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from service.models import Change, Route, Snapshot, StoredChange
 from service.store.base import StoreBase
 from service.store.outbox import _queue
-from service.store.records import NewVersion, _raw_gz
-from service.store.rows import _change_values, _stored_change, _version_number
+from service.store.records import NewVersion
+from service.store.rows import _change_values, _raw_gz, _stored_change, _version_number
 from service.store.tables import ChangeRow, RecordRow, VersionRow
 
 

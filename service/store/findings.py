@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ from service.findings.stored import FindingInfo
 from service.models import Change, Route, StoredChange
 from service.store.base import StoreBase
 from service.store.changes import attach_events
-from service.store.rows import _record, _stored_change, _version_number
+from service.store.rows import _stored_change, _version_number
 from service.store.tables import ChangeRow, FindingRow, RecordRow, VersionRow
 
 
@@ -77,36 +77,30 @@ class FindingStore(StoreBase):
     def save_findings(
         self,
         registry: str,
-        study_id: str,
-        decided: FindingUpdate,
+        decided: Mapping[str, FindingUpdate],
         run_id: int | None,
         now: datetime,
     ) -> list[StoredChange]:
-        """Open and resolve findings, with their change events and notifications, in one
-        transaction; remember when the record's date-dependent rules are next due."""
+        """Open and resolve the findings of each record of ``decided`` (study id → what its
+        review decided), with their change events and notifications, in one transaction;
+        remember when each record's date-dependent rules are next due. Returns the change
+        events, record by record in ``decided``'s order."""
+        stored: list[StoredChange] = []
         with self._session() as session:
-            record = _record(session, registry, study_id)
-            if record is None:
-                return []
-            record.findings_due = decided.due
-            if decided.resolved:
-                session.execute(
-                    update(FindingRow)
-                    .where(
-                        FindingRow.record_id == record.id,
-                        FindingRow.state == "open",
-                        FindingRow.rule.in_(decided.resolved),
+            records = {
+                record.study_id: record
+                for record in session.scalars(
+                    select(RecordRow).where(
+                        RecordRow.registry_key == registry,
+                        RecordRow.study_id.in_(list(decided)),
                     )
-                    .values(state="resolved", resolved_at=now)
                 )
-            session.add_all(
-                _finding_row(record.id, f, now, decided.historical) for f in decided.opened
-            )
-            if decided.changes:
-                record.last_changed_at = now
-            return attach_events(
-                session, record, decided.changes, decided.routes, run_id, now, decided.historical
-            )
+            }
+            for study_id, decision in decided.items():
+                record = records.get(study_id)
+                if record is not None:
+                    stored += _save_findings(session, record, decision, run_id, now)
+        return stored
 
     def due_for_findings(self, registry: str, today: str) -> list[str]:
         """Records whose date-dependent rules are due for a look on ``today`` (yyyy-MM-dd)."""
@@ -141,6 +135,32 @@ class FindingStore(StoreBase):
         query = query.order_by(RecordRow.study_id, FindingRow.id)
         with self._session() as session:
             return [_finding_info(f, r) for f, r in session.execute(query)]
+
+
+def _save_findings(
+    session: Session,
+    record: RecordRow,
+    decided: FindingUpdate,
+    run_id: int | None,
+    now: datetime,
+) -> list[StoredChange]:
+    record.findings_due = decided.due
+    if decided.resolved:
+        session.execute(
+            update(FindingRow)
+            .where(
+                FindingRow.record_id == record.id,
+                FindingRow.state == "open",
+                FindingRow.rule.in_(decided.resolved),
+            )
+            .values(state="resolved", resolved_at=now)
+        )
+    session.add_all(_finding_row(record.id, f, now, decided.historical) for f in decided.opened)
+    if decided.changes:
+        record.last_changed_at = now
+    return attach_events(
+        session, record, decided.changes, decided.routes, run_id, now, decided.historical
+    )
 
 
 def _finding_row(record_id: int, finding: Finding, now: datetime, historical: bool) -> FindingRow:

@@ -3,6 +3,8 @@ version number a version shows, and finding a record's row."""
 
 from __future__ import annotations
 
+import json
+import zlib
 from datetime import datetime
 from typing import Any
 
@@ -71,3 +73,8 @@ def _stored_change(row: ChangeRow, record: RecordRow) -> StoredChange:
         to_version=row.to_version,
         historical=row.historical,
     )
+
+
+def _raw_gz(raw: dict[str, Any]) -> bytes:
+    # Compact separators: a fifth fewer bytes to compress, and the same JSON read back.
+    return zlib.compress(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode(), 6)
