@@ -444,3 +444,29 @@ def test_the_latest_snapshots_of_many_records_are_each_ones_newest(store: Store)
     assert (
         found[ids[0]].overall_status == "COMPLETED" and found[ids[1]].overall_status == "RECRUITING"
     )
+
+
+def test_a_large_page_of_first_sightings_links_each_row_to_its_own_record(store: Store) -> None:
+    """Stored with one executemany statement a table (on PostgreSQL multi-row VALUES in
+    pages of 1,000), each version and change still belongs to its record: the ids the
+    inserts return are matched to the rows in order."""
+    ids = [f"NCT{n:08d}" for n in range(1, 2501)]
+    sightings = []
+    for n, study_id in enumerate(ids):
+        snap = snapshot(count=n).model_copy(update={"study_id": study_id})
+        added = status_change("", "RECRUITING").model_copy(
+            update={"study_id": study_id, "kind": "record_added", "summary": f"added {study_id}"}
+        )
+        sightings.append(FirstSighting(version(snap, registry_version=n + 1), [added]))
+    stored = store.save_first_versions(sightings, None)
+    assert [changes[0].study_id for changes in stored] == ids
+    assert [changes[0].to_version for changes in stored] == list(range(1, 2501))
+    for n in (0, 1, 1234, 2184, 2185, 2499):
+        [only] = store.list_versions("ctgov", ids[n])
+        assert (only.version, only.enrollment_count, only.changes) == (
+            n + 1,
+            n,
+            (f"added {ids[n]}",),
+        )
+    states = store.record_states("ctgov", ids)
+    assert [states[i].latest_registry_version for i in ids] == list(range(1, 2501))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,7 @@ from service.store.rows import _change_values, _record, _stored_change, _version
 from service.store.tables import ChangeRow, RecordRow, SyncRunRow, VersionRow
 
 SYNC_LOCK = 0x7472_6961_6C77  # "trialw": the advisory lock key of the sync cycle
+_RUNS = SyncRunRow.__table__  # Core, for the statements every cycle runs (store/records.py)
 
 
 @dataclass(frozen=True)
@@ -131,36 +132,43 @@ class ChangeStore(StoreBase):
         """A new sync run, ``running`` until ``finish_run`` (or ``abandon_runs``) ends it."""
         self.abandon_runs("cycle aborted earlier", now)  # left by a cycle that raised
         with self._session() as session:
-            run = SyncRunRow(started_at=now, status="running", errors=[])
-            session.add(run)
-            session.flush()
-            run_id = run.id
+            run_id = int(
+                session.scalar(
+                    insert(_RUNS)
+                    .values(started_at=now, status="running", errors=[])
+                    .returning(_RUNS.c.id)
+                )
+            )
         self._open_runs.add(run_id)
         return run_id
 
     def finish_run(self, run_id: int, report: dict[str, Any], now: datetime) -> None:
+        cycle = report.get("cycle") or {}
+        counts = ("checked", "new", "changed", "unchanged", "failed", "requests")
         with self._session() as session:
-            run = session.get(SyncRunRow, run_id)
-            if run is None:
-                return
-            run.finished_at = now
-            run.status = run_status(report["checked"], report["failed"])
-            for key in ("checked", "new", "changed", "unchanged", "failed", "requests"):
-                setattr(run, key, report[key])
-            run.errors = report["errors"]
-            cycle = report.get("cycle") or {}
-            run.mode = cycle.get("mode")
-            run.registry_timestamp = cycle.get("registry_timestamp")
-            run.since = cycle.get("since")
+            session.execute(
+                update(_RUNS)
+                .where(_RUNS.c.id == run_id)
+                .values(
+                    finished_at=now,
+                    status=run_status(report["checked"], report["failed"]),
+                    errors=report["errors"],
+                    mode=cycle.get("mode"),
+                    registry_timestamp=cycle.get("registry_timestamp"),
+                    since=cycle.get("since"),
+                    **{key: report[key] for key in counts},
+                )
+            )
         self._open_runs.discard(run_id)
 
     def last_cycle_mark(self) -> CycleMark | None:
         """The newest whole-list cycle that finished ``ok``, or None (then probe everything)."""
+        columns = _RUNS.c
         with self._session() as session:
             runs = session.execute(
-                select(SyncRunRow.started_at, SyncRunRow.registry_timestamp, SyncRunRow.mode)
-                .where(SyncRunRow.status == "ok", SyncRunRow.mode.is_not(None))
-                .order_by(SyncRunRow.id.desc())
+                select(columns.started_at, columns.registry_timestamp, columns.mode)
+                .where(columns.status == "ok", columns.mode.is_not(None))
+                .order_by(columns.id.desc())
                 .limit(1000)
             ).all()
         if not runs:
