@@ -8,7 +8,7 @@ import zlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from service.models import Change, StoredChange
@@ -55,7 +55,9 @@ def _change_values(
     }
 
 
-def _stored_change(row: ChangeRow, record: RecordRow) -> StoredChange:
+def _stored_change(row: ChangeRow | Row[Any], record: RecordRow | Row[Any]) -> StoredChange:
+    """A change row as the event it stores: an ORM row, or a Core row of the table's columns
+    (its record's with ``registry`` read as ``registry_key``)."""
     return StoredChange.trusted(  # the store's own row: checked when it was written
         id=row.id,
         registry=record.registry_key,
