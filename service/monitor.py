@@ -34,7 +34,7 @@ from service.errors import (
     StoreConflict,
     StoreError,
 )
-from service.findings.keeper import FindingsKeeper
+from service.findings.keeper import FindingsKeeper, FirstVersion
 from service.history import HistoryFetcher, StoredAnchor, Versions
 from service.models import Change, Route, Snapshot, StoredChange
 from service.registry.base import Registry
@@ -48,6 +48,11 @@ from service.subscriptions import route
 log = logging.getLogger(__name__)
 
 _Write = TypeVar("_Write", FirstSighting, NextVersion)  # a page's write, stored together
+
+
+def _study(write: FirstSighting | NextVersion) -> str:
+    return write.version.snapshot.study_id
+
 
 STUDY_ID_FIELD = STUDY_ID_FIELD
 LISTING_PAGE = 1000  # records a page of the changed-since listing
@@ -612,13 +617,14 @@ class _Cycle:
         steps = [w for w in pending if isinstance(w, NextVersion)]
         stored = self._together(sightings, lambda ws: store.save_first_versions(ws, run_id))
         stored |= self._together(steps, lambda ws: store.save_next_versions(registry, ws, run_id))
+        found = self._first_findings([s.version for s in sightings if _study(s) in stored])
         for write in pending:
-            study_id = write.version.snapshot.study_id
+            study_id = _study(write)
             changes = stored.get(study_id)
             if changes is None:  # failed, or another process's: the report says so
                 continue
             if isinstance(write, FirstSighting):
-                changes = changes + self._first_findings(write.version)
+                changes = changes + found.get(study_id, [])
             else:
                 self.to_review[study_id] = False
             self.report.changes.extend(changes)
@@ -640,9 +646,9 @@ class _Cycle:
         except Exception as exc:
             if not isinstance(exc, StoreConflict):  # a conflict is another sync's work, no bug
                 log.exception("storing %d records together failed; one by one", len(writes))
-            alone = {w.version.snapshot.study_id: self._store_alone(w) for w in writes}
+            alone = {_study(w): self._store_alone(w) for w in writes}
             return {study_id: changes for study_id, changes in alone.items() if changes is not None}
-        return {w.version.snapshot.study_id: c for w, c in zip(writes, stored, strict=True)}
+        return {_study(w): c for w, c in zip(writes, stored, strict=True)}
 
     def _store_alone(self, write: FirstSighting | NextVersion) -> list[StoredChange] | None:
         """``save_version`` of one write kept for a page's transaction, which failed; None
@@ -677,15 +683,17 @@ class _Cycle:
         else:
             self.report.unchanged -= 1
 
-    def _first_findings(self, version: NewVersion) -> list[StoredChange]:
-        number = version.registry_version if version.registry_version is not None else 1
-        return self.m.findings.review_first(
-            version.snapshot.study_id,
-            version.raw,
-            number,
-            version.last_update_posted,
-            self.run_id,
-        )
+    def _first_findings(self, versions: list[NewVersion]) -> dict[str, list[StoredChange]]:
+        firsts = [
+            FirstVersion(
+                v.snapshot.study_id,
+                v.raw,
+                v.registry_version if v.registry_version is not None else 1,
+                v.last_update_posted,
+            )
+            for v in versions
+        ]
+        return self.m.findings.review_first(firsts, self.run_id)
 
     def _gap(self, study_id: str, state: RecordState, current: NewVersion) -> Versions:
         if not self.m.settings.history:

@@ -97,7 +97,7 @@ ALLOWED: dict[str, set[str]] = {
         "findings.stored",
         "models",
         "store.base",
-        "store.changes",
+        "store.batches",
         "store.rows",
         "store.tables",
     },

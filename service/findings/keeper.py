@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -20,6 +21,17 @@ from service.models import Change, Route, StoredChange
 from service.registry.ctgov_facts import trial_facts
 from service.settings import FindingsSettings
 from service.store import FindingUpdate, Store
+
+
+@dataclass(frozen=True)
+class FirstVersion:
+    """A record's one version, as a first sighting's findings review reads it."""
+
+    study_id: str
+    raw: dict[str, Any]
+    number: int  # the registry's version number, else 1
+    posted: str
+
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +56,25 @@ class FindingsKeeper:
         self.router = router
 
     def review_first(
-        self, study_id: str, raw: dict[str, Any], number: int, posted: str, run_id: int | None
-    ) -> list[StoredChange]:
-        """A record just seen for the first time: its one version, from memory. Cheap when
-        nothing holds (most records), which matters on a first load of many records."""
+        self, versions: Sequence[FirstVersion], run_id: int | None
+    ) -> dict[str, list[StoredChange]]:
+        """Records just seen for the first time (a page of them): each one's one version,
+        from memory, what holds saved in one transaction. Returns the change events by
+        study. Cheap when nothing holds; but in the benchmark's first load three records in
+        four open a finding, and saving each in a transaction of its own took 40% of the
+        load's time."""
         if not self.enabled:
-            return []
-        chain = [VersionFacts(number, posted, trial_facts(raw))]
-        decided = self._decide(study_id, chain, {}, historical=True)
-        return self._save({study_id: decided} if decided else {}, run_id)
+            return {}
+        decided: dict[str, FindingUpdate] = {}
+        for first in versions:
+            chain = [VersionFacts(first.number, first.posted, trial_facts(first.raw))]
+            decision = self._decide(first.study_id, chain, {}, historical=True)
+            if decision is not None:
+                decided[first.study_id] = decision
+        found: dict[str, list[StoredChange]] = {}
+        for change in self._save(decided, run_id):
+            found.setdefault(change.study_id, []).append(change)
+        return found
 
     def review(
         self, study_id: str, run_id: int | None, *, historical: bool = False

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.findings.rules import Finding
 from service.findings.stored import FindingInfo
 from service.models import Change, Route, StoredChange
 from service.store.base import StoreBase
-from service.store.changes import attach_events
+from service.store.batches import VersionChanges, insert_changes
 from service.store.rows import _stored_change, _version_number
 from service.store.tables import ChangeRow, FindingRow, RecordRow, VersionRow
 
@@ -96,22 +96,8 @@ class FindingStore(StoreBase):
         review decided), with their change events and notifications, in one transaction;
         remember when each record's date-dependent rules are next due. Returns the change
         events, record by record in ``decided``'s order."""
-        stored: list[StoredChange] = []
         with self._session() as session:
-            records = {
-                record.study_id: record
-                for record in session.scalars(
-                    select(RecordRow).where(
-                        RecordRow.registry_key == registry,
-                        RecordRow.study_id.in_(list(decided)),
-                    )
-                )
-            }
-            for study_id, decision in decided.items():
-                record = records.get(study_id)
-                if record is not None:
-                    stored += _save_findings(session, record, decision, run_id, now)
-        return stored
+            return _save_findings(session, registry, decided, run_id, now)
 
     def due_for_findings(self, registry: str, today: str) -> list[str]:
         """Records whose date-dependent rules are due for a look on ``today`` (yyyy-MM-dd)."""
@@ -150,42 +136,110 @@ class FindingStore(StoreBase):
 
 def _save_findings(
     session: Session,
-    record: RecordRow,
-    decided: FindingUpdate,
+    registry: str,
+    decided: Mapping[str, FindingUpdate],
     run_id: int | None,
     now: datetime,
 ) -> list[StoredChange]:
-    record.findings_due = decided.due
-    if decided.resolved:
-        session.execute(
-            update(FindingRow)
-            .where(
-                FindingRow.record_id == record.id,
-                FindingRow.state == "open",
-                FindingRow.rule.in_(decided.resolved),
-            )
-            .values(state="resolved", resolved_at=now)
+    """What ``save_findings`` writes, with Core statements: a page's reviews (a first load
+    opens findings for most of its records) in a few statements, not several a record."""
+    connection = session.connection()
+    records = {
+        row.study_id: row
+        for row in connection.execute(
+            select(
+                _RECORDS.c.id,
+                _RECORDS.c.study_id,
+                _RECORDS.c.latest_seq,
+                _RECORDS.c.latest_registry_version,
+            ).where(_RECORDS.c.registry == registry, _RECORDS.c.study_id.in_(list(decided)))
         )
-    session.add_all(_finding_row(record.id, f, now, decided.historical) for f in decided.opened)
-    if decided.changes:
-        record.last_changed_at = now
-    return attach_events(
-        session, record, decided.changes, decided.routes, run_id, now, decided.historical
-    )
+    }
+    kept = {study_id: d for study_id, d in decided.items() if study_id in records}
+    if not kept:
+        return []
+    by_record = {records[study_id].id: d for study_id, d in kept.items()}
+    _remember_due(connection, by_record, now)
+    for record_id, d in by_record.items():
+        if d.resolved:
+            connection.execute(
+                update(_FINDINGS)
+                .where(
+                    _FINDINGS.c.record_id == record_id,
+                    _FINDINGS.c.state == "open",
+                    _FINDINGS.c.rule.in_(d.resolved),
+                )
+                .values(state="resolved", resolved_at=now)
+            )
+    opened = [
+        _finding_values(record_id, f, now, d.historical)
+        for record_id, d in by_record.items()
+        for f in d.opened
+    ]
+    if opened:
+        connection.execute(insert(_FINDINGS), opened)
+    latest = _latest_version_ids(connection, list(by_record))
+    batch = [
+        VersionChanges(
+            record.id,
+            latest.get(record.id),
+            None,
+            _version_number(record.latest_registry_version, record.latest_seq),
+            now,
+            d.changes,
+            [d.historical] * len(d.changes),
+            d.routes,
+        )
+        for record, d in ((records[study_id], d) for study_id, d in kept.items())
+        if d.changes
+    ]
+    return [change for changes in insert_changes(session, batch, run_id) for change in changes]
 
 
-def _finding_row(record_id: int, finding: Finding, now: datetime, historical: bool) -> FindingRow:
-    return FindingRow(
-        record_id=record_id,
-        rule=finding.rule,
-        state="open",
-        severity=finding.severity,
-        summary=finding.summary,
-        detail=finding.detail,
-        source=finding.source,
-        opened_at=now,
-        historical=historical,
+def _remember_due(connection: Any, decided: Mapping[int, FindingUpdate], now: datetime) -> None:
+    """Each record's next review day, and ``now`` as its last change where findings moved."""
+    connection.execute(
+        update(_RECORDS)
+        .where(_RECORDS.c.id == bindparam("rid"))
+        .values(findings_due=bindparam("due")),
+        [{"rid": record_id, "due": d.due} for record_id, d in decided.items()],
     )
+    moved = [{"rid": record_id} for record_id, d in decided.items() if d.changes]
+    if moved:
+        connection.execute(
+            update(_RECORDS).where(_RECORDS.c.id == bindparam("rid")).values(last_changed_at=now),
+            moved,
+        )
+
+
+def _latest_version_ids(connection: Any, record_ids: list[int]) -> dict[int, int]:
+    """The id of each record's newest stored version (the one its findings are about)."""
+    newest: dict[int, tuple[int, int]] = {}
+    for record_id, seq, version_id in connection.execute(
+        select(_VERSIONS.c.record_id, _VERSIONS.c.seq, _VERSIONS.c.id).where(
+            _VERSIONS.c.record_id.in_(record_ids)
+        )
+    ):
+        if record_id not in newest or seq > newest[record_id][0]:
+            newest[record_id] = (seq, version_id)
+    return {record_id: version_id for record_id, (_, version_id) in newest.items()}
+
+
+def _finding_values(
+    record_id: int, finding: Finding, now: datetime, historical: bool
+) -> dict[str, Any]:
+    return {
+        "record_id": record_id,
+        "rule": finding.rule,
+        "state": "open",
+        "severity": finding.severity,
+        "summary": finding.summary,
+        "detail": finding.detail,
+        "source": finding.source,
+        "opened_at": now,
+        "resolved_at": None,
+        "historical": historical,
+    }
 
 
 def _finding_info(row: FindingRow | Row[Any], record: RecordRow | Row[Any]) -> FindingInfo:
