@@ -179,20 +179,17 @@ def _save_findings(
     if opened:
         connection.execute(insert(_FINDINGS), opened)
     latest = _latest_version_ids(connection, list(by_record))
-    batch = [
-        VersionChanges(
-            record.id,
-            latest.get(record.id),
-            None,
-            _version_number(record.latest_registry_version, record.latest_seq),
-            now,
-            d.changes,
-            [d.historical] * len(d.changes),
-            d.routes,
-        )
-        for record, d in ((records[study_id], d) for study_id, d in kept.items())
-        if d.changes
-    ]
+    batch = []
+    for study_id, d in kept.items():
+        record = records[study_id]
+        if d.changes:  # against the record's latest version, as the changes that led to it
+            number = _version_number(record.latest_registry_version, record.latest_seq)
+            flags = [d.historical] * len(d.changes)
+            batch.append(
+                VersionChanges(
+                    record.id, latest.get(record.id), None, number, now, d.changes, flags, d.routes
+                )
+            )
     return [change for changes in insert_changes(session, batch, run_id) for change in changes]
 
 

@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
@@ -36,9 +36,10 @@ _RECORDS = RecordRow.__table__
 _VERSIONS = VersionRow.__table__
 
 
-@dataclass(frozen=True)
-class RecordState:
-    """What a sync needs to know of a record before it looks at a fresh copy."""
+class RecordState(NamedTuple):
+    """What a sync needs to know of a record before it looks at a fresh copy (a named tuple,
+    not a frozen dataclass: every cycle makes one per watched record, 100,000 of them, and a
+    frozen dataclass is built twice as slowly)."""
 
     record_id: int
     content_hash: str | None
