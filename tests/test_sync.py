@@ -364,6 +364,19 @@ def test_the_human_output_names_each_change(trialwatch: Trialwatch, registry: Em
     assert "v1" in history and "v2" in history and "Completed" in history
 
 
+def three_move_to(trialwatch: Trialwatch, registry: Emulator, status: str) -> list[str]:
+    """Watch and sync ``IDS``; then the registry moves the first three to ``status``."""
+    trialwatch("watch", "add", *IDS)
+    trialwatch("sync")
+    moved = IDS[:3]
+    for study_id in moved:
+        study = registry.current(study_id)
+        assert study is not None
+        study["protocolSection"]["statusModule"]["overallStatus"] = status
+        registry.publish(study, date="2026-11-26")
+    return moved
+
+
 def test_a_record_another_sync_stores_while_its_page_is_written_is_a_conflict_not_a_loss(
     trialwatch: Trialwatch, registry: Emulator, database_url: str, monkeypatch: Any
 ) -> None:
@@ -373,14 +386,7 @@ def test_a_record_another_sync_stores_while_its_page_is_written_is_a_conflict_no
     conflict warning, not a failure), the others are stored, and nothing is stored twice."""
     from service.store import NextVersion, Store
 
-    trialwatch("watch", "add", *IDS)
-    trialwatch("sync")
-    moved = IDS[:3]
-    for study_id in moved:
-        study = registry.current(study_id)
-        assert study is not None
-        study["protocolSection"]["statusModule"]["overallStatus"] = "TERMINATED"
-        registry.publish(study, date="2026-11-26")
+    moved = three_move_to(trialwatch, registry, "TERMINATED")
     together = Store.save_next_versions
     pages: list[list[str]] = []
 
@@ -419,14 +425,7 @@ def test_a_record_that_cannot_be_stored_fails_alone_not_its_page(
     import service.store.records
     from service.store.rows import _raw_gz
 
-    trialwatch("watch", "add", *IDS)
-    trialwatch("sync")
-    moved = IDS[:3]
-    for study_id in moved:
-        study = registry.current(study_id)
-        assert study is not None
-        study["protocolSection"]["statusModule"]["overallStatus"] = "SUSPENDED"
-        registry.publish(study, date="2026-11-26")
+    moved = three_move_to(trialwatch, registry, "SUSPENDED")
     broken = moved[1]
 
     def unwritable(raw: dict[str, Any]) -> bytes:

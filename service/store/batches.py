@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -93,39 +93,17 @@ def insert_next_versions(
     return insert_changes(session, batch, run_id)
 
 
-class VersionChanges:
+class VersionChanges(NamedTuple):
     """The changes into one stored version of a record, with what storing them needs."""
 
-    __slots__ = (
-        "changes",
-        "detected_at",
-        "from_version",
-        "historical",
-        "record_id",
-        "routes",
-        "to_version",
-        "version_id",
-    )
-
-    def __init__(
-        self,
-        record_id: int,
-        version_id: int | None,  # None: a record with no stored version (yet)
-        from_version: int | None,
-        to_version: int,
-        detected_at: datetime,
-        changes: Sequence[Change],
-        historical: Sequence[bool] = (),
-        routes: Sequence[Route] = (),
-    ) -> None:
-        self.record_id = record_id
-        self.version_id = version_id
-        self.from_version = from_version
-        self.to_version = to_version
-        self.detected_at = detected_at
-        self.changes = changes
-        self.historical = historical
-        self.routes = routes
+    record_id: int
+    version_id: int | None  # None: a record with no stored version (yet)
+    from_version: int | None
+    to_version: int
+    detected_at: datetime
+    changes: Sequence[Change]
+    historical: Sequence[bool] = ()
+    routes: Sequence[Route] = ()
 
     def flag(self, index: int) -> bool:
         return bool(self.historical[index]) if index < len(self.historical) else False
