@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -57,7 +58,16 @@ class Daemon:
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # what every thread is doing (the daemon dumps its stacks on SIGUSR1), so that a
+            # daemon that will not stop says where it hangs
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            self.process.kill()
+            tail = self.log.read_text(errors="replace")[-6000:]
+            raise AssertionError(f"the daemon did not stop 30 s after SIGTERM:\n{tail}") from None
 
 
 @pytest.fixture
