@@ -29,6 +29,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
@@ -119,6 +120,7 @@ class Daemon:
         server = self._start_health_server(health)
         web = self._start_web(health)
         self._add_jobs()
+        threading.Thread(target=self._stop_when_asked, name="stopper", daemon=True).start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
         # what every thread is doing, on stderr, for a daemon that seems stuck (C level: it
@@ -331,9 +333,21 @@ class Daemon:
             )
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # Only the flag, here: the handler runs on the main thread between two bytecodes,
+        # which may be inside the scheduler's own job submission, holding the executor's lock
+        # that shutting the scheduler down takes too: the daemon would wait for itself for
+        # ever. ``_stop_when_asked`` shuts it down from a thread of its own.
         log.info("%s received: finishing the study in hand", signal.Signals(signum).name)
         self.stopping.set()
-        self.scheduler.shutdown(wait=False)
+
+    def _stop_when_asked(self) -> None:
+        self.stopping.wait()
+        while True:
+            try:
+                self.scheduler.shutdown(wait=False)
+                return
+            except SchedulerNotRunningError:  # asked before it started: once it has
+                time.sleep(0.05)
 
     def _log_schedule(self) -> None:
         schedule = self.app.settings.schedule

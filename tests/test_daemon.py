@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -399,3 +400,35 @@ def test_the_health_tolerance_follows_the_schedule(
         settings = Settings.model_validate({"schedule": schedule})
 
     assert sync_interval(FakeApp(), T0) == interval  # type: ignore[arg-type]
+
+
+def test_a_sigterm_that_lands_inside_a_job_submission_still_stops_the_daemon(
+    tmp_path: Path,
+) -> None:
+    """The signal handler runs on the main thread between two bytecodes, which is also the
+    thread that submits the scheduler's jobs: a SIGTERM landing inside a submission (which
+    holds the job executor's lock) must not make the daemon wait for that lock itself. The
+    handler only flags the stop; a thread of its own shuts the scheduler down."""
+    from service.app import App
+    from service.scheduler import Daemon
+    from service.settings import load_settings
+
+    environ = {"TRIALWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'tw.db'}"}
+    daemon = Daemon(App(load_settings(environ=environ)), environ=environ)
+    scheduler = daemon.scheduler
+    running = threading.Thread(target=scheduler.start, daemon=True)
+    running.start()
+    wait_until(lambda: scheduler.running, timeout=10, what="the scheduler to start")
+    threading.Thread(target=daemon._stop_when_asked, daemon=True).start()
+    submitting = scheduler._executors["default"]._pool._shutdown_lock  # what submit() holds
+
+    def signal_inside_a_submission() -> None:
+        with submitting:
+            daemon._on_signal(signal.SIGTERM, None)
+
+    handler = threading.Thread(target=signal_inside_a_submission, daemon=True)
+    handler.start()
+    handler.join(timeout=5)
+    assert not handler.is_alive(), "the SIGTERM handler waits for a lock its own thread holds"
+    running.join(timeout=10)
+    assert not running.is_alive() and not scheduler.running
