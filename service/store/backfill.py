@@ -20,7 +20,7 @@ from service.store.base import StoreBase
 from service.store.outbox import _queue
 from service.store.records import NewVersion
 from service.store.rows import _change_values, _raw_gz, _stored_change, _version_number
-from service.store.tables import ChangeRow, RecordRow, VersionRow
+from service.store.tables import VERSIONS, ChangeRow, RecordRow, VersionRow
 
 
 class BackfillQueue(StoreBase):
@@ -148,7 +148,7 @@ class BackfillQueue(StoreBase):
 def _shift_versions(session: Session, record_id: int, by: int) -> None:
     """Move a record's versions ``by`` places later in its sequence. Through negative
     numbers, so that no intermediate state breaks the unique (record, seq) constraint."""
-    table = VersionRow.__table__
+    table = VERSIONS
     where = table.c.record_id == record_id
     session.execute(update(table).where(where).values(seq=-table.c.seq - by))
     session.execute(update(table).where(where).values(seq=-table.c.seq))

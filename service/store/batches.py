@@ -21,7 +21,7 @@ from service.errors import StoreConflict
 from service.models import Change, Route, StoredChange
 from service.store.outbox import _queue
 from service.store.rows import _change_values, _raw_gz, _version_number
-from service.store.tables import ChangeRow, RecordRow, VersionRow
+from service.store.tables import RECORDS, VERSIONS, ChangeRow, RecordRow, VersionRow
 
 if TYPE_CHECKING:
     from service.store.base import Base
@@ -201,7 +201,7 @@ def _version_values(
 
 def _latest(connection: Any, registry: str, study_ids: list[str]) -> dict[str, Row[Any]]:
     """Each stored record's id and latest version, as this transaction sees them."""
-    table = RecordRow.__table__
+    table = RECORDS
     rows = connection.execute(
         select(
             table.c.study_id,
@@ -231,7 +231,7 @@ def _check_follows(
     }
     if not numbered:
         return
-    table = VersionRow.__table__
+    table = VERSIONS
     stored = connection.execute(
         select(table.c.record_id, table.c.registry_version).where(
             table.c.record_id.in_(sorted({record_id for record_id, _ in numbered})),
@@ -250,7 +250,7 @@ def _advance_records(
     connection: Any, steps: Sequence[NextVersion], known: dict[str, Row[Any]], hashes: list[str]
 ) -> None:
     """Each record's row now describes its new latest version (one executemany)."""
-    table = RecordRow.__table__
+    table = RECORDS
     statement = (
         update(table)
         .where(table.c.id == bindparam("rid"))

@@ -18,10 +18,9 @@ from service.models import Change, Route, StoredChange
 from service.store.base import StoreBase, _first_line, log, shown_url
 from service.store.outbox import _queue
 from service.store.rows import _change_values, _record, _stored_change, _version_number
-from service.store.tables import ChangeRow, RecordRow, SyncRunRow, VersionRow
+from service.store.tables import SYNC_RUNS, ChangeRow, RecordRow, SyncRunRow, VersionRow
 
 SYNC_LOCK = 0x7472_6961_6C77  # "trialw": the advisory lock key of the sync cycle
-_RUNS = SyncRunRow.__table__  # Core, for the statements every cycle runs (store/records.py)
 
 
 @dataclass(frozen=True)
@@ -134,9 +133,9 @@ class ChangeStore(StoreBase):
         with self._session() as session:
             run_id = int(
                 session.scalar(
-                    insert(_RUNS)
+                    insert(SYNC_RUNS)
                     .values(started_at=now, status="running", errors=[])
-                    .returning(_RUNS.c.id)
+                    .returning(SYNC_RUNS.c.id)
                 )
             )
         self._open_runs.add(run_id)
@@ -147,8 +146,8 @@ class ChangeStore(StoreBase):
         counts = ("checked", "new", "changed", "unchanged", "failed", "requests")
         with self._session() as session:
             session.execute(
-                update(_RUNS)
-                .where(_RUNS.c.id == run_id)
+                update(SYNC_RUNS)
+                .where(SYNC_RUNS.c.id == run_id)
                 .values(
                     finished_at=now,
                     status=run_status(report["checked"], report["failed"]),
@@ -163,7 +162,7 @@ class ChangeStore(StoreBase):
 
     def last_cycle_mark(self) -> CycleMark | None:
         """The newest whole-list cycle that finished ``ok``, or None (then probe everything)."""
-        columns = _RUNS.c
+        columns = SYNC_RUNS.c
         with self._session() as session:
             runs = session.execute(
                 select(columns.started_at, columns.registry_timestamp, columns.mode)

@@ -20,13 +20,14 @@ from service.models import Change, Route, StoredChange
 from service.store.base import StoreBase
 from service.store.batches import VersionChanges, insert_changes
 from service.store.rows import _stored_change, _version_number
-from service.store.tables import ChangeRow, FindingRow, RecordRow, VersionRow
-
-# Core, for the reads of every review (store/records.py says why)
-_RECORDS = RecordRow.__table__
-_VERSIONS = VersionRow.__table__
-_CHANGES = ChangeRow.__table__
-_FINDINGS = FindingRow.__table__
+from service.store.tables import (
+    CHANGES,
+    FINDINGS,
+    RECORDS,
+    VERSIONS,
+    FindingRow,
+    RecordRow,
+)
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,13 @@ class FindingStore(StoreBase):
             for start in range(0, len(study_ids), 500):
                 records = session.execute(
                     select(
-                        _RECORDS.c.id,
-                        _RECORDS.c.registry.label("registry_key"),
-                        _RECORDS.c.study_id,
-                        _RECORDS.c.findings_due,
+                        RECORDS.c.id,
+                        RECORDS.c.registry.label("registry_key"),
+                        RECORDS.c.study_id,
+                        RECORDS.c.findings_due,
                     ).where(
-                        _RECORDS.c.registry == registry,
-                        _RECORDS.c.study_id.in_(study_ids[start : start + 500]),
+                        RECORDS.c.registry == registry,
+                        RECORDS.c.study_id.in_(study_ids[start : start + 500]),
                     )
                 ).all()
                 found.update(_review_contexts(session, records))
@@ -148,11 +149,11 @@ def _save_findings(
         row.study_id: row
         for row in connection.execute(
             select(
-                _RECORDS.c.id,
-                _RECORDS.c.study_id,
-                _RECORDS.c.latest_seq,
-                _RECORDS.c.latest_registry_version,
-            ).where(_RECORDS.c.registry == registry, _RECORDS.c.study_id.in_(list(decided)))
+                RECORDS.c.id,
+                RECORDS.c.study_id,
+                RECORDS.c.latest_seq,
+                RECORDS.c.latest_registry_version,
+            ).where(RECORDS.c.registry == registry, RECORDS.c.study_id.in_(list(decided)))
         )
     }
     kept = {study_id: d for study_id, d in decided.items() if study_id in records}
@@ -163,11 +164,11 @@ def _save_findings(
     for record_id, d in by_record.items():
         if d.resolved:
             connection.execute(
-                update(_FINDINGS)
+                update(FINDINGS)
                 .where(
-                    _FINDINGS.c.record_id == record_id,
-                    _FINDINGS.c.state == "open",
-                    _FINDINGS.c.rule.in_(d.resolved),
+                    FINDINGS.c.record_id == record_id,
+                    FINDINGS.c.state == "open",
+                    FINDINGS.c.rule.in_(d.resolved),
                 )
                 .values(state="resolved", resolved_at=now)
             )
@@ -177,7 +178,7 @@ def _save_findings(
         for f in d.opened
     ]
     if opened:
-        connection.execute(insert(_FINDINGS), opened)
+        connection.execute(insert(FINDINGS), opened)
     latest = _latest_version_ids(connection, list(by_record))
     batch = []
     for study_id, d in kept.items():
@@ -196,15 +197,15 @@ def _save_findings(
 def _remember_due(connection: Any, decided: Mapping[int, FindingUpdate], now: datetime) -> None:
     """Each record's next review day, and ``now`` as its last change where findings moved."""
     connection.execute(
-        update(_RECORDS)
-        .where(_RECORDS.c.id == bindparam("rid"))
+        update(RECORDS)
+        .where(RECORDS.c.id == bindparam("rid"))
         .values(findings_due=bindparam("due")),
         [{"rid": record_id, "due": d.due} for record_id, d in decided.items()],
     )
     moved = [{"rid": record_id} for record_id, d in decided.items() if d.changes]
     if moved:
         connection.execute(
-            update(_RECORDS).where(_RECORDS.c.id == bindparam("rid")).values(last_changed_at=now),
+            update(RECORDS).where(RECORDS.c.id == bindparam("rid")).values(last_changed_at=now),
             moved,
         )
 
@@ -213,8 +214,8 @@ def _latest_version_ids(connection: Any, record_ids: list[int]) -> dict[int, int
     """The id of each record's newest stored version (the one its findings are about)."""
     newest: dict[int, tuple[int, int]] = {}
     for record_id, seq, version_id in connection.execute(
-        select(_VERSIONS.c.record_id, _VERSIONS.c.seq, _VERSIONS.c.id).where(
-            _VERSIONS.c.record_id.in_(record_ids)
+        select(VERSIONS.c.record_id, VERSIONS.c.seq, VERSIONS.c.id).where(
+            VERSIONS.c.record_id.in_(record_ids)
         )
     ):
         if record_id not in newest or seq > newest[record_id][0]:
@@ -262,7 +263,7 @@ def _review_contexts(
     versions, changes and findings cost a one-shot sync ~15 ms more."""
     by_id = {record.id: record for record in records}
     ids = list(by_id)
-    columns = _VERSIONS.c
+    columns = VERSIONS.c
     # the columns the rules read, not the snapshots (a version's is ~10 KB of JSON)
     versions = session.execute(
         select(
@@ -278,7 +279,7 @@ def _review_contexts(
     ).all()
     changes: dict[int, list[StoredChange]] = {}
     for row in session.execute(
-        select(_CHANGES).where(_CHANGES.c.record_id.in_(ids)).order_by(_CHANGES.c.id)
+        select(CHANGES).where(CHANGES.c.record_id.in_(ids)).order_by(CHANGES.c.id)
     ):
         if row.to_version_id is not None:
             stored = _stored_change(row, by_id[row.record_id])
@@ -297,7 +298,7 @@ def _review_contexts(
     # state index and reads every open finding of the store, ~25 ms at 100,000
     open_findings: dict[int, dict[str, FindingInfo]] = {record_id: {} for record_id in ids}
     for f in session.execute(
-        select(_FINDINGS).where(_FINDINGS.c.record_id.in_(ids)).order_by(_FINDINGS.c.id)
+        select(FINDINGS).where(FINDINGS.c.record_id.in_(ids)).order_by(FINDINGS.c.id)
     ):
         if f.state == "open":
             open_findings[f.record_id][f.rule] = _finding_info(f, by_id[f.record_id])

@@ -27,13 +27,15 @@ from service.store.rows import (
     _stored_change,
     _version_number,
 )
-from service.store.tables import ChangeRow, RecordRow, VersionRow, WatchRow
-
-# The tables as Core sees them, for the statements every cycle runs: an ORM-enabled statement
-# costs a one-shot process its compile step and result processing on top (~1 ms a statement).
-_WATCHES = WatchRow.__table__
-_RECORDS = RecordRow.__table__
-_VERSIONS = VersionRow.__table__
+from service.store.tables import (
+    RECORDS,
+    VERSIONS,
+    WATCHES,
+    ChangeRow,
+    RecordRow,
+    VersionRow,
+    WatchRow,
+)
 
 
 class RecordState(NamedTuple):
@@ -138,15 +140,15 @@ class RecordStore(StoreBase):
     def watch_count(self, registry: str) -> int:
         with self._session() as session:
             count = session.scalar(
-                select(func.count()).select_from(_WATCHES).where(_WATCHES.c.registry == registry)
+                select(func.count()).select_from(WATCHES).where(WATCHES.c.registry == registry)
             )
         return int(count or 0)
 
     def watched_ids(self, registry: str) -> list[str]:
         query = (
-            select(_WATCHES.c.study_id)
-            .where(_WATCHES.c.registry == registry)
-            .order_by(_WATCHES.c.study_id)
+            select(WATCHES.c.study_id)
+            .where(WATCHES.c.registry == registry)
+            .order_by(WATCHES.c.study_id)
         )
         with self._session() as session:
             return list(session.scalars(query))
@@ -166,11 +168,11 @@ class RecordStore(StoreBase):
 
     def watch_tags(self, registry: str, study_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
         wanted = set(study_ids)
-        query = select(_WATCHES.c.study_id, _WATCHES.c.tags).where(_WATCHES.c.registry == registry)
+        query = select(WATCHES.c.study_id, WATCHES.c.tags).where(WATCHES.c.registry == registry)
         if len(wanted) <= 500:
             # a few records (a record's page, one sync step): read theirs, not all 100,000
             # rows' JSON; a whole watch list reads the lot once instead of in 200 batches
-            query = query.where(_WATCHES.c.study_id.in_(sorted(wanted)))
+            query = query.where(WATCHES.c.study_id.in_(sorted(wanted)))
         with self._session() as session:
             rows = session.execute(query)
             return {sid: tuple(tags or ()) for sid, tags in rows if sid in wanted}
@@ -185,21 +187,21 @@ class RecordStore(StoreBase):
         # mapped object per row tripled the cost; ORM attributes alone cost a one-shot sync
         # ~10 ms more (the ORM's compile step and result processing).
         columns = (
-            _RECORDS.c.study_id,
-            _RECORDS.c.id,
-            _RECORDS.c.content_hash,
-            _RECORDS.c.latest_seq,
-            _RECORDS.c.latest_registry_version,
-            _RECORDS.c.state,
-            _RECORDS.c.last_update_posted,
-            _RECORDS.c.served_id,
+            RECORDS.c.study_id,
+            RECORDS.c.id,
+            RECORDS.c.content_hash,
+            RECORDS.c.latest_seq,
+            RECORDS.c.latest_registry_version,
+            RECORDS.c.state,
+            RECORDS.c.last_update_posted,
+            RECORDS.c.served_id,
         )
         with self._session() as session:
             for start in range(0, len(ids), 500):
                 rows = session.execute(
                     select(*columns).where(
-                        _RECORDS.c.registry == registry,
-                        _RECORDS.c.study_id.in_(ids[start : start + 500]),
+                        RECORDS.c.registry == registry,
+                        RECORDS.c.study_id.in_(ids[start : start + 500]),
                     )
                 )
                 for (
@@ -229,11 +231,11 @@ class RecordStore(StoreBase):
 
     def latest_snapshots(self, registry: str, study_ids: Sequence[str]) -> dict[str, Snapshot]:
         """The newest stored snapshot of each of ``study_ids`` that has a version."""
-        records, versions = _RECORDS.c, _VERSIONS.c
+        records, versions = RECORDS.c, VERSIONS.c
         newest = (
             select(func.max(versions.seq))
             .where(versions.record_id == records.id)
-            .correlate(_RECORDS)
+            .correlate(RECORDS)
             .scalar_subquery()
         )
         found: dict[str, Snapshot] = {}
@@ -241,7 +243,7 @@ class RecordStore(StoreBase):
             for start in range(0, len(study_ids), 500):
                 rows = session.execute(
                     select(records.study_id, versions.snapshot)
-                    .join(_VERSIONS, versions.record_id == records.id)
+                    .join(VERSIONS, versions.record_id == records.id)
                     .where(
                         records.registry == registry,
                         records.study_id.in_(study_ids[start : start + 500]),
@@ -450,11 +452,11 @@ class RecordStore(StoreBase):
         """Record that these records were checked and found the same: one statement per 500,
         plus one batched statement for those whose last-update-posted date moved without
         their content changing (``moved_dates``: id → new date)."""
-        records = _RECORDS.c
+        records = RECORDS.c
         with self._session() as session:
             for start in range(0, len(study_ids), 500):
                 session.execute(
-                    update(_RECORDS)
+                    update(RECORDS)
                     .where(
                         records.registry == registry,
                         records.study_id.in_(study_ids[start : start + 500]),
@@ -464,7 +466,7 @@ class RecordStore(StoreBase):
             if moved_dates:
                 # Core executemany: one statement for all, not one ORM round trip each
                 session.connection().execute(
-                    update(_RECORDS)
+                    update(RECORDS)
                     .where(records.registry == registry, records.study_id == bindparam("sid"))
                     .values(last_update_posted=bindparam("posted")),
                     [{"sid": sid, "posted": date} for sid, date in moved_dates.items()],
