@@ -88,7 +88,7 @@ ALLOWED: dict[str, set[str]] = {
         "errors",
         "models",
         "store.base",
-        "store.outbox",
+        "store.batches",
         "store.rows",
         "store.tables",
     },

@@ -43,7 +43,7 @@ def insert_first_versions(
     ]
     version_ids = _insert_ids(connection, VersionRow, versions)
     batch = [
-        VersionChanges(
+        _VersionChanges(
             record_id,
             version_id,
             None,
@@ -55,7 +55,7 @@ def insert_first_versions(
         )
         for s, record_id, version_id in zip(sightings, record_ids, version_ids, strict=True)
     ]
-    return insert_changes(session, batch, run_id)
+    return _insert_changes(session, batch, run_id)
 
 
 def insert_next_versions(
@@ -79,7 +79,7 @@ def insert_next_versions(
     for step, version_id in zip(steps, version_ids, strict=True):
         record = known[step.version.snapshot.study_id]
         batch.append(
-            VersionChanges(
+            _VersionChanges(
                 record.id,
                 version_id,
                 _version_number(record.latest_registry_version, record.latest_seq),
@@ -90,10 +90,10 @@ def insert_next_versions(
                 step.routes,
             )
         )
-    return insert_changes(session, batch, run_id)
+    return _insert_changes(session, batch, run_id)
 
 
-class VersionChanges(NamedTuple):
+class _VersionChanges(NamedTuple):
     """The changes into one stored version of a record, with what storing them needs."""
 
     record_id: int
@@ -109,8 +109,8 @@ class VersionChanges(NamedTuple):
         return bool(self.historical[index]) if index < len(self.historical) else False
 
 
-def insert_changes(
-    session: Session, batch: Sequence[VersionChanges], run_id: int | None
+def _insert_changes(
+    session: Session, batch: Sequence[_VersionChanges], run_id: int | None
 ) -> list[list[StoredChange]]:
     """The changes of ``batch`` (one multi-row insert) and their notifications; returns the
     stored changes, per entry."""
@@ -139,7 +139,55 @@ def insert_changes(
     return stored
 
 
-def _stored_changes(entry: VersionChanges, ids: list[int]) -> list[StoredChange]:
+class Events(NamedTuple):
+    """Change events about a record that come from outside its versions (findings, saved
+    searches), with where they are to be notified."""
+
+    record: Any  # its row, ORM or Core: ``id``, ``latest_seq``, ``latest_registry_version``
+    changes: Sequence[Change]
+    historical: bool = False
+    routes: Sequence[Route] = ()
+
+
+def attach_events(
+    session: Session, batch: Sequence[Events], now: datetime, run_id: int | None
+) -> list[list[StoredChange]]:
+    """Store each entry's events against its record's latest version (one multi-row insert)
+    and queue their notifications; returns the stored changes, per entry."""
+    latest = latest_version_ids(session.connection(), [e.record.id for e in batch])
+    return _insert_changes(
+        session,
+        [
+            _VersionChanges(
+                e.record.id,
+                latest.get(e.record.id),
+                None,
+                _version_number(e.record.latest_registry_version, e.record.latest_seq),
+                now,
+                e.changes,
+                [e.historical] * len(e.changes),
+                e.routes,
+            )
+            for e in batch
+        ],
+        run_id,
+    )
+
+
+def latest_version_ids(connection: Any, record_ids: list[int]) -> dict[int, int]:
+    """The id of each record's newest stored version."""
+    newest: dict[int, tuple[int, int]] = {}
+    for record_id, seq, version_id in connection.execute(
+        select(VERSIONS.c.record_id, VERSIONS.c.seq, VERSIONS.c.id).where(
+            VERSIONS.c.record_id.in_(record_ids)
+        )
+    ):
+        if record_id not in newest or seq > newest[record_id][0]:
+            newest[record_id] = (seq, version_id)
+    return {record_id: version_id for record_id, (_, version_id) in newest.items()}
+
+
+def _stored_changes(entry: _VersionChanges, ids: list[int]) -> list[StoredChange]:
     return [
         StoredChange.trusted(  # the changes were validated when they were made
             **dict(change),

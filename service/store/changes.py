@@ -11,14 +11,13 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from service.errors import StoreError
 from service.models import Change, Route, StoredChange
 from service.store.base import StoreBase, _first_line, log, shown_url
-from service.store.outbox import _queue
-from service.store.rows import _change_values, _record, _stored_change, _version_number
-from service.store.tables import SYNC_RUNS, ChangeRow, RecordRow, SyncRunRow, VersionRow
+from service.store.batches import Events, attach_events
+from service.store.rows import _record, _stored_change
+from service.store.tables import SYNC_RUNS, ChangeRow, RecordRow, SyncRunRow
 
 SYNC_LOCK = 0x7472_6961_6C77  # "trialw": the advisory lock key of the sync cycle
 
@@ -30,36 +29,6 @@ class CycleMark:
     started_at: datetime
     registry_timestamp: str | None
     cycles_since_probe: int  # whole-list cycles since the last full probe (that one is 0)
-
-
-def attach_events(
-    session: Session,
-    record: RecordRow,
-    changes: Sequence[Change],
-    routes: Sequence[Route],
-    run_id: int | None,
-    now: datetime,
-    historical: bool = False,
-) -> list[StoredChange]:
-    """Store change events that come from outside a record's versions (findings, saved
-    searches) against its latest version, and queue their notifications, in ``session``."""
-    if not changes:
-        return []
-    latest = session.scalar(
-        select(VersionRow.id)
-        .where(VersionRow.record_id == record.id)
-        .order_by(VersionRow.seq.desc())
-        .limit(1)
-    )
-    number = _version_number(record.latest_registry_version, record.latest_seq)
-    rows = [
-        ChangeRow(**_change_values(c, record.id, run_id, latest, None, number, now, historical))
-        for c in changes
-    ]
-    session.add_all(rows)
-    session.flush()
-    _queue(session, record.id, rows, routes, now)
-    return [_stored_change(r, record) for r in rows]
 
 
 class ChangeStore(StoreBase):
@@ -78,9 +47,10 @@ class ChangeStore(StoreBase):
         it entered or left), attached to its latest version, with their notifications."""
         with self._session() as session:
             record = _record(session, registry, study_id)
-            if record is None:
+            if record is None or not changes:
                 return []
-            return attach_events(session, record, changes, routes, run_id, now)
+            [stored] = attach_events(session, [Events(record, changes, routes=routes)], now, run_id)
+            return stored
 
     def list_changes(
         self,

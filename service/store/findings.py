@@ -18,7 +18,7 @@ from service.findings.rules import Finding
 from service.findings.stored import FindingInfo
 from service.models import Change, Route, StoredChange
 from service.store.base import StoreBase
-from service.store.batches import VersionChanges, insert_changes
+from service.store.batches import Events, attach_events
 from service.store.rows import _stored_change, _version_number
 from service.store.tables import (
     CHANGES,
@@ -179,19 +179,12 @@ def _save_findings(
     ]
     if opened:
         connection.execute(insert(FINDINGS), opened)
-    latest = _latest_version_ids(connection, list(by_record))
-    batch = []
-    for study_id, d in kept.items():
-        record = records[study_id]
-        if d.changes:  # against the record's latest version, as the changes that led to it
-            number = _version_number(record.latest_registry_version, record.latest_seq)
-            flags = [d.historical] * len(d.changes)
-            batch.append(
-                VersionChanges(
-                    record.id, latest.get(record.id), None, number, now, d.changes, flags, d.routes
-                )
-            )
-    return [change for changes in insert_changes(session, batch, run_id) for change in changes]
+    events = [
+        Events(records[study_id], d.changes, d.historical, d.routes)
+        for study_id, d in kept.items()
+        if d.changes
+    ]
+    return [change for changes in attach_events(session, events, now, run_id) for change in changes]
 
 
 def _remember_due(connection: Any, decided: Mapping[int, FindingUpdate], now: datetime) -> None:
@@ -208,19 +201,6 @@ def _remember_due(connection: Any, decided: Mapping[int, FindingUpdate], now: da
             update(RECORDS).where(RECORDS.c.id == bindparam("rid")).values(last_changed_at=now),
             moved,
         )
-
-
-def _latest_version_ids(connection: Any, record_ids: list[int]) -> dict[int, int]:
-    """The id of each record's newest stored version (the one its findings are about)."""
-    newest: dict[int, tuple[int, int]] = {}
-    for record_id, seq, version_id in connection.execute(
-        select(VERSIONS.c.record_id, VERSIONS.c.seq, VERSIONS.c.id).where(
-            VERSIONS.c.record_id.in_(record_ids)
-        )
-    ):
-        if record_id not in newest or seq > newest[record_id][0]:
-            newest[record_id] = (seq, version_id)
-    return {record_id: version_id for record_id, (_, version_id) in newest.items()}
 
 
 def _finding_values(
