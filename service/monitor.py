@@ -34,7 +34,7 @@ from service.errors import (
     StoreConflict,
     StoreError,
 )
-from service.findings.keeper import FindingsKeeper, FirstVersion
+from service.findings.keeper import FindingsKeeper
 from service.history import HistoryFetcher, StoredAnchor, Versions
 from service.models import Change, Route, Snapshot, StoredChange
 from service.registry.base import Registry
@@ -579,7 +579,11 @@ class _Cycle:
             previous = self.previous.pop(study_id, None) or self.m.store.latest_snapshot(
                 self.m.registry, study_id
             )
-            if self._store_steps(found.versions, previous, past=0, after=state.latest_seq):
+            if len(found.versions) == 1:  # the usual: stored with the rest of its page
+                changed = self._keep_next_version(found.versions[0], previous, state.latest_seq)
+            else:
+                changed = self._store_steps(found.versions, previous, past=0)
+            if changed:
                 self.report.changed += 1
             else:
                 self.report.unchanged += 1
@@ -617,7 +621,9 @@ class _Cycle:
         steps = [w for w in pending if isinstance(w, NextVersion)]
         stored = self._together(sightings, lambda ws: store.save_first_versions(ws, run_id))
         stored |= self._together(steps, lambda ws: store.save_next_versions(registry, ws, run_id))
-        found = self._first_findings([s.version for s in sightings if _study(s) in stored])
+        found = self.m.findings.review_first(
+            [s.version for s in sightings if _study(s) in stored], self.run_id
+        )
         for write in pending:
             study_id = _study(write)
             changes = stored.get(study_id)
@@ -683,18 +689,6 @@ class _Cycle:
         else:
             self.report.unchanged -= 1
 
-    def _first_findings(self, versions: list[NewVersion]) -> dict[str, list[StoredChange]]:
-        firsts = [
-            FirstVersion(
-                v.snapshot.study_id,
-                v.raw,
-                v.registry_version if v.registry_version is not None else 1,
-                v.last_update_posted,
-            )
-            for v in versions
-        ]
-        return self.m.findings.review_first(firsts, self.run_id)
-
     def _gap(self, study_id: str, state: RecordState, current: NewVersion) -> Versions:
         if not self.m.settings.history:
             return Versions([current])
@@ -705,28 +699,18 @@ class _Cycle:
         return self.m.history.gap(study_id, stored, current)
 
     def _store_steps(
-        self,
-        versions: list[NewVersion],
-        previous: Snapshot | None,
-        *,
-        past: int,
-        after: int | None = None,
+        self, versions: list[NewVersion], previous: Snapshot | None, *, past: int
     ) -> bool:
         """Store ``versions`` in order, each with its changes from the one before (the first
-        from ``previous``, stored as version ``after``; a first sighting ends with
-        ``record_added``). Changes into the first ``past`` versions are historical (found by
-        backfill). True if any change. One next version of a stored record is kept to be
-        stored with the rest of its page (``_store_pending``)."""
-        if len(versions) == 1 and previous is not None and after is not None and not past:
-            return self._keep_next_version(versions[0], previous, after)
+        from ``previous``; a first sighting ends with ``record_added``). Changes into the
+        first ``past`` versions are historical (found by backfill). True if any change."""
         self._store_pending()  # keeps the report's changes in the order found
         first_sighting = previous is None
         any_change = False
         for i, version in enumerate(versions):
             changes = []
             if previous is not None:
-                changes = diff(previous, version.snapshot)
-                changes += self.m.extra_changes(previous, version.snapshot)
+                changes = self._changes(previous, version.snapshot)
             flags = [i < past] * len(changes)
             if first_sighting and i == len(versions) - 1:
                 changes.append(record_added(version.snapshot))
@@ -744,14 +728,19 @@ class _Cycle:
         return any_change
 
     def _keep_next_version(self, version: NewVersion, previous: Snapshot, after: int) -> bool:
-        changes = diff(previous, version.snapshot)
-        changes += self.m.extra_changes(previous, version.snapshot)
+        """A stored record's one new version (stored as version ``after``), kept to be stored
+        with the rest of its page (``_store_pending``). True if any change."""
+        changes = self._changes(previous, version.snapshot)
         if self.dry_run:
             self.report.changes.extend(changes)
         else:
             routes = self._routes(changes, [False] * len(changes), version.fetched_at)
             self.pending.append(NextVersion(version, after, changes, routes))
         return bool(changes)
+
+    def _changes(self, previous: Snapshot, current: Snapshot) -> list[Change]:
+        """What changed, and what that means for the seeds that follow the record."""
+        return diff(previous, current) + self.m.extra_changes(previous, current)
 
     def _review_stored(self) -> None:
         """Review the findings of the records stored since the last review, together (a page

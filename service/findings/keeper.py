@@ -11,27 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from service.findings.rules import Finding, Thresholds, VersionFacts, evaluate, next_review
 from service.findings.stored import FindingInfo
 from service.models import Change, Route, StoredChange
 from service.registry.ctgov_facts import trial_facts
 from service.settings import FindingsSettings
-from service.store import FindingUpdate, Store
-
-
-@dataclass(frozen=True)
-class FirstVersion:
-    """A record's one version, as a first sighting's findings review reads it."""
-
-    study_id: str
-    raw: dict[str, Any]
-    number: int  # the registry's version number, else 1
-    posted: str
-
+from service.store import FindingUpdate, NewVersion, Store
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +43,7 @@ class FindingsKeeper:
         self.router = router
 
     def review_first(
-        self, versions: Sequence[FirstVersion], run_id: int | None
+        self, versions: Sequence[NewVersion], run_id: int | None
     ) -> dict[str, list[StoredChange]]:
         """Records just seen for the first time (a page of them): each one's one version,
         from memory, what holds saved in one transaction. Returns the change events by
@@ -66,11 +53,13 @@ class FindingsKeeper:
         if not self.enabled:
             return {}
         decided: dict[str, FindingUpdate] = {}
-        for first in versions:
-            chain = [VersionFacts(first.number, first.posted, trial_facts(first.raw))]
-            decision = self._decide(first.study_id, chain, {}, historical=True)
+        for version in versions:
+            number = version.registry_version if version.registry_version is not None else 1
+            chain = [VersionFacts(number, version.last_update_posted, trial_facts(version.raw))]
+            study_id = version.snapshot.study_id
+            decision = self._decide(study_id, chain, {}, historical=True)
             if decision is not None:
-                decided[first.study_id] = decision
+                decided[study_id] = decision
         found: dict[str, list[StoredChange]] = {}
         for change in self._save(decided, run_id):
             found.setdefault(change.study_id, []).append(change)
