@@ -1477,6 +1477,10 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(emulator.latency)
         is_history = path.startswith("/api/int/")
         slot = emulator.stats.history_slot() if is_history else _always_admitted()
+        # The answer is made inside the history slot and sent after it: a request ends, for
+        # the quiet gap, before its bytes reach the client. Sent inside, the slot closed only
+        # once this thread was scheduled again after the send, and a client keeping the gap
+        # from the moment it had the answer could be refused at random under load.
         with slot as admitted:
             if not admitted:
                 self._send(Response.text(429, "Too Many Requests"))
@@ -1487,7 +1491,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if fault is not None and fault.kind == "slow":
                 emulator.faults.sleep(fault)
-            self._send(self._answer(path, params, fault))
+            answer = self._answer(path, params, fault)
+        self._send(answer)
 
     def _answer(self, path: str, params: Params, fault: Fault | None) -> Response:
         immediate = fault_response(fault) if fault is not None else None
