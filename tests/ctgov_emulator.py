@@ -1028,6 +1028,11 @@ class RequestStats:
                     self._history_in_flight -= 1
                     self._history_last_end = time.monotonic()
 
+    def wait_until_history_quiet(self) -> None:
+        with self._lock:
+            quiet_at = self._history_last_end + self.history_gap
+        time.sleep(max(0.0, quiet_at - time.monotonic()))
+
     def reset(self) -> None:
         with self._lock:
             self._requests = 0
@@ -1731,6 +1736,11 @@ class Emulator:
         return int(self.stats.snapshot()["history_in_flight"])
 
     def reset_stats(self) -> None:
+        """Count from zero, once the history API is quiet again. A request count is exact only
+        from a quiet registry: a new process (each CLI command) cannot know how recently an
+        earlier one asked for history, so its first history request could fall inside the gap,
+        be refused, and be retried (one request more, depending on how fast the machine is)."""
+        self.stats.wait_until_history_quiet()
         self.stats.reset()
 
     # -- the /_emu/ control API --------------------------------------------------------------
