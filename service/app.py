@@ -8,6 +8,7 @@ does not import httpx, the monitor or the notifiers.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,9 @@ class App:
         self.settings = settings
         self.clock = clock
         self._http = http
+        # set when the process is to stop (the daemon's SIGTERM): registry requests and
+        # deliveries in flight are abandoned at once, and no new ones start
+        self.stopping = threading.Event()
         self._subscriptions_checked = False
         # the records some seed links to, by registry: read once a cycle (or backfill round)
         self._seeded: dict[str, set[str]] = {}
@@ -74,7 +78,9 @@ class App:
     def ctgov(self) -> CtgovClient:
         from service.registry.ctgov import CtgovClient
 
-        return CtgovClient(self.http, self.settings.ctgov, observe=self._count_request)
+        return CtgovClient(
+            self.http, self.settings.ctgov, observe=self._count_request, stop=self.stopping
+        )
 
     def _count_request(self, answer: str) -> None:
         # Counted where metrics are kept: a process that exposes them (the daemon's health
@@ -112,17 +118,18 @@ class App:
     @cached_property
     def notify_http(self) -> httpx.Client:
         # webhooks get their own client: no registry User-Agent, no redirects followed
-        import httpx
+        from service.notify.webhook import build_webhook_client
 
-        from service.registry.ctgov import USER_AGENT
-
-        return httpx.Client(follow_redirects=False, headers={"User-Agent": USER_AGENT})
+        return build_webhook_client()
 
     @cached_property
     def senders(self) -> dict[str, Sender]:
         from service.notify.base import build_sender
 
-        return {c.name: build_sender(c, self.notify_http) for c in self.settings.channels}
+        return {
+            c.name: build_sender(c, self.notify_http, stop=self.stopping)
+            for c in self.settings.channels
+        }
 
     @cached_property
     def dispatcher(self) -> Dispatcher:

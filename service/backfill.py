@@ -7,7 +7,13 @@ and queued (``records.backfill = 'pending'``); this worker then fetches its past
 within a time budget, at the end of each cycle and between cycles in the daemon, and slots
 them in before the stored version as historical changes. A record the history API cannot
 serve right now stays queued (and the round ends: the API is struggling); one it answers in a
-shape we do not know is marked failed with a warning, as gap filling does.
+shape we do not know, or with a past version of another study, is marked failed with an
+``invalid`` warning, as gap filling does; one whose dates go backwards or into the future is
+backfilled (see ``service.history``) with a ``dates`` warning.
+
+The budget holds during a request too: every request of a round ends by the budget's end
+(``deadline.no_later_than``), so a history answer that is slow to come cannot hold the cycle
+past it; the record it was for stays queued, as if the round had not reached it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from service.deadline import limit_passed, no_later_than
 from service.diff import diff
 from service.findings.keeper import FindingsKeeper, Router
 from service.history import HistoryFetcher, Versions
@@ -28,6 +35,7 @@ from service.store import NewVersion, Store
 log = logging.getLogger(__name__)
 
 RETRY_AFTER = timedelta(minutes=15)  # a record whose history API answer failed waits this long
+BUDGET_SPENT = "the history backfill budget ran out"
 
 
 @dataclass
@@ -77,11 +85,14 @@ class BackfillWorker:
         spent (a record started is finished). ``study_ids`` limits the round to those."""
         deadline = self.timer() + budget_seconds
         result = BackfillRound()
-        for study_id in self.store.pending_backfills(self.registry, self.clock(), study_ids):
-            if self.timer() >= deadline or should_stop():
-                break
-            if not self._one(study_id, run_id, result):
-                break
+        # a request in flight when the budget runs out ends there (its deadline is the earlier
+        # of its own and the budget's end)
+        with no_later_than(time.monotonic() + budget_seconds, BUDGET_SPENT):
+            for study_id in self.store.pending_backfills(self.registry, self.clock(), study_ids):
+                if self.timer() >= deadline or should_stop():
+                    break
+                if not self._one(study_id, run_id, result):
+                    break
         return result
 
     def _one(self, study_id: str, run_id: int | None, result: BackfillRound) -> bool:
@@ -91,8 +102,12 @@ class BackfillWorker:
             self.store.set_backfill(self.registry, study_id, "done")
             return True
         found = self.history.backfill(study_id, current)
-        if found.warning:
+        if found.warning and not found.dates:
             return self._failed(study_id, found, result)
+        if found.warning:  # odd dates: the versions are stored, and the report says so
+            result.warnings.append(
+                {"study_id": study_id, "warning": found.warning, "reason": found.reason}
+            )
         past = found.versions[: found.past][:-1]
         placed = found.versions[found.past - 1]
         steps = self._steps(past, current)
@@ -116,9 +131,11 @@ class BackfillWorker:
         return True
 
     def _failed(self, study_id: str, found: Versions, result: BackfillRound) -> bool:
-        reason = "invalid" if found.drifted else "registry"
+        if found.transient and limit_passed():  # the budget ended its request: not a failure
+            log.info("%s: backfill left queued, the round's budget ran out", study_id)
+            return False
         result.warnings.append(
-            {"study_id": study_id, "warning": found.warning or "", "reason": reason}
+            {"study_id": study_id, "warning": found.warning or "", "reason": found.reason}
         )
         if found.transient:
             later = self.clock() + RETRY_AFTER

@@ -9,7 +9,8 @@
     │   ├── RecordNotFound          the registry does not serve this record (404)
     │   └── RecordInvalid           the answer is not a usable record (HTML, truncated, drifted)
     ├── StoreError                  the database could not be opened or written
-    │   └── StoreConflict           another process wrote the same thing first (per study)
+    │   ├── StoreConflict           another process wrote the same thing first (per study)
+    │   └── StoreRefused            the database refused one record's data (a value it cannot hold)
     └── DeliveryError               a notification could not be delivered (``retryable``)
 
 Errors carry a one-line, user-facing message; the CLI prints it and maps the class to an exit
@@ -77,6 +78,17 @@ class StoreError(TrialwatchError):
 class StoreConflict(StoreError):
     """Another process (a second ``sync``, the daemon) stored the same version first: nothing
     was written, and nothing is lost. A sync reports it for that study and goes on."""
+
+
+class StoreRefused(StoreError):
+    """The database answered but refused what was written for one record (a value it cannot
+    hold, a constraint broken): nothing was written. That record fails (``internal``); a
+    sync goes on with the others, unlike a store that is down, locked or full."""
+
+
+class StoreTimeout(StoreError):
+    """A read took longer than its statement timeout (``[web] statement_timeout_seconds``) and
+    was stopped: the web app answers 503 with one line, and the store is fine."""
 
 
 class DeliveryError(TrialwatchError):

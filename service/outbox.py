@@ -6,6 +6,15 @@ at least once: a worker that dies between sending and marking leaves a claim tha
 again, so the message goes out again under the same event id. A claim is a lease (the fallback
 for a worker that hangs); on PostgreSQL it also lasts only as long as the process that made it
 (see ``Store.claim_due``), so a killed replica's claims are taken over at the next round.
+
+Channels never wait for each other: the deliveries of a claimed batch are sent channel by
+channel in parallel (a thread per channel, at most ``MAX_PARALLEL_CHANNELS``), each channel's
+in order, each marked by the thread that sent it, as soon as it is sent. Every exchange ends
+by its channel's deadline, and a channel whose delivery failed retryably (down, hanging) is not
+tried again in that batch: its other claimed deliveries are released untried (no attempt
+counted) and become due when the failed one is retried. So a hung channel holds a round up for one
+deadline, not one per message, while the others' messages go out at once. Claims and marks
+are the store's, unchanged: a delivery is claimed by one worker, sent, then marked once.
 """
 
 from __future__ import annotations
@@ -15,9 +24,10 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from service.clock import Clock, utcnow
@@ -28,6 +38,8 @@ from service.settings import DeliverySettings
 from service.store import Delivery, Store
 
 log = logging.getLogger(__name__)
+
+MAX_PARALLEL_CHANNELS = 8  # channels delivered at once (threads), per worker
 
 
 @dataclass
@@ -52,6 +64,12 @@ class DeliveryReport:
                 "error": error,
             }
         )
+
+    def merge(self, other: DeliveryReport) -> None:
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.dead += other.dead
+        self.outcomes.extend(other.outcomes)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,27 +125,66 @@ class Dispatcher:
             now = self.clock()
             lease = now + timedelta(seconds=self.settings.lease_seconds)
             claimed = self.store.claim_due(now, self.worker, lease, self.settings.batch_size)
-            for delivery in claimed:
-                self._deliver(delivery, report)
+            for channel_report in self._deliver_batch(claimed):
+                report.merge(channel_report)
             if len(claimed) < self.settings.batch_size:
                 return report
 
-    def _deliver(self, delivery: Delivery, report: DeliveryReport) -> None:
+    def _deliver_batch(self, claimed: list[Delivery]) -> list[DeliveryReport]:
+        """The batch's deliveries, each channel's in a thread of its own."""
+        by_channel: dict[str, list[Delivery]] = {}
+        for delivery in claimed:
+            by_channel.setdefault(delivery.channel, []).append(delivery)
+        if len(by_channel) <= 1:  # nothing to wait for in parallel
+            return [self._deliver_channel(deliveries) for deliveries in by_channel.values()]
+        workers = min(len(by_channel), MAX_PARALLEL_CHANNELS)
+        with ThreadPoolExecutor(workers, thread_name_prefix="deliver") as pool:
+            futures = [pool.submit(self._deliver_channel, d) for d in by_channel.values()]
+            return [future.result() for future in futures]
+
+    def _deliver_channel(self, deliveries: Sequence[Delivery]) -> DeliveryReport:
+        """One channel's deliveries in order, until one fails retryably: the channel is down
+        or hangs, so the rest are released untried (no attempt counted against them) to be
+        tried again when the failed one is, rather than each waiting out a deadline now."""
+        report = DeliveryReport()
+        for done, delivery in enumerate(deliveries):
+            retry_at = self._deliver(delivery, report)
+            if retry_at is None:
+                continue
+            untried = deliveries[done + 1 :]
+            if untried:
+                ids = [outbox_id for d in untried for outbox_id in d.outbox_ids]
+                self.store.release(ids, self.worker, retry_at)
+                log.info(
+                    "deliver: %d more to %s wait until %s (it failed just now)",
+                    len(untried),
+                    delivery.channel,
+                    retry_at.isoformat(timespec="seconds"),
+                )
+            break
+        return report
+
+    def _deliver(self, delivery: Delivery, report: DeliveryReport) -> datetime | None:
+        """Send and mark one delivery; when it failed and may be tried again, the time its
+        channel is next worth trying."""
         sender = self.senders.get(delivery.channel)
         if sender is None:
             error = f"channel {delivery.channel!r} is not configured any more"
             self.store.mark_dead(delivery.outbox_ids, self.worker, error)
             report.add(delivery, "dead", error)
-            return
+            return None
         try:
             sender.send(message_of(delivery))
         except DeliveryError as exc:
-            self._failed(delivery, exc, report)
-            return
+            return self._failed(delivery, exc, report)
         self.store.mark_sent(delivery.outbox_ids, self.worker, self.clock())
         report.add(delivery, "sent")
+        return None
 
-    def _failed(self, delivery: Delivery, exc: DeliveryError, report: DeliveryReport) -> None:
+    def _failed(
+        self, delivery: Delivery, exc: DeliveryError, report: DeliveryReport
+    ) -> datetime | None:
+        """Mark a failed delivery for a retry (returning when) or as dead (None)."""
         attempts = delivery.attempts + 1
         if exc.retryable and attempts < self.settings.max_attempts:
             due = self.clock() + timedelta(seconds=self.backoff(attempts))
@@ -136,10 +193,11 @@ class Dispatcher:
                 "delivery %s to %s failed, retrying: %s", delivery.event_id, delivery.channel, exc
             )
             report.add(delivery, "retrying", str(exc))
-            return
+            return due
         self.store.mark_dead(delivery.outbox_ids, self.worker, str(exc))
         log.error("delivery %s to %s dead-lettered: %s", delivery.event_id, delivery.channel, exc)
         report.add(delivery, "dead", str(exc))
+        return self.clock() if exc.retryable else None
 
     def backoff(self, attempts: int) -> float:
         """Exponential from ``retry_initial_seconds``, capped, with jitter (half to full)."""

@@ -4,6 +4,11 @@ SIGTERM/SIGINT.
 Jobs are rebuilt from settings at every start, with explicit ids, ``max_instances=1`` and
 ``coalesce=True`` (a cycle that overruns its slot is not run twice). A signal asks the cycle
 in hand to stop after the study it is on; that study is committed and the daemon exits 0.
+The signal also sets the app's stop event, which every registry request and delivery in
+flight watches (``service.deadline``): one that hangs is abandoned within a fraction of a
+second rather than at its deadline, so the daemon stops within seconds whatever the
+servers do. An abandoned request fails its studies like any registry failure, the cycle ends
+there, and its run is finished, not left ``running``.
 On PostgreSQL several daemons can share one store: a sync cycle runs on one replica at a time
 (an advisory lock) and deliveries are claimed row by row, so every replica can deliver.
 
@@ -109,7 +114,8 @@ class Daemon:
         self.health_port = health_port
         self.environ = os.environ if environ is None else environ
         self.retry_first = retry_first(self.environ)
-        self.stopping = threading.Event()
+        # the app's: its registry client and senders abandon what is in flight once it is set
+        self.stopping = app.stopping
         self._busy = threading.Lock()
         self.scheduler = BlockingScheduler(timezone=UTC)
         self.state = SyncState()

@@ -8,7 +8,10 @@ record that newly matches is watched with the tag ``query:NAME`` (so the same cy
 and gives ``query_matched``; one that matched and no longer does gives ``query_unmatched``
 (and stays watched). A quiet registry (its data timestamp unmoved) costs nothing extra. A
 search matching more than ``[ctgov] max_query_matches`` records is refused when it is saved,
-and skipped with a warning should it grow past that later.
+and skipped with a warning should it grow past that later. The ids the registry actually
+returns count, not only its ``totalCount``; a listing that would not end (a page token given
+twice, an empty page naming a next one, more pages than the count allows) is ``invalid``:
+refused when saving (exit 1, one line), a warning for that search alone in a sync.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from service.errors import InputError, RegistryError
+from service.errors import InputError, RecordInvalid, RegistryError
 from service.models import Change, Route, StoredChange
 from service.registry.base import Registry
 from service.store import SearchInfo, Store
@@ -107,10 +110,11 @@ class SavedSearches:
                 continue  # the registry's data did not move since this search last looked
             try:
                 self._refresh_one(search, stamp, found)
-            except RegistryError as exc:
+            except RegistryError as exc:  # that search's problem: the others are refreshed
                 warning = f"saved search {search.name!r} not refreshed: {exc}"
                 log.warning("%s", warning)
-                found.warnings.append({"study_id": "", "warning": warning, "reason": "registry"})
+                reason = "invalid" if isinstance(exc, RecordInvalid) else "registry"
+                found.warnings.append({"study_id": "", "warning": warning, "reason": reason})
         return found
 
     def _refresh_one(self, search: SearchInfo, stamp: str | None, found: Refresh) -> None:

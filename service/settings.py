@@ -107,6 +107,8 @@ class CtgovSettings(Section):
     history_url: str = HISTORY_URL
     requests_per_second: float = Field(1.0, gt=0, le=100)
     timeout_seconds: float = Field(30.0, gt=0, le=HOUR)
+    # the whole of one request (connect, headers, body), however slowly the server sends it
+    deadline_seconds: float = Field(120.0, gt=0, le=HOUR)
     max_attempts: int = Field(5, ge=1, le=20)
     retry_initial_seconds: float = Field(1.0, ge=0, le=HOUR)
     retry_max_seconds: float = Field(120.0, ge=0, le=DAY)
@@ -154,6 +156,7 @@ class EmailChannel(Section):
     sender: str = "trialwatch@localhost"
     recipients: list[str] = Field(min_length=1)
     timeout_seconds: float = Field(30.0, gt=0, le=HOUR)
+    deadline_seconds: float = Field(120.0, gt=0, le=HOUR)  # the whole SMTP conversation
 
 
 class WebhookChannel(Section):
@@ -163,6 +166,7 @@ class WebhookChannel(Section):
     secret_env: str = "TRIALWATCH_WEBHOOK_SECRET"
     allow_private_network: bool = False
     timeout_seconds: float = Field(10.0, gt=0, le=HOUR)
+    deadline_seconds: float = Field(30.0, gt=0, le=HOUR)  # the whole POST and its answer
 
     _url = field_validator("url")(_http_url)
 
@@ -173,6 +177,7 @@ class AppriseChannel(Section):
     urls: list[str] = Field(min_length=1)
     # true lets URLs of self-hosted services (json://, ntfy://host/…) name private addresses
     allow_private_network: bool = False
+    deadline_seconds: float = Field(120.0, gt=0, le=HOUR)  # notifying every URL of the channel
 
 
 Channel = Annotated[EmailChannel | WebhookChannel | AppriseChannel, Field(discriminator="type")]
@@ -259,6 +264,11 @@ class WebSettings(Section):
     # None: `serve` listens on 8080 and the daemon serves no web app
     port: int | None = Field(None, ge=1, le=65535)
     token_env: str = ""  # the variable holding the token for non-loopback clients
+    # the address links (feeds) are built from; "": http://HOST:PORT as bound
+    public_url: str = Field("", pattern=r"^(https?://[^\s/?#]+/?)?$")
+    statement_timeout_seconds: float = Field(10.0, gt=0, le=3600)  # each page's reads
+    max_connections: int = Field(1000, ge=8, le=100_000)  # open at once; idle ones make room
+    header_timeout_seconds: float = Field(10.0, gt=0, le=600)  # to send a request's headers
 
     @field_validator("token_env")
     @classmethod

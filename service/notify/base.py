@@ -9,6 +9,7 @@ delivery to the dead letters. ``build_sender`` is the only place that maps a cha
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
@@ -39,12 +40,14 @@ def build_sender(
     http: httpx.Client,
     *,
     environ: Mapping[str, str] = os.environ,
+    stop: threading.Event | None = None,
 ) -> Sender:
-    """The sender for ``channel``; ``http`` is shared by every webhook channel."""
+    """The sender for ``channel``; ``http`` is shared by every webhook channel. Each sender
+    ends an exchange at the channel's ``deadline_seconds``, and at once when ``stop`` is set."""
     if isinstance(channel, EmailChannel):
-        return EmailSender(channel, environ=environ)
+        return EmailSender(channel, environ=environ, stop=stop)
     if isinstance(channel, WebhookChannel):
-        return WebhookSender(channel, http, environ=environ)
+        return WebhookSender(channel, http, environ=environ, stop=stop)
     if isinstance(channel, AppriseChannel):
-        return AppriseSender(channel)
+        return AppriseSender(channel, stop=stop)
     raise TypeError(f"no sender for channel type {type(channel).__name__}")

@@ -12,22 +12,35 @@ Failures become ``DeliveryError`` where they happen, classified by what trying a
   a server without the STARTTLS or AUTH the channel asks for, a certificate that does not
   verify, a password variable that is not set.
 
+The whole conversation (connect, greeting, every command, the message, QUIT) ends by the
+channel's ``deadline_seconds``: a server that answers a byte at a time, or stalls after DATA,
+fails the delivery there as retryable. A socket timeout cannot do that (it bounds each read,
+and smtplib reads a reply in as many reads as the server likes), so a ``Watchdog`` thread
+shuts the socket down at the deadline, or at once when the daemon is stopping: ``shutdown``
+wakes whatever read or write blocks on it, inside smtplib, TLS included, whatever command it
+is in, and the conversation fails with the deadline's reason.
+
 The password is read from the environment variable ``password_env`` names, at send time only,
 and is scrubbed from every error message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import smtplib
+import socket
 import ssl
+import threading
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
+from service.deadline import Deadline, Watchdog
 from service.errors import DeliveryError
 from service.notify.render import Message, email_html, email_subject, email_text
 from service.settings import EmailChannel
@@ -79,10 +92,12 @@ class EmailSender:
         *,
         environ: Mapping[str, str] = os.environ,
         ssl_context: ssl.SSLContext | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.channel = channel
         self.name = channel.name
         self._environ = environ
+        self._stop = stop  # set: the process is stopping, a conversation is cut off
         # None: the system's trust store and hostname checks (tests pass their own CA).
         self._ssl_context = ssl_context
         self._where = f"email {channel.name} (SMTP {channel.smtp_host}:{channel.smtp_port})"
@@ -120,26 +135,41 @@ class EmailSender:
     def _context(self) -> ssl.SSLContext:
         return self._ssl_context or ssl.create_default_context()
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, conversation: _Conversation, timeout: float) -> smtplib.SMTP:
         c = self.channel
         if c.ssl:
-            return smtplib.SMTP_SSL(
-                c.smtp_host, c.smtp_port, timeout=c.timeout_seconds, context=self._context()
+            return _WatchedSMTPSSL(
+                conversation, c.smtp_host, c.smtp_port, timeout=timeout, context=self._context()
             )
-        return smtplib.SMTP(c.smtp_host, c.smtp_port, timeout=c.timeout_seconds)
+        return _WatchedSMTP(conversation, c.smtp_host, c.smtp_port, timeout=timeout)
 
     def _transmit(self, mail: EmailMessage, password: str) -> dict[str, tuple[int, bytes]]:
-        smtp = self._connect()
-        try:
-            if self.channel.starttls and not self.channel.ssl:
-                smtp.starttls(context=self._context())
-            if self.channel.username:
-                smtp.login(self.channel.username, password)
-            return smtp.send_message(
-                mail, from_addr=self.channel.sender, to_addrs=self.channel.recipients
-            )
-        finally:
-            _close_quietly(smtp)
+        deadline = Deadline.after(self.channel.deadline_seconds, stop=self._stop)
+        conversation = _Conversation()
+        with Watchdog(deadline, conversation.cut) as watchdog:
+            try:
+                smtp = self._connect(conversation, deadline.cap(self.channel.timeout_seconds))
+                try:
+                    return self._converse(smtp, mail, password)
+                finally:
+                    _close_quietly(smtp)
+            except (smtplib.SMTPException, OSError):
+                if watchdog.fired:  # the failure is the cut socket's: say why it was cut
+                    raise DeliveryError(
+                        f"{self._where}: {deadline.reason()}", retryable=True
+                    ) from None
+                raise
+
+    def _converse(
+        self, smtp: smtplib.SMTP, mail: EmailMessage, password: str
+    ) -> dict[str, tuple[int, bytes]]:
+        if self.channel.starttls and not self.channel.ssl:
+            smtp.starttls(context=self._context())
+        if self.channel.username:
+            smtp.login(self.channel.username, password)
+        return smtp.send_message(
+            mail, from_addr=self.channel.sender, to_addrs=self.channel.recipients
+        )
 
     def _error(self, exc: BaseException, password: str) -> DeliveryError:
         problem, retryable = _classify(exc)
@@ -147,6 +177,35 @@ class EmailSender:
         if password:
             text = text.replace(password, "***")
         return DeliveryError(text, retryable=retryable)
+
+
+class _Conversation:
+    """The SMTP client of one conversation, known from before it connects, so the watchdog
+    can cut its socket from the greeting on."""
+
+    smtp: smtplib.SMTP | None = None
+
+    def cut(self) -> None:
+        sock = getattr(self.smtp, "sock", None)  # the TLS socket once STARTTLS made one
+        if sock is not None:
+            # (an OSError: closed meanwhile, so nothing is blocked on it any more)
+            with contextlib.suppress(OSError):
+                # the plain socket call, under TLS too: it wakes a read blocked in OpenSSL
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watched(smtplib.SMTP):
+    def __init__(self, conversation: _Conversation, *args: Any, **kwargs: Any) -> None:
+        conversation.smtp = self  # before connecting: the greeting is watched too
+        super().__init__(*args, **kwargs)
+
+
+class _WatchedSMTP(_Watched):
+    pass
+
+
+class _WatchedSMTPSSL(_Watched, smtplib.SMTP_SSL):
+    pass
 
 
 def _close_quietly(smtp: smtplib.SMTP) -> None:

@@ -13,7 +13,9 @@ the raw request body before parsing it.
 Outcomes, decided here so the outbox only reads ``DeliveryError.retryable``:
 
 * 2xx: delivered.
-* 408, 429, 5xx, timeouts, connection errors: retryable.
+* 408, 429, 5xx, timeouts, connection errors: retryable; so is an exchange that outlives the
+  channel's ``deadline_seconds`` (a receiver that drips its answer, or its headers, is cut off
+  there: ``service.deadline``) or that a stopping daemon abandons.
 * 3xx: not retryable and not followed (a redirect would re-POST the body somewhere the
   operator did not configure, and could point inward); the message names the target.
 * other 4xx (400, 401, 404, 410 …), a missing secret, a refused address: not retryable.
@@ -29,6 +31,7 @@ import hashlib
 import hmac
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
@@ -37,13 +40,22 @@ from urllib.parse import urlsplit
 import httpx
 
 from service import __version__
+from service.deadline import Deadline, DeadlineExceeded, applied
+from service.deadline_http import guard_client
 from service.errors import DeliveryError
 from service.netguard import check_url
 from service.notify.render import Message, webhook_body
 from service.settings import WebhookChannel
 from service.urls import mask_urls
 
-__all__ = ["RESPONSE_CAP", "SIGNATURE_TOLERANCE", "WebhookSender", "sign", "verify"]
+__all__ = [
+    "RESPONSE_CAP",
+    "SIGNATURE_TOLERANCE",
+    "WebhookSender",
+    "build_webhook_client",
+    "sign",
+    "verify",
+]
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +120,12 @@ class WebhookSender:
         *,
         environ: Mapping[str, str] = os.environ,
         clock: Callable[[], float] = time.time,
+        stop: threading.Event | None = None,
     ) -> None:
         self.channel = channel
         self.name = channel.name
         self._http = http
+        self._stop = stop  # set: the process is stopping, a POST in flight is abandoned
         self._environ = environ
         self._clock = clock
         self._where = f"webhook {channel.name} ({urlsplit(channel.url).hostname})"
@@ -154,24 +168,33 @@ class WebhookSender:
         }
 
     def _post(self, body: bytes, headers: dict[str, str]) -> _Answer:
-        """The receiver's answer; transport failures raised as DeliveryError."""
+        """The receiver's answer; transport failures raised as DeliveryError. The whole
+        exchange ends by the channel's deadline, however slowly the receiver answers."""
         timeout = self.channel.timeout_seconds
+        deadline = Deadline.after(self.channel.deadline_seconds, stop=self._stop)
         try:
-            with self._http.stream(
-                "POST",
-                self.channel.url,
-                content=body,
-                headers=headers,
-                timeout=timeout,
-                follow_redirects=False,
-            ) as response:
+            with (
+                applied(deadline),
+                self._http.stream(
+                    "POST",
+                    self.channel.url,
+                    content=body,
+                    headers=headers,
+                    timeout=deadline.cap(timeout),
+                    follow_redirects=False,
+                ) as response,
+            ):
                 return _Answer(
                     status=response.status_code,
                     location=response.headers.get("location", ""),
                     retry_after=response.headers.get("retry-after", ""),
-                    excerpt=_excerpt(_read_capped(response)),
+                    excerpt=_excerpt(_read_capped(response, deadline)),
                 )
+        except DeadlineExceeded:
+            raise DeliveryError(f"{self._where}: {deadline.reason()}", retryable=True) from None
         except httpx.TimeoutException:
+            if deadline.expired():  # a timeout cut down to the time left
+                raise DeliveryError(f"{self._where}: {deadline.reason()}", retryable=True) from None
             raise DeliveryError(
                 f"{self._where}: no answer within {timeout:g} s", retryable=True
             ) from None
@@ -188,10 +211,17 @@ class _Answer(NamedTuple):
     excerpt: str  # one line of the body, clipped
 
 
-def _read_capped(response: httpx.Response) -> bytes:
+def build_webhook_client() -> httpx.Client:
+    """The client every webhook channel shares: no redirects followed, and sockets that obey
+    each POST's deadline (``service.deadline_http``)."""
+    return guard_client(httpx.Client(follow_redirects=False, headers={"User-Agent": USER_AGENT}))
+
+
+def _read_capped(response: httpx.Response, deadline: Deadline) -> bytes:
     """At most ``RESPONSE_CAP`` bytes of the body: a receiver cannot make us buffer more."""
     data = bytearray()
     for chunk in response.iter_bytes():
+        deadline.check()
         data += chunk
         if len(data) >= RESPONSE_CAP:
             break

@@ -5,6 +5,12 @@ Polite by construction: every request waits for the rate limiter, and transient 
 with exponential backoff and jitter, honouring ``Retry-After``. httpx errors are translated into
 ``RegistryError`` here, where they enter, so nothing above this module sees httpx.
 
+Every request has a wall-clock deadline for the whole exchange (``[ctgov] deadline_seconds``:
+connect, headers and body, however slowly the server sends them; ``service.deadline``), made
+no later than an enclosing budget's end (the history backfill's), and is abandoned at once
+when the stop event is set (the daemon's SIGTERM): each is a retryable ``RegistryUnavailable``
+naming the endpoint, and neither a retry nor a backoff wait outlives the budget or the stop.
+
 Watched records are fetched in batches (``filter.ids``): as many ids as fit in a request
 line of ``[ctgov] max_url_bytes`` (~430 ids in 6 KB; public clients send 128–500, and a proxy
 before the registry may refuse longer lines with 414/431). A refusal halves the line for that
@@ -35,10 +41,13 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_any,
     wait_exponential_jitter,
 )
 
 from service import __version__
+from service.deadline import Deadline, DeadlineExceeded, applied, limit_passed, within_limit
+from service.deadline_http import guard_client
 from service.errors import (
     RecordInvalid,
     RecordNotFound,
@@ -114,13 +123,18 @@ class CtgovClient:
         http: httpx.Client,
         settings: CtgovSettings,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         limiter: RateLimiter | None = None,
         observe: Callable[[str], None] = lambda _answer: None,
+        stop: threading.Event | None = None,
     ) -> None:
         self._http = http
         self._observe = observe  # told each answer's status code, or "error" (metrics)
         self._settings = settings
+        # set when the process is to stop: requests in flight are abandoned, none are started,
+        # and waits (pace, backoff) end at once
+        self._stop = stop or threading.Event()
+        sleep = sleep or self._pause
         self._sleep = sleep
         self._limiter = limiter or RateLimiter(settings.requests_per_second, sleep=sleep)
         # the history API answers 429 to concurrent or quick requests: its own, slower pace
@@ -158,12 +172,19 @@ class CtgovClient:
 
     def matching_ids(self, params: dict[str, str], *, limit: int) -> Hits:
         """The ids of every record matching a search (``query.cond`` …); none when there are
-        more than ``limit`` (``total`` says how many), so a broad search costs one request."""
+        more than ``limit`` (``total`` says how many), so a broad search costs one request.
+        The ids actually returned count too: a registry that counts fewer than it sends is
+        stopped once they pass ``limit`` (``total`` is then how many came), at most a page
+        later."""
         listing = self._counted_listing(params, "NCTId")
         if listing.total > limit:
             return Hits(listing.total, ())
-        ids = (returned_id(study) for page in listing.pages for study in page)
-        return Hits(listing.total, tuple(dict.fromkeys(i for i in ids if i)))
+        found: dict[str, None] = {}
+        for page in listing.pages:
+            found.update(dict.fromkeys(i for i in map(returned_id, page) if i))
+            if len(found) > limit:
+                return Hits(len(found), ())
+        return Hits(max(listing.total, len(found)), tuple(found))
 
     def _counted_listing(self, criteria: dict[str, str], fields: str) -> Listing:
         """The records matching ``criteria``, ``fields`` of each, 1,000 a page; the first page
@@ -181,14 +202,23 @@ class CtgovClient:
         total = first.get("totalCount") if isinstance(first, dict) else None
         if not isinstance(total, int) or isinstance(total, bool) or total < 0:
             raise RecordInvalid("registry answer has no totalCount: the API's shape has changed")
-        return Listing(total, self._listing_pages(url, params, studies, token))
+        guard = _PageGuard(_describe(url), int(params["pageSize"]), total=total)
+        guard.check(studies, token)
+        return Listing(total, self._listing_pages(url, params, studies, token, guard))
 
     def _listing_pages(
-        self, url: str, params: dict[str, str], first: list[dict[str, Any]], token: str | None
+        self,
+        url: str,
+        params: dict[str, str],
+        first: list[dict[str, Any]],
+        token: str | None,
+        guard: _PageGuard,
     ) -> Iterator[list[dict[str, Any]]]:
+        """The pages of a listing whose first page (checked by ``guard``) is ``first``."""
         yield first
         while token:  # later pages repeat the first page's parameters, as the API wants
             studies, token = _studies_page(self._get_json(url, dict(params, pageToken=token)))
+            guard.check(studies, token)
             yield studies
 
     def probe(self, study_ids: Sequence[str]) -> Iterator[Batch]:
@@ -272,14 +302,15 @@ class CtgovClient:
         """Studies matching a search (``query.cond``, ``query.intr``, ``query.term``, …), up to
         ``limit``, following ``nextPageToken`` with the first page's parameters."""
         found: list[dict[str, Any]] = []
-        query = {**params, "pageSize": str(min(limit, self._settings.page_size)), "format": "json"}
+        page_size = min(limit, self._settings.page_size)
+        query = {**params, "pageSize": str(page_size), "format": "json"}
+        url = f"{self._settings.api_url}/studies"
+        guard = _PageGuard(_describe(url), page_size)
         token: str | None = None
         while len(found) < limit:
-            page = self._get_json(
-                f"{self._settings.api_url}/studies",
-                dict(query, pageToken=token) if token else query,
-            )
+            page = self._get_json(url, dict(query, pageToken=token) if token else query)
             studies, token = _studies_page(page)
+            guard.check(studies, token)
             found.extend(studies)
             if not token:
                 break
@@ -329,12 +360,16 @@ class CtgovClient:
 
     def _fetch_chunk(self, chunk: list[str], fields: str | None) -> Iterator[Batch]:
         params = {**self._batch_params(fields), "filter.ids": ",".join(chunk)}
+        url = f"{self._settings.api_url}/studies"
+        # every page but the last holds a record, one an id asked for at most
+        guard = _PageGuard(_describe(url), self._settings.page_size, max_pages=len(chunk) + 1)
         token: str | None = None
         while True:
             page_params = dict(params, pageToken=token) if token else params
             try:
-                page = self._get_json(f"{self._settings.api_url}/studies", page_params)
+                page = self._get_json(url, page_params)
                 studies, token = _studies_page(page)
+                guard.check(studies, token)
             except RequestTooLong:
                 raise
             except RegistryError as exc:
@@ -349,7 +384,7 @@ class CtgovClient:
     ) -> Any:
         retrying = Retrying(
             retry=retry_if_exception_type((RegistryUnavailable, _BadBody)),
-            stop=stop_after_attempt(self._settings.max_attempts),
+            stop=stop_any(stop_after_attempt(self._settings.max_attempts), self._futile),
             wait=self._wait,
             sleep=self._sleep,
             reraise=True,
@@ -360,16 +395,35 @@ class CtgovClient:
         exc = state.outcome.exception() if state.outcome else None
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
-            return min(retry_after, self._settings.retry_max_seconds)
-        return self._backoff(state)
+            wait = min(retry_after, self._settings.retry_max_seconds)
+        else:
+            wait = self._backoff(state)
+        return within_limit(wait)  # never past an enclosing budget
+
+    def _futile(self, _state: RetryCallState) -> bool:
+        """No retry once the process is stopping or the enclosing budget is spent."""
+        return self._stop.is_set() or limit_passed()
+
+    def _pause(self, seconds: float) -> None:
+        self._stop.wait(seconds)  # a stop ends the wait
 
     def _get_once(self, url: str, params: dict[str, str], limiter: RateLimiter) -> Any:
+        before = Deadline.after(self._settings.deadline_seconds, stop=self._stop)
+        if before.expired():  # stopping, or the budget is spent: no request at all
+            raise _cut_short(url, before)
         limiter.acquire()
+        # the whole exchange (connect, headers, body) ends by then, however the server paces it
+        deadline = Deadline.after(self._settings.deadline_seconds, stop=self._stop)
         self.requests += 1
         try:
-            response = self._read_capped(url, params)
+            response = self._read_capped(url, params, deadline)
+        except DeadlineExceeded as exc:
+            self._observe("error")
+            raise _cut_short(url, exc.deadline) from None
         except httpx.TimeoutException as exc:
             self._observe("error")
+            if deadline.expired():  # a timeout cut down to the time left
+                raise _cut_short(url, deadline) from None
             raise RegistryUnavailable(f"registry timed out ({_describe(url)})") from exc
         except httpx.TransportError as exc:
             self._observe("error")
@@ -381,16 +435,24 @@ class CtgovClient:
         self._observe(str(response.status_code))
         return _decode(response)
 
-    def _read_capped(self, url: str, params: dict[str, str]) -> httpx.Response:
+    def _read_capped(self, url: str, params: dict[str, str], deadline: Deadline) -> httpx.Response:
         """GET, refusing a body larger than ``max_response_mib``: a registry (or something
-        posing as it) must not be able to exhaust the memory of the process."""
+        posing as it) must not be able to exhaust the memory of the process. The exchange
+        ends at ``deadline`` (``DeadlineExceeded``): the guarded sockets of
+        ``build_http_client`` enforce it inside every read, and the body is also checked
+        between chunks (for a client without them)."""
         cap = self._settings.max_response_mib * 1024 * 1024
-        with self._http.stream("GET", url, params=params) as response:
+        timeout = capped_timeout(self._http.timeout, deadline)
+        with (
+            applied(deadline),
+            self._http.stream("GET", url, params=params, timeout=timeout) as response,
+        ):
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > cap:
                 raise _TooLarge(url, cap)
             chunks, size = [], 0
             for chunk in response.iter_bytes():
+                deadline.check()
                 size += len(chunk)
                 if size > cap:
                     raise _TooLarge(url, cap)
@@ -413,6 +475,21 @@ class _TooLarge(RecordInvalid):
 
 def _describe(url: str) -> str:
     return url.split("?", 1)[0]
+
+
+def _cut_short(url: str, deadline: Deadline) -> RegistryUnavailable:
+    """A request that outlived its deadline (or was abandoned): retryable, one line."""
+    return RegistryUnavailable(f"registry request {deadline.reason()} ({_describe(url)})")
+
+
+def capped_timeout(timeout: httpx.Timeout, deadline: Deadline) -> httpx.Timeout:
+    """``timeout``'s parts, none beyond the time ``deadline`` leaves."""
+    return httpx.Timeout(
+        connect=deadline.cap(timeout.connect),
+        read=deadline.cap(timeout.read),
+        write=deadline.cap(timeout.write),
+        pool=deadline.cap(timeout.pool),
+    )
 
 
 def _decode(response: httpx.Response) -> Any:
@@ -489,6 +566,52 @@ def _studies_page(page: Any) -> tuple[list[dict[str, Any]], str | None]:
     return studies, token or None
 
 
+class _PageGuard:
+    """Checks a paginated listing page by page, so that a hostile or broken registry cannot
+    keep it going for ever: a ``nextPageToken`` given before, an empty page that still has a
+    next one, a page longer than the ``pageSize`` asked for, or more pages than the listing
+    can have (``total // page_size + 1``; ``max_pages`` without a total) each end the
+    listing with a one-line ``RecordInvalid`` naming the endpoint."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        page_size: int,
+        *,
+        total: int | None = None,
+        max_pages: int | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.page_size = page_size
+        self.max_pages = total // page_size + 1 if total is not None else max_pages
+        self.total = total
+        self.pages = 0
+        self.tokens: set[str] = set()
+
+    def check(self, studies: list[dict[str, Any]], token: str | None) -> None:
+        """Check one more page, its ``studies`` and the ``token`` of the next (None: last)."""
+        self.pages += 1
+        if len(studies) > self.page_size:
+            raise self._refused(
+                f"page {self.pages} holds {len(studies)} records (pageSize {self.page_size})"
+            )
+        if self.max_pages is not None and self.pages > self.max_pages:
+            counted = f"totalCount {self.total}" if self.total is not None else "the ids asked for"
+            raise self._refused(
+                f"page {self.pages} is more than {counted} allows ({self.max_pages})"
+            )
+        if token is None:
+            return
+        if not studies:
+            raise self._refused(f"page {self.pages} is empty but names a next page")
+        if token in self.tokens:
+            raise self._refused(f"page {self.pages} repeats an earlier nextPageToken")
+        self.tokens.add(token)
+
+    def _refused(self, what: str) -> RecordInvalid:
+        return RecordInvalid(f"registry listing {self.endpoint} refused: {what}")
+
+
 def _history_entries(study_id: str, data: Any) -> list[HistoryEntry]:
     changes = _changes_list(data)
     if changes is None:
@@ -552,7 +675,8 @@ def returned_id(study: dict[str, Any]) -> str | None:
 
 
 def build_http_client(settings: CtgovSettings) -> httpx.Client:
-    return httpx.Client(
+    """The registry's client; its sockets obey each request's deadline (``deadline_http``)."""
+    client = httpx.Client(
         verify=registry_tls_context(),
         timeout=httpx.Timeout(
             settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)
@@ -562,3 +686,4 @@ def build_http_client(settings: CtgovSettings) -> httpx.Client:
         max_redirects=5,
         limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
     )
+    return guard_client(client)

@@ -1,25 +1,54 @@
 """Changes and sync runs: change events that come from outside a record's versions, the
-change log, the sync cycle's lock, its runs and where the next incremental cycle starts."""
+change log, the sync cycle's lock, its runs and where the next incremental cycle starts.
+
+A sync run is ``running`` from ``start_run`` to ``finish_run``. A process killed in between
+(SIGKILL, OOM, a power cut) cannot say so, so every run holds a *presence* for as long as its
+process works on it: on PostgreSQL a session advisory lock keyed by the run id, on a
+connection of its own; on SQLite an exclusive ``flock`` on ``<store>-runs/<id>.lock``. The
+kernel or the server drops either with the process. The next run to start marks every run
+that is still ``running`` without a presence ``interrupted`` — and only those: a cycle under
+way in another live process (a replica, a second ``sync`` on the same file) keeps its lock
+and is left alone. A presence is taken before the new run's row is committed, so no other
+process ever sees a ``running`` run without one.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Integer, column, event, func, insert, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.errors import StoreError
 from service.models import Change, Route, StoredChange
-from service.store.base import StoreBase, _first_line, log, shown_url
+from service.store.base import StoreBase, _first_line, _sqlite_file, log, shown_url
 from service.store.batches import Events, attach_events
 from service.store.rows import _record, _stored_change
 from service.store.tables import SYNC_RUNS, ChangeRow, RecordRow, SyncRunRow
 
 SYNC_LOCK = 0x7472_6961_6C77  # "trialw": the advisory lock key of the sync cycle
+RUN_LOCK = 0x7472_756E  # "trun": the advisory lock class of a sync run's presence
+INTERRUPTED = "interrupted: the process running this cycle stopped before it finished"
+
+# The runs alive on this database: two-key advisory locks show in pg_locks with the first key
+# as classid, the second (the run id) as objid and objsubid 2 (see service.store.outbox).
+_LIVE_RUNS = (
+    text(
+        "SELECT objid::int4 AS objid FROM pg_locks"
+        " WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+        " AND classid = CAST(:run_lock AS oid)"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    .bindparams(run_lock=RUN_LOCK)
+    .columns(column("objid", Integer))
+)
 
 
 @dataclass(frozen=True)
@@ -98,18 +127,114 @@ class ChangeStore(StoreBase):
             _unlock(connection, locked)
 
     def start_run(self, now: datetime) -> int:
-        """A new sync run, ``running`` until ``finish_run`` (or ``abandon_runs``) ends it."""
+        """A new sync run, ``running`` until ``finish_run`` (or ``abandon_runs``) ends it, its
+        presence held meanwhile. The runs of processes that are gone are marked
+        ``interrupted`` first."""
         self.abandon_runs("cycle aborted earlier", now)  # left by a cycle that raised
-        with self._session() as session:
-            run_id = int(
-                session.scalar(
-                    insert(SYNC_RUNS)
-                    .values(started_at=now, status="running", errors=[])
-                    .returning(SYNC_RUNS.c.id)
-                )
-            )
+        self.interrupt_runs(now)
+        new_run = insert(SYNC_RUNS).values(started_at=now, status="running", errors=[])
+        new_run = new_run.returning(SYNC_RUNS.c.id)
+        run_id = (
+            self._start_locked_run(new_run)
+            if self.engine.dialect.name == "postgresql"
+            else self._start_run_with_file(new_run)
+        )
         self._open_runs.add(run_id)
         return run_id
+
+    def _start_run_with_file(self, new_run: Any) -> int:
+        """Insert a run and lock its presence file before the insert commits (SQLite's writer
+        lock is held meanwhile, and nobody reads the uncommitted row)."""
+        presences = self._run_presences()
+        run_id: int | None = None
+        try:
+            with self._session() as session:
+                run_id = int(session.scalar(new_run))
+                presences[run_id] = _hold_run_file(self._runs_dir(), run_id)
+        except BaseException:
+            if run_id is not None:  # not committed: no run, no presence
+                self._let_go_runs([run_id])
+            raise
+        return run_id
+
+    def _start_locked_run(self, new_run: Any) -> int:
+        """Insert a run and take its advisory lock in one transaction, on a connection kept
+        for as long as the run is open (the lock is the session's, not the transaction's)."""
+        try:
+            connection = self.engine.connect()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store {shown_url(self.engine)}: {_first_line(exc)}") from None
+        try:
+            run_id = int(connection.scalar(new_run))
+            connection.execute(
+                text("SELECT pg_advisory_lock(:run_lock, :run_id)"),
+                {"run_lock": RUN_LOCK, "run_id": run_id},
+            )
+            connection.commit()
+        except SQLAlchemyError as exc:
+            _discard(connection)
+            raise StoreError(f"store {shown_url(self.engine)}: {_first_line(exc)}") from None
+        self._run_presences()[run_id] = connection
+        return run_id
+
+    def interrupt_runs(self, now: datetime) -> list[int]:
+        """Mark ``interrupted`` the runs left ``running`` by processes that are gone (their
+        presence dropped with them); a run of a live process, this one or another, is left
+        alone. Returns the ids marked."""
+        with self._session() as session:
+            running = select(SyncRunRow.id).where(SyncRunRow.status == "running")
+            if self._open_runs:
+                running = running.where(SyncRunRow.id.not_in(sorted(self._open_runs)))
+            if self.engine.dialect.name == "postgresql":
+                running = running.where(SyncRunRow.id.not_in(_LIVE_RUNS))
+            candidates = list(session.scalars(running.order_by(SyncRunRow.id)))
+        if self.engine.dialect.name != "postgresql":
+            runs_dir = self._runs_dir()
+            if runs_dir is None:  # an in-memory store: no other process shares it
+                return []
+            candidates = [run_id for run_id in candidates if _run_file_free(runs_dir, run_id)]
+        if not candidates:
+            return []
+        error = [{"study_id": "", "error": INTERRUPTED, "reason": "interrupted"}]
+        with self._session() as session:
+            marked = list(
+                session.scalars(
+                    update(SyncRunRow)
+                    .where(SyncRunRow.id.in_(candidates), SyncRunRow.status == "running")
+                    .values(status="interrupted", finished_at=now, errors=error)
+                    .returning(SyncRunRow.id)
+                )
+            )
+        for run_id in marked:
+            log.warning("sync run %d was interrupted (its process is gone): marked so", run_id)
+        if self.engine.dialect.name != "postgresql":
+            _forget_run_files(self._runs_dir(), candidates)
+        return marked
+
+    def _run_presences(self) -> dict[int, Any]:
+        """The presences of this store's open runs: a connection (PostgreSQL) or a file
+        descriptor (SQLite), let go when the run ends or the store is closed."""
+        presences: dict[int, Any] | None = self.__dict__.get("_presences_of_runs")
+        if presences is None:
+            presences = self.__dict__.setdefault("_presences_of_runs", {})
+            event.listen(self.engine, "engine_disposed", lambda _: self._let_go_runs(None))
+        return presences
+
+    def _let_go_runs(self, run_ids: Sequence[int] | None) -> None:
+        """Drop the presence of ``run_ids`` (None: every open run's)."""
+        presences = self._run_presences()
+        for run_id in list(presences) if run_ids is None else run_ids:
+            presence = presences.pop(run_id, None)
+            if isinstance(presence, Connection):
+                _discard(presence)
+            elif isinstance(presence, int):
+                os.close(presence)
+                _forget_run_files(self._runs_dir(), [run_id])
+
+    def _runs_dir(self) -> Path | None:
+        """Where a SQLite store's run presences live (None: not a file)."""
+        path = _sqlite_file(self.engine)
+        return None if path is None else path.with_name(path.name + "-runs")
 
     def finish_run(self, run_id: int, report: dict[str, Any], now: datetime) -> None:
         cycle = report.get("cycle") or {}
@@ -129,6 +254,7 @@ class ChangeStore(StoreBase):
                 )
             )
         self._open_runs.discard(run_id)
+        self._let_go_runs([run_id])
 
     def last_cycle_mark(self) -> CycleMark | None:
         """The newest whole-list cycle that finished ``ok``, or None (then probe everything)."""
@@ -167,6 +293,7 @@ class ChangeStore(StoreBase):
         except StoreError as exc:
             log.warning("could not mark the aborted sync run as failed: %s", exc)
             return
+        self._let_go_runs(sorted(self._open_runs))
         self._open_runs.clear()
 
     def recent_run_statuses(self, count: int) -> list[str]:
@@ -196,6 +323,61 @@ def run_status(checked: int, failed: int) -> str:
     if not failed:
         return "ok"
     return "failed" if failed >= checked else "partial"
+
+
+def _hold_run_file(runs_dir: Path | None, run_id: int) -> int | None:
+    """A SQLite run's presence: its lock file, created and locked (an ``flock`` belongs to the
+    open file, so a second store in the same process sees it too, and the kernel drops it
+    with the process). None for an in-memory store."""
+    if runs_dir is None:
+        return None
+    import fcntl  # POSIX only, as the store's SQLite file locking is
+
+    try:
+        runs_dir.mkdir(exist_ok=True)
+        fd = os.open(runs_dir / f"{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(f"sync run presence {runs_dir}: {exc.strerror or exc}") from None
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new run's file: nobody else holds it
+    return fd
+
+
+def _run_file_free(runs_dir: Path, run_id: int) -> bool:
+    """Whether nobody holds the presence of ``run_id`` (no file: none was ever taken, or the
+    run was marked by another process meanwhile)."""
+    import fcntl
+
+    try:
+        fd = os.open(runs_dir / f"{run_id}.lock", os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        log.warning("sync run %d: presence unreadable (%s); left running", run_id, exc)
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _forget_run_files(runs_dir: Path | None, run_ids: Sequence[int]) -> None:
+    if runs_dir is None:
+        return
+    for run_id in run_ids:
+        with suppress(FileNotFoundError):
+            (runs_dir / f"{run_id}.lock").unlink()
+
+
+def _discard(connection: Connection) -> None:
+    """Close a run's presence connection for good (never back to the pool with its lock)."""
+    try:
+        connection.invalidate()
+        connection.close()
+    except SQLAlchemyError as exc:
+        log.warning("sync run presence: closing its connection failed (%s)", exc)
 
 
 def _unlock(connection: Any, locked: bool) -> None:

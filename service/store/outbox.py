@@ -197,6 +197,11 @@ class OutboxStore(StoreBase):
             lease_until=None,
         )
 
+    def release(self, outbox_ids: Sequence[int], worker: str, due_at: datetime) -> None:
+        """Give claims back untried (their channel just failed): due again at ``due_at``,
+        with no attempt counted."""
+        self._settle(outbox_ids, worker, due_at=due_at, lease_until=None)
+
     def mark_dead(self, outbox_ids: Sequence[int], worker: str, error: str) -> None:
         self._settle(
             outbox_ids,
