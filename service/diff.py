@@ -209,6 +209,8 @@ def _parse_date(text: str) -> date | None:
 
 
 def _one_year_after(day: date) -> date:
+    if day.year == date.max.year:  # a record may say 9999: past it is beyond every date
+        return date.max
     try:
         return day.replace(year=day.year + 1)
     except ValueError:  # 29 February

@@ -33,8 +33,9 @@ from service.errors import (
     RegistryError,
     StoreConflict,
     StoreError,
+    StoreRefused,
 )
-from service.findings.keeper import FindingsKeeper
+from service.findings.keeper import FindingsKeeper, Reviewed
 from service.history import HistoryFetcher, StoredAnchor, Versions
 from service.models import Change, Route, Snapshot, StoredChange
 from service.registry.base import Registry
@@ -44,6 +45,7 @@ from service.searches import Refresh, SavedSearches
 from service.settings import CtgovSettings, FindingsSettings, Subscription
 from service.store import FirstSighting, NewVersion, NextVersion, RecordState, Store
 from service.subscriptions import route
+from service.text import storable
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +268,7 @@ class _Cycle:
         self._stamp_asked = False
         self.served_as: dict[str, str] = {}  # the id an aliased record is served under → ours
         self.run_id: int | None = None
+        self.verdicts: dict[str, str] = {}  # study id → what the report counted it as
 
     def run(self) -> SyncReport:
         store, client = self.m.store, self.m.client
@@ -290,11 +293,14 @@ class _Cycle:
             self._work_backfills()
         if not self.dry_run:
             due = self.m.findings.review_due(self.run_id, self.ids if self.explicit else None)
-            self.report.changes.extend(due)
+            self.report.changes.extend(due.changes)
+            self._review_failed(due)
             self.report.changes.extend(self.m.searches.events(self.searched, self.run_id))
         self.report.requests = client.requests - requests_before
         if self.run_id is not None:
-            store.finish_run(self.run_id, self.report.to_json(changes=False), self.m.clock())
+            # errors quote what failed, which can be a record's text
+            summary = storable(self.report.to_json(changes=False))
+            store.finish_run(self.run_id, summary, self.m.clock())
         return self.report
 
     def _settle_unmoved(self) -> set[str]:
@@ -387,7 +393,7 @@ class _Cycle:
         for study_id in self.ids:
             if study_id in known and study_id not in moved and study_id not in self.done:
                 self.unchanged.append(study_id)
-                self.report.unchanged += 1
+                self._count(study_id, "unchanged")
                 self._finish(study_id)
 
     def _probe(self, known: dict[str, str]) -> set[str]:
@@ -407,7 +413,7 @@ class _Cycle:
                 unmoved = study_id in known and self.m.client.posted_date(raw) == known[study_id]
                 if unmoved and study_id not in self.done:
                     self.unchanged.append(study_id)
-                    self.report.unchanged += 1
+                    self._count(study_id, "unchanged")
                     self._finish(study_id)
         return {i for i in probed if i not in returned and i not in self.done}
 
@@ -493,7 +499,7 @@ class _Cycle:
             return
         self._finish(study_id)
         if state.state == "unavailable":
-            self.report.unchanged += 1
+            self._count(study_id, "unchanged")
             return
         self._store_pending()  # keeps the report's changes in the order found
         change = record_unavailable(self.m.registry, study_id)
@@ -511,7 +517,7 @@ class _Cycle:
             )
         if stored is not None:
             self.report.changes.append(stored)
-        self.report.changed += 1
+        self._count(study_id, "changed")
 
     def _process(self, study_id: str, raw: dict[str, Any]) -> None:
         try:
@@ -544,6 +550,8 @@ class _Cycle:
             self._store(study_id, version)
         except StoreConflict as exc:
             self._conflict(study_id, str(exc))
+        except StoreRefused as exc:  # this record's data, not the store: the cycle goes on
+            self._failed(study_id, f"{study_id}: not stored: {exc}", "internal")
         except StoreError:
             raise
         except Exception as exc:  # one study's bug must not stop the cycle
@@ -556,19 +564,19 @@ class _Cycle:
             if state.last_update_posted != current.last_update_posted:
                 self.moved_dates[study_id] = current.last_update_posted
             self.unchanged.append(study_id)
-            self.report.unchanged += 1
+            self._count(study_id, "unchanged")
             self._finish(study_id)
             return
         if state is None:
             self._first_sighting(current)
-            self.report.new += 1
+            self._count(study_id, "new")
             self._finish(study_id)
             return
         if state.content_hash is None:  # a record row without a version yet
             self._store_steps([current], None, past=0)
             if self._backfills() and not self.dry_run:
                 self.m.store.set_backfill(self.m.registry, study_id, "pending")
-            self.report.new += 1
+            self._count(study_id, "new")
             found = Versions([current])
         else:
             found = self._gap(study_id, state, current)
@@ -584,11 +592,11 @@ class _Cycle:
             else:
                 changed = self._store_steps(found.versions, previous, past=0)
             if changed:
-                self.report.changed += 1
+                self._count(study_id, "changed")
             else:
-                self.report.unchanged += 1
+                self._count(study_id, "unchanged")
         if found.warning:
-            reason = "invalid" if found.drifted else "registry"
+            reason = found.reason
             self.report.warnings.append(
                 {"study_id": study_id, "warning": found.warning, "reason": reason}
             )
@@ -621,9 +629,10 @@ class _Cycle:
         steps = [w for w in pending if isinstance(w, NextVersion)]
         stored = self._together(sightings, lambda ws: store.save_first_versions(ws, run_id))
         stored |= self._together(steps, lambda ws: store.save_next_versions(registry, ws, run_id))
-        found = self.m.findings.review_first(
+        reviewed = self.m.findings.review_first(
             [s.version for s in sightings if _study(s) in stored], self.run_id
         )
+        found = reviewed.by_study()
         for write in pending:
             study_id = _study(write)
             changes = stored.get(study_id)
@@ -634,6 +643,7 @@ class _Cycle:
             else:
                 self.to_review[study_id] = False
             self.report.changes.extend(changes)
+        self._review_failed(reviewed)
 
     def _together(
         self,
@@ -666,28 +676,35 @@ class _Cycle:
                 version, write.changes, self.run_id, write.routes, write.historical
             )
         except StoreConflict as exc:
-            self._uncount(write)
+            self._uncount(study_id)
             self._conflict(study_id, str(exc))
+            return None
+        except StoreRefused as exc:
+            self._uncount(study_id)
+            self._failed(study_id, f"{study_id}: not stored: {exc}", "internal")
             return None
         except StoreError:
             raise
         except Exception as exc:
             log.exception("sync of %s failed", study_id)
-            self._uncount(write)
+            self._uncount(study_id)
             self._failed(study_id, f"{study_id}: internal error: {exc}", "internal")
             return None
         if isinstance(write, FirstSighting) and write.backfill:
             self.m.store.set_backfill(self.m.registry, study_id, "pending")
         return stored
 
-    def _uncount(self, write: FirstSighting | NextVersion) -> None:
-        """A write the report counted as new, changed or unchanged that did not happen."""
-        if isinstance(write, FirstSighting):
-            self.report.new -= 1
-        elif write.changes:
-            self.report.changed -= 1
-        else:
-            self.report.unchanged -= 1
+    def _count(self, study_id: str, verdict: str) -> None:
+        """Count a study as ``new``, ``changed`` or ``unchanged`` (remembered: a study whose
+        write or findings review fails later is moved to ``failed``)."""
+        setattr(self.report, verdict, getattr(self.report, verdict) + 1)
+        self.verdicts[study_id] = verdict
+
+    def _uncount(self, study_id: str) -> None:
+        """A study the report counted as new, changed or unchanged that failed after all."""
+        verdict = self.verdicts.pop(study_id, None)
+        if verdict is not None:
+            setattr(self.report, verdict, getattr(self.report, verdict) - 1)
 
     def _gap(self, study_id: str, state: RecordState, current: NewVersion) -> Versions:
         if not self.m.settings.history:
@@ -746,7 +763,17 @@ class _Cycle:
         """Review the findings of the records stored since the last review, together (a page
         of changed records is read in a few queries, not a few each)."""
         to_review, self.to_review = self.to_review, {}
-        self.report.changes.extend(self.m.findings.review_many(to_review, self.run_id))
+        reviewed = self.m.findings.review_many(to_review, self.run_id)
+        self.report.changes.extend(reviewed.changes)
+        self._review_failed(reviewed)
+
+    def _review_failed(self, reviewed: Reviewed) -> None:
+        """Records stored whose findings review failed: each is that record's failure (its
+        version is stored; its findings are looked at again the next day)."""
+        for study_id, message in reviewed.failed.items():
+            self._uncount(study_id)
+            log.warning("%s", message)
+            self.report.fail(study_id, message, "internal")
 
     def _routes(self, changes: list[Change], historical: list[bool], now: datetime) -> list[Route]:
         """Where ``changes`` are to be notified; changes found by backfill only when the
@@ -782,7 +809,7 @@ class _Cycle:
         """Another process stored this study's version first: nothing new here, nothing lost
         (a warning with reason ``conflict``, not a failure)."""
         log.info("%s", message)
-        self.report.unchanged += 1
+        self._count(study_id, "unchanged")
         warning = {"study_id": study_id, "warning": message, "reason": "conflict"}
         self.report.warnings.append(warning)
         self._finish(study_id)

@@ -30,13 +30,14 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from service.diff import humanise
 from service.errors import RecordInvalid
+from service.findings.rules import shift
 from service.findings.stored import FindingInfo
 from service.models import Outcome, Snapshot, StoredChange, StudyDate, VersionInfo
 from service.notify.render import compare_url, study_url
@@ -247,10 +248,17 @@ def _link_words(link: SeedLinkData) -> str:
 
 
 def render_report(
-    studies: Sequence[StudyData], *, generated_at: datetime, title: str = REPORT_TITLE
+    studies: Sequence[StudyData],
+    *,
+    generated_at: datetime,
+    title: str = REPORT_TITLE,
+    failed: Callable[[str, Exception], None] | None = None,
 ) -> str:
-    """The whole report as one HTML document (pure: same input, same bytes)."""
+    """The whole report as one HTML document (pure: same input, same bytes). A record that
+    cannot be drawn (a bug on its data) is left out and handed to ``failed`` (study id, what
+    went wrong) when given, so the others are still drawn; without ``failed`` it raises."""
     as_of = generated_at.date()
+    studies, views = _drawn(studies, as_of, failed)
     versions = sum(len(s.versions) for s in studies)
     changes = sum(len(s.changes) for s in studies)
     counts = " · ".join(
@@ -260,7 +268,6 @@ def render_report(
             _plural(changes, "change"),
         ]
     )
-    views = [study_view(study, as_of) for study in studies]
     return render_template(
         "report/page.html",
         title=title,
@@ -269,6 +276,28 @@ def render_report(
         studies=views,
         groups=_groups(studies, views),
     )
+
+
+def _drawn(
+    studies: Sequence[StudyData],
+    as_of: date,
+    failed: Callable[[str, Exception], None] | None,
+) -> tuple[list[StudyData], list[_StudyView]]:
+    """The records that can be drawn, with their views."""
+    kept: list[StudyData] = []
+    views: list[_StudyView] = []
+    for study in studies:
+        try:
+            view = study_view(study, as_of)
+        except Exception as exc:
+            if failed is None:
+                raise
+            log.exception("report: %s cannot be drawn", study.study_id)
+            failed(study.study_id, exc)
+            continue
+        kept.append(study)
+        views.append(view)
+    return kept, views
 
 
 def _groups(
@@ -525,6 +554,7 @@ def _enrollment(count: int | None, kind: str) -> _Enrollment:
 
 # ---- time helpers ---------------------------------------------------------------------------
 
+_TICK_STEPS = (1, 2, 3, 6, 12, 24, 60, 120, 240, 600, 1200, 2400, 6000, 12000)  # months
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?")
 
@@ -556,23 +586,34 @@ def _version_days(versions: Sequence[VersionPoint], fallback: date) -> list[date
 
 def _time_ticks(lo: date, hi: date, max_ticks: int) -> tuple[list[date], int]:
     """Month-aligned ticks between ``lo`` and ``hi``, the finest step that fits; (ticks, step)."""
-    for step in (1, 2, 3, 6, 12, 24, 60, 120, 240, 600):
+    months = (hi.year - lo.year) * 12 + hi.month - lo.month
+    for step in _TICK_STEPS:
+        if months // step > max_ticks + 1:  # too many for sure: not made (0001–9999 would be
+            continue  # 120,000 monthly ticks)
         ticks = _ticks_every(lo, hi, step)
         if len(ticks) <= max_ticks:
             return ticks, step
-    return [], 600
+    return [], _TICK_STEPS[-1]
 
 
 def _ticks_every(lo: date, hi: date, months: int) -> list[date]:
     index = lo.year * 12 + lo.month - 1 + (1 if lo.day > 1 else 0)
     index = -(-index // months) * months
     ticks: list[date] = []
-    while True:
+    while index // 12 <= date.max.year:  # a record can run to 9999-12-31: ticks stop there
         tick = date(index // 12, index % 12 + 1, 1)
         if tick > hi:
-            return ticks
+            break
         ticks.append(tick)
         index += months
+    return ticks
+
+
+def _span(lo: date, hi: date, least: int) -> tuple[date, date]:
+    """The days from ``lo`` to ``hi``, at least ``least`` days apart and within the calendar:
+    a record may give dates from 0001-01-01 to 9999-12-31, and an axis still has a width."""
+    hi = max(hi, shift(lo, least))
+    return min(lo, shift(hi, -least)), hi
 
 
 def _tick_label(tick: date, step: int) -> str:
@@ -699,7 +740,7 @@ def status_band(versions: Sequence[VersionPoint], as_of: date) -> _Figure:
     top, band = 10, 38
     days = _version_days(versions, as_of)
     end = max(days[-1], as_of)
-    lo, hi = days[0], max(end, days[0] + timedelta(days=1))
+    lo, hi = _span(days[0], end, 1)
     span = (hi - lo).days
 
     def x(day: date) -> float:
@@ -943,7 +984,7 @@ def dates_chart(versions: Sequence[VersionPoint]) -> tuple[Chart, list[_Key]]:
     ]
     lo, hi = min(parsed), max(parsed)
     pad = max(30, (hi - lo).days // 12)
-    lo, hi = lo - timedelta(days=pad), hi + timedelta(days=pad)
+    lo, hi = _span(shift(lo, -pad), shift(hi, pad), 30)
 
     def y(day: date) -> float:
         return top + plot_h * (1 - (day - lo).days / (hi - lo).days)

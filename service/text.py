@@ -25,6 +25,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 __all__ = [
     "MAX_DIFF_CELLS",
@@ -34,6 +35,7 @@ __all__ = [
     "fold_key",
     "fold_text",
     "match_tokens",
+    "storable",
 ]
 
 # Characters that can start markup, an entity, an escape or a line structure. Text without any
@@ -79,6 +81,7 @@ _MAX_ENTITY_PASSES = 4  # "&amp;amp;#x2F;" needs three; more would be a loop on 
 # Visible compatibility spaces (NBSP, thin, ideographic ...) are whitespace to str.split().
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u180e\u200b\u2060\ufeff"))
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+T = TypeVar("T")
 
 
 # Short values (statuses, countries, cities, sponsor names) repeat across the whole registry;
@@ -107,6 +110,8 @@ def fold_key(value: object) -> str:
 
 
 def _fold(text: str) -> str:
+    if "\x00" in text:  # PostgreSQL stores no NUL in text; it carries nothing anyway
+        text = text.replace("\x00", "")
     if _NEEDS_WORK.search(text) is not None:
         text = _unmark(text)
     if not text.isascii():
@@ -177,6 +182,28 @@ def _fold_unicode(text: str) -> str:
         text = _LONE_SURROGATE.sub("\ufffd", text)
     if not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
+    return text
+
+
+def storable(value: T) -> T:
+    """``value`` (text, or JSON made of text) as every store can hold it: without NUL
+    characters (PostgreSQL refuses them in text and JSON) and with lone surrogates (legal in
+    JSON, not encodable as UTF-8) replaced. Text a registry sent that was not folded (facts
+    the findings quote, error messages) passes here before it is stored."""
+    if isinstance(value, str):
+        return _storable_text(value)  # type: ignore[return-value]
+    if isinstance(value, list | tuple):
+        return type(value)(storable(item) for item in value)  # type: ignore[return-value]
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}  # type: ignore[return-value]
+    return value
+
+
+def _storable_text(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if not text.isascii() and _LONE_SURROGATE.search(text) is not None:
+        text = _LONE_SURROGATE.sub("\ufffd", text)
     return text
 
 

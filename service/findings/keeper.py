@@ -10,10 +10,20 @@ notified (a new watch list must not send an alert per old finding).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from service.findings.rules import Finding, Thresholds, VersionFacts, evaluate, next_review
+from service.errors import StoreError, StoreRefused
+from service.findings.rules import (
+    Finding,
+    Thresholds,
+    VersionFacts,
+    evaluate,
+    next_review,
+    shift,
+)
 from service.findings.stored import FindingInfo
 from service.models import Change, Route, StoredChange
 from service.registry.ctgov_facts import trial_facts
@@ -23,6 +33,21 @@ from service.store import FindingUpdate, NewVersion, Store
 log = logging.getLogger(__name__)
 
 Router = Callable[[str, list[Change], bool], list[Route]]  # study, changes, historical
+
+
+@dataclass
+class Reviewed:
+    """What reviewing some records' findings did: the change events stored, and the records
+    whose review failed (study id → why), each alone: the others are stored as reviewed."""
+
+    changes: list[StoredChange] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def by_study(self) -> dict[str, list[StoredChange]]:
+        found: dict[str, list[StoredChange]] = {}
+        for change in self.changes:
+            found.setdefault(change.study_id, []).append(change)
+        return found
 
 
 class FindingsKeeper:
@@ -42,64 +67,63 @@ class FindingsKeeper:
         self.clock = clock
         self.router = router
 
-    def review_first(
-        self, versions: Sequence[NewVersion], run_id: int | None
-    ) -> dict[str, list[StoredChange]]:
+    def review_first(self, versions: Sequence[NewVersion], run_id: int | None) -> Reviewed:
         """Records just seen for the first time (a page of them): each one's one version,
-        from memory, what holds saved in one transaction. Returns the change events by
-        study. Cheap when nothing holds; but in the benchmark's first load three records in
-        four open a finding, and saving each in a transaction of its own took 40% of the
-        load's time."""
+        from memory, what holds saved in one transaction. Cheap when nothing holds; but in
+        the benchmark's first load three records in four open a finding, and saving each in
+        a transaction of its own took 40% of the load's time."""
         if not self.enabled:
-            return {}
+            return Reviewed()
+        reviewed = Reviewed()
         decided: dict[str, FindingUpdate] = {}
         for version in versions:
-            number = version.registry_version if version.registry_version is not None else 1
-            chain = [VersionFacts(number, version.last_update_posted, trial_facts(version.raw))]
             study_id = version.snapshot.study_id
-            decision = self._decide(study_id, chain, {}, historical=True)
-            if decision is not None:
-                decided[study_id] = decision
-        found: dict[str, list[StoredChange]] = {}
-        for change in self._save(decided, run_id):
-            found.setdefault(change.study_id, []).append(change)
-        return found
+            number = version.registry_version if version.registry_version is not None else 1
+            with self._one(study_id, reviewed):
+                chain = [VersionFacts(number, version.last_update_posted, trial_facts(version.raw))]
+                decision = self._decide(study_id, chain, {}, historical=True)
+                if decision is not None:
+                    decided[study_id] = decision
+        self._save(decided, run_id, reviewed)
+        return reviewed
 
     def review(
         self, study_id: str, run_id: int | None, *, historical: bool = False
     ) -> list[StoredChange]:
-        """Evaluate every rule on the record's stored versions; open and resolve."""
-        return self.review_many({study_id: historical}, run_id)
+        """Evaluate every rule on the record's stored versions; open and resolve (a review
+        that fails is logged, and the record is looked at again the next day)."""
+        return self.review_many({study_id: historical}, run_id).changes
 
-    def review_many(self, historical: Mapping[str, bool], run_id: int | None) -> list[StoredChange]:
+    def review_many(self, historical: Mapping[str, bool], run_id: int | None) -> Reviewed:
         """``review`` each record of ``historical`` (study id → whether what it finds is
         historical), in that order, their stored versions read together."""
         if not self.enabled or not historical:
-            return []
+            return Reviewed()
         contexts = self.store.review_contexts(self.registry, list(historical))
+        reviewed = Reviewed()
         decided: dict[str, FindingUpdate] = {}
         for study_id, past in historical.items():
             context = contexts.get(study_id)
             if context is None or not context.versions:
                 continue
-            chain = [
-                VersionFacts(v.number, v.posted, trial_facts(v.raw), tuple(v.changes))
-                for v in context.versions
-            ]
-            decision = self._decide(
-                study_id, chain, context.open, historical=past, stored_due=context.due
-            )
-            if decision is not None:
-                decided[study_id] = decision
-        return self._save(decided, run_id)
+            with self._one(study_id, reviewed):
+                chain = [
+                    VersionFacts(v.number, v.posted, trial_facts(v.raw), tuple(v.changes))
+                    for v in context.versions
+                ]
+                decision = self._decide(
+                    study_id, chain, context.open, historical=past, stored_due=context.due
+                )
+                if decision is not None:
+                    decided[study_id] = decision
+        self._save(decided, run_id, reviewed)
+        return reviewed
 
-    def review_due(
-        self, run_id: int | None, study_ids: Sequence[str] | None = None
-    ) -> list[StoredChange]:
+    def review_due(self, run_id: int | None, study_ids: Sequence[str] | None = None) -> Reviewed:
         """The records whose date-dependent rules are due today (the record need not change:
         results become overdue while the registry stays silent)."""
         if not self.enabled:
-            return []
+            return Reviewed()
         due = self.store.due_for_findings(self.registry, self._today().isoformat())
         wanted = set(study_ids) if study_ids is not None else None
         return self.review_many(
@@ -136,14 +160,60 @@ class FindingsKeeper:
             due=due,
         )
 
-    def _save(self, decided: dict[str, FindingUpdate], run_id: int | None) -> list[StoredChange]:
-        """Store what reviews decided, in one transaction; the change events, in order."""
-        if not decided:
-            return []
+    def _save(
+        self, decided: dict[str, FindingUpdate], run_id: int | None, reviewed: Reviewed
+    ) -> None:
+        """Store what reviews decided, in one transaction; should that fail, each record
+        alone (one record's bad value fails that record only; a store that is down fails the
+        first again, and that ends the cycle). The change events go to ``reviewed``, in
+        order; records whose review failed are looked at again the next day."""
+        if decided:
+            try:
+                reviewed.changes += self._store_decided(decided, run_id)
+            except Exception:
+                log.exception(
+                    "saving %d records' findings together failed; one by one", len(decided)
+                )
+                for study_id, decision in decided.items():
+                    with self._one(study_id, reviewed):
+                        reviewed.changes += self._store_decided({study_id: decision}, run_id)
+        self._retry_tomorrow(reviewed.failed)
+
+    def _store_decided(
+        self, decided: Mapping[str, FindingUpdate], run_id: int | None
+    ) -> list[StoredChange]:
         stored = self.store.save_findings(self.registry, decided, run_id, self.clock())
         for change in stored:
             log.info("%s: %s", change.study_id, change.summary)
         return stored
+
+    @contextmanager
+    def _one(self, study_id: str, reviewed: Reviewed) -> Iterator[None]:
+        """One record's part of a review: its failure is its own (kept in ``reviewed``),
+        unless the store itself fails (down, locked, full), which ends the review."""
+        try:
+            yield
+        except StoreError as exc:
+            if not isinstance(exc, StoreRefused):
+                raise
+            reviewed.failed[study_id] = f"{study_id}: findings not stored: {exc}"
+        except Exception as exc:  # a rule's bug on one record's data must not stop the others
+            log.exception("findings review of %s failed", study_id)
+            reviewed.failed[study_id] = f"{study_id}: findings review failed: {exc}"
+
+    def _retry_tomorrow(self, failed: Mapping[str, str]) -> None:
+        """Records whose review failed are due again the next day (their stored findings
+        stand meanwhile): a fault that passes is mended without the record changing."""
+        if not failed:
+            return
+        tomorrow = shift(self._today(), 1).isoformat()
+        retry = FindingUpdate((), (), (), (), historical=False, due=tomorrow)
+        try:
+            self.store.save_findings(
+                self.registry, dict.fromkeys(failed, retry), None, self.clock()
+            )
+        except StoreRefused as exc:
+            log.warning("could not mark %d records for a new findings review: %s", len(failed), exc)
 
     def _today(self) -> date:
         return self.clock().date()

@@ -127,7 +127,7 @@ def results_due_soon(
     chain: Sequence[VersionFacts], today: date, limits: Thresholds
 ) -> Finding | None:
     due = _results_deadline(chain[-1].facts, limits)
-    if due is None or not (due.deadline - timedelta(days=limits.due_soon_days) <= today):
+    if due is None or not (shift(due.deadline, -limits.due_soon_days) <= today):
         return None
     if today > due.deadline:
         return None
@@ -171,7 +171,7 @@ def _results_deadline(facts: TrialFacts, limits: Thresholds) -> _Deadline | None
         if facts.delay_certificate_submitted
         else limits.results_years
     )
-    deadline = _add_years(completion.latest, years) + timedelta(days=limits.results_grace_days)
+    deadline = shift(add_years(completion.latest, years), limits.results_grace_days)
     return _Deadline(completion, which, deadline, facts.delay_certificate_submitted)
 
 
@@ -193,11 +193,26 @@ def _applicable(facts: TrialFacts) -> bool:
     return facts.has_us_site and completion is not None and completion.latest >= FDAAA_EFFECTIVE
 
 
-def _add_years(day: date, years: int) -> date:
+def add_years(day: date, years: int) -> date:
+    """The same day ``years`` later (28 February for a 29th), within the calendar: a record
+    can say 9999-12-31, and its deadline is then the calendar's last day, not an error."""
+    year = day.year + years
+    if year > date.max.year:
+        return date.max
+    if year < date.min.year:
+        return date.min
     try:
-        return day.replace(year=day.year + years)
+        return day.replace(year=year)
     except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
+        return day.replace(year=year, day=28)
+
+
+def shift(day: date, days: int) -> date:
+    """``day`` moved by ``days``, within the calendar (dates 0001-01-01 to 9999-12-31)."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.max if days > 0 else date.min
 
 
 # ---- primary_outcome_changed_after_start ----------------------------------------------------
@@ -400,11 +415,11 @@ def next_review(facts: TrialFacts, today: date, limits: Thresholds | None = None
     days: list[date] = []
     due = _results_deadline(facts, limits)
     if due is not None:
-        days += [due.deadline - timedelta(days=limits.due_soon_days), due.deadline + timedelta(1)]
+        days += [shift(due.deadline, -limits.due_soon_days), shift(due.deadline, 1)]
     if facts.overall_status in ACTIVE_STATUSES:
         if facts.status_verified is not None:
-            days.append(facts.status_verified.latest + timedelta(limits.stale_verified_days + 1))
+            days.append(shift(facts.status_verified.latest, limits.stale_verified_days + 1))
         if facts.completion is not None:
-            days.append(facts.completion.latest + timedelta(limits.stale_completion_days + 1))
+            days.append(shift(facts.completion.latest, limits.stale_completion_days + 1))
     future = [day for day in days if day > today]
     return min(future) if future else None

@@ -63,6 +63,7 @@ from service.settings import CtgovSettings
 USER_AGENT = f"trialwatch/{__version__} (clinical-trial registry monitor; python-httpx)"
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 NCT_ID = re.compile(r"NCT\d{8}", re.ASCII)  # \d alone matches any Unicode digit
+_POSTED_DATE = re.compile(r"\d{4}-\d{2}(?:-\d{2})?", re.ASCII)
 PROBE_FIELDS = "NCTId,LastUpdatePostDate"  # a cheap "what changed?" page
 
 
@@ -659,7 +660,8 @@ def posted_date(study: dict[str, Any]) -> str | None:
         value = study["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"]
     except (KeyError, TypeError):
         return None
-    return value if isinstance(value, str) else None
+    # a malformed date reads as "moved": the record is fetched, and refused alone as invalid
+    return value if isinstance(value, str) and _POSTED_DATE.fullmatch(value) else None
 
 
 def returned_id(study: dict[str, Any]) -> str | None:

@@ -13,6 +13,10 @@ names the dotted path of the offending value, e.g.
 
 Error paths are relative to the study object, also inside a history wrapper, so they match the
 ``field`` paths of change events.
+
+Every text value is folded (``service.text.fold_text``), which also drops NUL characters: a
+snapshot is stored as text, and PostgreSQL holds no NUL in text or JSON (the raw record, kept
+compressed as bytes, keeps them).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ LAST_UPDATE_POSTED_PATH = f"{STATUS}.lastUpdatePostDateStruct.date"
 
 _NCT_ID = re.compile(r"NCT\d{8}", re.IGNORECASE | re.ASCII)
 # Whole numbers as text; a trailing ".0" is harmless, but "1,000" is not (decimal comma?).
+_POSTED_DATE = re.compile(r"\d{4}-\d{2}(?:-\d{2})?", re.ASCII)  # the registry's date forms
 _WHOLE_NUMBER_TEXT = re.compile(r"([+-]?\d{1,18})(?:\.0*)?", re.ASCII)
 _MAX_INT = 2**63 - 1  # what any store column holds; a bigger count is garbage, not a study
 _TRUE_TEXT = frozenset({"true", "yes"})
@@ -124,10 +129,16 @@ def record_meta(raw: object) -> RecordMeta:
     study, version = unwrap(raw)
     status = _obj(_obj(study, PROTOCOL, ""), "statusModule", PROTOCOL)
     last_update = _obj(status, "lastUpdatePostDateStruct", STATUS)
+    where = f"{STATUS}.lastUpdatePostDateStruct"
+    posted = _text(last_update, "date", where)
+    # stored as a short date column and compared across a page: anything else fails this
+    # record here, not the statement that marks the whole page checked
+    if posted and _POSTED_DATE.fullmatch(posted) is None:
+        raise _invalid(f"{where}.date", "a date (yyyy-MM-dd)", posted)
     return RecordMeta(
         study_id=_study_id(study),
         registry_version=version,
-        last_update_posted=_text(last_update, "date", f"{STATUS}.lastUpdatePostDateStruct"),
+        last_update_posted=posted,
     )
 
 

@@ -21,6 +21,7 @@ from service.store.outbox import _queue
 from service.store.records import NewVersion
 from service.store.rows import _change_values, _raw_gz, _stored_change, _version_number
 from service.store.tables import VERSIONS, ChangeRow, RecordRow, VersionRow
+from service.text import storable
 
 
 class BackfillQueue(StoreBase):
@@ -90,7 +91,13 @@ class BackfillQueue(StoreBase):
             session.execute(
                 update(RecordRow)
                 .where(RecordRow.registry_key == registry, RecordRow.study_id == study_id)
-                .values(backfill=state, backfill_error=error, backfill_after=after)
+                .values(
+                    backfill=state,
+                    backfill_error=None
+                    if error is None
+                    else storable(error),  # may quote the registry
+                    backfill_after=after,
+                )
             )
 
     def save_backfill(

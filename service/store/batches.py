@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from service.errors import StoreConflict
 from service.models import Change, Route, StoredChange
 from service.store.outbox import _queue
-from service.store.rows import _change_values, _raw_gz, _version_number
+from service.store.rows import _change_values, _raw_gz, _version_number, storable_change
 from service.store.tables import RECORDS, VERSIONS, ChangeRow, RecordRow, VersionRow
 
 if TYPE_CHECKING:
@@ -114,6 +114,7 @@ def _insert_changes(
 ) -> list[list[StoredChange]]:
     """The changes of ``batch`` (one multi-row insert) and their notifications; returns the
     stored changes, per entry."""
+    batch = [entry._replace(changes=list(map(storable_change, entry.changes))) for entry in batch]
     values = [
         _change_values(
             change,

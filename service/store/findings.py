@@ -14,12 +14,13 @@ from typing import Any
 from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from service.errors import StoreError
 from service.findings.rules import Finding
 from service.findings.stored import FindingInfo
 from service.models import Change, Route, StoredChange
 from service.store.base import StoreBase
 from service.store.batches import Events, attach_events
-from service.store.rows import _stored_change, _version_number
+from service.store.rows import _stored_change, _version_number, refusal
 from service.store.tables import (
     CHANGES,
     FINDINGS,
@@ -28,6 +29,7 @@ from service.store.tables import (
     FindingRow,
     RecordRow,
 )
+from service.text import storable
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,13 @@ class FindingStore(StoreBase):
         """Open and resolve the findings of each record of ``decided`` (study id → what its
         review decided), with their change events and notifications, in one transaction;
         remember when each record's date-dependent rules are next due. Returns the change
-        events, record by record in ``decided``'s order."""
-        with self._session() as session:
-            return _save_findings(session, registry, decided, run_id, now)
+        events, record by record in ``decided``'s order. A value the database cannot hold
+        raises ``StoreRefused`` (nothing written)."""
+        try:
+            with self._session() as session:
+                return _save_findings(session, registry, decided, run_id, now)
+        except StoreError as exc:
+            raise refusal(exc) from exc.__cause__
 
     def due_for_findings(self, registry: str, today: str) -> list[str]:
         """Records whose date-dependent rules are due for a look on ``today`` (yyyy-MM-dd)."""
@@ -211,8 +217,8 @@ def _finding_values(
         "rule": finding.rule,
         "state": "open",
         "severity": finding.severity,
-        "summary": finding.summary,
-        "detail": finding.detail,
+        "summary": storable(finding.summary),  # rules quote the raw record's text
+        "detail": storable(finding.detail),
         "source": finding.source,
         "opened_at": now,
         "resolved_at": None,

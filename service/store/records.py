@@ -26,6 +26,7 @@ from service.store.rows import (
     _record,
     _stored_change,
     _version_number,
+    refusal,
 )
 from service.store.tables import (
     RECORDS,
@@ -295,17 +296,18 @@ class RecordStore(StoreBase):
         registry number — the same content as the latest) raises ``StoreConflict`` and writes
         nothing. Two processes storing the next version at once clash on a unique constraint;
         the loser tries once more, seeing the winner's row, and so ends in a clean
-        ``StoreConflict`` (or stores its version after the winner's, if it is another one)."""
+        ``StoreConflict`` (or stores its version after the winner's, if it is another one).
+        A value the database cannot hold raises ``StoreRefused``: that record's failure."""
         try:
             return self._save_version(version, changes, run_id, routes, historical)
         except StoreError as exc:
             if not _clash(exc):
-                raise
+                raise refusal(exc) from exc.__cause__
         try:
             return self._save_version(version, changes, run_id, routes, historical)
         except StoreError as exc:
             if not _clash(exc):
-                raise
+                raise refusal(exc) from exc.__cause__
             raise StoreConflict(
                 f"{version.snapshot.study_id}: another process is storing versions of this "
                 "record at the same time; nothing written (the next sync goes on from theirs)"

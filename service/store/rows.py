@@ -1,5 +1,6 @@
 """Row ↔ model conversions the families share: a change's columns and its stored form, the
-version number a version shows, and finding a record's row."""
+version number a version shows, finding a record's row, and telling a database that refused
+one record's data from one that failed."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
+from service.errors import StoreError, StoreRefused
 from service.models import Change, StoredChange
 from service.store.tables import ChangeRow, RecordRow
+from service.text import storable
 
 
 def _record(session: Session, registry: str, study_id: str) -> RecordRow | None:
@@ -36,6 +40,7 @@ def _change_values(
     historical: bool = False,
 ) -> dict[str, Any]:
     """The columns of a change row (for an ORM row, or a multi-row insert)."""
+    change = storable_change(change)
     return {
         "record_id": record_id,
         "sync_run_id": run_id,
@@ -80,3 +85,25 @@ def _stored_change(row: ChangeRow | Row[Any], record: RecordRow | Row[Any]) -> S
 def _raw_gz(raw: dict[str, Any]) -> bytes:
     # Compact separators: a fifth fewer bytes to compress, and the same JSON read back.
     return zlib.compress(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode(), 6)
+
+
+def storable_change(change: Change) -> Change:
+    """``change`` with text every store can hold (no NUL, no lone surrogate): a change's text
+    is mostly folded registry text already, but a finding or a seed quotes raw text."""
+    old, new, summary = storable(change.old), storable(change.new), storable(change.summary)
+    if old == change.old and new == change.new and summary == change.summary:
+        return change
+    return change.model_copy(update={"old": old, "new": new, "summary": summary})
+
+
+def refusal(exc: StoreError) -> StoreError:
+    """``exc`` as ``StoreRefused`` when the database answered and refused the data written
+    (a value out of range or too long, text it cannot encode, a broken constraint that is not
+    a race), else ``exc`` itself (down, locked, full: no record's fault)."""
+    cause = exc.__cause__
+    refused = isinstance(cause, DataError | IntegrityError) or (
+        isinstance(cause, StatementError) and not isinstance(cause, DBAPIError)
+    )
+    if not refused or isinstance(exc, StoreRefused):
+        return exc
+    return StoreRefused(exc.message)
