@@ -77,6 +77,10 @@ def import_bulk(
         if len(pending) >= BATCH:
             _flush(store, pending, report, watch_all, clock)
     _flush(store, pending, report, watch_all, clock)
+    if report.stored:
+        # thousands of rows at once: without fresh statistics a planner keeps the plans it
+        # chose for the store before the import (the pages' filters are fast either way)
+        store.refresh_planner_statistics()
     return report
 
 

@@ -178,6 +178,30 @@ class HealthCheck:
             return f"{type(exc).__name__}: {exc}", None
 
 
+PUBLIC_DETAILS = {
+    "ok": "ok",
+    "starting": "no sync has succeeded yet",
+    "stale": "no recent successful sync",
+    "failing": "failing: see the service's log",
+}
+
+
+def public_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A probe's body for anyone who asks (a web app with a token leaves its probes open):
+    the same fields and verdicts, without the words that may name the store's file, database
+    URL or a host (the store's error, the failed cycle's error, the detail quoting them)."""
+    shown = dict(body)
+    shown["detail"] = PUBLIC_DETAILS.get(str(body.get("status")), "see the service's log")
+    checks = dict(body.get("checks") or {})
+    if "store" in checks:
+        checks["store"] = "ok" if checks["store"] == "ok" else "failing"
+    shown["checks"] = checks
+    last = body.get("last_sync")
+    if isinstance(last, dict) and last.get("error"):
+        shown["last_sync"] = {**last, "error": "failed: see the service's log"}
+    return shown
+
+
 class HealthServer:
     """A small threaded HTTP server; ``stop()`` closes it."""
 

@@ -162,6 +162,16 @@ class Daemon:
             misfire_grace_time=60,
             **common,
         )
+        # the planner's statistics drift as the store grows (a first load, saved searches):
+        # refreshed daily, so pages and cycles keep their plans in a daemon that runs for months
+        self.scheduler.add_job(
+            self.app.store.refresh_planner_statistics,
+            IntervalTrigger(days=1, timezone=UTC),
+            id="planner-statistics",
+            name="planner statistics",
+            misfire_grace_time=3600,
+            **common,
+        )
         ctgov = self.app.settings.ctgov
         if ctgov.history and ctgov.history_backfill:
             self.scheduler.add_job(

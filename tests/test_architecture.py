@@ -88,6 +88,7 @@ ALLOWED: dict[str, set[str]] = {
         "store.records",
         "store.rows",
         "store.tables",
+        "text",
     },
     "store.changes": {
         "errors",
@@ -116,7 +117,7 @@ ALLOWED: dict[str, set[str]] = {
         "store.rows",
         "store.tables",
     },
-    "store.browse_records": {"models", "store.base", "store.records", "store.tables"},
+    "store.browse_records": {"errors", "models", "store.base", "store.records", "store.tables"},
     "store.searches": {"errors", "store.base", "store.tables"},
     "store.seeds": {"errors", "store.base", "store.tables"},
     "safeload": {"errors"},

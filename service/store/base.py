@@ -4,7 +4,9 @@ engine, and the unit of work (``StoreBase._session``) each method of the store r
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from service.errors import StoreError
+from service.errors import StoreError, StoreTimeout
 from service.urls import mask_url
 
 MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
@@ -73,16 +75,55 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_store_engine(url: str) -> Engine:
+def create_store_engine(
+    url: str, *, statement_timeout: float | None = None, pool_size: int | None = None
+) -> Engine:
+    """The engine of a store. ``statement_timeout`` (seconds; the web app's reads): a statement
+    running longer is stopped and raises ``StoreTimeout``. ``pool_size``: connections kept,
+    and never more (the web app sizes it to its page workers); None: SQLAlchemy's default."""
     url = database_url(url)
     parsed = make_url(url)
+    pool: dict[str, Any] = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": 0}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
+        engine = create_engine(
+            url, **(pool if parsed.database not in (None, "", ":memory:") else {})
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
+        if statement_timeout is not None:
+            _sqlite_statement_deadline(engine, statement_timeout)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if statement_timeout is not None:
+        # the server stops the statement itself (SQLSTATE 57014), whatever the client does
+        milliseconds = max(1, round(statement_timeout * 1000))
+        pool["connect_args"] = {"options": f"-c statement_timeout={milliseconds}"}
+    return create_engine(url, pool_pre_ping=True, **pool)
+
+
+def _sqlite_statement_deadline(engine: Engine, seconds: float) -> None:
+    """SQLite has no statement timeout: a progress handler, called every few thousand steps
+    of the statement's virtual machine, interrupts it once the deadline set when it started
+    has passed (``sqlite3.OperationalError: interrupted``). The deadline is per connection
+    and cleared at the end of each transaction, so a commit or rollback is never cut short."""
+
+    def install(dbapi_connection: Any, record: Any) -> None:
+        info = record.info
+        info["deadline"] = math.inf
+        dbapi_connection.set_progress_handler(
+            lambda: 1 if time.monotonic() > info["deadline"] else 0, 2_000
+        )
+
+    def start(connection: Any, *_args: Any) -> None:
+        connection.info["deadline"] = time.monotonic() + seconds
+
+    def clear(connection: Any, *_args: Any) -> None:
+        connection.info["deadline"] = math.inf
+
+    event.listen(engine, "connect", install)
+    event.listen(engine, "before_cursor_execute", start)
+    for name in ("commit", "rollback"):
+        event.listen(engine, name, clear)
 
 
 def shown_url(engine: Engine) -> str:
@@ -126,6 +167,11 @@ class StoreBase:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
+            if _timed_out(exc):
+                raise StoreTimeout(
+                    "the store took longer than its statement timeout to answer "
+                    "([web] statement_timeout_seconds): try again, or narrow the filters"
+                ) from exc
             raise StoreError(f"store {shown_url(self.engine)}: {_first_line(exc)}") from exc
         except BaseException:
             session.rollback()
@@ -165,6 +211,15 @@ class StoreBase:
 def _first_line(exc: BaseException) -> str:
     message = str(getattr(exc, "orig", None) or exc).strip()
     return message.splitlines()[0] if message else type(exc).__name__
+
+
+def _timed_out(exc: SQLAlchemyError) -> bool:
+    """Whether a statement was stopped by its statement timeout: PostgreSQL's query_canceled,
+    SQLite's interrupt from the progress handler (only the web app's engines set either)."""
+    original = getattr(exc, "orig", None)
+    if getattr(original, "sqlstate", None) == "57014":
+        return True
+    return isinstance(exc, OperationalError) and str(original) == "interrupted"
 
 
 def _clash(exc: StoreError) -> bool:

@@ -3,16 +3,25 @@
 Each page family (``records``, ``changes``, ``findings``, ``seeds``, ``outbox``, ``feeds``)
 lists its own routes in ``ROUTES``; this module only puts them together. Errors a reader can
 cause answer with one line naming what is wrong: a bad parameter 400, an unknown record 404,
-a store that does not answer 503. HTML pages answer in the layout, ``/api/…`` as JSON.
+a store that does not answer 503 (a read past the statement timeout too). HTML pages answer
+in the layout, ``/api/…`` as JSON.
+
+Pages run on ``PAGE_WORKERS`` threads of their own, reading through the reader's store (its
+own pool, as large); the probes run on threads of theirs and read the App's store. So a crowd
+of slow pages queues for its workers while ``/healthz`` and ``/readyz`` still answer.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+from collections.abc import Callable, Iterable
 from functools import cache
 from importlib.resources import files
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -22,14 +31,18 @@ from starlette.routing import BaseRoute, Route
 
 from service.errors import InputError, StoreError, TrialwatchError
 from service.web import changes, feeds, findings, outbox, records, seeds
-from service.web.pages import html_page, json_answer
-from service.web.security import SecurityHeaders, TokenGate
+from service.web.pages import Reader, html_page, json_answer
+from service.web.security import HostCheck, SecurityHeaders, TokenGate
 
 if TYPE_CHECKING:
     from service.app import App
+    from service.store import Store
     from service.web.health import HealthCheck
 
 log = logging.getLogger("trialwatch.web")
+
+PAGE_WORKERS = 8  # pages at work at once (more wait their turn); the reader's pool is as large
+PROBE_WORKERS = 4  # /healthz and /readyz at once, apart from the pages
 
 # The style sheets, served from the package: the web app's own and the report's (the record
 # page draws the report's charts and tables).
@@ -40,35 +53,68 @@ STYLESHEETS = {
 
 
 def create_app(
-    app: App, *, token: str | None = None, health: HealthCheck | None = None
+    app: App,
+    *,
+    token: str | None = None,
+    health: HealthCheck | None = None,
+    reader: Store | None = None,
+    site_url: str | None = None,
+    hosts: Iterable[str] | None = None,
 ) -> Starlette:
     """The web app over ``app``'s store. ``token``: asked of every request but the probes
     (None: none is asked). ``health``: the daemon's probes; without it (``serve``) they say
-    whether the store answers."""
+    whether the store answers. ``reader``: the store pages read through (None: the App's).
+    ``site_url``: where absolute links point (None: the request's own address, in-process).
+    ``hosts``: the only ``Host`` values answered (None: any)."""
     from service.web.health import health_routes, standalone_health
 
     probes = health or standalone_health(app)
     app.metrics.watch_gauges(app.store.gauges)
-    routes: list[BaseRoute] = [
+    pages, probing = CapacityLimiter(PAGE_WORKERS), CapacityLimiter(PROBE_WORKERS)
+    page_routes: list[BaseRoute] = [
         *records.ROUTES,
         *changes.ROUTES,
         *findings.ROUTES,
         *seeds.ROUTES,
         *outbox.ROUTES,
         *feeds.ROUTES,
-        *health_routes(probes, app.metrics.exposition),
         Route("/static/{name}", stylesheet),
+    ]
+    probe_routes, metrics_routes = health_routes(
+        probes, app.metrics.exposition, redacted=token is not None
+    )
+    routes = [
+        *(_on_threads(route, pages) for route in [*page_routes, *metrics_routes]),
+        *(_on_threads(route, probing) for route in probe_routes),
     ]
     web = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(TokenGate, token=token)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(HostCheck, allowed=hosts),
+            Middleware(TokenGate, token=token),
+        ],
         exception_handlers={
             HTTPException: http_error,
             TrialwatchError: trialwatch_error,
         },
     )
-    web.state.tw = app
+    web.state.tw = Reader(reader or app.store, app.settings, app.clock)
+    web.state.site_url = site_url
     return web
+
+
+def _on_threads(route: BaseRoute, limiter: CapacityLimiter) -> BaseRoute:
+    """``route`` with its (blocking) endpoint run on ``limiter``'s threads instead of the
+    threads every endpoint shares, so that one kind of work cannot queue another."""
+    if not isinstance(route, Route) or inspect.iscoroutinefunction(route.endpoint):
+        return route
+    blocking: Callable[[Request], Any] = route.endpoint
+
+    async def endpoint(request: Request) -> Any:
+        return await anyio.to_thread.run_sync(blocking, request, limiter=limiter)
+
+    return Route(route.path, endpoint, methods=route.methods, name=route.name)
 
 
 def stylesheet(request: Request) -> Response:

@@ -39,7 +39,7 @@ from starlette.routing import Route
 
 from service.templates import render
 from service.web.changes import ChangeItem, ChangeQuery, change_item, change_query
-from service.web.pages import tw
+from service.web.pages import site_url, tw
 
 __all__ = ["ENTRIES", "ROUTES", "entry_id", "feed_id"]
 
@@ -79,7 +79,7 @@ def _title(query: ChangeQuery) -> str:
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    return site_url(request)  # the configured address: a request's Host is the client's word
 
 
 def atom_document(request: Request, query: ChangeQuery, items: Sequence[ChangeItem]) -> bytes:

@@ -1,31 +1,39 @@
 """``/healthz``, ``/readyz`` and ``/metrics`` on the web app's server: the same verdicts as
-the daemon's own health port (``service.health``), so one server can carry all of them."""
+the daemon's own health port (``service.health``), so one server can carry all of them. On a
+server with a token the probes stay open to anyone, so their bodies leave out what would name
+the store's file, database URL or hosts (``service.health.public_body``)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from service.errors import TrialwatchError
-from service.health import JSON, PROMETHEUS, HealthCheck
+from service.health import JSON, PROMETHEUS, HealthCheck, public_body
 
 if TYPE_CHECKING:
     from service.app import App
 
 
-def health_routes(health: HealthCheck, metrics: Callable[[], bytes]) -> list[Route]:
+def health_routes(
+    health: HealthCheck, metrics: Callable[[], bytes], *, redacted: bool = False
+) -> tuple[list[Route], list[Route]]:
+    """The probes' routes and the metrics' route. ``redacted`` (a server with a token, whose
+    probes anyone may ask): the bodies say what fails, never where (``public_body``)."""
+    shown = public_body if redacted else _as_is
+
     def liveness(_request: Request) -> Response:
         code, body = health.liveness()
-        return Response(json.dumps(body), status_code=code, media_type=JSON)
+        return Response(json.dumps(shown(body)), status_code=code, media_type=JSON)
 
     def readiness(_request: Request) -> Response:
         code, body = health.readiness()
-        return Response(json.dumps(body), status_code=code, media_type=JSON)
+        return Response(json.dumps(shown(body)), status_code=code, media_type=JSON)
 
     def exposition(_request: Request) -> Response:
         try:
@@ -33,11 +41,12 @@ def health_routes(health: HealthCheck, metrics: Callable[[], bytes]) -> list[Rou
         except TrialwatchError as exc:  # the store's gauges are read at scrape time
             return Response(f"# store unavailable: {exc}\n", status_code=503, media_type=PROMETHEUS)
 
-    return [
-        Route("/healthz", liveness),
-        Route("/readyz", readiness),
-        Route("/metrics", exposition),
-    ]
+    probes = [Route("/healthz", liveness), Route("/readyz", readiness)]
+    return probes, [Route("/metrics", exposition)]
+
+
+def _as_is(body: dict[str, Any]) -> dict[str, Any]:
+    return body
 
 
 def standalone_health(app: App) -> HealthCheck:

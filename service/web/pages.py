@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -23,7 +24,9 @@ from service.searches import NAME as SEARCH_NAME
 from service.templates import render
 
 if TYPE_CHECKING:
-    from service.app import App
+    from service.clock import Clock
+    from service.settings import Settings
+    from service.store import Store
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -38,9 +41,26 @@ NAVIGATION = (
 )
 
 
-def tw(request: Request) -> App:
-    """The trialwatch App this web app serves (its store, settings and clock)."""
+@dataclass(frozen=True)
+class Reader:
+    """What a page reads: the store (the web app's own engine, its statements under the
+    statement timeout), the settings and the clock of the App it serves."""
+
+    store: Store
+    settings: Settings
+    clock: Clock
+
+
+def tw(request: Request) -> Reader:
+    """What this web app's pages read (its store, settings and clock)."""
     return request.app.state.tw  # type: ignore[no-any-return]
+
+
+def site_url(request: Request) -> str:
+    """Where absolute links point: the server's configured address (``[web] public_url``, or
+    the bound one), never the ``Host`` a request names; in-process (tests), the request's."""
+    configured: str | None = getattr(request.app.state, "site_url", None)
+    return configured or str(request.base_url).rstrip("/")
 
 
 def html_page(
@@ -71,6 +91,7 @@ def encode_cursor(values: Sequence[Any]) -> str:
 
 
 BAD_CURSOR = "cursor: not a cursor from this site (follow the page's next link)"
+MAX_CURSOR_INTEGER = 2**63 - 1
 
 
 def decode_cursor(text: str | None, arity: int) -> list[Any] | None:
@@ -84,9 +105,17 @@ def decode_cursor(text: str | None, arity: int) -> list[Any] | None:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise InputError(BAD_CURSOR) from None
     ok = isinstance(values, list) and len(values) == arity
-    if not ok or not all(v is None or isinstance(v, str | int) for v in values):
+    if not ok or not all(_cursor_value(v) for v in values):
         raise InputError(BAD_CURSOR)
     return values
+
+
+def _cursor_value(value: Any) -> bool:
+    """A value a cursor of this site can hold: text, null, or a row id (0 … 2⁶³−1: a larger
+    integer is no row's and would overflow the database's integer)."""
+    if value is None or isinstance(value, str):
+        return True
+    return type(value) is int and 0 <= value <= MAX_CURSOR_INTEGER
 
 
 def parameter(request: Request, name: str) -> str | None:

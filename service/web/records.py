@@ -13,7 +13,11 @@ the ``Link`` header.
 A record's page is the report's section for it (``service.report``: facts, charts, outcome
 changes, findings, the seed's publication-vs-registry table) with every stored version, and
 every change with its visual diff (the email's diff of the two values, drawn with classes)
-and an anchor ``#change-ID`` that feeds link to.
+and an anchor ``#change-ID`` that feeds link to. A record with more than
+``VERSIONS_PER_PAGE`` versions is shown that many at a time, newest first (``?before=N``:
+the versions older than vN), its charts and changes those of the versions shown: each
+version's record is read and normalised again for its dates, so thousands at once would
+take seconds.
 """
 
 from __future__ import annotations
@@ -40,15 +44,20 @@ from service.report import (
     StudyData,
     VersionLink,
     VersionPoint,
+    _linked_seeds,
+    _searches,
+    _stored_snapshot,
     load_study,
     status_colour,
     status_words,
     study_view,
+    version_point,
 )
 from service.store import (
     ANY_FINDING,
     COUNT_LIMIT,
     WATCH_SORTS,
+    Store,
     WatchFilters,
     WatchKey,
     WatchPage,
@@ -56,6 +65,7 @@ from service.store import (
 )
 from service.web.pages import (
     BAD_CURSOR,
+    MAX_CURSOR_INTEGER,
     choice,
     decode_cursor,
     encode_cursor,
@@ -79,6 +89,7 @@ SORT_LABELS: dict[str, str] = {
 }
 FILTERS = ("q", "status", "tag", "seed", "query", "finding")
 STATUS_VALUE = re.compile(r"[A-Z][A-Z_]{0,39}", re.ASCII)  # how the registry writes statuses
+VERSIONS_PER_PAGE = 100  # a record's versions shown at once
 
 
 # ---- the list -------------------------------------------------------------------------------
@@ -320,14 +331,18 @@ class StudyPage:
     tags: tuple[str, ...]
     seeds: tuple[str, ...]
     searches: tuple[str, ...]
+    total_versions: int = 0  # stored, all pages together
+    older_url: str | None = None  # the versions before these, when there are more
+    newest_url: str | None = None  # back to the newest, on a later page
 
 
 def study_data(request: Request) -> StudyPage:
     study_id = parse_nct(request.path_params["study_id"])
+    before = _version_before(request)
     app = tw(request)
     watch = app.store.find_watch(REGISTRY, study_id)
-    study = load_study(app.store, REGISTRY, study_id)
-    if watch is None and not study.versions:
+    study, total, older = load_study_window(app.store, study_id, before)
+    if watch is None and not total:
         raise HTTPException(
             404, f"{study_id} is not watched and nothing of it is stored (trialwatch watch add)"
         )
@@ -338,8 +353,52 @@ def study_data(request: Request) -> StudyPage:
         watch=watch,
         versions=version_rows(study),
         changes=change_items(view.changes),
+        total_versions=total,
+        older_url=url_with(request, before=older) + "#versions" if older else None,
+        newest_url=url_with(request, before=None) + "#versions" if before else None,
         **_tag_kinds(tags),
     )
+
+
+def _version_before(request: Request) -> int | None:
+    value = parameter(request, "before")
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or not 0 < int(value) <= MAX_CURSOR_INTEGER:
+        raise InputError(f"before: {value!r} is not a version number (follow the page's links)")
+    return int(value)
+
+
+def load_study_window(
+    store: Store, study_id: str, before: int | None
+) -> tuple[StudyData, int, int | None]:
+    """The record as ``load_study`` reads it, with only the ``VERSIONS_PER_PAGE`` newest
+    versions before ``before`` (None: the newest) and the changes that led to them; how many
+    versions are stored; and where the next page starts (None: no older versions)."""
+    infos = store.list_versions(REGISTRY, study_id)
+    if before is None and len(infos) <= VERSIONS_PER_PAGE:
+        return load_study(store, REGISTRY, study_id), len(infos), None
+    earlier = [info for info in infos if before is None or info.version < before]
+    window = earlier[-VERSIONS_PER_PAGE:]
+    snapshots = [_stored_snapshot(store, REGISTRY, study_id, info.seq) for info in window]
+    newest = infos[-1] if infos else None
+    latest = snapshots[-1] if window and window[-1] is newest else None
+    if latest is None and newest is not None:
+        latest = _stored_snapshot(store, REGISTRY, study_id, newest.seq)
+    shown = {info.version for info in window}
+    changes = store.list_changes(study_id=study_id)
+    study = StudyData(
+        registry=REGISTRY,
+        study_id=study_id,
+        versions=tuple(version_point(i, s) for i, s in zip(window, snapshots, strict=True)),
+        changes=tuple(c for c in changes if c.registry == REGISTRY and c.to_version in shown),
+        latest=latest,
+        seeds=tuple(_linked_seeds(store, REGISTRY, study_id, latest)),
+        findings=tuple(store.list_findings(study_id=study_id, registry=REGISTRY)),
+        searches=_searches(store.watch_tags(REGISTRY, [study_id]).get(study_id, ())),
+    )
+    older = window[0].version if window and len(earlier) > len(window) else None
+    return study, len(infos), older
 
 
 def version_rows(study: StudyData) -> list[VersionRow]:

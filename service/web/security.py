@@ -5,7 +5,13 @@ a token (``[web] token_env`` names the variable holding it), sent as ``Authoriza
 TOKEN``, as the password of HTTP Basic, or as ``?token=TOKEN`` (feed readers rarely send
 headers). Once a token is configured it is asked for on loopback too: a proxy on the same host
 makes every client look local. ``/healthz`` and ``/readyz`` stay open so that orchestrators can
-probe them; ``/metrics`` needs the token like any page.
+probe them; ``/metrics`` needs the token like any page. A token must be 32 characters or
+more, and a client whose tokens keep failing is slowed down: after ``FAILURE_LIMIT`` 401s in
+``FAILURE_WINDOW`` seconds it gets 429 with ``Retry-After`` until the window has passed.
+
+Without a token (loopback only) a page answers only a request whose ``Host`` names the bound
+address or ``localhost``: a web page elsewhere that rebinds its own name to 127.0.0.1 (DNS
+rebinding) sends its own name as ``Host`` and gets 421.
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ import base64
 import binascii
 import hmac
 import ipaddress
-from collections.abc import Mapping
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
@@ -24,6 +33,10 @@ from service.errors import ConfigError
 from service.settings import WebSettings
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+MIN_TOKEN_LENGTH = 32
+FAILURE_LIMIT = 10  # 401s from one client in the window before it waits
+FAILURE_WINDOW = 60.0  # seconds
+MAX_CLIENTS_REMEMBERED = 10_000  # failing clients kept at once (the oldest are forgotten)
 
 # No script runs on any page: charts are server-drawn SVG, filters are plain GET forms.
 # Inline style attributes carry the status colours of the swatches (style-src-attr); style
@@ -68,7 +81,42 @@ def web_token(settings: WebSettings, host: str, environ: Mapping[str, str]) -> s
             f"setting web.token_env: the token in {settings.token_env} must be printable ASCII "
             "without spaces"
         )
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"setting web.token_env: the token in {settings.token_env} has {len(token)} "
+            f"characters, fewer than {MIN_TOKEN_LENGTH} (make one with: python -c "
+            "'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     return token
+
+
+def allowed_hosts(host: str, port: int) -> frozenset[str]:
+    """The ``Host`` values a server bound to ``host``:``port`` without a token answers: the
+    bound address and ``localhost``, each with or without the port, in any case."""
+    bare = host.strip("[]").lower()
+    names = {f"[{bare}]" if ":" in bare else bare, "localhost"}
+    return frozenset({*names, *(f"{name}:{port}" for name in names)})
+
+
+class HostCheck:
+    """ASGI middleware: 421 for a request whose ``Host`` is not one of ``allowed`` (None:
+    every ``Host`` is served, as with a token, which a rebinding page does not have)."""
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str] | None) -> None:
+        self.app = app
+        self.allowed = None if allowed is None else frozenset(h.lower() for h in allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.allowed is None:
+            await self.app(scope, receive, send)
+            return
+        host = Headers(scope=scope).get("host", "").strip().lower()
+        if host in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        shown = ", ".join(sorted(self.allowed))
+        body = f"421 misdirected request: this server answers to Host {shown} only\n"
+        await _plain_answer(send, 421, body.encode())
 
 
 def presented_token(scope: Scope) -> str | None:
@@ -90,35 +138,106 @@ def presented_token(scope: Scope) -> str | None:
     return None
 
 
-class TokenGate:
-    """ASGI middleware: 401 unless the request carries the token (when there is one)."""
+class FailedAttempts:
+    """The 401s of each client in the last ``window`` seconds, for slowing guessers down.
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    Memory is bounded: at most ``limit`` moments per client and ``max_clients`` clients (the
+    least recently failing are forgotten first). IPv6 clients count by their /64, which one
+    machine can fill with addresses of its own."""
+
+    def __init__(
+        self,
+        *,
+        limit: int = FAILURE_LIMIT,
+        window: float = FAILURE_WINDOW,
+        max_clients: int = MAX_CLIENTS_REMEMBERED,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit, self.window, self.max_clients, self.clock = limit, window, max_clients, clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def wait(self, client: str) -> float:
+        """Seconds ``client`` must wait before it is heard again (0: now)."""
+        moments = self._failures.get(_client_key(client))
+        if moments is None or len(moments) < self.limit:
+            return 0.0
+        return max(0.0, moments[0] + self.window - self.clock())
+
+    def failed(self, client: str) -> None:
+        key = _client_key(client)
+        moments = self._failures.pop(key, None) or deque(maxlen=self.limit)
+        moments.append(self.clock())
+        self._failures[key] = moments  # the most recent last
+        while len(self._failures) > self.max_clients:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(_client_key(client), None)
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+
+def _client_key(client: str) -> str:
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class TokenGate:
+    """ASGI middleware: 401 unless the request carries the token (when there is one); 429
+    for a client that has failed too often lately, without looking at its token."""
+
+    def __init__(
+        self, app: ASGIApp, token: str | None, failures: FailedAttempts | None = None
+    ) -> None:
         self.app = app
         self.token = token.encode() if token else None
+        self.failures = failures or FailedAttempts()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.token is None or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
+        client = (scope.get("client") or ("unknown", 0))[0]
+        wait = self.failures.wait(client)
+        if wait > 0:
+            body = b"429 too many failed attempts: wait, then send the right token\n"
+            retry = (b"retry-after", str(math.ceil(wait)).encode())
+            await _plain_answer(send, 429, body, retry)
+            return
         given = presented_token(scope)
         if given is not None and hmac.compare_digest(given.encode(), self.token):
+            self.failures.succeeded(client)
             await self.app(scope, receive, send)
             return
+        self.failures.failed(client)
         body = b"401 unauthorized: send the token as Authorization: Bearer TOKEN or ?token=TOKEN\n"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer realm="trialwatch"'),
-                    *SECURITY_HEADERS,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        challenge = (b"www-authenticate", b'Bearer realm="trialwatch"')
+        await _plain_answer(send, 401, body, challenge)
+
+
+async def _plain_answer(send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]) -> None:
+    """A one-line plain-text answer from a middleware, with the security headers."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *extra,
+                *SECURITY_HEADERS,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class SecurityHeaders:

@@ -3,6 +3,9 @@ the daemon's scheduler.
 
 The socket is bound here, before uvicorn starts, so that a port in use or an address that is
 not this machine's is one ``ConfigError`` line (exit 2) instead of uvicorn's log and exit 1.
+Its limits (connections, header and keep-alive deadlines, open files) are ``limits``'s; its
+pages read through a store of their own whose statements have a deadline
+(``[web] statement_timeout_seconds``) and whose pool is as large as the page workers.
 """
 
 from __future__ import annotations
@@ -15,13 +18,23 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from service.errors import ConfigError
-from service.web.security import is_loopback, web_token
+from service.web.limits import (
+    KEEP_ALIVE_SECONDS,
+    LISTEN_BACKLOG,
+    MAX_HEADER_BYTES,
+    connection_cap,
+    guarded_protocol,
+    raise_open_files_limit,
+    throttle_accept_errors,
+)
+from service.web.security import allowed_hosts, is_loopback, web_token
 
 if TYPE_CHECKING:
     import uvicorn
 
     from service.app import App
     from service.health import HealthCheck
+    from service.store import Store
 
 log = logging.getLogger("trialwatch.web")
 
@@ -42,19 +55,35 @@ class WebServer:
     ) -> None:
         import uvicorn
 
-        from service.web.app import create_app
+        from service.web.app import PAGE_WORKERS, create_app
 
-        token = web_token(app.settings.web, host, environ)
+        settings = app.settings.web
+        token = web_token(settings, host, environ)
+        cap = connection_cap(settings.max_connections, raise_open_files_limit())
+        throttle_accept_errors()
         self.socket = bind(host, port)
         self.host, self.port = host, self.socket.getsockname()[1]
-        web = create_app(app, token=token, health=health)
+        self.reader = reading_store(app, settings.statement_timeout_seconds, PAGE_WORKERS)
+        app.store.refresh_planner_statistics()
+        web = create_app(
+            app,
+            token=token,
+            health=health,
+            reader=self.reader,
+            site_url=settings.public_url.rstrip("/") or site_url(host, self.port),
+            hosts=None if token else allowed_hosts(host, self.port),
+        )
         config = uvicorn.Config(
             web,
+            http=guarded_protocol(cap, settings.header_timeout_seconds),
             log_level="warning",
             access_log=False,
             lifespan="off",
             proxy_headers=False,  # X-Forwarded-For must not make a remote client look local
             server_header=False,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            backlog=LISTEN_BACKLOG,
         )
         self.server: uvicorn.Server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
@@ -80,6 +109,7 @@ class WebServer:
             self.server.run(sockets=[self.socket])
         finally:
             self.socket.close()
+            self.reader.close()
 
     def start(self) -> WebServer:
         """Serve on a thread (the daemon): ``stop()`` ends it."""
@@ -96,10 +126,33 @@ class WebServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.socket.close()
+        self.reader.close()
 
 
 def _exit_quietly(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
+
+
+def reading_store(app: App, statement_timeout: float, workers: int) -> Store:
+    """The store the pages read through: the same database on an engine of its own, whose
+    statements stop after ``statement_timeout`` seconds and whose pool holds one connection
+    per page worker, so that neither a slow page nor a crowd of them takes the connections
+    the probes and the daemon's cycle use."""
+    from service.store import Store, create_store_engine
+
+    engine = create_store_engine(
+        app.settings.database.url, statement_timeout=statement_timeout, pool_size=workers
+    )
+    return Store(engine)
+
+
+def site_url(host: str, port: int) -> str:
+    """Where links point when ``[web] public_url`` is not set: the bound address (this
+    machine's name for a wildcard one), never the ``Host`` a request names."""
+    if host in ("0.0.0.0", "::", "[::]", ""):
+        host = socket.gethostname()
+    name = f"[{host.strip('[]')}]" if ":" in host else host
+    return f"http://{name}:{port}"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -108,7 +161,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host.strip("[]"), port))
-        sock.listen(128)
+        sock.listen(LISTEN_BACKLOG)  # held by the kernel until accepted: no descriptor yet
     except (OSError, OverflowError, UnicodeError) as exc:
         sock.close()
         reason = getattr(exc, "strerror", None) or str(exc)

@@ -14,7 +14,7 @@ from service.settings import WebSettings
 from service.web.app import create_app
 from service.web.security import is_loopback, presented_token, web_token
 
-TOKEN = "tok-3f9a/b+c=="
+TOKEN = "tok-3f9a/b+c==-0123456789abcdef-long"
 
 
 @pytest.mark.parametrize(
@@ -43,12 +43,12 @@ def test_a_token_is_needed_off_loopback_and_must_be_set() -> None:
     settings = WebSettings(token_env="TW_TOKEN")
     with pytest.raises(ConfigError, match="TW_TOKEN is not set"):
         web_token(settings, "0.0.0.0", {"TW_TOKEN": "  "})
-    assert web_token(settings, "0.0.0.0", {"TW_TOKEN": "abc"}) == "abc"
+    assert web_token(settings, "0.0.0.0", {"TW_TOKEN": TOKEN}) == TOKEN
     for unsendable in ("caf\u00e9", "two words", "tab\there"):
         with pytest.raises(ConfigError, match="must be printable ASCII"):
             web_token(settings, "0.0.0.0", {"TW_TOKEN": unsendable})
     # configured, it is asked on loopback too: a proxy on this host makes everyone local
-    assert web_token(settings, "127.0.0.1", {"TW_TOKEN": "abc"}) == "abc"
+    assert web_token(settings, "127.0.0.1", {"TW_TOKEN": TOKEN}) == TOKEN
 
 
 def scope(headers: dict[str, str] | None = None, query: str = "") -> dict[str, Any]:

@@ -22,7 +22,7 @@ from notify_servers import free_port, wait_until
 from web.conftest import STATUS_STUDY, WebStore
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "s3cret-web-token"
+TOKEN = "s3cret-web-token-0123456789abcdef"
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
