@@ -135,7 +135,9 @@ class App:
     def dispatcher(self) -> Dispatcher:
         from service.outbox import Dispatcher
 
-        return Dispatcher(self.store, self.senders, self.settings.delivery, clock=self.clock)
+        return Dispatcher(
+            self.store, self.senders, self.settings.delivery, clock=self.clock, stop=self.stopping
+        )
 
     @cached_property
     def alerter(self) -> Alerter:

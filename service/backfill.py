@@ -131,8 +131,8 @@ class BackfillWorker:
         return True
 
     def _failed(self, study_id: str, found: Versions, result: BackfillRound) -> bool:
-        if found.transient and limit_passed():  # the budget ended its request: not a failure
-            log.info("%s: backfill left queued, the round's budget ran out", study_id)
+        if found.abandoned or (found.transient and limit_passed()):  # not the record's failure
+            log.info("%s: backfill left queued (the round's budget ran out, or a stop)", study_id)
             return False
         result.warnings.append(
             {"study_id": study_id, "warning": found.warning or "", "reason": found.reason}

@@ -63,6 +63,11 @@ class RegistryUnavailable(RegistryError):
         self.retry_after = retry_after
 
 
+class RequestAbandoned(RegistryUnavailable):
+    """A request given up because trialwatch is stopping: nothing is wrong with the record,
+    and nothing in its place may be stored (the next cycle asks again)."""
+
+
 class RecordNotFound(RegistryError):
     """The registry does not serve this record."""
 

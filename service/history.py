@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 
-from service.errors import RecordInvalid, RegistryError, RegistryUnavailable
+from service.errors import RecordInvalid, RegistryError, RegistryUnavailable, RequestAbandoned
 from service.registry.base import HistoryEntry, Registry
 from service.registry.ctgov_normalise import normalise, record_meta
 from service.store import NewVersion
@@ -54,6 +54,9 @@ class Versions:
     anchored: int | None = None
     # ``warning`` is about the history's dates only: ``versions`` are all there, to be stored
     dates: bool = False
+    # the history request was abandoned (trialwatch is stopping): store nothing, so that the
+    # next cycle fills the gap (the current version alone would skip the versions between)
+    abandoned: bool = False
 
     @property
     def reason(self) -> str:
@@ -121,6 +124,7 @@ class HistoryFetcher:
                 warning,
                 drifted=isinstance(exc, RecordInvalid),
                 transient=isinstance(exc, RegistryUnavailable),
+                abandoned=isinstance(exc, RequestAbandoned),
             )
 
     def _own_ids(self, study_id: str, current: NewVersion) -> frozenset[str]:

@@ -580,6 +580,9 @@ class _Cycle:
             found = Versions([current])
         else:
             found = self._gap(study_id, state, current)
+            if found.abandoned:  # stopping: storing the current version alone would skip the
+                self._failed(study_id, found.warning or study_id, "registry")  # gap's versions
+                return
             if found.anchored is not None and not self.dry_run:
                 self.m.store.number_version(
                     self.m.registry, study_id, state.latest_seq, found.anchored
@@ -768,12 +771,18 @@ class _Cycle:
         self._review_failed(reviewed)
 
     def _review_failed(self, reviewed: Reviewed) -> None:
-        """Records stored whose findings review failed: each is that record's failure (its
-        version is stored; its findings are looked at again the next day)."""
+        """Records whose findings review failed: a record this cycle counted is that
+        record's failure (its version is stored; its findings are looked at again the next
+        day). A record only due for its review (not checked this cycle, or failed already)
+        is a warning, so that ``failed`` stays a part of ``checked``."""
         for study_id, message in reviewed.failed.items():
-            self._uncount(study_id)
             log.warning("%s", message)
-            self.report.fail(study_id, message, "internal")
+            if study_id in self.verdicts:
+                self._uncount(study_id)
+                self.report.fail(study_id, message, "internal")
+            else:
+                warning = {"study_id": study_id, "warning": message, "reason": "internal"}
+                self.report.warnings.append(warning)
 
     def _routes(self, changes: list[Change], historical: list[bool], now: datetime) -> list[Route]:
         """Where ``changes`` are to be notified; changes found by backfill only when the

@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -111,6 +112,7 @@ class Dispatcher:
         clock: Clock = utcnow,
         worker: str | None = None,
         jitter: Callable[[], float] = random.random,
+        stop: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.senders = senders
@@ -118,51 +120,70 @@ class Dispatcher:
         self.clock = clock
         self.worker = worker or worker_name()
         self.jitter = jitter
+        # set when the process is stopping: what is in hand is given back, not failed
+        self.stop = stop or threading.Event()
 
     def deliver_due(self) -> DeliveryReport:
         report = DeliveryReport()
-        while True:
+        while not self.stop.is_set():
             now = self.clock()
             lease = now + timedelta(seconds=self.settings.lease_seconds)
             claimed = self.store.claim_due(now, self.worker, lease, self.settings.batch_size)
-            for channel_report in self._deliver_batch(claimed):
+            for channel_report in self._deliver_batch(claimed, lease):
                 report.merge(channel_report)
             if len(claimed) < self.settings.batch_size:
-                return report
+                break
+        return report
 
-    def _deliver_batch(self, claimed: list[Delivery]) -> list[DeliveryReport]:
+    def _deliver_batch(self, claimed: list[Delivery], lease: datetime) -> list[DeliveryReport]:
         """The batch's deliveries, each channel's in a thread of its own."""
         by_channel: dict[str, list[Delivery]] = {}
         for delivery in claimed:
             by_channel.setdefault(delivery.channel, []).append(delivery)
         if len(by_channel) <= 1:  # nothing to wait for in parallel
-            return [self._deliver_channel(deliveries) for deliveries in by_channel.values()]
+            return [self._deliver_channel(d, lease) for d in by_channel.values()]
         workers = min(len(by_channel), MAX_PARALLEL_CHANNELS)
         with ThreadPoolExecutor(workers, thread_name_prefix="deliver") as pool:
-            futures = [pool.submit(self._deliver_channel, d) for d in by_channel.values()]
+            futures = [pool.submit(self._deliver_channel, d, lease) for d in by_channel.values()]
             return [future.result() for future in futures]
 
-    def _deliver_channel(self, deliveries: Sequence[Delivery]) -> DeliveryReport:
+    def _deliver_channel(self, deliveries: Sequence[Delivery], lease: datetime) -> DeliveryReport:
         """One channel's deliveries in order, until one fails retryably: the channel is down
         or hangs, so the rest are released untried (no attempt counted against them) to be
-        tried again when the failed one is, rather than each waiting out a deadline now."""
+        tried again when the failed one is, rather than each waiting out a deadline now. A
+        stop gives the rest back at once; claims whose lease ran out meanwhile (a slow
+        channel) are left to whoever claims them next, never sent by this worker too."""
         report = DeliveryReport()
         for done, delivery in enumerate(deliveries):
-            retry_at = self._deliver(delivery, report)
-            if retry_at is None:
-                continue
-            untried = deliveries[done + 1 :]
-            if untried:
-                ids = [outbox_id for d in untried for outbox_id in d.outbox_ids]
-                self.store.release(ids, self.worker, retry_at)
-                log.info(
-                    "deliver: %d more to %s wait until %s (it failed just now)",
-                    len(untried),
+            if self.clock() >= lease:
+                log.warning(
+                    "deliver: the claims of %d to %s ran out while the channel was slow: "
+                    "left to the next round",
+                    len(deliveries) - done,
                     delivery.channel,
-                    retry_at.isoformat(timespec="seconds"),
                 )
-            break
+                break
+            if self.stop.is_set():
+                self._give_back(deliveries[done:], self.clock(), "trialwatch is stopping")
+                break
+            retry_at = self._deliver(delivery, report)
+            if retry_at is not None:
+                self._give_back(deliveries[done + 1 :], retry_at, "it failed just now")
+                break
         return report
+
+    def _give_back(self, untried: Sequence[Delivery], due_at: datetime, why: str) -> None:
+        """Release claims untried (no attempt counted), due again at ``due_at``."""
+        if not untried:
+            return
+        self.store.release([i for d in untried for i in d.outbox_ids], self.worker, due_at)
+        log.info(
+            "deliver: %d more to %s wait until %s (%s)",
+            len(untried),
+            untried[0].channel,
+            due_at.isoformat(timespec="seconds"),
+            why,
+        )
 
     def _deliver(self, delivery: Delivery, report: DeliveryReport) -> datetime | None:
         """Send and mark one delivery; when it failed and may be tried again, the time its
@@ -176,7 +197,15 @@ class Dispatcher:
         try:
             sender.send(message_of(delivery))
         except DeliveryError as exc:
+            if self.stop.is_set():  # abandoned, not failed: given back, no attempt counted
+                self._give_back([delivery], self.clock(), "trialwatch is stopping")
+                return self.clock()
             return self._failed(delivery, exc, report)
+        except Exception as exc:  # a bug with this message: not the round's or channel's end
+            log.exception("delivery %s to %s failed", delivery.event_id, delivery.channel)
+            error = DeliveryError(f"internal error: {type(exc).__name__}: {exc}", retryable=True)
+            self._failed(delivery, error, report)
+            return None
         self.store.mark_sent(delivery.outbox_ids, self.worker, self.clock())
         report.add(delivery, "sent")
         return None
@@ -197,7 +226,8 @@ class Dispatcher:
         self.store.mark_dead(delivery.outbox_ids, self.worker, str(exc))
         log.error("delivery %s to %s dead-lettered: %s", delivery.event_id, delivery.channel, exc)
         report.add(delivery, "dead", str(exc))
-        return self.clock() if exc.retryable else None
+        # the channel is down: its other deliveries wait a first backoff, not a deadline each
+        return self.clock() + timedelta(seconds=self.backoff(1)) if exc.retryable else None
 
     def backoff(self, attempts: int) -> float:
         """Exponential from ``retry_initial_seconds``, capped, with jitter (half to full)."""

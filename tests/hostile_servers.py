@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -59,6 +60,9 @@ class _SocketServer:
 
     def close(self) -> None:
         self.closed.set()
+        # close() alone does not wake a thread blocked in accept() on Linux: shutdown does
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
 
 
@@ -127,33 +131,37 @@ class DrippingSmtp(_SocketServer):
                 conn.sendall(b"250 ok\r\n")
 
 
-@pytest.fixture
-def dripping_http() -> Iterator[type[DrippingHttp]]:
-    """A factory of ``DrippingHttp`` servers, all closed when the test ends."""
-    made: list[DrippingHttp] = []
+class _Closable(Protocol):
+    def close(self) -> None: ...
 
-    class Made(DrippingHttp):
+
+S = TypeVar("S", bound=_Closable)
+
+
+def _closed_at_the_end(server_class: type[S]) -> Iterator[type[S]]:
+    """A subclass of ``server_class`` whose servers are all closed when the test ends."""
+    made: list[S] = []
+
+    class Made(server_class):  # type: ignore[valid-type,misc]
         def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            super().__init__(*args, **kwargs)
             made.append(self)
 
     yield Made
     for server in made:
         server.close()
+
+
+@pytest.fixture
+def dripping_http() -> Iterator[type[DrippingHttp]]:
+    """A factory of ``DrippingHttp`` servers, all closed when the test ends."""
+    yield from _closed_at_the_end(DrippingHttp)
 
 
 @pytest.fixture
 def dripping_smtp() -> Iterator[type[DrippingSmtp]]:
-    made: list[DrippingSmtp] = []
-
-    class Made(DrippingSmtp):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-            made.append(self)
-
-    yield Made
-    for server in made:
-        server.close()
+    """A factory of ``DrippingSmtp`` servers, all closed when the test ends."""
+    yield from _closed_at_the_end(DrippingSmtp)
 
 
 def elapsed(since: float) -> float:

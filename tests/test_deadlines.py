@@ -48,6 +48,10 @@ __all__ = ["dripping_http", "dripping_smtp", "smtp_server"]  # fixtures, used by
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 DRIP = 0.2  # seconds between two bytes: far inside every per-read timeout below
+# How late past its deadline an exchange may end on a loaded machine (2 cores, tests in
+# parallel): generous, yet far below what a dripped answer would take without the deadline
+# (73 bytes of body at DRIP: 14.6 s; a greeting: 6 s)
+SLACK = 2.5
 
 
 def registry_client(
@@ -76,7 +80,7 @@ def test_a_dripped_registry_answer_fails_at_its_deadline(
     with pytest.raises(RegistryUnavailable) as failure:
         client.data_timestamp()
     took = elapsed(started)
-    assert 1.0 <= took < 2.0, f"a 1 s deadline ended the exchange after {took:.2f} s"
+    assert 1.0 <= took < SLACK + 1.0, f"a 1 s deadline ended the exchange after {took:.2f} s"
     message = str(failure.value)
     assert message == (
         f"registry request not finished within its 1 s deadline ({server.url}/version)"
@@ -95,7 +99,7 @@ def test_each_retry_of_a_dripped_answer_gets_its_own_deadline(
     with pytest.raises(RegistryUnavailable, match=r"0\.6 s deadline"):
         client.data_timestamp()
     assert client.requests == 2 and server.connections == 2
-    assert 1.2 <= elapsed(started) < 2.5
+    assert 1.2 <= elapsed(started) < SLACK + 1.2
 
 
 def test_a_silent_registry_still_times_out_per_read(dripping_http: type[DrippingHttp]) -> None:
@@ -104,7 +108,7 @@ def test_a_silent_registry_still_times_out_per_read(dripping_http: type[Dripping
     started = time.monotonic()
     with pytest.raises(RegistryUnavailable, match="registry timed out"):
         client.data_timestamp()
-    assert elapsed(started) < 1.5
+    assert elapsed(started) < SLACK + 0.5
 
 
 def test_the_stop_event_abandons_a_request_in_flight_and_its_retries(
@@ -117,7 +121,7 @@ def test_the_stop_event_abandons_a_request_in_flight_and_its_retries(
     started = time.monotonic()
     with pytest.raises(RegistryUnavailable, match="abandoned: trialwatch is stopping"):
         client.data_timestamp()
-    assert elapsed(started) < 1.5
+    assert elapsed(started) < SLACK + 0.5
     assert client.requests == 1  # no retry once stopping, and no backoff wait either
     with pytest.raises(RegistryUnavailable, match="stopping"):
         client.data_timestamp()  # nothing new starts
@@ -135,7 +139,7 @@ def test_an_enclosing_limit_ends_a_request_before_its_own_deadline(
         pytest.raises(RegistryUnavailable, match="cut short: the test's budget ran out"),
     ):
         client.data_timestamp()
-    assert 0.8 <= elapsed(started) < 1.8
+    assert 0.8 <= elapsed(started) < SLACK + 0.8
     assert client.requests == 1  # a retry past the budget would be futile
 
 
@@ -159,7 +163,7 @@ def test_the_backfill_budget_ends_a_history_request_in_flight(
         started = time.monotonic()
         round_ = worker.work(1.0)
         took = elapsed(started)
-        assert 1.0 <= took < 2.0, f"a 1 s budget ended the round after {took:.2f} s"
+        assert 1.0 <= took < SLACK + 1.0, f"a 1 s budget ended the round after {took:.2f} s"
         assert (round_.done, round_.failed, round_.warnings) == (0, 0, [])
         assert store.pending_backfills("ctgov", T0) == ["NCT00000101"]
         assert server.requests, "the history request was under way"
@@ -191,7 +195,7 @@ def test_a_webhook_receiver_that_drips_its_answer_fails_at_the_deadline(
         started = time.monotonic()
         with pytest.raises(DeliveryError) as failure:
             sender.send(make_message())
-    assert 1.0 <= elapsed(started) < 2.0
+    assert 1.0 <= elapsed(started) < SLACK + 1.0
     assert failure.value.retryable
     assert str(failure.value) == "webhook hook (127.0.0.1): not finished within its 1 s deadline"
 
@@ -218,7 +222,7 @@ def test_an_smtp_server_that_drips_its_greeting_fails_at_the_deadline(
     started = time.monotonic()
     with pytest.raises(DeliveryError) as failure:
         sender.send(make_message())
-    assert 1.0 <= elapsed(started) < 2.0
+    assert 1.0 <= elapsed(started) < SLACK + 1.0
     assert failure.value.retryable
     assert str(failure.value) == (
         f"email mail (SMTP 127.0.0.1:{server.port}): not finished within its 1 s deadline"
@@ -234,7 +238,7 @@ def test_an_smtp_server_that_stalls_after_data_fails_at_the_deadline(
     started = time.monotonic()
     with pytest.raises(DeliveryError, match="within its 1 s deadline") as failure:
         sender.send(make_message())
-    assert 1.0 <= elapsed(started) < 2.0
+    assert 1.0 <= elapsed(started) < SLACK + 1.0
     assert failure.value.retryable
     assert server.messages == 1  # it stalled after the whole message, before its answer
 
@@ -250,7 +254,7 @@ def test_a_stopping_daemon_cuts_an_smtp_conversation_at_once(
     started = time.monotonic()
     with pytest.raises(DeliveryError, match="abandoned: trialwatch is stopping"):
         sender.send(make_message())
-    assert elapsed(started) < 1.5
+    assert elapsed(started) < SLACK + 0.5
 
 
 def test_a_watchdog_that_was_not_needed_does_nothing() -> None:
@@ -284,10 +288,48 @@ def queue_for(store: Store, study_id: str, channels: list[str]) -> None:
     store.save_version(NewVersion("ctgov", snapshot, {}, None, "", T0), [change], None, routes)
 
 
+def test_a_stop_gives_a_rounds_deliveries_back_without_counting_an_attempt(
+    dripping_http: type[DrippingHttp], database_url: str
+) -> None:
+    """SIGTERM during a delivery round: the delivery in flight is abandoned and, with the
+    rest of the round, released untried — no attempt counted, nothing dead-lettered, due
+    again at once for the next process."""
+    hung = dripping_http("silent")
+    store = Store.open(database_url)
+    try:
+        for study_id in ("NCT00000301", "NCT00000302", "NCT00000303"):
+            queue_for(store, study_id, ["hook"])
+        environ = {"TRIALWATCH_WEBHOOK_SECRET": WEBHOOK_SECRET.decode()}
+        stop = threading.Event()
+        with build_webhook_client() as http:
+            hook = webhook_channel(hung.url, timeout_seconds=60, deadline_seconds=60)
+            sender = WebhookSender(hook, http, environ=environ, stop=stop)
+            settings = DeliverySettings(lease_seconds=600, max_attempts=1)
+            dispatcher = Dispatcher(
+                store, {"hook": sender}, settings, clock=lambda: T0, worker="w1", stop=stop
+            )
+            threading.Timer(0.3, stop.set).start()
+            started = time.monotonic()
+            report = dispatcher.deliver_due()
+        assert elapsed(started) < SLACK + 0.3
+        assert (report.sent, report.retrying, report.dead) == (0, 0, 0)
+        pending = store.list_outbox()
+        assert [row["attempts"] for row in pending] == [0, 0, 0]
+        assert store.list_outbox(dead=True) == []
+        assert len(hung.requests) <= 1  # the one in flight; the rest never tried
+        # released: another worker claims them at once, not after the lease
+        assert len(store.claim_due(T0, "w2", T0, 10)) == 3
+    finally:
+        store.close()
+
+
+HUNG = 5.0  # the hung webhook's deadline: the emails have that long to go out meanwhile
+
+
 def test_a_hung_channel_does_not_hold_another_channels_message(
     dripping_http: type[DrippingHttp], smtp_server: SmtpServer, database_url: str
 ) -> None:
-    """A webhook that never answers (deadline 2 s) and a working SMTP server: the email goes
+    """A webhook that never answers (deadline 5 s) and a working SMTP server: the email goes
     out at once; the webhook's deliveries fail at their deadline, once (the other is released
     untried, due when the failed one is retried), and nothing is sent twice."""
     hung = dripping_http("silent")
@@ -297,7 +339,7 @@ def test_a_hung_channel_does_not_hold_another_channels_message(
             queue_for(store, study_id, ["hook", "mail"])
         environ = {"TRIALWATCH_WEBHOOK_SECRET": WEBHOOK_SECRET.decode()}
         http = build_webhook_client()
-        hook = webhook_channel(hung.url, timeout_seconds=30, deadline_seconds=2.0)
+        hook = webhook_channel(hung.url, timeout_seconds=30, deadline_seconds=HUNG)
         senders = {
             "hook": WebhookSender(hook, http, environ=environ),
             "mail": EmailSender(email_channel(smtp_server.port, timeout_seconds=5)),
@@ -308,17 +350,16 @@ def test_a_hung_channel_does_not_hold_another_channels_message(
         started = time.monotonic()
         round_ = threading.Thread(target=lambda: reports.append(dispatcher.deliver_due()))
         round_.start()
-        wait_until(lambda: len(smtp_server.received) == 2, timeout=1.5, what="both emails")
-        mail_took = elapsed(started)
-        assert round_.is_alive(), "the webhook still hangs while the emails are out"
+        # both emails out while the webhook still hangs (its deadline not reached yet)
+        wait_until(lambda: len(smtp_server.received) == 2, timeout=HUNG, what="both emails")
+        assert round_.is_alive() and elapsed(started) < HUNG
         round_.join(timeout=10)
         round_took = elapsed(started)
         report = reports[0]
-        assert mail_took < 1.5
-        assert 2.0 <= round_took < 3.5  # one deadline, not one per webhook delivery
+        assert HUNG <= round_took < 2 * HUNG  # one deadline, not one per webhook delivery
         assert report.sent == 2 and report.retrying == 1 and report.dead == 0
         retried = [o for o in report.outcomes if o["outcome"] == "retrying"]
-        assert "not finished within its 2 s deadline" in retried[0]["error"]
+        assert f"not finished within its {HUNG:g} s deadline" in retried[0]["error"]
         assert len(hung.requests) == 1  # the second webhook delivery was not tried
         pending = {row["study_id"]: row for row in store.list_outbox() if row["channel"] == "hook"}
         assert sorted(row["attempts"] for row in pending.values()) == [0, 1]
@@ -372,7 +413,7 @@ def test_sigterm_stops_a_daemon_whose_registry_hangs_within_seconds(
             daemon.wait()
     output = log.read_text(errors="replace")
     assert code == 0, output[-3000:]
-    assert took < 5.0, f"the daemon took {took:.2f} s to stop:\n{output[-3000:]}"
+    assert took < 10.0, f"the daemon took {took:.2f} s to stop:\n{output[-3000:]}"
     engine = create_engine(Settings(database={"url": database_url}).database.url)
     try:
         with engine.connect() as connection:
@@ -398,7 +439,7 @@ def test_an_apprise_channel_whose_service_drips_fails_at_the_deadline(
     started = time.monotonic()
     with pytest.raises(DeliveryError) as failure:
         AppriseSender(channel).send(make_message())
-    assert 1.0 <= elapsed(started) < 2.0
+    assert 1.0 <= elapsed(started) < SLACK + 1.0
     assert failure.value.retryable
     assert str(failure.value) == "apprise chat: not finished within its 1 s deadline"
     assert server.requests, "apprise was talking to the service"

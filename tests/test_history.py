@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,12 +16,13 @@ import pytest
 import twconfig
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
-from notify_servers import WebhookReceiver
+from notify_servers import WebhookReceiver, wait_until
 
+from service.app import build_app
 from service.history import HistoryFetcher, StoredAnchor
 from service.registry.ctgov import CtgovClient
 from service.registry.ctgov_normalise import normalise, record_meta
-from service.settings import CtgovSettings
+from service.settings import CtgovSettings, load_settings
 from service.store import NewVersion
 
 STUDY = "NCT00763412"
@@ -281,3 +283,44 @@ def test_a_version_published_during_a_first_sync_is_news_not_history(
         news = fetcher.gap(STUDY, anchor, later)
     assert [v.registry_version for v in news.versions] == [1]
     assert news.versions[0].snapshot.enrollment_count == 36
+
+
+def test_a_stop_during_gap_filling_stores_nothing_and_the_next_cycle_fills_the_gap(
+    trialwatch: twconfig.Run, registry: Emulator, database_url: str, tmp_path: Path
+) -> None:
+    """SIGTERM while the version list is being fetched: storing the current version alone
+    would skip the versions between for good, so the record is left as it was (a `registry`
+    failure of this cycle) and the next cycle fills the gap."""
+    sync(trialwatch)
+    for n, edits in enumerate(LATER):
+        registry.publish(version(*edits), date=f"2013-0{n + 1}-15")
+    registry.fault("slow", count=1, path_prefix="/api/int", seconds=60)
+    environ = {"TRIALWATCH_DATABASE_URL": database_url}
+    app = build_app(load_settings(tmp_path / "trialwatch.toml", environ))
+    reports: list[Any] = []
+    cycle = threading.Thread(target=lambda: reports.append(app.sync()))
+    try:
+        cycle.start()
+        wait_until(
+            lambda: registry.stats.snapshot()["history_in_flight"] == 1,
+            timeout=30,
+            what="the history request in flight",
+        )
+        app.stopping.set()
+        cycle.join(timeout=30)
+    finally:
+        registry.clear_faults()
+        app.close()
+    [report] = reports
+    assert (report.changed, report.failed, report.changes) == (0, 1, [])
+    [error] = report.errors
+    assert error["reason"] == "registry" and "stopping" in error["error"]
+    versions = json.loads(trialwatch("history", STUDY, "--json").stdout)
+    assert [v["version"] for v in versions] == [0, 1, 2, 3, 4]  # nothing stored
+    after = sync(trialwatch)
+    steps = [(c["from_version"], c["to_version"], c["kind"]) for c in after["changes"]]
+    assert steps == [
+        (4, 5, "enrollment_changed"),
+        (5, 6, "enrollment_type_changed"),
+        (6, 7, "status_changed"),
+    ]

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,12 +33,13 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 import twconfig
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from service.errors import RecordInvalid
 from service.registry.ctgov import CtgovClient
 from service.settings import CtgovSettings
 from service.store import Store, SyncRunRow
+from service.store.changes import RUN_LOCK
 
 REPO = Path(__file__).resolve().parents[1]
 WATCHED = "NCT00763412"
@@ -431,6 +434,29 @@ def kill(child: subprocess.Popen[str]) -> None:
     child.wait(timeout=10)
 
 
+def presence_gone(url: str, run_id: int) -> None:
+    """Wait until a killed process's run presence is dropped: the kernel drops a SQLite
+    lock file's ``flock`` as the process dies, but a PostgreSQL backend notices its client
+    is gone (and drops the advisory lock) a moment later."""
+    if not url.startswith("postgresql"):
+        return
+    held = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND objsubid = 2 AND classid = CAST(:run_lock AS oid) AND objid::int4 = :run_id"
+    )
+    store = Store.open(url, migrate=False)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with store.engine.connect() as connection:
+                if not connection.scalar(held, {"run_lock": RUN_LOCK, "run_id": run_id}):
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"the killed run {run_id} still holds its advisory lock")
+    finally:
+        store.close()
+
+
 def runs(url: str) -> dict[int, tuple[str, list[dict[str, str]]]]:
     store = Store.open(url, migrate=False)
     try:
@@ -466,6 +492,7 @@ def test_the_run_of_a_killed_sync_is_marked_interrupted_and_a_live_ones_left_run
     dead, dead_run = start_child_run(database_url)
     children.append(dead)
     kill(dead)  # SIGKILL mid-cycle: its run stays "running"
+    presence_gone(database_url, dead_run)
     assert {r: s for r, (s, _) in runs(database_url).items()} == {
         dead_run: "running",
         alive_run: "running",
@@ -480,6 +507,7 @@ def test_the_run_of_a_killed_sync_is_marked_interrupted_and_a_live_ones_left_run
     assert after[alive_run][0] == "running" and after[my_run][0] == "running"
 
     kill(alive)
+    presence_gone(database_url, alive_run)
     assert trialwatch("sync", "--json").exit_code == 0
     after = runs(database_url)
     assert after[alive_run][0] == "interrupted" and after[my_run][0] == "running"
@@ -496,11 +524,33 @@ def test_an_interrupted_run_is_no_success(
     dead, dead_run = start_child_run(database_url)
     children.append(dead)
     kill(dead)
+    presence_gone(database_url, dead_run)
     store = Store.open(database_url)
     try:
         assert store.interrupt_runs(datetime.now(UTC)) == [dead_run]
         assert store.recent_run_statuses(5) == ["interrupted"]
         assert store.last_sync_success() is None
         assert store.interrupt_runs(datetime.now(UTC)) == []  # once
+    finally:
+        store.close()
+
+
+def test_lock_files_of_runs_that_are_over_are_swept_and_new_ones_kept(sqlite_url: str) -> None:
+    """A process killed between ending its run and removing its lock file leaves the file;
+    the next run removes it once it is old and free (a fresh one may be a run starting)."""
+    store = Store.open(sqlite_url)
+    try:
+        runs_dir = Path(sqlite_url.removeprefix("sqlite:///") + "-runs")
+        runs_dir.mkdir(exist_ok=True)
+        left, fresh = runs_dir / "9001.lock", runs_dir / "9002.lock"
+        left.touch()
+        fresh.touch()
+        long_ago = time.time() - 3600
+        os.utime(left, (long_ago, long_ago))
+        run_id = store.start_run(datetime.now(UTC))
+        assert not left.exists() and fresh.exists()
+        assert (runs_dir / f"{run_id}.lock").exists()  # the new run's presence
+        store.finish_run(run_id, {**EMPTY_REPORT}, datetime.now(UTC))
+        assert not (runs_dir / f"{run_id}.lock").exists()
     finally:
         store.close()

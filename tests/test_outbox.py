@@ -122,6 +122,29 @@ def test_a_stored_change_is_delivered_once(
     assert store.list_outbox() == []
 
 
+class BuggySender(RecordingSender):
+    """A sender with a bug that one message's content sets off (not a DeliveryError)."""
+
+    def send(self, message: Message) -> None:
+        if message.studies[0].study_id == "NCT00000001":
+            raise KeyError("brief_title")
+        super().send(message)
+
+
+def test_a_bug_with_one_message_is_that_deliverys_failure_and_the_round_goes_on(
+    store: Store, clock: Clock
+) -> None:
+    buggy = BuggySender()
+    for study_id in ("NCT00000001", "NCT00000002"):
+        save(store, study_id, "COMPLETED", T0)
+    report = dispatcher(store, buggy, clock).deliver_due()
+    assert (report.sent, report.retrying, report.dead) == (1, 1, 0)
+    assert [m.studies[0].study_id for m in buggy.sent] == ["NCT00000002"]
+    [pending] = store.list_outbox()
+    assert pending["study_id"] == "NCT00000001" and pending["attempts"] == 1
+    assert pending["last_error"] == "internal error: KeyError: 'brief_title'"
+
+
 def test_a_retryable_failure_waits_its_backoff_and_keeps_the_event_id(
     store: Store, sender: RecordingSender, clock: Clock
 ) -> None:

@@ -53,6 +53,7 @@ from service.errors import (
     RecordNotFound,
     RegistryError,
     RegistryUnavailable,
+    RequestAbandoned,
     UnsafeDocument,
 )
 from service.registry.base import Batch, HistoryEntry, Hits, Listing
@@ -480,7 +481,8 @@ def _describe(url: str) -> str:
 
 def _cut_short(url: str, deadline: Deadline) -> RegistryUnavailable:
     """A request that outlived its deadline (or was abandoned): retryable, one line."""
-    return RegistryUnavailable(f"registry request {deadline.reason()} ({_describe(url)})")
+    error = RequestAbandoned if deadline.stopping() else RegistryUnavailable
+    return error(f"registry request {deadline.reason()} ({_describe(url)})")
 
 
 def capped_timeout(timeout: httpx.Timeout, deadline: Deadline) -> httpx.Timeout:

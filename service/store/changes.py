@@ -15,6 +15,7 @@ process ever sees a ``running`` run without one.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -192,6 +193,7 @@ class ChangeStore(StoreBase):
             runs_dir = self._runs_dir()
             if runs_dir is None:  # an in-memory store: no other process shares it
                 return []
+            _sweep_finished_run_files(runs_dir, {*candidates, *self._open_runs})
             candidates = [run_id for run_id in candidates if _run_file_free(runs_dir, run_id)]
         if not candidates:
             return []
@@ -333,12 +335,17 @@ def _hold_run_file(runs_dir: Path | None, run_id: int) -> int | None:
         return None
     import fcntl  # POSIX only, as the store's SQLite file locking is
 
+    path = runs_dir / f"{run_id}.lock"
     try:
         runs_dir.mkdir(exist_ok=True)
-        fd = os.open(runs_dir / f"{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise StoreError(f"sync run presence {runs_dir}: {exc.strerror or exc}") from None
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new run's file: nobody else holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new run's file: nobody holds it
+    except OSError as exc:  # a file left by a store copied in with its -runs folder, say
+        os.close(fd)
+        raise StoreError(f"sync run presence {path}: {exc.strerror or exc}") from None
     return fd
 
 
@@ -361,6 +368,22 @@ def _run_file_free(runs_dir: Path, run_id: int) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+STALE_RUN_FILE_SECONDS = 60.0  # a free lock file this old belongs to no run being started
+
+
+def _sweep_finished_run_files(runs_dir: Path, running: set[int]) -> None:
+    """Remove the lock files of runs that are over, left by a process killed between ending
+    its run and removing its file. Only old and free ones: a file just created may be that
+    of a run whose row is not committed yet."""
+    old_before = time.time() - STALE_RUN_FILE_SECONDS
+    for path in runs_dir.glob("*.lock"):
+        if not path.stem.isdigit() or int(path.stem) in running:
+            continue
+        with suppress(OSError):
+            if path.stat().st_mtime < old_before and _run_file_free(runs_dir, int(path.stem)):
+                path.unlink()
 
 
 def _forget_run_files(runs_dir: Path | None, run_ids: Sequence[int]) -> None:
