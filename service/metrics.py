@@ -19,7 +19,7 @@ from service.models import CHANGE_KINDS
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._gauges_watched = False
+        self._gauges: Callable[[], dict[str, float]] | None = None
         self.sync_runs = Counter(
             "trialwatch_sync_runs", "Sync cycles by outcome.", ["outcome"], registry=self.registry
         )
@@ -62,15 +62,20 @@ class Metrics:
             self.sync_runs.labels(outcome)
 
     def watch_gauges(self, read: Callable[[], dict[str, float]]) -> None:
-        """Gauges computed at scrape time by ``read`` (name → value, help in the name); once
-        per process, whether the health port, the web app or both serve them."""
-        if self._gauges_watched:
-            return
-        self.registry.register(_ReadAtScrape(read))
-        self._gauges_watched = True
+        """Gauges computed at scrape time by ``read`` (name → value, help in the name)."""
+        self._gauges = read
 
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+    def exposition(self, gauges: Callable[[], dict[str, float]] | None = None) -> bytes:
+        """The counters, and the gauges read now by ``gauges`` (the web app's pages read
+        them through a store of their own, under its statement timeout), else by the
+        watched reader."""
+        counted = generate_latest(self.registry)
+        read = gauges or self._gauges
+        if read is None:
+            return counted
+        gauged = CollectorRegistry()
+        gauged.register(_ReadAtScrape(read))
+        return counted + generate_latest(gauged)
 
 
 class _ReadAtScrape(Collector):

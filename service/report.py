@@ -55,6 +55,7 @@ __all__ = [
     "SeedFacts",
     "StudyData",
     "VersionPoint",
+    "VersionWindow",
     "load_studies",
     "load_study",
     "partial_date",
@@ -87,6 +88,20 @@ class VersionPoint:
     start: StudyDate = NO_DATE
     primary_completion: StudyDate = NO_DATE
     completion: StudyDate = NO_DATE
+    seq: int = 0  # the store's sequence: its order of versions (numbers can repeat)
+
+
+@dataclass(frozen=True)
+class VersionWindow:
+    """Some of a record's stored versions, in the store's order: at most ``size``, the newest
+    of those stored before sequence ``before`` (None: the newest)."""
+
+    size: int
+    before: int | None = None
+
+    def of(self, stored: Sequence[VersionInfo]) -> list[VersionInfo]:
+        earlier = [info for info in stored if self.before is None or info.seq < self.before]
+        return earlier[-self.size :] if self.size > 0 else []
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,8 @@ class StudyData:
     seeds: tuple[SeedFacts, ...] = ()
     findings: tuple[FindingInfo, ...] = ()  # open and resolved, oldest first
     searches: tuple[str, ...] = ()  # the saved searches that brought it in (query:NAME tags)
+    stored_versions: int = 0  # how many are stored (more than ``versions`` in a window)
+    older_versions: int = 0  # stored ones older than the first of ``versions`` (a window)
 
     @property
     def title(self) -> str:
@@ -131,11 +148,22 @@ def load_studies(store: Store, registry: str, study_ids: Iterable[str]) -> list[
     return [load_study(store, registry, study_id) for study_id in study_ids]
 
 
-def load_study(store: Store, registry: str, study_id: str) -> StudyData:
-    infos = store.list_versions(registry, study_id)
+def load_study(
+    store: Store, registry: str, study_id: str, window: VersionWindow | None = None
+) -> StudyData:
+    """A record as the report draws it: every stored version and change, or only the
+    versions of ``window`` and the changes that led to them (the web's record page)."""
+    stored = store.list_versions(registry, study_id)
+    infos = stored if window is None else window.of(stored)
     snapshots = [_stored_snapshot(store, registry, study_id, info.seq) for info in infos]
     latest = next((s for s in reversed(snapshots) if s is not None), None)
-    changes = [c for c in store.list_changes(study_id=study_id) if c.registry == registry]
+    if stored and (not infos or infos[-1] is not stored[-1]):
+        latest = _stored_snapshot(store, registry, study_id, stored[-1].seq)  # the newest
+    if len(infos) == len(stored):  # every version: every change too
+        changes = [c for c in store.list_changes(study_id=study_id) if c.registry == registry]
+    else:
+        shown = (infos[0].seq, infos[-1].seq) if infos else (0, -1)
+        changes = store.changes_to_versions(registry, study_id, *shown)
     return StudyData(
         registry=registry,
         study_id=study_id,
@@ -145,6 +173,8 @@ def load_study(store: Store, registry: str, study_id: str) -> StudyData:
         seeds=tuple(_linked_seeds(store, registry, study_id, latest)),
         findings=tuple(store.list_findings(study_id=study_id, registry=registry)),
         searches=_searches(store.watch_tags(registry, [study_id]).get(study_id, ())),
+        stored_versions=len(stored),
+        older_versions=sum(1 for info in stored if infos and info.seq < infos[0].seq),
     )
 
 
@@ -164,6 +194,7 @@ def version_point(info: VersionInfo, snapshot: Snapshot | None) -> VersionPoint:
         start=snapshot.start_date if snapshot else NO_DATE,
         primary_completion=snapshot.primary_completion_date if snapshot else NO_DATE,
         completion=snapshot.completion_date if snapshot else NO_DATE,
+        seq=info.seq,
     )
 
 

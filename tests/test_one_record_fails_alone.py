@@ -43,7 +43,6 @@ from service.web.app import create_app
 # three real records: an applicable trial (results rules), one recruiting (dates, staleness),
 # one with results posted
 OVERDUE, RECRUITING, POSTED = "NCT03418623", "NCT04267848", "NCT00763412"
-TODAY = datetime.now(UTC).date()
 
 
 def real(study_id: str) -> dict[str, Any]:
@@ -264,7 +263,8 @@ def test_a_record_whose_findings_review_raises_fails_alone(
         RECRUITING,
         POSTED,
     }  # its version is stored: only its findings failed, and they are due again tomorrow
-    assert RECRUITING in store.due_for_findings("ctgov", (TODAY + timedelta(1)).isoformat())
+    tomorrow = datetime.now(UTC).date() + timedelta(1)  # read after the sync: no midnight race
+    assert RECRUITING in store.due_for_findings("ctgov", tomorrow.isoformat())
 
     # a page of changed records (reviewed together from the store): the same
     registry.publish(edited(real(OVERDUE), stopped("Slow accrual")))

@@ -64,6 +64,26 @@ class FindingFilter:
 class ChangeBrowser(StoreBase):
     """Pages of changes and findings for the web app."""
 
+    def changes_to_versions(
+        self, registry: str, study_id: str, first_seq: int, last_seq: int
+    ) -> list[StoredChange]:
+        """The changes of a record that led to its versions ``first_seq`` … ``last_seq`` (the
+        store's sequence, not the displayed number, which can repeat), oldest first: a
+        record page's window of versions."""
+        query = (
+            select(ChangeRow, RecordRow)
+            .join(RecordRow, RecordRow.id == ChangeRow.record_id)
+            .join(VersionRow, VersionRow.id == ChangeRow.to_version_id)
+            .where(
+                RecordRow.registry_key == registry,
+                RecordRow.study_id == study_id,
+                VersionRow.seq.between(first_seq, last_seq),
+            )
+            .order_by(ChangeRow.id)
+        )
+        with self._session() as session:
+            return [_stored_change(change, record) for change, record in session.execute(query)]
+
     def browse_changes(
         self,
         filters: ChangeFilter,

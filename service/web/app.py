@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterable
-from functools import cache
+from functools import cache, partial
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +31,8 @@ from starlette.routing import BaseRoute, Route
 
 from service.errors import InputError, StoreError, TrialwatchError
 from service.web import changes, feeds, findings, outbox, records, seeds
-from service.web.pages import Reader, html_page, json_answer
-from service.web.security import HostCheck, SecurityHeaders, TokenGate
+from service.web.pages import Reader, html_page, json_answer, public_message
+from service.web.security import FailedAttempts, HostCheck, SecurityHeaders, TokenGate
 
 if TYPE_CHECKING:
     from service.app import App
@@ -60,16 +60,18 @@ def create_app(
     reader: Store | None = None,
     site_url: str | None = None,
     hosts: Iterable[str] | None = None,
+    failures: FailedAttempts | None = None,
 ) -> Starlette:
     """The web app over ``app``'s store. ``token``: asked of every request but the probes
     (None: none is asked). ``health``: the daemon's probes; without it (``serve``) they say
     whether the store answers. ``reader``: the store pages read through (None: the App's).
     ``site_url``: where absolute links point (None: the request's own address, in-process).
-    ``hosts``: the only ``Host`` values answered (None: any)."""
+    ``hosts``: the only host names answered, any port (None: any). ``failures``: the token
+    gate's count of failed attempts (None: a fresh one on the monotonic clock)."""
     from service.web.health import health_routes, standalone_health
 
     probes = health or standalone_health(app)
-    app.metrics.watch_gauges(app.store.gauges)
+    store = reader or app.store
     pages, probing = CapacityLimiter(PAGE_WORKERS), CapacityLimiter(PROBE_WORKERS)
     page_routes: list[BaseRoute] = [
         *records.ROUTES,
@@ -80,9 +82,9 @@ def create_app(
         *feeds.ROUTES,
         Route("/static/{name}", stylesheet),
     ]
-    probe_routes, metrics_routes = health_routes(
-        probes, app.metrics.exposition, redacted=token is not None
-    )
+    # /metrics runs on the page workers: its gauges are read through the pages' store too
+    exposition = partial(app.metrics.exposition, store.gauges)
+    probe_routes, metrics_routes = health_routes(probes, exposition, redacted=token is not None)
     routes = [
         *(_on_threads(route, pages) for route in [*page_routes, *metrics_routes]),
         *(_on_threads(route, probing) for route in probe_routes),
@@ -92,14 +94,14 @@ def create_app(
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(HostCheck, allowed=hosts),
-            Middleware(TokenGate, token=token),
+            Middleware(TokenGate, token=token, failures=failures),
         ],
         exception_handlers={
             HTTPException: http_error,
             TrialwatchError: trialwatch_error,
         },
     )
-    web.state.tw = Reader(reader or app.store, app.settings, app.clock)
+    web.state.tw = Reader(store, app.settings, app.clock)
     web.state.site_url = site_url
     return web
 
@@ -158,4 +160,4 @@ async def trialwatch_error(request: Request, exc: Exception) -> Response:
         return error_answer(request, 400, exc.message)
     status = 503 if isinstance(exc, StoreError) else 500
     log.error("%s %s: %s", request.method, request.url.path, exc.message)
-    return error_answer(request, status, exc.message)
+    return error_answer(request, status, public_message(exc))

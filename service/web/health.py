@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from service.errors import TrialwatchError
 from service.health import JSON, PROMETHEUS, HealthCheck, public_body
+from service.web.pages import public_message
 
 if TYPE_CHECKING:
     from service.app import App
@@ -39,7 +40,8 @@ def health_routes(
         try:
             return Response(metrics(), media_type=PROMETHEUS)
         except TrialwatchError as exc:  # the store's gauges are read at scrape time
-            return Response(f"# store unavailable: {exc}\n", status_code=503, media_type=PROMETHEUS)
+            body = f"# store unavailable: {public_message(exc)}\n"
+            return Response(body, status_code=503, media_type=PROMETHEUS)
 
     probes = [Route("/healthz", liveness), Route("/readyz", readiness)]
     return probes, [Route("/metrics", exposition)]

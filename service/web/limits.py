@@ -6,7 +6,7 @@ on a request's headers: its keep-alive timer starts only after a first answer, s
 that never completes a request's headers is held for ever (checked in uvicorn 0.55). And its
 ``limit_concurrency`` counts connections without closing any: past the limit it answers 503 to
 every request, the health probes' too, while the idle connections stay open. So the HTTP
-protocol here is uvicorn's h11 one with two additions:
+protocol here is uvicorn's h11 one with three additions:
 
 - **a deadline for a request's headers**: from the connection's opening, and from the first
   byte of each later request on a kept-alive connection, the headers must be complete within
@@ -15,7 +15,10 @@ protocol here is uvicorn's h11 one with two additions:
 - **a cap on open connections**: a connection beyond ``max_connections`` closes the oldest
   connection that is waiting for a request (opened or kept alive, headers not complete) to
   make room, and is refused (503, closed) only when every open one is at work. Half-open
-  connections thus make room for new clients, the probes among them, instead of starving them.
+  connections thus make room for new clients, the probes among them, instead of starving them;
+- **no body is waited for**: once an answer is complete, a connection whose request body was
+  not read to its end is closed (the app has no route that reads a body). uvicorn would keep
+  it open while the body drips, with no deadline: each byte cancels its keep-alive timer.
 
 The listening socket's backlog and the process's soft limit of open files (raised to the
 hard limit at start) give the cap room; the cap is lowered to fit that limit when needed.
@@ -75,7 +78,9 @@ def guarded_protocol(max_connections: int, header_timeout: float) -> type[H11Pro
 
         def on_response_complete(self) -> None:
             self.last_active = time.monotonic()
-            super().on_response_complete()
+            if self.conn.their_state is not h11.DONE and not self.transport.is_closing():
+                self._close_unread_body()
+            super().on_response_complete()  # counts the request; a closing one stops there
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm_header_deadline()
@@ -93,6 +98,16 @@ def guarded_protocol(max_connections: int, header_timeout: float) -> type[H11Pro
             if self.header_timer is not None:
                 self.header_timer.cancel()
                 self.header_timer = None
+
+        def _close_unread_body(self) -> None:
+            # The answer went out before the request's body was read to its end (a 405, a
+            # 401, a GET that ignores its body): no route reads a body, so the rest is never
+            # needed, and waiting for it would let a client drip a byte a second for ever
+            # (each byte cancels uvicorn's keep-alive timer, and no header deadline applies
+            # while a body is sent). h11 could not start the next request anyway.
+            if self.conn.our_state is h11.DONE:
+                self.conn.send(h11.ConnectionClosed())
+            self.transport.close()
 
         def _headers_too_late(self) -> None:
             self.header_timer = None

@@ -19,9 +19,10 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from service.errors import InputError
+from service.errors import InputError, StoreError, StoreTimeout, TrialwatchError
 from service.searches import NAME as SEARCH_NAME
 from service.templates import render
+from service.text import storable
 
 if TYPE_CHECKING:
     from service.clock import Clock
@@ -85,6 +86,17 @@ def json_answer(document: Any, *, next_url: str | None = None, status: int = 200
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
+STORE_UNAVAILABLE = "the store did not answer: try again later"
+
+
+def public_message(exc: TrialwatchError) -> str:
+    """What a web client is told of an error: a store's error names its URL or file (logged,
+    for the operator), so a client gets a line without it; a timeout names only the setting."""
+    if isinstance(exc, StoreError) and not isinstance(exc, StoreTimeout):
+        return STORE_UNAVAILABLE
+    return exc.message
+
+
 def encode_cursor(values: Sequence[Any]) -> str:
     raw = json.dumps(list(values), separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -113,18 +125,24 @@ def decode_cursor(text: str | None, arity: int) -> list[Any] | None:
 def _cursor_value(value: Any) -> bool:
     """A value a cursor of this site can hold: text, null, or a row id (0 … 2⁶³−1: a larger
     integer is no row's and would overflow the database's integer)."""
-    if value is None or isinstance(value, str):
+    if value is None:
         return True
+    if isinstance(value, str):
+        return storable(value) == value  # no NUL, no lone surrogate: no row holds one
     return type(value) is int and 0 <= value <= MAX_CURSOR_INTEGER
 
 
 def parameter(request: Request, name: str) -> str | None:
-    """A query parameter, trimmed; None when absent or empty. Over-long values are refused."""
+    """A query parameter, trimmed; None when absent or empty. Over-long values are refused, and
+    so are NUL and lone surrogate characters (no stored text holds one, and PostgreSQL refuses
+    them in a query's parameters)."""
     value = request.query_params.get(name)
     if value is None or not value.strip():
         return None
     if len(value) > MAX_PARAMETER_LENGTH:
         raise InputError(f"{name}: longer than {MAX_PARAMETER_LENGTH} characters")
+    if storable(value) != value:
+        raise InputError(f"{name}: holds a NUL or an unpaired surrogate character")
     return value.strip()
 
 

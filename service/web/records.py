@@ -15,9 +15,9 @@ changes, findings, the seed's publication-vs-registry table) with every stored v
 every change with its visual diff (the email's diff of the two values, drawn with classes)
 and an anchor ``#change-ID`` that feeds link to. A record with more than
 ``VERSIONS_PER_PAGE`` versions is shown that many at a time, newest first (``?before=N``:
-the versions older than vN), its charts and changes those of the versions shown: each
-version's record is read and normalised again for its dates, so thousands at once would
-take seconds.
+those stored before the store's sequence N, whatever their numbers), its charts and changes
+those of the versions shown: each version's record is read and normalised again for its
+dates, so thousands at once would take seconds.
 """
 
 from __future__ import annotations
@@ -44,20 +44,16 @@ from service.report import (
     StudyData,
     VersionLink,
     VersionPoint,
-    _linked_seeds,
-    _searches,
-    _stored_snapshot,
+    VersionWindow,
     load_study,
     status_colour,
     status_words,
     study_view,
-    version_point,
 )
 from service.store import (
     ANY_FINDING,
     COUNT_LIMIT,
     WATCH_SORTS,
-    Store,
     WatchFilters,
     WatchKey,
     WatchPage,
@@ -341,19 +337,21 @@ def study_data(request: Request) -> StudyPage:
     before = _version_before(request)
     app = tw(request)
     watch = app.store.find_watch(REGISTRY, study_id)
-    study, total, older = load_study_window(app.store, study_id, before)
-    if watch is None and not total:
+    study = load_study(app.store, REGISTRY, study_id, VersionWindow(VERSIONS_PER_PAGE, before))
+    if watch is None and not study.stored_versions:
         raise HTTPException(
             404, f"{study_id} is not watched and nothing of it is stored (trialwatch watch add)"
         )
     tags = watch.tags if watch else ()
     view = study_view(study, app.clock().date())
+    # the next page starts below the oldest shown, in the store's order (numbers can repeat)
+    older = study.versions[0].seq if study.older_versions else None
     return StudyPage(
         view=view,
         watch=watch,
         versions=version_rows(study),
         changes=change_items(view.changes),
-        total_versions=total,
+        total_versions=study.stored_versions,
         older_url=url_with(request, before=older) + "#versions" if older else None,
         newest_url=url_with(request, before=None) + "#versions" if before else None,
         **_tag_kinds(tags),
@@ -365,40 +363,8 @@ def _version_before(request: Request) -> int | None:
     if value is None:
         return None
     if not value.isascii() or not value.isdigit() or not 0 < int(value) <= MAX_CURSOR_INTEGER:
-        raise InputError(f"before: {value!r} is not a version number (follow the page's links)")
+        raise InputError(f"before: {value!r} is not a place in the versions (follow the links)")
     return int(value)
-
-
-def load_study_window(
-    store: Store, study_id: str, before: int | None
-) -> tuple[StudyData, int, int | None]:
-    """The record as ``load_study`` reads it, with only the ``VERSIONS_PER_PAGE`` newest
-    versions before ``before`` (None: the newest) and the changes that led to them; how many
-    versions are stored; and where the next page starts (None: no older versions)."""
-    infos = store.list_versions(REGISTRY, study_id)
-    if before is None and len(infos) <= VERSIONS_PER_PAGE:
-        return load_study(store, REGISTRY, study_id), len(infos), None
-    earlier = [info for info in infos if before is None or info.version < before]
-    window = earlier[-VERSIONS_PER_PAGE:]
-    snapshots = [_stored_snapshot(store, REGISTRY, study_id, info.seq) for info in window]
-    newest = infos[-1] if infos else None
-    latest = snapshots[-1] if window and window[-1] is newest else None
-    if latest is None and newest is not None:
-        latest = _stored_snapshot(store, REGISTRY, study_id, newest.seq)
-    shown = {info.version for info in window}
-    changes = store.list_changes(study_id=study_id)
-    study = StudyData(
-        registry=REGISTRY,
-        study_id=study_id,
-        versions=tuple(version_point(i, s) for i, s in zip(window, snapshots, strict=True)),
-        changes=tuple(c for c in changes if c.registry == REGISTRY and c.to_version in shown),
-        latest=latest,
-        seeds=tuple(_linked_seeds(store, REGISTRY, study_id, latest)),
-        findings=tuple(store.list_findings(study_id=study_id, registry=REGISTRY)),
-        searches=_searches(store.watch_tags(REGISTRY, [study_id]).get(study_id, ())),
-    )
-    older = window[0].version if window and len(earlier) > len(window) else None
-    return study, len(infos), older
 
 
 def version_rows(study: StudyData) -> list[VersionRow]:

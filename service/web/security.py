@@ -7,11 +7,13 @@ headers). Once a token is configured it is asked for on loopback too: a proxy on
 makes every client look local. ``/healthz`` and ``/readyz`` stay open so that orchestrators can
 probe them; ``/metrics`` needs the token like any page. A token must be 32 characters or
 more, and a client whose tokens keep failing is slowed down: after ``FAILURE_LIMIT`` 401s in
-``FAILURE_WINDOW`` seconds it gets 429 with ``Retry-After`` until the window has passed.
+``FAILURE_WINDOW`` seconds its wrong tokens get 429 with ``Retry-After`` until the window has
+passed (the right token still passes: the 429 never locks out a user who has it).
 
 Without a token (loopback only) a page answers only a request whose ``Host`` names the bound
-address or ``localhost``: a web page elsewhere that rebinds its own name to 127.0.0.1 (DNS
-rebinding) sends its own name as ``Host`` and gets 421.
+address or ``localhost`` (``127.0.0.1`` and ``[::1]`` too when bound to loopback), on any port
+(``ssh -L 9000:…`` sends ``localhost:9000``): a web page elsewhere that rebinds its own name to
+127.0.0.1 (DNS rebinding) sends its own name as ``Host`` and gets 421.
 """
 
 from __future__ import annotations
@@ -90,17 +92,55 @@ def web_token(settings: WebSettings, host: str, environ: Mapping[str, str]) -> s
     return token
 
 
-def allowed_hosts(host: str, port: int) -> frozenset[str]:
-    """The ``Host`` values a server bound to ``host``:``port`` without a token answers: the
-    bound address and ``localhost``, each with or without the port, in any case."""
-    bare = host.strip("[]").lower()
-    names = {f"[{bare}]" if ":" in bare else bare, "localhost"}
-    return frozenset({*names, *(f"{name}:{port}" for name in names)})
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})  # what this machine calls itself
+
+
+def allowed_hosts(host: str) -> frozenset[str]:
+    """The host names (no port) a server bound to ``host`` without a token answers: the bound
+    address and ``localhost``; bound to ``localhost`` or to a loopback address, also
+    ``127.0.0.1`` and ``::1``. Only the name matters against DNS rebinding (a rebinding page
+    sends its own name): the port differs behind ``ssh -L`` or a port forward."""
+    bound = host_name(host) or host.lower()
+    if bound == "localhost" or is_loopback(bound):
+        return frozenset({bound, *LOCAL_NAMES})
+    return frozenset({bound, "localhost"})
+
+
+def host_name(host: str) -> str | None:
+    """The name a ``Host`` value (or a bound address) names, without its port, lowercase, an
+    IP address in its canonical form (``[0:0::1]:8080`` is ``::1``); None when it is not a
+    well-formed ``name[:port]``, ``[IPv6][:port]`` or bare IPv6 address."""
+    value = host.strip().lower()
+    if value.startswith("["):
+        name, bracket, rest = value[1:].partition("]")
+        port = rest.removeprefix(":")
+        if not bracket or (rest and (port == rest or not _is_port(port))):
+            return None
+        return _canonical_ip(name, version=6)
+    if value.count(":") > 1:  # a bare IPv6 address: a bound one, or a Host without brackets
+        return _canonical_ip(value, version=6)
+    name, colon, port = value.partition(":")
+    if not name or (colon and not _is_port(port)):
+        return None
+    return _canonical_ip(name, version=4) or name
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 5
+
+
+def _canonical_ip(text: str, *, version: int) -> str | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return str(address) if address.version == version else None
 
 
 class HostCheck:
-    """ASGI middleware: 421 for a request whose ``Host`` is not one of ``allowed`` (None:
-    every ``Host`` is served, as with a token, which a rebinding page does not have)."""
+    """ASGI middleware: 421 for a request whose ``Host`` names none of ``allowed`` host names
+    (any port; None: every ``Host`` is served, as with a token, which a rebinding page does
+    not have)."""
 
     def __init__(self, app: ASGIApp, allowed: Iterable[str] | None) -> None:
         self.app = app
@@ -110,11 +150,10 @@ class HostCheck:
         if scope["type"] != "http" or self.allowed is None:
             await self.app(scope, receive, send)
             return
-        host = Headers(scope=scope).get("host", "").strip().lower()
-        if host in self.allowed:
+        if host_name(Headers(scope=scope).get("host", "")) in self.allowed:
             await self.app(scope, receive, send)
             return
-        shown = ", ".join(sorted(self.allowed))
+        shown = ", ".join(f"[{h}]" if ":" in h else h for h in sorted(self.allowed))
         body = f"421 misdirected request: this server answers to Host {shown} only\n"
         await _plain_answer(send, 421, body.encode())
 
@@ -171,9 +210,6 @@ class FailedAttempts:
         while len(self._failures) > self.max_clients:
             self._failures.popitem(last=False)
 
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(_client_key(client), None)
-
     def __len__(self) -> int:
         return len(self._failures)
 
@@ -191,18 +227,24 @@ def _client_key(client: str) -> str:
 
 
 class TokenGate:
-    """ASGI middleware: 401 unless the request carries the token (when there is one); 429
-    for a client that has failed too often lately, without looking at its token."""
+    """ASGI middleware: 401 unless the request carries the token (when there is one). The
+    token is looked at first: the right one always passes, so a guesser cannot lock anyone
+    out (behind a proxy on this host every client is 127.0.0.1); a wrong or missing one from a
+    client that has failed too often lately gets 429 with ``Retry-After`` instead of 401."""
 
     def __init__(
         self, app: ASGIApp, token: str | None, failures: FailedAttempts | None = None
     ) -> None:
         self.app = app
         self.token = token.encode() if token else None
-        self.failures = failures or FailedAttempts()
+        self.failures = failures if failures is not None else FailedAttempts()  # has a len
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.token is None or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        given = presented_token(scope)
+        if given is not None and hmac.compare_digest(given.encode(), self.token):
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("unknown", 0))[0]
@@ -211,11 +253,6 @@ class TokenGate:
             body = b"429 too many failed attempts: wait, then send the right token\n"
             retry = (b"retry-after", str(math.ceil(wait)).encode())
             await _plain_answer(send, 429, body, retry)
-            return
-        given = presented_token(scope)
-        if given is not None and hmac.compare_digest(given.encode(), self.token):
-            self.failures.succeeded(client)
-            await self.app(scope, receive, send)
             return
         self.failures.failed(client)
         body = b"401 unauthorized: send the token as Authorization: Bearer TOKEN or ?token=TOKEN\n"

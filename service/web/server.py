@@ -71,7 +71,7 @@ class WebServer:
             health=health,
             reader=self.reader,
             site_url=settings.public_url.rstrip("/") or site_url(host, self.port),
-            hosts=None if token else allowed_hosts(host, self.port),
+            hosts=None if token else allowed_hosts(host),
         )
         config = uvicorn.Config(
             web,
