@@ -31,6 +31,7 @@ from service.errors import (
     RecordInvalid,
     RecordNotFound,
     RegistryError,
+    RegistryUnavailable,
     StoreConflict,
     StoreError,
     StoreRefused,
@@ -460,6 +461,12 @@ class _Cycle:
         for batch in self.m.client.iter_batches(ids):
             if batch.error is not None:
                 self._fail_batch(batch.requested, batch.error)
+                if isinstance(batch.error, RegistryUnavailable):
+                    # every retry of that request failed: the registry is down (or the
+                    # process stopping), and each later batch would wait out the same
+                    # retries (a list of 10,000: most of an hour) to fail the same way
+                    self._fail_batch(ids, batch.error)
+                    return
                 continue
             page = [(self._watched_id(raw, wanted), raw) for raw in batch.studies]
             self.previous = self._stored_snapshots([i for i, _ in page if i is not None])

@@ -15,6 +15,7 @@ import pytest
 import twconfig
 from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
+from notify_servers import free_port
 
 IDS = ["NCT00763412", "NCT00973089", "NCT03475563"]
 
@@ -93,3 +94,29 @@ def test_a_locked_sqlite_store_is_waited_for(trialwatch: twconfig.Run, sqlite_ur
     assert result.exit_code == 0, result.stderr
     assert report(result)["new"] == 3
     holder.close()
+
+
+def test_an_unreachable_registry_fails_the_list_after_one_requests_retries(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Nothing listens where the registry should be: the first batch's retries tell so, and
+    the other batches fail with it, unasked (each waiting out the same retries would make a
+    list of 10,000 fail after most of an hour)."""
+    where = f"http://127.0.0.1:{free_port()}"
+    ctgov = twconfig.ctgov(
+        f"{where}/api/v2",
+        f"{where}/api/int",
+        history=False,
+        max_url_bytes=512,  # a few dozen ids a batch: several batches
+        retry_initial_seconds=0.01,
+        max_attempts=3,
+    )
+    run = twconfig.runner(twconfig.environment(tmp_path, ctgov, sqlite_url))
+    watched = [f"NCT{n:08d}" for n in range(1, 121)]
+    assert run("watch", "add", *watched).exit_code == 0
+    result = run("sync", "--json")
+    assert result.exit_code == 1
+    sync = report(result)
+    assert (sync["checked"], sync["failed"], sync["requests"]) == (120, 120, 3)
+    assert {e["reason"] for e in sync["errors"]} == {"registry"}
+    assert all("registry unreachable" in e["error"] for e in sync["errors"])
