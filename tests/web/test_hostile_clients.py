@@ -1,7 +1,7 @@
-"""The web app's second round of edges: a request body that is never read does not hold a
-connection (real uvicorn, real sockets); the Host check looks at the host name only; the
-right token always passes the 401 slow-down; NUL and lone surrogates from a request never
-reach the database and a 503 never names the store (SQLite and PostgreSQL); a record's
+"""What hostile or unlucky clients do to the web app: a request body that is never read
+does not hold a connection (real uvicorn, real sockets); the Host check looks at the host name
+only; the right token always passes the 401 slow-down; NUL and lone surrogates from a request
+never reach the database and a 503 never names the store (SQLite and PostgreSQL); a record's
 versions are paged in the store's order; ``/metrics`` reads its gauges through the pages'
 store."""
 
