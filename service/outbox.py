@@ -140,7 +140,7 @@ class Dispatcher:
         by_channel: dict[str, list[Delivery]] = {}
         for delivery in claimed:
             by_channel.setdefault(delivery.channel, []).append(delivery)
-        if len(by_channel) <= 1:  # nothing to wait for in parallel
+        if len(by_channel) <= 1 or self.store.one_database_per_thread:  # one at a time
             return [self._deliver_channel(d, lease) for d in by_channel.values()]
         workers = min(len(by_channel), MAX_PARALLEL_CHANNELS)
         with ThreadPoolExecutor(workers, thread_name_prefix="deliver") as pool:

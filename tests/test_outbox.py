@@ -335,3 +335,26 @@ def test_worker_names_differ_between_processes_of_one_host() -> None:
     # pass for the new process's
     assert worker_name() != worker_name()
     assert len(worker_name()) <= 100
+
+
+def test_an_in_memory_store_delivers_every_channel_on_one_thread(clock: Clock) -> None:
+    """Each thread's connection to an in-memory SQLite store is a database of its own: the
+    channels of such a store are delivered one after the other, and every delivery marked."""
+    store = Store.open("sqlite://")
+    mail, hook = RecordingSender(), RecordingSender()
+    try:
+        snapshot = Snapshot(study_id="NCT05605665", brief_title="Trial", overall_status="C")
+        routes = [
+            Route(channel=name, mode="immediate", change_indexes=(0,), due_at=T0)  # type: ignore[arg-type]
+            for name in ("mail", "hook")
+        ]
+        version = NewVersion("ctgov", snapshot, {}, None, "", T0)
+        store.save_version(version, [status_change("NCT05605665", "C")], None, routes)
+        settings = DeliverySettings(max_attempts=3, lease_seconds=60)
+        senders = {"mail": mail, "hook": hook}
+        report = Dispatcher(store, senders, settings, clock=clock, worker="w1").deliver_due()
+        assert (report.sent, report.failed) == (2, 0)
+        assert len(mail.sent) == len(hook.sent) == 1
+        assert store.list_outbox() == []
+    finally:
+        store.close()

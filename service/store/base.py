@@ -179,6 +179,13 @@ class StoreBase:
         finally:
             session.close()
 
+    @property
+    def one_database_per_thread(self) -> bool:
+        """An in-memory SQLite store: each thread's connection is a database of its own, so
+        its work must stay on one thread."""
+        url = self.engine.url
+        return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
     def check(self) -> None:
         """Raise ``StoreError`` unless the store answers — and, for a SQLite file, unless it
         is still the file this process opened: one deleted (or replaced) under a running
