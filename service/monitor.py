@@ -301,6 +301,8 @@ class _Cycle:
         if self.run_id is not None:
             # errors quote what failed, which can be a record's text
             summary = storable(self.report.to_json(changes=False))
+            # cut short by a stop: its failures are the stop's, not the registry's
+            summary["interrupted"] = self.should_stop()
             store.finish_run(self.run_id, summary, self.m.clock())
         return self.report
 

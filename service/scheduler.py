@@ -246,6 +246,13 @@ class Daemon:
             log.exception("sync failed")
             self._failed_wholly(f"internal error: {type(exc).__name__}: {exc}")
             return
+        if self.stopping.is_set():  # cut short: its failures are the stop's, nothing to retry
+            log.info(
+                "sync: cut short by the stop (%d checked, %d abandoned)",
+                report.checked,
+                report.failed,
+            )
+            return
         metrics.sync_duration.observe(time.monotonic() - started)
         mode = report.cycle.get("mode")
         if mode:

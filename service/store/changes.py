@@ -247,7 +247,9 @@ class ChangeStore(StoreBase):
                 .where(SYNC_RUNS.c.id == run_id)
                 .values(
                     finished_at=now,
-                    status=run_status(report["checked"], report["failed"]),
+                    status="interrupted"
+                    if report.get("interrupted")
+                    else run_status(report["checked"], report["failed"]),
                     errors=report["errors"],
                     mode=cycle.get("mode"),
                     registry_timestamp=cycle.get("registry_timestamp"),
