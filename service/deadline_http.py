@@ -23,14 +23,16 @@ version of httpx without it fails ``guard`` loudly, not silently unguarded).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpcore
 import httpx
 
-from service.deadline import Deadline, DeadlineExceeded, active
+from service.deadline import Deadline, DeadlineExceeded, active, applied
 
-__all__ = ["SLICE", "guard", "guard_client"]
+__all__ = ["SLICE", "guard", "guard_client", "stream_within"]
 
 SLICE = 0.25  # seconds a read waits between two looks at the deadline and the stop event
 _WRITE_PIECE = 64 * 1024  # bytes written between two looks at the deadline
@@ -115,6 +117,37 @@ class _GuardedBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
+
+
+@contextmanager
+def stream_within(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    deadline: Deadline,
+    *,
+    timeout: httpx.Timeout | float,
+    **options: Any,
+) -> Iterator[httpx.Response]:
+    """``client.stream(...)`` as one exchange under ``deadline``: the guarded sockets obey it,
+    no part of ``timeout`` reaches past it, and a timeout that fired because the deadline cut
+    it down is the deadline's (``DeadlineExceeded``), not the server's per-read timeout. The
+    caller reads the body inside the block (and may ``deadline.check()`` between chunks)."""
+    per = httpx.Timeout(timeout)
+    capped = httpx.Timeout(
+        connect=deadline.cap(per.connect),
+        read=deadline.cap(per.read),
+        write=deadline.cap(per.write),
+        pool=deadline.cap(per.pool),
+    )
+    with applied(deadline):
+        try:
+            with client.stream(method, url, timeout=capped, **options) as response:
+                yield response
+        except httpx.TimeoutException:
+            if deadline.expired():
+                raise DeadlineExceeded(deadline) from None
+            raise
 
 
 def _bounded(deadline: Deadline, timeout: float | None) -> float:

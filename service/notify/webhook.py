@@ -40,8 +40,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from service import __version__
-from service.deadline import Deadline, DeadlineExceeded, applied
-from service.deadline_http import guard_client
+from service.deadline import Deadline, DeadlineExceeded
+from service.deadline_http import guard_client, stream_within
 from service.errors import DeliveryError
 from service.netguard import check_url
 from service.notify.render import Message, webhook_body
@@ -173,17 +173,16 @@ class WebhookSender:
         timeout = self.channel.timeout_seconds
         deadline = Deadline.after(self.channel.deadline_seconds, stop=self._stop)
         try:
-            with (
-                applied(deadline),
-                self._http.stream(
-                    "POST",
-                    self.channel.url,
-                    content=body,
-                    headers=headers,
-                    timeout=deadline.cap(timeout),
-                    follow_redirects=False,
-                ) as response,
-            ):
+            with stream_within(
+                self._http,
+                "POST",
+                self.channel.url,
+                deadline,
+                timeout=timeout,
+                content=body,
+                headers=headers,
+                follow_redirects=False,
+            ) as response:
                 return _Answer(
                     status=response.status_code,
                     location=response.headers.get("location", ""),
@@ -193,8 +192,6 @@ class WebhookSender:
         except DeadlineExceeded:
             raise DeliveryError(f"{self._where}: {deadline.reason()}", retryable=True) from None
         except httpx.TimeoutException:
-            if deadline.expired():  # a timeout cut down to the time left
-                raise DeliveryError(f"{self._where}: {deadline.reason()}", retryable=True) from None
             raise DeliveryError(
                 f"{self._where}: no answer within {timeout:g} s", retryable=True
             ) from None

@@ -46,8 +46,8 @@ from tenacity import (
 )
 
 from service import __version__
-from service.deadline import Deadline, DeadlineExceeded, applied, limit_passed, within_limit
-from service.deadline_http import guard_client
+from service.deadline import Deadline, DeadlineExceeded, limit_passed, within_limit
+from service.deadline_http import guard_client, stream_within
 from service.errors import (
     RecordInvalid,
     RecordNotFound,
@@ -410,12 +410,11 @@ class CtgovClient:
         self._stop.wait(seconds)  # a stop ends the wait
 
     def _get_once(self, url: str, params: dict[str, str], limiter: RateLimiter) -> Any:
-        before = Deadline.after(self._settings.deadline_seconds, stop=self._stop)
-        if before.expired():  # stopping, or the budget is spent: no request at all
-            raise _cut_short(url, before)
-        limiter.acquire()
+        limiter.acquire()  # its wait ends at once on a stop
         # the whole exchange (connect, headers, body) ends by then, however the server paces it
         deadline = Deadline.after(self._settings.deadline_seconds, stop=self._stop)
+        if deadline.expired():  # stopping, or the budget is spent: no request at all
+            raise _cut_short(url, deadline)
         self.requests += 1
         try:
             response = self._read_capped(url, params, deadline)
@@ -424,8 +423,6 @@ class CtgovClient:
             raise _cut_short(url, exc.deadline) from None
         except httpx.TimeoutException as exc:
             self._observe("error")
-            if deadline.expired():  # a timeout cut down to the time left
-                raise _cut_short(url, deadline) from None
             raise RegistryUnavailable(f"registry timed out ({_describe(url)})") from exc
         except httpx.TransportError as exc:
             self._observe("error")
@@ -444,11 +441,9 @@ class CtgovClient:
         ``build_http_client`` enforce it inside every read, and the body is also checked
         between chunks (for a client without them)."""
         cap = self._settings.max_response_mib * 1024 * 1024
-        timeout = capped_timeout(self._http.timeout, deadline)
-        with (
-            applied(deadline),
-            self._http.stream("GET", url, params=params, timeout=timeout) as response,
-        ):
+        with stream_within(
+            self._http, "GET", url, deadline, timeout=self._http.timeout, params=params
+        ) as response:
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > cap:
                 raise _TooLarge(url, cap)
@@ -483,16 +478,6 @@ def _cut_short(url: str, deadline: Deadline) -> RegistryUnavailable:
     """A request that outlived its deadline (or was abandoned): retryable, one line."""
     error = RequestAbandoned if deadline.stopping() else RegistryUnavailable
     return error(f"registry request {deadline.reason()} ({_describe(url)})")
-
-
-def capped_timeout(timeout: httpx.Timeout, deadline: Deadline) -> httpx.Timeout:
-    """``timeout``'s parts, none beyond the time ``deadline`` leaves."""
-    return httpx.Timeout(
-        connect=deadline.cap(timeout.connect),
-        read=deadline.cap(timeout.read),
-        write=deadline.cap(timeout.write),
-        pool=deadline.cap(timeout.pool),
-    )
 
 
 def _decode(response: httpx.Response) -> Any:
