@@ -138,7 +138,6 @@ class StoreBase:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self._open_runs: set[int] = set()  # sync runs this process started and not finished
         self._file_identity: tuple[int, int] | None = None  # SQLite: (device, inode) when seen
 
     @classmethod

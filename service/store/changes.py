@@ -140,7 +140,6 @@ class ChangeStore(StoreBase):
             if self.engine.dialect.name == "postgresql"
             else self._start_run_with_file(new_run)
         )
-        self._open_runs.add(run_id)
         return run_id
 
     def _start_run_with_file(self, new_run: Any) -> int:
@@ -184,8 +183,8 @@ class ChangeStore(StoreBase):
         alone. Returns the ids marked."""
         with self._session() as session:
             running = select(SyncRunRow.id).where(SyncRunRow.status == "running")
-            if self._open_runs:
-                running = running.where(SyncRunRow.id.not_in(sorted(self._open_runs)))
+            if mine := sorted(self._run_presences()):
+                running = running.where(SyncRunRow.id.not_in(mine))
             if self.engine.dialect.name == "postgresql":
                 running = running.where(SyncRunRow.id.not_in(_LIVE_RUNS))
             candidates = list(session.scalars(running.order_by(SyncRunRow.id)))
@@ -193,7 +192,7 @@ class ChangeStore(StoreBase):
             runs_dir = self._runs_dir()
             if runs_dir is None:  # an in-memory store: no other process shares it
                 return []
-            _sweep_finished_run_files(runs_dir, {*candidates, *self._open_runs})
+            _sweep_finished_run_files(runs_dir, {*candidates, *self._run_presences()})
             candidates = [run_id for run_id in candidates if _run_file_free(runs_dir, run_id)]
         if not candidates:
             return []
@@ -214,8 +213,9 @@ class ChangeStore(StoreBase):
         return marked
 
     def _run_presences(self) -> dict[int, Any]:
-        """The presences of this store's open runs: a connection (PostgreSQL) or a file
-        descriptor (SQLite), let go when the run ends or the store is closed."""
+        """The sync runs this process started and has not finished, and the presence each
+        holds: a connection (PostgreSQL), a file descriptor (SQLite) or None (an in-memory
+        store), let go when the run ends or the store is closed."""
         presences: dict[int, Any] | None = self.__dict__.get("_presences_of_runs")
         if presences is None:
             presences = self.__dict__.setdefault("_presences_of_runs", {})
@@ -257,7 +257,6 @@ class ChangeStore(StoreBase):
                     **{key: report[key] for key in counts},
                 )
             )
-        self._open_runs.discard(run_id)
         self._let_go_runs([run_id])
 
     def last_cycle_mark(self) -> CycleMark | None:
@@ -280,13 +279,14 @@ class ChangeStore(StoreBase):
         """Mark the sync runs this process started and did not finish as failed, with
         ``error`` (a cycle that raised must not leave its run ``running`` for ever). A store
         that does not answer keeps them open, for the next try."""
-        if not self._open_runs:
+        open_runs = sorted(self._run_presences())
+        if not open_runs:
             return
         try:
             with self._session() as session:
                 session.execute(
                     update(SyncRunRow)
-                    .where(SyncRunRow.id.in_(sorted(self._open_runs)))
+                    .where(SyncRunRow.id.in_(open_runs))
                     .where(SyncRunRow.status == "running")
                     .values(
                         status="failed",
@@ -297,8 +297,7 @@ class ChangeStore(StoreBase):
         except StoreError as exc:
             log.warning("could not mark the aborted sync run as failed: %s", exc)
             return
-        self._let_go_runs(sorted(self._open_runs))
-        self._open_runs.clear()
+        self._let_go_runs(open_runs)
 
     def recent_run_statuses(self, count: int) -> list[str]:
         """The statuses of the last ``count`` finished sync runs, newest first."""
