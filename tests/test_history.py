@@ -71,6 +71,18 @@ LATER: list[list[Edit]] = [
 ]
 
 
+# the steps gap filling records for LATER
+LATER_STEPS = [
+    (4, 5, "enrollment_changed"),
+    (5, 6, "enrollment_type_changed"),
+    (6, 7, "status_changed"),
+]
+
+
+def steps_of(report: dict[str, Any]) -> list[tuple[int, int, str]]:
+    return [(c["from_version"], c["to_version"], c["kind"]) for c in report["changes"]]
+
+
 @pytest.fixture
 def registry(emulator_factory: Callable[..., Emulator]) -> Emulator:
     emulator = emulator_factory(history_gap=0.05)  # refuses history requests closer than this
@@ -155,12 +167,7 @@ def test_versions_published_between_syncs_are_each_recorded_and_notified_once(
     assert report["changed"] == 1
     # the probe, the record in full, the version list, versions 5 and 6
     assert report["requests"] == 1 + 1 + 1 + 2
-    steps = [(c["from_version"], c["to_version"], c["kind"]) for c in report["changes"]]
-    assert steps == [
-        (4, 5, "enrollment_changed"),
-        (5, 6, "enrollment_type_changed"),
-        (6, 7, "status_changed"),
-    ]
+    assert steps_of(report) == LATER_STEPS
     assert not any(c["historical"] for c in report["changes"])
     assert trialwatch("notify").exit_code == 0
     payloads = [json.loads(r.body) for r in webhook_receiver.requests]
@@ -190,12 +197,7 @@ def test_versions_published_before_the_past_was_backfilled_are_each_recorded(
         registry.publish(version(*edits), date=f"2013-0{n + 1}-15")
     report = sync(trialwatch)
     # the stored version is found to be version 4 (the alerts' history links need it)
-    steps = [(c["from_version"], c["to_version"], c["kind"]) for c in report["changes"]]
-    assert steps == [
-        (4, 5, "enrollment_changed"),
-        (5, 6, "enrollment_type_changed"),
-        (6, 7, "status_changed"),
-    ]
+    assert steps_of(report) == LATER_STEPS
     config.write_text(ordinary)
     sync(trialwatch)  # the backfill, when it is allowed to run
     versions = json.loads(trialwatch("history", STUDY, "--json").stdout)
@@ -318,9 +320,4 @@ def test_a_stop_during_gap_filling_stores_nothing_and_the_next_cycle_fills_the_g
     versions = json.loads(trialwatch("history", STUDY, "--json").stdout)
     assert [v["version"] for v in versions] == [0, 1, 2, 3, 4]  # nothing stored
     after = sync(trialwatch)
-    steps = [(c["from_version"], c["to_version"], c["kind"]) for c in after["changes"]]
-    assert steps == [
-        (4, 5, "enrollment_changed"),
-        (5, 6, "enrollment_type_changed"),
-        (6, 7, "status_changed"),
-    ]
+    assert steps_of(after) == LATER_STEPS
