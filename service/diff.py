@@ -108,6 +108,7 @@ from service.models import (
     Arm,
     Change,
     ChangeKind,
+    CountryRecord,
     Eligibility,
     Intervention,
     Location,
@@ -117,19 +118,8 @@ from service.models import (
     Snapshot,
     StudyDate,
 )
-from service.registry.ctgov_fields import (
-    ARMS,
-    COND,
-    DESCRIPTION,
-    DESIGN,
-    ELIGIBILITY,
-    HAS_RESULTS,
-    ID,
-    LOCATIONS,
-    OUTCOMES,
-    SPONSOR,
-    STATUS,
-)
+from service.registry.catalog import registry_info
+from service.registry.source import RegistryInfo
 
 # diff_opcodes is re-exported for notify.render, whose design allows it models and diff only.
 from service.text import change_window, cosmetic_key, diff_opcodes, match_tokens
@@ -138,7 +128,6 @@ __all__ = [
     "MAX_PAIR_SCORES",
     "MEASURE_GATE",
     "OUTCOME_PAIR_THRESHOLD",
-    "OUTCOME_PATHS",
     "TRACKED_FIELDS",
     "FieldSpec",
     "diff",
@@ -224,8 +213,7 @@ def _one_year_after(day: date) -> date:
 class FieldSpec:
     """How one tracked Snapshot field is reported."""
 
-    path: str  # dotted path of the value in the registry's raw v2 record
-    label: str  # human name, first word of the summary
+    label: str  # human name, first word of the summary (a registry's own word overrides it)
     severity: Severity | SeverityRule
     style: Style = "changed"  # how the summary line is written
     kind: ChangeKind | KindRule = "field_changed"
@@ -235,95 +223,48 @@ class FieldSpec:
     differences_only: bool = False
 
 
-_ID, _STATUS, _SPONSOR, _COND = ID, STATUS, SPONSOR, COND
-_DESIGN, _ARMS, _DESCRIPTION = DESIGN, ARMS, DESCRIPTION
-
-# Every Snapshot field except registry, study_id and the three outcome lists.
+# Every Snapshot field a registry can name except registry, study_id, the outcome lists and
+# the country records; each registry's ``RegistryInfo.paths`` says where it keeps them (a
+# field it does not name is not reported) and its ``labels`` how it calls them.
 TRACKED_FIELDS: dict[str, FieldSpec] = {
-    "org_study_id": FieldSpec(_ID + "orgStudyIdInfo.id", "Org study ID", "low", "value"),
-    "secondary_ids": FieldSpec(
-        _ID + "secondaryIdInfos", "Secondary IDs", "low", "items", unordered=True
-    ),
-    "brief_title": FieldSpec(_ID + "briefTitle", "Brief title", "low"),
-    "official_title": FieldSpec(_ID + "officialTitle", "Official title", "low"),
-    "acronym": FieldSpec(_ID + "acronym", "Acronym", "low", "value"),
-    "overall_status": FieldSpec(
-        _STATUS + "overallStatus", "Overall status", _status_severity, "enum", "status_changed"
-    ),
-    "last_known_status": FieldSpec(_STATUS + "lastKnownStatus", "Last known status", "low", "enum"),
-    "why_stopped": FieldSpec(_STATUS + "whyStopped", "Why stopped", "medium", "text"),
-    "start_date": FieldSpec(
-        _STATUS + "startDateStruct", "Start date", _slip_severity, "date", "date_changed"
-    ),
+    "org_study_id": FieldSpec("Org study ID", "low", "value"),
+    "secondary_ids": FieldSpec("Secondary IDs", "low", "items", unordered=True),
+    "brief_title": FieldSpec("Brief title", "low"),
+    "official_title": FieldSpec("Official title", "low"),
+    "acronym": FieldSpec("Acronym", "low", "value"),
+    "overall_status": FieldSpec("Overall status", _status_severity, "enum", "status_changed"),
+    "last_known_status": FieldSpec("Last known status", "low", "enum"),
+    "why_stopped": FieldSpec("Why stopped", "medium", "text"),
+    "start_date": FieldSpec("Start date", _slip_severity, "date", "date_changed"),
     "primary_completion_date": FieldSpec(
-        _STATUS + "primaryCompletionDateStruct",
-        "Primary completion date",
-        "medium",
-        "date",
-        "date_changed",
+        "Primary completion date", "medium", "date", "date_changed"
     ),
-    "completion_date": FieldSpec(
-        _STATUS + "completionDateStruct", "Completion date", _slip_severity, "date", "date_changed"
-    ),
-    "results_first_posted": FieldSpec(
-        _STATUS + "resultsFirstPostDateStruct.date", "Results first posted", "low", "value"
-    ),
-    "lead_sponsor": FieldSpec(_SPONSOR + "leadSponsor.name", "Lead sponsor", "medium", "value"),
-    "collaborators": FieldSpec(
-        _SPONSOR + "collaborators", "Collaborators", "low", "items", unordered=True
-    ),
-    "brief_summary": FieldSpec(_DESCRIPTION + "briefSummary", "Brief summary", "low", "text"),
-    "detailed_description": FieldSpec(
-        _DESCRIPTION + "detailedDescription", "Detailed description", "low", "text"
-    ),
-    "conditions": FieldSpec(_COND + "conditions", "Conditions", "medium", "items", unordered=True),
-    "keywords": FieldSpec(_COND + "keywords", "Keywords", "low", "items", unordered=True),
-    "study_type": FieldSpec(_DESIGN + "studyType", "Study type", "medium", "enum"),
-    "phases": FieldSpec(
-        _DESIGN + "phases", "Phase", "medium", "enums", "phase_changed", unordered=True
-    ),
-    "allocation": FieldSpec(_DESIGN + "designInfo.allocation", "Allocation", "medium", "enum"),
-    "intervention_model": FieldSpec(
-        _DESIGN + "designInfo.interventionModel", "Intervention model", "medium", "enum"
-    ),
-    "primary_purpose": FieldSpec(
-        _DESIGN + "designInfo.primaryPurpose", "Primary purpose", "medium", "enum"
-    ),
-    "masking": FieldSpec(_DESIGN + "designInfo.maskingInfo.masking", "Masking", "medium", "enum"),
+    "completion_date": FieldSpec("Completion date", _slip_severity, "date", "date_changed"),
+    "results_first_posted": FieldSpec("Results first posted", "low", "value"),
+    "lead_sponsor": FieldSpec("Lead sponsor", "medium", "value"),
+    "collaborators": FieldSpec("Collaborators", "low", "items", unordered=True),
+    "brief_summary": FieldSpec("Brief summary", "low", "text"),
+    "detailed_description": FieldSpec("Detailed description", "low", "text"),
+    "conditions": FieldSpec("Conditions", "medium", "items", unordered=True),
+    "keywords": FieldSpec("Keywords", "low", "items", unordered=True),
+    "study_type": FieldSpec("Study type", "medium", "enum"),
+    "phases": FieldSpec("Phase", "medium", "enums", "phase_changed", unordered=True),
+    "allocation": FieldSpec("Allocation", "medium", "enum"),
+    "intervention_model": FieldSpec("Intervention model", "medium", "enum"),
+    "primary_purpose": FieldSpec("Primary purpose", "medium", "enum"),
+    "masking": FieldSpec("Masking", "medium", "enum"),
     "enrollment_count": FieldSpec(
-        _DESIGN + "enrollmentInfo.count",
-        "Enrollment",
-        _enrollment_severity,
-        "count",
-        "enrollment_changed",
+        "Enrollment", _enrollment_severity, "count", "enrollment_changed"
     ),
-    "enrollment_type": FieldSpec(
-        _DESIGN + "enrollmentInfo.type",
-        "Enrollment type",
-        "medium",
-        "enum",
-        "enrollment_type_changed",
+    "enrollment_type": FieldSpec("Enrollment type", "medium", "enum", "enrollment_type_changed"),
+    "enrollment_actual": FieldSpec(
+        "Actual enrollment", _enrollment_severity, "count", "enrollment_changed"
     ),
-    "arms": FieldSpec(_ARMS + "armGroups", "Arms", "medium", "named", unordered=True),
-    "interventions": FieldSpec(
-        _ARMS + "interventions", "Interventions", "medium", "named", unordered=True
-    ),
-    "eligibility": FieldSpec(ELIGIBILITY, "Eligibility", "medium", "parts"),
-    "locations": FieldSpec(
-        LOCATIONS,
-        "Locations",
-        "low",
-        "counted",
-        unordered=True,
-        differences_only=True,
-    ),
-    "has_results": FieldSpec(HAS_RESULTS, "Results", _results_severity, "results", _results_kind),
-}
-
-OUTCOME_PATHS: dict[OutcomeType, str] = {
-    "primary": OUTCOMES + "primaryOutcomes",
-    "secondary": OUTCOMES + "secondaryOutcomes",
-    "other": OUTCOMES + "otherOutcomes",
+    "arms": FieldSpec("Arms", "medium", "named", unordered=True),
+    "interventions": FieldSpec("Interventions", "medium", "named", unordered=True),
+    "eligibility": FieldSpec("Eligibility", "medium", "parts"),
+    "locations": FieldSpec("Locations", "low", "counted", unordered=True, differences_only=True),
+    "has_results": FieldSpec("Results", _results_severity, "results", _results_kind),
 }
 
 
@@ -339,9 +280,12 @@ def diff(old: Snapshot, new: Snapshot) -> list[Change]:
         )
     if old == new:
         return []
-    changes = _field_changes(old, new)
+    info = registry_info(new.registry)
+    changes = _field_changes(old, new, info)
+    if old.countries != new.countries:
+        changes.extend(_country_changes(old, new, info))
     if any(old.outcomes(t) != new.outcomes(t) for t in OUTCOME_TYPES):
-        changes.extend(_outcome_changes(old, new))
+        changes.extend(_outcome_changes(old, new, info))
     return changes
 
 
@@ -383,9 +327,12 @@ class _Delta(NamedTuple):
 _NO_DELTA = _Delta([], [], [])
 
 
-def _field_changes(old: Snapshot, new: Snapshot) -> list[Change]:
+def _field_changes(old: Snapshot, new: Snapshot, info: RegistryInfo) -> list[Change]:
     changes: list[Change] = []
     for name, spec in TRACKED_FIELDS.items():
+        path = info.paths.get(name)
+        if path is None:
+            continue  # the registry has no such field, or derives it from others
         before, after = getattr(old, name), getattr(new, name)
         if name in LATE_FIELDS and (before is None or after is None):
             continue  # not known in a snapshot stored before the field was tracked
@@ -397,8 +344,82 @@ def _field_changes(old: Snapshot, new: Snapshot) -> list[Change]:
                 continue
         elif before == after:
             continue
-        changes.append(_field_change(new, spec, before, after, delta))
+        label = info.labels.get(name, spec.label)
+        changes.append(_field_change(new, spec, path, label, (before, after), delta))
     return changes
+
+
+# --------------------------------------------------------------------------- country records
+
+_STOPPING_LIFECYCLES = frozenset({"terminated", "suspended", "withdrawn"})
+
+
+def _country_changes(old: Snapshot, new: Snapshot, info: RegistryInfo) -> list[Change]:
+    """A trial registered country by country (EUCTR, CTIS's member states): each country's
+    status and planned enrollment, reported in its own name (``France: Ongoing → Completed``)."""
+    before = {c.country: c for c in old.countries}
+    after = {c.country: c for c in new.countries}
+    changes: list[Change] = []
+    for code in sorted(before.keys() | after.keys()):
+        was, now = before.get(code), after.get(code)
+        base = f"{info.countries_path or 'countries'}.{code}"
+        if was is None or now is None:
+            changes.append(_country_presence(new, base, was, now))
+            continue
+        name = now.name or was.name or code
+        if was.status != now.status:
+            field = f"{base}.{info.country_keys.get('status', 'status')}"
+            stopping = info.lifecycle(now.status) in _STOPPING_LIFECYCLES
+            severity: Severity = "high" if stopping else "medium"
+            summary = f"{name}: {was.status or 'none'} → {now.status or 'none'}"
+            values = (was.status, now.status)
+            changes.append(_country_change(new, "status_changed", field, values, summary, severity))
+        if was.enrollment != now.enrollment:
+            field = f"{base}.{info.country_keys.get('enrollment', 'enrollment')}"
+            summary = (
+                f"{name}: planned enrollment {_plain(was.enrollment)} → {_plain(now.enrollment)}"
+            )
+            severity = _enrollment_severity(was.enrollment, now.enrollment)
+            values = (was.enrollment, now.enrollment)  # type: ignore[assignment]
+            changes.append(
+                _country_change(new, "enrollment_changed", field, values, summary, severity)
+            )
+    return changes
+
+
+def _country_presence(
+    snap: Snapshot, base: str, was: CountryRecord | None, now: CountryRecord | None
+) -> Change:
+    record = now or was
+    assert record is not None
+    name = record.name or record.country
+    verb = "added" if now is not None else "removed"
+    status = f" ({record.status})" if record.status else ""
+    values = (_compact(was) if was else None, _compact(now) if now else None)
+    severity: Severity = "low" if now is not None else "medium"
+    return _country_change(
+        snap, "field_changed", base, values, f"Countries: {name} {verb}{status}", severity
+    )
+
+
+def _country_change(
+    snap: Snapshot,
+    kind: ChangeKind,
+    field: str,
+    values: tuple[Any, Any],
+    summary: str,
+    severity: Severity,
+) -> Change:
+    return Change(
+        registry=snap.registry,
+        study_id=snap.study_id,
+        kind=kind,
+        field=field,
+        old=values[0],
+        new=values[1],
+        severity=severity,
+        summary=summary,
+    )
 
 
 _INNER_LISTS = (Arm, Intervention)  # models that hold a list of their own
@@ -418,7 +439,15 @@ def _fingerprints(items: Sequence[Any]) -> list[Any]:
     return [tuple(item.__dict__.values()) for item in items]
 
 
-def _field_change(snap: Snapshot, spec: FieldSpec, old: Any, new: Any, delta: _Delta) -> Change:
+def _field_change(
+    snap: Snapshot,
+    spec: FieldSpec,
+    path: str,
+    label: str,
+    values: tuple[Any, Any],
+    delta: _Delta,
+) -> Change:
+    old, new = values
     kind = spec.kind if isinstance(spec.kind, str) else spec.kind(old, new)
     severity = spec.severity if isinstance(spec.severity, str) else spec.severity(old, new)
     shown_old, shown_new = _differences(old, new) if spec.differences_only else (old, new)
@@ -426,11 +455,11 @@ def _field_change(snap: Snapshot, spec: FieldSpec, old: Any, new: Any, delta: _D
         registry=snap.registry,
         study_id=snap.study_id,
         kind=kind,
-        field=spec.path,
+        field=path,
         old=_jsonable(shown_old),
         new=_jsonable(shown_new),
         severity=severity,
-        summary=_SUMMARISERS[spec.style](spec.label, old, new, delta),
+        summary=_SUMMARISERS[spec.style](label, old, new, delta),
     )
 
 
@@ -675,10 +704,11 @@ class _Slot:
     type: OutcomeType
     index: int
     outcome: Outcome
+    base: str  # the registry's path to the slot's list
 
     @property
     def path(self) -> str:
-        return f"{OUTCOME_PATHS[self.type]}[{self.index}]"
+        return f"{self.base}[{self.index}]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -848,12 +878,16 @@ def _pair_by_position(
             del free_old[o]
 
 
-def _slots(snap: Snapshot) -> list[_Slot]:
-    return [_Slot(t, i, o) for t in OUTCOME_TYPES for i, o in enumerate(snap.outcomes(t))]
+def _slots(snap: Snapshot, info: RegistryInfo) -> list[_Slot]:
+    return [
+        _Slot(t, i, o, info.outcome_paths.get(t, f"{t}_outcomes"))
+        for t in OUTCOME_TYPES
+        for i, o in enumerate(snap.outcomes(t))
+    ]
 
 
-def _outcome_changes(old: Snapshot, new: Snapshot) -> list[Change]:
-    old_slots, new_slots = _slots(old), _slots(new)
+def _outcome_changes(old: Snapshot, new: Snapshot, info: RegistryInfo) -> list[Change]:
+    old_slots, new_slots = _slots(old, info), _slots(new, info)
     pairs = pair_outcomes(
         [(s.type, s.outcome) for s in old_slots], [(s.type, s.outcome) for s in new_slots]
     )

@@ -88,6 +88,35 @@ class Eligibility(Frozen):
     healthy_volunteers: bool | None = None
 
 
+class CountryRecord(Frozen):
+    """One country's record of a trial registered country by country (EUCTR: one record per
+    member state, each with its own status and planned enrollment)."""
+
+    country: str  # the registry's code: "FR", "3RD" (outside the EU/EEA)
+    name: str = ""  # "France"
+    status: str = ""  # the registry's own status text for that country
+    enrollment: int | None = None  # planned in that country
+
+
+Lifecycle = Literal[
+    "not_yet_recruiting",
+    "recruiting",
+    "active_not_recruiting",
+    "completed",
+    "terminated",
+    "suspended",
+    "withdrawn",
+    "unknown",
+]
+LIFECYCLES: tuple[str, ...] = Lifecycle.__args__  # type: ignore[attr-defined]
+
+# Snapshot fields that registries beyond ClinicalTrials.gov fill: left out of the content hash
+# while empty, so a ClinicalTrials.gov snapshot stored before they existed keeps its hash.
+REGISTRY_FIELDS: tuple[str, ...] = ("countries", "enrollment_actual")
+# Derived from the tracked fields, never diffed or hashed (the registry's status words mapped
+# to one vocabulary for comparisons across registries).
+DERIVED_FIELDS: tuple[str, ...] = ("lifecycle",)
+
 # Snapshot fields added after snapshots were first stored: None in a snapshot read back from
 # before then. The normaliser always fills them (with "" when the record has none).
 LATE_FIELDS: tuple[str, ...] = ("brief_summary", "detailed_description")
@@ -139,12 +168,19 @@ class Snapshot(Frozen):
     locations: tuple[Location, ...] = ()
     has_results: bool = False
     results_first_posted: str = ""
+    # The registries beyond ClinicalTrials.gov (REGISTRY_FIELDS, DERIVED_FIELDS):
+    countries: tuple[CountryRecord, ...] = ()  # sorted by code
+    # actual enrollment where the registry keeps it beside the planned one (CTIS, ISRCTN)
+    enrollment_actual: int | None = None
+    lifecycle: str = ""  # one of LIFECYCLES, derived by the registry's normaliser
 
     def content_hash(self) -> str:
         # A late field that is not known is left out, so a snapshot stored before the field
-        # existed keeps the hash it was stored with.
-        unknown = {name for name in LATE_FIELDS if getattr(self, name) is None}
-        return hashlib.sha256(self.model_dump_json(exclude=unknown or None).encode()).hexdigest()
+        # existed keeps the hash it was stored with; so is a registry field left empty.
+        left_out = {name for name in LATE_FIELDS if getattr(self, name) is None}
+        left_out |= {name for name in REGISTRY_FIELDS if getattr(self, name) in ((), None)}
+        left_out |= set(DERIVED_FIELDS)
+        return hashlib.sha256(self.model_dump_json(exclude=left_out).encode()).hexdigest()
 
     def outcomes(self, outcome_type: OutcomeType) -> tuple[Outcome, ...]:
         return getattr(self, f"{outcome_type}_outcomes")  # type: ignore[no-any-return]

@@ -35,6 +35,9 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "TRIALWATCH_CTGOV_API_URL": ("ctgov", "api_url"),
     "TRIALWATCH_CTGOV_HISTORY_URL": ("ctgov", "history_url"),
     "TRIALWATCH_CTGOV_REQUESTS_PER_SECOND": ("ctgov", "requests_per_second"),
+    "TRIALWATCH_EUCTR_URL": ("euctr", "url"),
+    "TRIALWATCH_CTIS_API_URL": ("ctis", "api_url"),
+    "TRIALWATCH_ISRCTN_API_URL": ("isrctn", "api_url"),
     "TRIALWATCH_HEALTH_PORT": ("daemon", "health_port"),
     "TRIALWATCH_HEALTH_HOST": ("daemon", "health_host"),
     "TRIALWATCH_LOG_FORMAT": ("daemon", "log_format"),
@@ -134,6 +137,42 @@ class CtgovSettings(Section):
     notify_backfill: bool = False  # notify changes found by backfill, not only new ones
 
     _urls = field_validator("api_url", "history_url")(_http_url)
+
+
+class SourceSettings(Section):
+    """What every registry without a version history of its own (EUCTR, CTIS, ISRCTN) is
+    asked with: politeness, retries, the whole-request deadline and the weekly full refetch
+    that backs up its change signal."""
+
+    requests_per_second: float = Field(1.0, gt=0, le=100)
+    timeout_seconds: float = Field(30.0, gt=0, le=HOUR)
+    deadline_seconds: float = Field(120.0, gt=0, le=HOUR)
+    max_attempts: int = Field(5, ge=1, le=20)
+    retry_initial_seconds: float = Field(1.0, ge=0, le=HOUR)
+    retry_max_seconds: float = Field(120.0, ge=0, le=DAY)
+    max_response_mib: int = Field(64, ge=1, le=65_536)
+    # every record is fetched again at least this often, whatever the change signal says
+    full_refetch_days: int = Field(7, ge=1, le=366)
+
+
+class EuctrSettings(SourceSettings):
+    url: str = "https://www.clinicaltrialsregister.eu"
+
+    _urls = field_validator("url")(_http_url)
+
+
+class CtisSettings(SourceSettings):
+    api_url: str = "https://euclinicaltrials.eu/ctis-public-api"
+    # rows a page of the change-signal search (the portal's own pages are at most 100)
+    page_size: int = Field(100, ge=1, le=100)
+
+    _urls = field_validator("api_url")(_http_url)
+
+
+class IsrctnSettings(SourceSettings):
+    api_url: str = "https://www.isrctn.com/api"
+
+    _urls = field_validator("api_url")(_http_url)
 
 
 class ScheduleSettings(Section):
@@ -281,6 +320,9 @@ class WebSettings(Section):
 class Settings(Section):
     database: DatabaseSettings = DatabaseSettings()
     ctgov: CtgovSettings = CtgovSettings()
+    euctr: EuctrSettings = EuctrSettings()
+    ctis: CtisSettings = CtisSettings()
+    isrctn: IsrctnSettings = IsrctnSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     channels: list[Channel] = []
     subscriptions: list[Subscription] = []

@@ -55,3 +55,18 @@ def reference_dir() -> Path:
 def tests_data() -> Path:
     """``tests/data``: demo records and other test inputs."""
     return TESTS_DATA
+
+
+EU_REFERENCE = TESTS_DATA / "reference"
+
+
+@pytest.fixture
+def eu_emulator() -> Iterator[Any]:
+    """The EUCTR, CTIS and ISRCTN emulator (``eu_registries_emulator.EuEmulator``) serving the
+    real records of ``tests/data/reference/``; ``eu_emulator.url("ctis")`` is the base URL its
+    settings take."""
+    from eu_registries_emulator import EuEmulator
+
+    emulator = EuEmulator.start(EU_REFERENCE)
+    yield emulator
+    emulator.stop()

@@ -57,6 +57,7 @@ from service.errors import (
     UnsafeDocument,
 )
 from service.registry.base import Batch, HistoryEntry, Hits, Listing
+from service.registry.polite import RateLimiter
 from service.registry.tls import registry_tls_context
 from service.safeload import load_json
 from service.settings import CtgovSettings
@@ -66,40 +67,6 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 NCT_ID = re.compile(r"NCT\d{8}", re.ASCII)  # \d alone matches any Unicode digit
 _POSTED_DATE = re.compile(r"\d{4}-\d{2}(?:-\d{2})?", re.ASCII)
 PROBE_FIELDS = "NCTId,LastUpdatePostDate"  # a cheap "what changed?" page
-
-
-class RateLimiter:
-    """At most ``rate`` request starts per second, across threads. With ``quiet_after``, the
-    interval is also kept after each answer (``answered``): the history API wants a quiet
-    gap after a request ends, and a slow answer would eat into a gap counted from its start."""
-
-    def __init__(
-        self,
-        rate: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        *,
-        quiet_after: bool = False,
-    ) -> None:
-        self.interval = 1.0 / rate
-        self._clock = clock
-        self._sleep = sleep
-        self._quiet_after = quiet_after
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def answered(self) -> None:
-        if self._quiet_after:
-            with self._lock:
-                self._next = max(self._next, self._clock() + self.interval)
-
-    def acquire(self) -> None:
-        with self._lock:
-            now = self._clock()
-            wait = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if wait > 0:
-            self._sleep(wait)
 
 
 class _BadBody(RecordInvalid):

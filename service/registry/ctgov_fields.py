@@ -9,8 +9,11 @@ Only ``service/registry/ctgov*.py`` may know ClinicalTrials.gov's URLs and field
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
+
+from service.registry.source import RegistryInfo
 
 API_URL = "https://clinicaltrials.gov/api/v2"
 HISTORY_URL = "https://clinicaltrials.gov/api/int"
@@ -29,6 +32,73 @@ LOCATIONS = f"{PROTOCOL}.contactsLocationsModule.locations"
 OUTCOMES = f"{PROTOCOL}.outcomesModule."
 HAS_RESULTS = "hasResults"
 STUDY_ID_FIELD = ID + "nctId"
+
+
+# Where each tracked Snapshot field lives in a v2 record: the dotted paths change events name.
+FIELD_PATHS: dict[str, str] = {
+    "org_study_id": ID + "orgStudyIdInfo.id",
+    "secondary_ids": ID + "secondaryIdInfos",
+    "brief_title": ID + "briefTitle",
+    "official_title": ID + "officialTitle",
+    "acronym": ID + "acronym",
+    "overall_status": STATUS + "overallStatus",
+    "last_known_status": STATUS + "lastKnownStatus",
+    "why_stopped": STATUS + "whyStopped",
+    "start_date": STATUS + "startDateStruct",
+    "primary_completion_date": STATUS + "primaryCompletionDateStruct",
+    "completion_date": STATUS + "completionDateStruct",
+    "results_first_posted": STATUS + "resultsFirstPostDateStruct.date",
+    "lead_sponsor": SPONSOR + "leadSponsor.name",
+    "collaborators": SPONSOR + "collaborators",
+    "brief_summary": DESCRIPTION + "briefSummary",
+    "detailed_description": DESCRIPTION + "detailedDescription",
+    "conditions": COND + "conditions",
+    "keywords": COND + "keywords",
+    "study_type": DESIGN + "studyType",
+    "phases": DESIGN + "phases",
+    "allocation": DESIGN + "designInfo.allocation",
+    "intervention_model": DESIGN + "designInfo.interventionModel",
+    "primary_purpose": DESIGN + "designInfo.primaryPurpose",
+    "masking": DESIGN + "designInfo.maskingInfo.masking",
+    "enrollment_count": DESIGN + "enrollmentInfo.count",
+    "enrollment_type": DESIGN + "enrollmentInfo.type",
+    "arms": ARMS + "armGroups",
+    "interventions": ARMS + "interventions",
+    "eligibility": ELIGIBILITY,
+    "locations": LOCATIONS,
+    "has_results": HAS_RESULTS,
+}
+OUTCOME_PATHS = {
+    "primary": OUTCOMES + "primaryOutcomes",
+    "secondary": OUTCOMES + "secondaryOutcomes",
+    "other": OUTCOMES + "otherOutcomes",
+}
+
+# overallStatus → the lifecycle shared by every registry (expanded access statuses: unknown)
+LIFECYCLES = {
+    "NOT_YET_RECRUITING": "not_yet_recruiting",
+    "RECRUITING": "recruiting",
+    "ENROLLING_BY_INVITATION": "recruiting",
+    "ACTIVE_NOT_RECRUITING": "active_not_recruiting",
+    "COMPLETED": "completed",
+    "TERMINATED": "terminated",
+    "SUSPENDED": "suspended",
+    "WITHDRAWN": "withdrawn",
+}
+_NCT = re.compile(r"NCT\d{8}", re.ASCII)
+
+
+def lifecycle(status: str) -> str:
+    return LIFECYCLES.get(status, "unknown")
+
+
+def parse_id(text: str) -> str | None:
+    """``nct05605665`` → ``NCT05605665``; None when it is not an NCT number."""
+    candidate = text.strip()
+    if not candidate.isascii():  # str.upper() maps some non-ASCII letters to ASCII ones
+        return None
+    candidate = candidate.upper()
+    return candidate if _NCT.fullmatch(candidate) else None
 
 
 def study_url(study_id: str) -> str:
@@ -67,3 +137,15 @@ def _dig(node: Any, *keys: str) -> Any:
             return None
         node = node.get(key)
     return node
+
+
+INFO = RegistryInfo(
+    key="ctgov",
+    name="ClinicalTrials.gov",
+    id_forms="NCT followed by 8 digits (NCT05605665)",
+    parse_id=parse_id,
+    study_url=study_url,
+    lifecycle=lifecycle,
+    paths=FIELD_PATHS,
+    outcome_paths=OUTCOME_PATHS,  # type: ignore[arg-type]
+)

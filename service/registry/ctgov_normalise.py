@@ -37,6 +37,7 @@ from service.models import (
     Snapshot,
     StudyDate,
 )
+from service.registry.ctgov_fields import lifecycle
 from service.text import fold_text
 
 __all__ = [
@@ -176,8 +177,10 @@ def _identification(module: Json) -> dict[str, Any]:
 def _status(module: Json) -> dict[str, Any]:
     where = STATUS
     results_posted = _obj(module, "resultsFirstPostDateStruct", where)
+    overall_status = _enum(module, "overallStatus", where, STATUSES)
     return {
-        "overall_status": _enum(module, "overallStatus", where, STATUSES),
+        "overall_status": overall_status,
+        "lifecycle": lifecycle(overall_status),
         "last_known_status": _enum(module, "lastKnownStatus", where, STATUSES),
         "why_stopped": _text(module, "whyStopped", where),
         "start_date": _date(module, "startDateStruct", where),
