@@ -314,7 +314,9 @@ def test_conditions_are_folded_deduplicated_and_sorted() -> None:
 
 # The normaliser always knows the description fields: "" is "the record has none", unlike the
 # None of a snapshot stored before they were tracked.
-EMPTY = Snapshot(study_id="NCT01234567", brief_summary="", detailed_description="")
+EMPTY = Snapshot(
+    study_id="NCT01234567", brief_summary="", detailed_description="", lifecycle="unknown"
+)
 
 
 def test_a_record_with_only_an_id_gets_every_default() -> None:
