@@ -52,6 +52,9 @@ class RecordState(NamedTuple):
     state: str
     last_update_posted: str
     served_id: str | None = None  # the id the registry serves it under, if another
+    # when the record was last fetched whole (registries without history: what their change
+    # signal is read against); None: never, or before trialwatch kept it
+    fetched_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,7 @@ class RecordStore(StoreBase):
             RECORDS.c.state,
             RECORDS.c.last_update_posted,
             RECORDS.c.served_id,
+            RECORDS.c.fetched_at,
         )
         with self._session() as session:
             for start in range(0, len(ids), 500):
@@ -214,6 +218,7 @@ class RecordStore(StoreBase):
                     state,
                     posted,
                     served_id,
+                    fetched_at,
                 ) in rows:
                     states[study_id] = RecordState(
                         record_id=record_id,
@@ -224,6 +229,7 @@ class RecordStore(StoreBase):
                         state=state,
                         last_update_posted=posted,
                         served_id=served_id,
+                        fetched_at=fetched_at,
                     )
         return states
 
@@ -472,6 +478,20 @@ class RecordStore(StoreBase):
                     .where(records.registry == registry, records.study_id == bindparam("sid"))
                     .values(last_update_posted=bindparam("posted")),
                     [{"sid": sid, "posted": date} for sid, date in moved_dates.items()],
+                )
+
+    def mark_fetched(self, registry: str, study_ids: Sequence[str], now: datetime) -> None:
+        """Record that these records were fetched whole now (whatever was found in them)."""
+        records = RECORDS.c
+        with self._session() as session:
+            for start in range(0, len(study_ids), 500):
+                session.execute(
+                    update(RECORDS)
+                    .where(
+                        records.registry == registry,
+                        records.study_id.in_(study_ids[start : start + 500]),
+                    )
+                    .values(fetched_at=now)
                 )
 
     def mark_unavailable(
