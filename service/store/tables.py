@@ -60,8 +60,7 @@ class RecordRow(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64))
     latest_seq: Mapped[int] = mapped_column(Integer, default=0)
     latest_registry_version: Mapped[int | None] = mapped_column(Integer)
-    # the registry's own last-update stamp: a day, or a time (ISRCTN's lastUpdated)
-    last_update_posted: Mapped[str] = mapped_column(String(32), default="")
+    last_update_posted: Mapped[str] = mapped_column(String(10), default="")
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -90,8 +89,7 @@ class VersionRow(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     snapshot: Mapped[str] = mapped_column(Text)
     raw_gz: Mapped[bytes] = mapped_column(LargeBinary)
-    # the registry's own last-update stamp: a day, or a time (ISRCTN's lastUpdated)
-    last_update_posted: Mapped[str] = mapped_column(String(32), default="")
+    last_update_posted: Mapped[str] = mapped_column(String(10), default="")
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
