@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from service.clock import Clock, utcnow
 from service.errors import ConfigError
-from service.settings import Settings
+from service.settings import FindingsSettings, Settings
 from service.store import Store
 
 if TYPE_CHECKING:  # the parts below are imported when first built: a command that only
@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the parts below are imported when first built: a command th
     from service.notify.base import Sender
     from service.outbox import DeliveryReport, Dispatcher
     from service.registry.ctgov import CtgovClient
+    from service.registry.source import RecordSource
 
 log = logging.getLogger("trialwatch")
 
@@ -57,6 +58,8 @@ class App:
         self._subscriptions_checked = False
         # the records some seed links to, by registry: read once a cycle (or backfill round)
         self._seeded: dict[str, set[str]] = {}
+        self._monitors: dict[str, Monitor] = {}  # of the registries beyond ClinicalTrials.gov
+        self._sources: dict[str, RecordSource] = {}
 
     @cached_property
     def store(self) -> Store:
@@ -103,6 +106,37 @@ class App:
             findings=self.settings.findings,
         )
 
+    def monitor_for(self, registry: str) -> Monitor:
+        """The monitor of one registry (ClinicalTrials.gov's is ``monitor``)."""
+        if registry == "ctgov":
+            return self.monitor
+        if registry not in self._monitors:
+            from service.monitor import Monitor
+            from service.registry.sourced import SourceRegistry
+
+            self._monitors[registry] = Monitor(
+                self.store,
+                SourceRegistry(self.source(registry)),
+                clock=self.clock,
+                subscriptions=self.settings.subscriptions,
+                settings=getattr(self.settings, registry),
+                extra_changes=self._seed_discrepancies,
+                # the transparency rules read ClinicalTrials.gov's record (issue 3/6 widens them)
+                findings=FindingsSettings(enabled=False),
+            )
+        return self._monitors[registry]
+
+    def source(self, registry: str) -> RecordSource:
+        """The client of a registry without history (EUCTR, CTIS, ISRCTN), built once."""
+        if registry not in self._sources:
+            import importlib
+
+            client = importlib.import_module(f"service.registry.{registry}.client")
+            self._sources[registry] = client.build_client(
+                getattr(self.settings, registry), observe=self._count_request, stop=self.stopping
+            )
+        return self._sources[registry]
+
     def _seed_discrepancies(self, old: Snapshot | None, new: Snapshot) -> list[Change]:
         """The seed discrepancies a new version introduced (most records have no seed: which
         have is read once a cycle, and the seed tools are loaded only for those)."""
@@ -147,24 +181,42 @@ class App:
 
         return Alerter(self.store, sender, self.settings.alerts, clock=self.clock)
 
-    def sync(self, study_ids: Sequence[str] | None = None, **options: Any) -> SyncReport:
-        """One sync cycle, then the operational alerts it calls for (not on a dry run).
+    def sync(
+        self, targets: Mapping[str, Sequence[str]] | None = None, **options: Any
+    ) -> SyncReport:
+        """One sync cycle of every registry with watched records (or of ``targets``: registry
+        → ids), then the operational alerts it calls for (not on a dry run).
 
         The store is checked before and after: a SQLite file deleted under a running process
         would otherwise take the cycle's versions and changes with it, silently. A cycle that
         raises leaves no sync run ``running``."""
+        from service.monitor import SyncReport
+        from service.registry.catalog import WATCHED
+
         self.store.check()
         self._seeded.clear()  # seeds loaded since the last cycle link records too
-        registry = self.monitor.registry
+        registries = [r for r in WATCHED if r in targets] if targets is not None else [
+            r for r in WATCHED if r == "ctgov" or self.store.watch_count(r)
+        ]  # fmt: skip
         # (a saved search may bring records in)
-        idle = not study_ids and not self.store.watch_count(registry)
-        if idle and not self.store.list_searches(registry):
+        idle = targets is None and not any(self.store.watch_count(r) for r in registries)
+        if idle and not self.store.list_searches("ctgov"):
             log.warning("%s", NOTHING_WATCHED)
-        try:
-            report = self.monitor.sync(study_ids, **options)
-        except BaseException as exc:
-            self.store.abandon_runs(f"cycle aborted: {exc}", self.clock())
-            raise
+        reports = []
+        progress = options.pop("progress", None)
+        should_stop = options.get("should_stop", lambda: False)
+        for registry in registries:
+            if reports and should_stop():
+                break
+            ids = None if targets is None else list(targets[registry])
+            done = sum(r.checked for r in reports)
+            step = (lambda n, before=done: progress(before + n)) if progress else None
+            try:
+                reports.append(self.monitor_for(registry).sync(ids, progress=step, **options))
+            except BaseException as exc:
+                self.store.abandon_runs(f"cycle aborted: {exc}", self.clock())
+                raise
+        report = SyncReport.merged(reports)
         self.store.check()
         if not options.get("dry_run"):
             self.alerter.after_sync(report)

@@ -31,7 +31,6 @@ from service.cli_searches import query
 from service.cli_seeds import seeds
 from service.clock import parse_since
 from service.errors import InputError, RecordInvalid, TrialwatchError, UnsafeDocument
-from service.ids import parse_ncts
 from service.quick_exit import leave
 from service.safeload import MIB, load_json, read_bounded
 
@@ -39,7 +38,22 @@ if TYPE_CHECKING:  # for annotations only: importing these costs most of a secon
     from service.app import App
     from service.models import Snapshot
 
-REGISTRY = "ctgov"
+WATCHED = ("ctgov", "euctr", "ctis", "isrctn")  # service.registry.catalog.WATCHED
+
+
+def parse_watch_id(text: str) -> tuple[str, str]:
+    """``(registry, id)`` of a typed id (the catalog, and pydantic with it, loaded only now)."""
+    from service.registry.catalog import parse_watch_id
+
+    return parse_watch_id(text)
+
+
+def parse_watch_ids(texts: tuple[str, ...]) -> list[tuple[str, str]]:
+    from service.registry.catalog import parse_watch_ids
+
+    return parse_watch_ids(texts)
+
+
 PROGRESS_THRESHOLD = 20  # studies; below this a bar only flickers
 MAX_INTEGER = 2**63 - 1  # ids and limits go to the store as 64-bit integers: larger ones overflow
 
@@ -172,17 +186,24 @@ def watch() -> None:
 def watch_add(
     ctx: click.Context, study_ids: tuple[str, ...], tags: tuple[str, ...], as_json: bool
 ) -> None:
-    """Watch records by id (NCT followed by 8 digits)."""
+    """Watch records by id, in any registry: NCT05605665 (ClinicalTrials.gov), 2014-003140-12
+    (EUCTR; EUCTR2014-003140-12 and 2014-003140-12-NL too), 2023-505613-24-00 (CTIS),
+    ISRCTN12345678."""
     from service import views
 
-    ids = parse_ncts(study_ids)
+    pairs = parse_watch_ids(study_ids)
     app = app_of(ctx)
-    added = set(app.store.add_watches(REGISTRY, ids, tags, app.clock()))
+    added: set[tuple[str, str]] = set()
+    for registry, ids in _by_registry(pairs).items():
+        new = app.store.add_watches(registry, ids, tags, app.clock())
+        added |= {(registry, i) for i in new}
     if as_json:
-        views.print_json([{"study_id": i, "added": i in added} for i in ids])
+        views.print_json(
+            [{"registry": r, "study_id": i, "added": (r, i) in added} for r, i in pairs]
+        )
         return
-    for study_id in ids:
-        views.echo(f"{study_id}: {'now watched' if study_id in added else 'already watched'}")
+    for pair in pairs:
+        views.echo(f"{pair[1]}: {'now watched' if pair in added else 'already watched'}")
     if added:
         views.echo("Next: `trialwatch sync` fetches them.")
 
@@ -212,12 +233,14 @@ def watch_remove(ctx: click.Context, study_ids: tuple[str, ...], as_json: bool) 
     """Stop watching records (their stored versions and changes are kept)."""
     from service import views
 
-    ids = parse_ncts(study_ids)
+    groups = _by_registry(parse_watch_ids(study_ids))
     store = app_of(ctx).store
-    not_watched = sorted(set(ids) - set(store.watched_ids(REGISTRY)))
+    not_watched = sorted(
+        i for r, ids in groups.items() for i in set(ids) - set(store.watched_ids(r))
+    )
     if not_watched:
         raise InputError(f"not watched: {', '.join(not_watched)} (see `trialwatch watch list`)")
-    removed = store.remove_watches(REGISTRY, ids)
+    removed = [i for r, ids in groups.items() for i in store.remove_watches(r, ids)]
     if as_json:
         views.print_json(removed)
     else:
@@ -240,7 +263,9 @@ def sync(ctx: click.Context, study_ids: tuple[str, ...], dry_run: bool, as_json:
     ids = _watched(app, study_ids) if study_ids else None  # None: the cycle reads the list
 
     def total() -> int:
-        return len(ids) if ids is not None else app.store.watch_count(REGISTRY)
+        if ids is not None:
+            return sum(map(len, ids.values()))
+        return sum(app.store.watch_count(r) for r in WATCHED)
 
     with _progress(total, enabled=not as_json) as advance:
         report = app.sync(ids, dry_run=dry_run, progress=advance)
@@ -257,16 +282,24 @@ def sync(ctx: click.Context, study_ids: tuple[str, ...], dry_run: bool, as_json:
         sys.exit(1)
 
 
-def _watched(app: App, study_ids: tuple[str, ...]) -> list[str]:
-    """``study_ids``, each of them watched."""
-    ids = parse_ncts(study_ids)
-    watched = set(app.store.watched_ids(REGISTRY))
-    unknown = [i for i in ids if i not in watched]
+def _watched(app: App, study_ids: tuple[str, ...]) -> dict[str, list[str]]:
+    """``study_ids`` by registry, each of them watched."""
+    groups = _by_registry(parse_watch_ids(study_ids))
+    unknown = [
+        i for r, ids in groups.items() for i in ids if i not in set(app.store.watched_ids(r))
+    ]
     if unknown:
         raise InputError(
             f"not watched: {', '.join(unknown)} (add it first: trialwatch watch add {unknown[0]})"
         )
-    return ids
+    return groups
+
+
+def _by_registry(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for registry, study_id in pairs:
+        groups.setdefault(registry, []).append(study_id)
+    return groups
 
 
 @contextmanager
@@ -311,7 +344,7 @@ def changes(
     """Stored change events, oldest first."""
     from service import views
 
-    study = parse_ncts([study_id])[0] if study_id else None
+    study = parse_watch_id(study_id)[1] if study_id else None
     app = app_of(ctx)
     found = app.store.list_changes(
         study_id=study, since=parse_since(since, app.clock()), kind=kind, limit=limit
@@ -330,8 +363,8 @@ def history(ctx: click.Context, study_id: str, as_json: bool) -> None:
     """The stored versions of one record, oldest first."""
     from service import views
 
-    study = parse_ncts([study_id])[0]
-    versions = app_of(ctx).store.list_versions(REGISTRY, study)
+    registry, study = parse_watch_id(study_id)
+    versions = app_of(ctx).store.list_versions(registry, study)
     if as_json:
         views.print_json([v.to_json() for v in versions])
     elif not versions:

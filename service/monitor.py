@@ -39,11 +39,11 @@ from service.errors import (
 from service.findings.keeper import FindingsKeeper, Reviewed
 from service.history import HistoryFetcher, StoredAnchor, Versions
 from service.models import Change, Route, Snapshot, StoredChange
+from service.registry.catalog import normalise, record_meta, registry_info
 from service.registry.base import Registry
-from service.registry.ctgov_fields import STUDY_ID_FIELD
-from service.registry.ctgov_normalise import normalise, record_meta
+from service.registry.source import Signal
 from service.searches import Refresh, SavedSearches
-from service.settings import CtgovSettings, FindingsSettings, Subscription
+from service.settings import CtgovSettings, FindingsSettings, SourceSettings, Subscription
 from service.store import FirstSighting, NewVersion, NextVersion, RecordState, Store
 from service.subscriptions import route
 from service.text import storable
@@ -57,7 +57,6 @@ def _study(write: FirstSighting | NextVersion) -> str:
     return write.version.snapshot.study_id
 
 
-STUDY_ID_FIELD = STUDY_ID_FIELD
 LISTING_PAGE = 1000  # records a page of the changed-since listing
 
 
@@ -78,6 +77,29 @@ class SyncReport:
     # how the watch list was settled: {"mode": probe|listing|quiet, "registry_timestamp",
     # "since"} (no mode for a cycle over given ids only)
     cycle: dict[str, str] = field(default_factory=dict)
+    registry: str = ""  # whose cycle this was (a merged report: the first one's)
+
+    @classmethod
+    def merged(cls, reports: Sequence[SyncReport]) -> SyncReport:
+        """One report of the cycles of several registries (the first one's ``cycle`` on top,
+        each registry's under ``cycle.registries`` when there are several)."""
+        if len(reports) == 1:
+            return reports[0]
+        merged = cls()
+        for report in reports:
+            for name in ("checked", "new", "changed", "unchanged", "failed", "requests"):
+                setattr(merged, name, getattr(merged, name) + getattr(report, name))
+            merged.changes.extend(report.changes)
+            merged.errors.extend(report.errors)
+            merged.warnings.extend(report.warnings)
+            for key, count in report.backfill.items():
+                merged.backfill[key] = merged.backfill.get(key, 0) + count
+        if reports:
+            merged.cycle = dict(reports[0].cycle)
+            merged.cycle["registries"] = {  # type: ignore[assignment]
+                r.registry: {**r.cycle, "requests": r.requests} for r in reports
+            }
+        return merged
 
     def fail(self, study_id: str, message: str, reason: str) -> None:
         """``reason``: registry (unreachable, refused), invalid (the answer or the record does
@@ -131,12 +153,17 @@ class LazyArray(list):  # type: ignore[type-arg]
         return bool(self._items)
 
 
+# a time-precise change signal names an edit stamped this long before our fetch too: the
+# registry's clock and ours may disagree by that much
+SIGNAL_SKEW = timedelta(minutes=5)
+
+
 def record_added(snapshot: Snapshot) -> Change:
     return Change(
         registry=snapshot.registry,
         study_id=snapshot.study_id,
         kind="record_added",
-        field=STUDY_ID_FIELD,
+        field=registry_info(snapshot.registry).id_path,
         old=None,
         new=snapshot.study_id,
         severity="low",
@@ -149,7 +176,7 @@ def record_unavailable(registry: str, study_id: str) -> Change:
         registry=registry,
         study_id=study_id,
         kind="record_unavailable",
-        field=STUDY_ID_FIELD,
+        field=registry_info(registry).id_path,
         old=study_id,
         new=None,
         severity="high",
@@ -167,7 +194,7 @@ class Monitor:
         *,
         clock: Clock = utcnow,
         subscriptions: Sequence[Subscription] = (),
-        settings: CtgovSettings | None = None,
+        settings: CtgovSettings | SourceSettings | None = None,
         extra_changes: Callable[[Snapshot, Snapshot], list[Change]] = lambda _old, _new: [],
         findings: FindingsSettings | None = None,
     ) -> None:
@@ -254,7 +281,7 @@ class _Cycle:
         self.ids = ids
         self.dry_run = dry_run
         self.progress = progress or (lambda _done: None)
-        self.report = SyncReport(checked=len(ids))
+        self.report = SyncReport(checked=len(ids), registry=monitor.registry)
         self.states: dict[str, RecordState] = {}
         self._tags: dict[str, tuple[str, ...]] | None = None  # read when first routed
         self.done: set[str] = set()
@@ -270,17 +297,24 @@ class _Cycle:
         self.served_as: dict[str, str] = {}  # the id an aliased record is served under → ours
         self.run_id: int | None = None
         self.verdicts: dict[str, str] = {}  # study id → what the report counted it as
+        self.fetched: list[str] = []  # records fetched whole (and normalised) this cycle
+        self.started = monitor.clock()
 
     def run(self) -> SyncReport:
         store, client = self.m.store, self.m.client
         requests_before = client.requests
-        if not self.explicit and not self.dry_run:
+        searchable = getattr(client, "searchable", True)
+        if not self.explicit and not self.dry_run and searchable:
             self._refresh_searches()
         self.states = store.record_states(self.m.registry, self.ids)
         self.served_as = {s.served_id: i for i, s in self.states.items() if s.served_id}
         if not self.dry_run:
             self.run_id = store.start_run(self.m.clock())
-        unseen = self._settle_unmoved() if self.m.settings.probe else set()
+        unseen: set[str] = set()
+        if self.m.settings.probe:
+            unseen = self._settle_unmoved()
+        elif hasattr(client, "signal") and not self.explicit:
+            self._settle_by_signal()
         self._fetch_batches([i for i in self.ids if i not in self.done and i not in unseen])
         for study_id in self.ids:
             if study_id not in self.done and not self.should_stop():
@@ -288,6 +322,10 @@ class _Cycle:
         self._store_pending()
         self._review_stored()
         self.report.checked = len(self.done)
+        if self.fetched and not self.dry_run and hasattr(client, "signal"):
+            # not one that failed after its fetch: its change is still to be seen
+            seen = [i for i in self.fetched if self.verdicts.get(i) not in (None, "failed")]
+            store.mark_fetched(self.m.registry, seen, self.started)
         if self.unchanged and not self.dry_run:
             store.mark_checked(self.m.registry, self.unchanged, self.m.clock(), self.moved_dates)
         if not self.dry_run and self._backfills():
@@ -296,7 +334,8 @@ class _Cycle:
             due = self.m.findings.review_due(self.run_id, self.ids if self.explicit else None)
             self.report.changes.extend(due.changes)
             self._review_failed(due)
-            self.report.changes.extend(self.m.searches.events(self.searched, self.run_id))
+            if searchable:
+                self.report.changes.extend(self.m.searches.events(self.searched, self.run_id))
         self.report.requests = client.requests - requests_before
         if self.run_id is not None:
             # errors quote what failed, which can be a record's text
@@ -321,6 +360,45 @@ class _Cycle:
         if not self.explicit:
             self.report.cycle["mode"] = "probe"
         return self._probe(known)
+
+    def _settle_by_signal(self) -> None:
+        """A registry without history: ask its change signal once and settle every stored
+        record it does not name as changed since the record was last fetched. Fetched anyway:
+        records never fetched, those due for the weekly refetch (``full_refetch_days``), and
+        those fetched before what the signal covers (EUCTR's feed: 7 days). A signal of a
+        day's precision that names a record for the day of its last fetch cannot say whether
+        the change came before or after that fetch: the record is fetched again."""
+        settings = self.m.settings
+        days = getattr(settings, "full_refetch_days", 7)
+        due = self.started - timedelta(days=days)
+        known = {
+            study_id: state.fetched_at
+            for study_id, state in self.states.items()
+            if state.content_hash and state.state == "active"
+            and state.fetched_at is not None and state.fetched_at > due
+        }  # fmt: skip
+        if not known:
+            return
+        try:
+            signal: Signal = self.m.client.signal(min(known.values()))  # type: ignore[attr-defined]
+        except RegistryError as exc:
+            log.warning("%s change signal failed (%s): fetching every record", self.m.registry, exc)
+            warning = f"change signal unavailable: {exc}; every record fetched"
+            self.report.warnings.append({"study_id": "", "warning": warning, "reason": "registry"})
+            return
+        if signal.warning:
+            log.warning("%s: %s", self.m.registry, signal.warning)
+            self.report.warnings.append(
+                {"study_id": "", "warning": signal.warning, "reason": "signal"}
+            )
+        self.report.cycle["mode"] = "signal"
+        for study_id, fetched_at in known.items():
+            covered = signal.covers_from is None or fetched_at >= signal.covers_from
+            if study_id in self.done or not covered or _moved(signal, study_id, fetched_at):
+                continue
+            self.unchanged.append(study_id)
+            self._count(study_id, "unchanged")
+            self._finish(study_id)
 
     def _incremental(self, known: dict[str, str]) -> bool:
         """Settle ``known`` from the registry's data timestamp or changed-since listing;
@@ -530,11 +608,12 @@ class _Cycle:
 
     def _process(self, study_id: str, raw: dict[str, Any]) -> None:
         try:
-            snapshot = normalise(raw)
-            meta = record_meta(raw)
+            snapshot = normalise(self.m.registry, raw)
+            meta = record_meta(self.m.registry, raw)
         except RecordInvalid as exc:
             self._failed(study_id, f"{study_id}: {exc}", "invalid")
             return
+        self.fetched.append(study_id)
         served_id = None
         if snapshot.study_id != study_id:
             if study_id not in self.m.client.alias_ids(raw):
@@ -551,7 +630,7 @@ class _Cycle:
             snapshot=snapshot,
             raw=raw,
             registry_version=meta.registry_version,
-            last_update_posted=meta.last_update_posted,
+            last_update_posted=meta.last_update_posted[:10],  # the day (ISRCTN gives a time)
             fetched_at=self.m.clock(),
             served_id=served_id,
         )
@@ -848,3 +927,20 @@ class _Cycle:
         if alias is None and served_for in watched:
             alias = served_for
         return alias
+
+
+def _moved(signal: Signal, study_id: str, fetched_at: datetime) -> bool:
+    """Whether ``signal`` names a change to a record fetched at ``fetched_at`` that the fetch
+    may not have seen (see ``_Cycle._settle_by_signal``)."""
+    stamp = signal.stamps.get(study_id)
+    if stamp is None:
+        return False
+    if signal.precision == "day":
+        return stamp[:10] >= fetched_at.date().isoformat()
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return True  # a stamp we cannot read: fetch rather than miss a change
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=fetched_at.tzinfo)
+    return when >= fetched_at - SIGNAL_SKEW

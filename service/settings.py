@@ -15,7 +15,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -153,6 +153,16 @@ class SourceSettings(Section):
     max_response_mib: int = Field(64, ge=1, le=65_536)
     # every record is fetched again at least this often, whatever the change signal says
     full_refetch_days: int = Field(7, ge=1, le=366)
+
+    # What the sync cycle asks of ClinicalTrials.gov's section that these registries do not
+    # have: no probe, no data timestamp, no past versions to fill gaps or backfill from.
+    probe: ClassVar[bool] = False
+    incremental: ClassVar[bool] = False
+    history: ClassVar[bool] = False
+    history_backfill: ClassVar[bool] = False
+    notify_backfill: ClassVar[bool] = False
+    history_budget_seconds: ClassVar[float] = 0.0
+    max_query_matches: ClassVar[int] = 0
 
 
 class EuctrSettings(SourceSettings):

@@ -22,6 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "registry.ctgov_fields": {"registry.source"},
     "registry.source": {"models"},
     "registry.catalog": {"errors", "models", "registry.source"},
+    "registry.sourced": {"errors", "registry.base", "registry.catalog", "registry.source"},
     "registry.polite": {
         "__init__",
         "deadline",
@@ -137,8 +138,8 @@ ALLOWED: dict[str, set[str]] = {
     "monitor": {
         "store",
         "registry.base",
-        "registry.ctgov_normalise",
-        "registry.ctgov_fields",
+        "registry.catalog",
+        "registry.source",
         "diff",
         "models",
         "errors",

@@ -317,7 +317,11 @@ def test_a_bad_id_is_one_line_exit_2_and_nothing_is_written(
     result = trialwatch("watch", "add", "NCT05605665", bad)
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1
-    assert "is not a ClinicalTrials.gov id" in result.stderr
+    if bad:  # the registry it was meant for, by its prefix
+        assert "is not a ClinicalTrials.gov id (NCT followed by 8 digits" in result.stderr
+    else:  # nothing to go on: every accepted form
+        assert "is not a registry id trialwatch watches" in result.stderr
+        assert "NCT05605665" in result.stderr and "ISRCTN12345678" in result.stderr
     assert trialwatch("watch", "list", "--json").json() == []
 
 

@@ -67,10 +67,27 @@ def parse_watch_id(text: str, registry: str | None = None) -> tuple[str, str]:
         if study_id is not None:
             return key, study_id
     shown = text if len(text) <= 40 else text[:37] + "..."
-    if registry:
-        forms = registry_info(registry).id_forms
-        raise InputError(f"{shown!r} is not a {registry_info(registry).name} id ({forms})")
+    meant = registry or _meant(text)
+    if meant:
+        forms = registry_info(meant).id_forms
+        raise InputError(f"{shown!r} is not a {registry_info(meant).name} id ({forms})")
     raise InputError(f"{shown!r} is not a registry id trialwatch watches ({accepted_forms()})")
+
+
+_PREFIXES = (("NCT", "ctgov"), ("ISRCTN", "isrctn"), ("EUCTR", "euctr"), ("CTIS", "ctis"))
+
+
+def _meant(text: str) -> str | None:
+    """The registry a malformed id was most likely meant for (its prefix, or the number of
+    dash-separated groups of an EU number: three EudraCT, four CTIS), to name its forms."""
+    candidate = text.strip().upper()
+    for prefix, key in _PREFIXES:
+        if candidate.startswith(prefix):
+            return key
+    groups = candidate.split("-")
+    if len(groups) >= 3 and all(g.isdigit() for g in groups[:3]):
+        return "ctis" if len(groups) == 4 and groups[3].isdigit() else "euctr"
+    return None
 
 
 def parse_watch_ids(texts: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:

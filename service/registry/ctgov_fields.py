@@ -148,4 +148,5 @@ INFO = RegistryInfo(
     lifecycle=lifecycle,
     paths=FIELD_PATHS,
     outcome_paths=OUTCOME_PATHS,  # type: ignore[arg-type]
+    id_path=STUDY_ID_FIELD,
 )

@@ -78,6 +78,7 @@ class RegistryInfo:
     paths: Mapping[str, str]
     outcome_paths: Mapping[OutcomeType, str]
     labels: Mapping[str, str] = field(default_factory=dict)  # the registry's own words
+    id_path: str = "id"  # where a record keeps its id (record_added, record_unavailable)
     countries_path: str = ""  # "countries": a country's value is countries.FR.<key>
     # CountryRecord field → the registry's key for it under a country ("status" →
     # "end_of_trial_status" makes countries.FR.end_of_trial_status)

@@ -220,7 +220,7 @@ def member_state_code(name: str) -> str:
 INFO = RegistryInfo(
     key="ctis",
     name="EU CTIS",
-    id_forms="an EU CT number, 2023-505613-24-00 (CTIS2023-505613-24-00 also taken)",
+    id_forms="EU CT number 2023-505613-24-00 (CTIS prefix allowed)",
     parse_id=parse_id,
     study_url=study_url,
     lifecycle=lifecycle,
