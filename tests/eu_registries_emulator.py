@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ruff: noqa: E501  (copied from the acceptance checks: kept close to that file)
 """An emulator of three more registries for the tests (stdlib only): the EU Clinical
 Trials Register (EUCTR), the EU Clinical Trials Information System (CTIS) and ISRCTN, on the
 paths their public services answer (see ../design/registries.md), from the real records in
@@ -39,6 +40,7 @@ In tests: ``EuEmulator.start(reference_dir)`` runs it in a thread of the test pr
 checks' emulator (shared/checks/eu_registries_emulator.py) so the suite runs without them;
 the reference records it serves are the real ones in tests/data/reference/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +50,7 @@ import threading
 import time
 import unicodedata
 import xml.etree.ElementTree as ET
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -57,9 +59,11 @@ from urllib.parse import parse_qs, urlparse
 EUDRACT = re.compile(r"^\d{4}-\d{6}-\d{2}$")
 CTIS_NO = re.compile(r"^\d{4}-\d{6}-\d{2}-\d{2}$")
 LOCK = threading.Lock()
-HEADER = ("This file contains full details on each clinical trial selected for download. Where "
-          "multi-state trials have been downloaded full information for each of the member "
-          "states/countries involved in the trial are included separately.\n\n")
+HEADER = (
+    "This file contains full details on each clinical trial selected for download. Where "
+    "multi-state trials have been downloaded full information for each of the member "
+    "states/countries involved in the trial are included separately.\n\n"
+)
 CTIS_STATUS = {"Authorised": 3, "Ongoing": 4, "Ended": 8}
 
 
@@ -90,7 +94,7 @@ def xml_of(tag: str, value) -> ET.Element:
     el = ET.Element(tag)
     if isinstance(value, dict):
         for k, v in value.items():
-            for item in (v if isinstance(v, list) else [v]):
+            for item in v if isinstance(v, list) else [v]:
                 el.append(xml_of(k, item))
     elif value is not None:
         el.text = str(value)
@@ -99,11 +103,11 @@ def xml_of(tag: str, value) -> ET.Element:
 
 class State:
     def __init__(self) -> None:
-        self.euctr: dict[tuple[str, str], str] = {}       # (EudraCT, country) -> record text
-        self.euctr_day: dict[str, str] = {}                 # EudraCT -> day last updated
+        self.euctr: dict[tuple[str, str], str] = {}  # (EudraCT, country) -> record text
+        self.euctr_day: dict[str, str] = {}  # EudraCT -> day last updated
         self.ctis: dict[str, dict] = {}
-        self.isrctn: dict[str, str] = {}                    # 8 digits -> <fullTrial> XML
-        self.isrctn_updated: dict[str, str] = {}            # 8 digits -> lastUpdated (ISO)
+        self.isrctn: dict[str, str] = {}  # 8 digits -> <fullTrial> XML
+        self.isrctn_updated: dict[str, str] = {}  # 8 digits -> lastUpdated (ISO)
         self.requests = 0
         self.by_registry: dict[str, int] = {}
         self.paths: list[str] = []
@@ -126,7 +130,7 @@ class State:
     def add_ctis(self, record: dict, day: str | None) -> str:
         record = {k: v for k, v in record.items() if k not in ("ctrname", "record_last_import")}
         if isinstance(record.get("ctStatus"), int):  # a search row's code merged in: /retrieve
-            record["ctStatus"] = "Authorised"        # gives the application's status there
+            record["ctStatus"] = "Authorised"  # gives the application's status there
         if day:
             d = date.fromisoformat(day)
             record["lastUpdated"] = d.strftime("%d/%m/%Y")
@@ -143,7 +147,7 @@ class State:
             full = wrapper
         number = (trial.findtext("isrctn") or "").strip()
         if day:  # published now: the time of day is now's, as the registry stamps an edit
-            now = datetime.now(timezone.utc).strftime("%H:%M:%S.%f")[:12]
+            now = datetime.now(UTC).strftime("%H:%M:%S.%f")[:12]
             trial.set("lastUpdated", f"{day}T{now}Z")
             trial.set("version", str(int(trial.get("version") or "1") + 1))
         trial.set("lastUpdated", trial.get("lastUpdated") or "2024-01-01T09:00:00.000Z")
@@ -288,8 +292,10 @@ class Handler(BaseHTTPRequestHandler):
         qs = {k: v[0] for k, v in parse_qs(url.query).items()}
         if url.path == "/_emu/stats":
             with LOCK:
-                return self.json_out(200, {"requests": S.requests, "by_registry": S.by_registry,
-                                           "paths": S.paths[-200:]})
+                return self.json_out(
+                    200,
+                    {"requests": S.requests, "by_registry": S.by_registry, "paths": S.paths[-200:]},
+                )
         if url.path.startswith("/euctr/"):
             if self.count("euctr"):
                 return
@@ -326,43 +332,66 @@ class Handler(BaseHTTPRequestHandler):
                 numbers = sorted({n for (n, _), t in records.items() if q and matches(q, t)})[:20]
                 blocks = [t for (n, _), t in sorted(records.items()) if n in numbers]
             return self.text(200, HEADER + "\n".join(blocks))
-        m = re.fullmatch(r"/ctr-search/rest/download/trial/(\d{4}-\d{6}-\d{2})/([A-Za-z0-9]+)", path)
+        m = re.fullmatch(
+            r"/ctr-search/rest/download/trial/(\d{4}-\d{6}-\d{2})/([A-Za-z0-9]+)", path
+        )
         if m:
             block = records.get((m.group(1), m.group(2).upper()))
             return self.text(200, HEADER + (block or ""))
         if path == "/ctr-search/rest/download/summary":
             q = qs.get("query", "").strip().removeprefix("eudract_number:")
-            numbers = sorted({n for (n, _), t in records.items()
-                              if (n == q if EUDRACT.match(q) else (not q or matches(q, t)))})
+            numbers = sorted(
+                {
+                    n
+                    for (n, _), t in records.items()
+                    if (n == q if EUDRACT.match(q) else (not q or matches(q, t)))
+                }
+            )
             page = max(1, int(qs.get("page", "1") or 1))
             out = []
-            for n in numbers[(page - 1) * 20: page * 20]:
+            for n in numbers[(page - 1) * 20 : page * 20]:
                 blocks = [t for (k, _), t in sorted(records.items()) if k == n]
                 first = blocks[0]
-                protocol = " ".join(f"{euctr_key(b)[1]}({euctr_field(b, 'P. End of Trial Status') or euctr_field(b, 'Trial Status')})" for b in blocks)
-                out.append("\n".join([
-                    f"EudraCT Number: {n}",
-                    "Sponsor Protocol Number: " + euctr_field(first, "Sponsor's Protocol Code Number"),
-                    f"Sponsor Name: {euctr_field(first, 'B.1.1 Name of Sponsor')}",
-                    f"Full Title: {euctr_field(first, 'A.3 Full title of the trial')}",
-                    f"Start Date: {euctr_field(first, 'Date on which this record was first entered in the EudraCT database')}",
-                    f"Medical condition: {euctr_field(first, 'E.1.1 Medical condition(s) being investigated')}",
-                    f"Trial protocol: {protocol}",
-                    f"Link: https://www.clinicaltrialsregister.eu/ctr-search/search?query=eudract_number:{n}",
-                ]))
+                protocol = " ".join(
+                    f"{euctr_key(b)[1]}({euctr_field(b, 'P. End of Trial Status') or euctr_field(b, 'Trial Status')})"
+                    for b in blocks
+                )
+                out.append(
+                    "\n".join(
+                        [
+                            f"EudraCT Number: {n}",
+                            "Sponsor Protocol Number: "
+                            + euctr_field(first, "Sponsor's Protocol Code Number"),
+                            f"Sponsor Name: {euctr_field(first, 'B.1.1 Name of Sponsor')}",
+                            f"Full Title: {euctr_field(first, 'A.3 Full title of the trial')}",
+                            f"Start Date: {euctr_field(first, 'Date on which this record was first entered in the EudraCT database')}",
+                            f"Medical condition: {euctr_field(first, 'E.1.1 Medical condition(s) being investigated')}",
+                            f"Trial protocol: {protocol}",
+                            f"Link: https://www.clinicaltrialsregister.eu/ctr-search/search?query=eudract_number:{n}",
+                        ]
+                    )
+                )
             head = f"Trials with a EudraCT protocol ({len(numbers)})\n\n"
             return self.text(200, head + "\n\n".join(out) + ("\n" if out else ""))
         if path == "/ctr-search/rest/feed/bydates":
             q = qs.get("query", "").strip()
             since = (date.today() - timedelta(days=7)).isoformat()
-            numbers = sorted({n for (n, _), t in records.items()
-                              if days.get(n, "") >= since and (not q or matches(q, t))})
+            numbers = sorted(
+                {
+                    n
+                    for (n, _), t in records.items()
+                    if days.get(n, "") >= since and (not q or matches(q, t))
+                }
+            )
             items = "".join(
                 f"<item><title>{n}</title><link>https://www.clinicaltrialsregister.eu/ctr-search/search?query=eudract_number:{n}</link>"
-                f"<pubDate>{format_datetime(datetime.fromisoformat(days[n]).replace(tzinfo=timezone.utc))}</pubDate></item>"
-                for n in numbers)
-            rss = ('<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
-                   f"<title>EU Clinical Trials Register: updated in the last 7 days</title>{items}</channel></rss>")
+                f"<pubDate>{format_datetime(datetime.fromisoformat(days[n]).replace(tzinfo=UTC))}</pubDate></item>"
+                for n in numbers
+            )
+            rss = (
+                '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+                f"<title>EU Clinical Trials Register: updated in the last 7 days</title>{items}</channel></rss>"
+            )
             return self.text(200, rss, "application/rss+xml; charset=utf-8")
         self.text(404, "<html><body>Not found</body></html>", "text/html")
 
@@ -378,38 +407,68 @@ class Handler(BaseHTTPRequestHandler):
             blob = json.dumps(r, ensure_ascii=False)
             if crit.get("number") and r.get("ctNumber") != crit["number"]:
                 continue
-            if any(crit.get(k) and not matches(str(crit[k]), blob)
-                   for k in ("containAll", "medicalCondition", "sponsor")):
+            if any(
+                crit.get(k) and not matches(str(crit[k]), blob)
+                for k in ("containAll", "medicalCondition", "sponsor")
+            ):
                 continue
             code = r.get("ctPublicStatusCode")
             if crit.get("status") and code not in crit["status"]:
                 continue
             hits.append(r)
+
         def updated(r):
             try:
                 return datetime.strptime(r.get("lastUpdated", ""), "%d/%m/%Y")
             except ValueError:
                 return datetime.min
+
         sort = req.get("sort") or {}
         hits.sort(key=updated, reverse=(sort.get("direction", "DESC") == "DESC"))
         total = min(len(hits), 10_000)
         pages = max(1, -(-total // size))
         rows = []
-        for r in hits[(page - 1) * size: page * size]:
+        for r in hits[(page - 1) * size : page * size]:
             part1 = (r.get("authorizedApplication") or {}).get("authorizedPartI") or {}
-            sponsors = [s.get("organisation", {}).get("name", "") for s in part1.get("sponsors", []) or []]
+            sponsors = [
+                s.get("organisation", {}).get("name", "") for s in part1.get("sponsors", []) or []
+            ]
             status = r.get("ctPublicStatusCode")
             if not isinstance(status, int):
                 status = CTIS_STATUS.get(str(r.get("ctStatus")), 0)
-            rows.append({"ctNumber": r.get("ctNumber"), "ctStatus": status,
-                         "ctTitle": ((part1.get("trialDetails") or {}).get("clinicalTrialIdentifiers") or {}).get("fullTitle", ""),
-                         "shortTitle": r.get("shortTitle", ""), "lastUpdated": r.get("lastUpdated", ""),
-                         "lastPublicationUpdate": r.get("lastPublicationUpdate", ""),
-                         "sponsor": ", ".join(sponsors), "trialPhase": r.get("trialPhase", ""),
-                         "conditions": ", ".join(c.get("medicalCondition", "") for c in part1.get("medicalConditions", []) or [])})
-        self.json_out(200, {"showWarning": total >= 10_000, "pagination": {
-            "totalRecords": total, "currentPage": page, "totalPages": pages, "size": size,
-            "nextPage": page < pages, "prevPage": page > 1}, "data": rows})
+            rows.append(
+                {
+                    "ctNumber": r.get("ctNumber"),
+                    "ctStatus": status,
+                    "ctTitle": (
+                        (part1.get("trialDetails") or {}).get("clinicalTrialIdentifiers") or {}
+                    ).get("fullTitle", ""),
+                    "shortTitle": r.get("shortTitle", ""),
+                    "lastUpdated": r.get("lastUpdated", ""),
+                    "lastPublicationUpdate": r.get("lastPublicationUpdate", ""),
+                    "sponsor": ", ".join(sponsors),
+                    "trialPhase": r.get("trialPhase", ""),
+                    "conditions": ", ".join(
+                        c.get("medicalCondition", "")
+                        for c in part1.get("medicalConditions", []) or []
+                    ),
+                }
+            )
+        self.json_out(
+            200,
+            {
+                "showWarning": total >= 10_000,
+                "pagination": {
+                    "totalRecords": total,
+                    "currentPage": page,
+                    "totalPages": pages,
+                    "size": size,
+                    "nextPage": page < pages,
+                    "prevPage": page > 1,
+                },
+                "data": rows,
+            },
+        )
 
     # ---- ISRCTN ----
     def isrctn_query(self, qs: dict) -> None:
@@ -430,8 +489,10 @@ class Handler(BaseHTTPRequestHandler):
         else:
             keys = sorted(k for k in records if not q or matches(q, records[k]))
         body = "".join(records[k] for k in keys[: max(0, limit)])
-        xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<allTrials '
-               f'totalCount="{len(keys)}">{body}</allTrials>')
+        xml = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<allTrials '
+            f'totalCount="{len(keys)}">{body}</allTrials>'
+        )
         self.text(200, xml, "application/xml; charset=utf-8")
 
 
@@ -459,14 +520,21 @@ class EuEmulator:
 
     def url(self, registry: str) -> str:
         """The base URL the registry's settings take."""
-        return {"euctr": f"{self.base}/euctr", "ctis": f"{self.base}/ctis-public-api",
-                "isrctn": f"{self.base}/isrctn/api"}[registry]
+        return {
+            "euctr": f"{self.base}/euctr",
+            "ctis": f"{self.base}/ctis-public-api",
+            "isrctn": f"{self.base}/isrctn/api",
+        }[registry]
 
     def control(self, action: str, body: dict | None = None) -> dict:
         import urllib.request
+
         request = urllib.request.Request(
-            f"{self.base}/_emu/{action}", data=json.dumps(body or {}).encode(), method="POST",
-            headers={"Content-Type": "application/json"})
+            f"{self.base}/_emu/{action}",
+            data=json.dumps(body or {}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as answer:
             return json.loads(answer.read())
 
@@ -477,10 +545,13 @@ class EuEmulator:
         return self.control("gone", {"registry": registry, "id": study_id})
 
     def fault(self, path_prefix: str, kind: str, count: int = 1, **extra) -> dict:
-        return self.control("fault", {"path_prefix": path_prefix, "kind": kind, "count": count, **extra})
+        return self.control(
+            "fault", {"path_prefix": path_prefix, "kind": kind, "count": count, **extra}
+        )
 
     def stats(self) -> dict:
         import urllib.request
+
         with urllib.request.urlopen(f"{self.base}/_emu/stats", timeout=10) as answer:
             return json.loads(answer.read())
 
@@ -492,7 +563,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
-    ap.add_argument("--reference", default=str(Path(__file__).resolve().parent.parent / "reference"))
+    ap.add_argument(
+        "--reference", default=str(Path(__file__).resolve().parent.parent / "reference")
+    )
     a = ap.parse_args()
     load_reference(Path(a.reference))
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)

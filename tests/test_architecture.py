@@ -22,6 +22,36 @@ ALLOWED: dict[str, set[str]] = {
     "registry.ctgov_fields": {"registry.source"},
     "registry.source": {"models"},
     "registry.catalog": {"errors", "models", "registry.source"},
+    "registry.euctr.text": set(),
+    "registry.euctr.fields": {"registry.source"},
+    "registry.euctr.normalise": {
+        "errors",
+        "models",
+        "text",
+        "registry.euctr.fields",
+        "registry.euctr.text",
+    },
+    "registry.euctr.tls": {"registry.tls"},
+    "registry.euctr.client": {
+        "errors",
+        "settings",
+        "registry.polite",
+        "registry.source",
+        "registry.euctr.fields",
+        "registry.euctr.normalise",
+        "registry.euctr.text",
+        "registry.euctr.tls",
+    },
+    "registry.ctis.fields": {"models", "registry.source"},
+    "registry.ctis.normalise": {"models", "errors", "text", "registry.ctis"},  # its fields
+    "registry.ctis.client": {
+        "errors",
+        "safeload",
+        "settings",
+        "registry.polite",
+        "registry.source",
+        "registry.ctis.fields",
+    },
     "registry.sourced": {"errors", "registry.base", "registry.catalog", "registry.source"},
     "registry.polite": {
         "__init__",
@@ -182,6 +212,11 @@ ALLOWED: dict[str, set[str]] = {
     "outbox": {"store", "notify.base", "notify.render", "settings", "errors", "clock"},
 }
 PURE = {
+    "registry.euctr.text",
+    "registry.euctr.normalise",
+    "registry.euctr.fields",
+    "registry.ctis.normalise",
+    "registry.ctis.fields",
     "registry.ctgov_normalise",
     "registry.ctgov_fields",
     "registry.source",

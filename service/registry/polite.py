@@ -226,7 +226,10 @@ class PoliteHttp:
             raise RegistryError(f"{self.name} refused the request: {status} ({where})")
         content_type = answer.headers.get("content-type", "").lower()
         start = answer.body.lstrip()[:64].lower()
-        html = "html" in content_type or start.startswith((b"<!doctype html", b"<html"))
+        # a page, by what it starts with: a register may label its text download text/html
+        html = start.startswith((b"<!doctype html", b"<html")) or (
+            "html" in content_type and start.startswith(b"<") and not start.startswith(b"<?xml")
+        )
         if html:
             raise PassingFault(f"{self.name} sent an HTML page instead of {expect} ({where})")
         try:

@@ -87,9 +87,7 @@ _GROUP_LINES = frozenset({"MedDRA Classification"})
 # Labels with a colon of their own (ctrdata's converter special-cases the same one)
 _LABELS_WITH_COLON = ("N. Ethics Committee Opinion: Reason(s) for unfavourable opinion",)
 # The register's translations: the EU/EEA languages, as its labels suffix them
-_LANGUAGES = (
-    "bg|cs|da|de|el|en|es|et|fi|fr|ga|hr|hu|is|it|lt|lv|mt|nl|no|pl|pt|ro|sk|sl|sv"
-)
+_LANGUAGES = "bg|cs|da|de|el|en|es|et|fi|fr|ga|hr|hu|is|it|lt|lv|mt|nl|no|pl|pt|ro|sk|sl|sv"
 _TRANSLATED = re.compile(r"(.*\S) \((?:" + _LANGUAGES + r")\)", re.ASCII)
 _LINK_COUNTRY = re.compile(r"/trial/(\d{4}-\d{6}-\d{2})/([A-Za-z]{2}|3rd|3RD)/?\s*$", re.ASCII)
 _BLOCK_START = re.compile(r"^Summary[ \t]*\r?\n(?=EudraCT Number:)", re.MULTILINE)
@@ -172,15 +170,15 @@ def parse_download(text: str) -> Download:
     if not text.strip():
         raise NotADownload("an empty body instead of the text download", incomplete=True)
     start = text.lstrip("\ufeff \t\r\n")
-    if start[:64].lower().startswith(("<!doctype", "<html", "<?xml", "<")):
+    if start.startswith("<"):  # an HTML page (a firewall's, a maintenance notice) or XML
         raise NotADownload("a markup page instead of the text download", incomplete=True)
     header, blocks = split_blocks(text)
     if not blocks:
         _check_header_alone(header, start)
-    records = tuple(parse_record(block) for block in blocks)
-    if records:
-        _check_complete(text, records[-1])
-    return Download(header=header, records=records)
+    records = [parse_record(block) for block in blocks[:-1]]
+    if blocks:
+        records.append(_last_record(text, blocks[-1]))
+    return Download(header=header, records=tuple(records))
 
 
 def split_blocks(text: str) -> tuple[str, list[str]]:
@@ -204,8 +202,7 @@ def parse_record(block: str) -> CountryText:
     link = _first(fields, "Link").strip()
     match = _LINK_COUNTRY.search(link)
     if match is None or match.group(1) != number:
-        where = f"a country record of {number} without its country link"
-        raise NotADownload(where, incomplete=True)
+        raise NotADownload(f"a country record of {number} without its country link")
     return CountryText(
         eudract_number=number,
         country=match.group(2).upper(),
@@ -222,6 +219,17 @@ def _check_header_alone(header: str, start: str) -> None:
         raise NotADownload(f"not the register's text download (starts {_shown(start)})")
     if len(header.strip().splitlines()) > 1:
         raise NotADownload("a download with text but no country record", incomplete=True)
+
+
+def _last_record(text: str, block: str) -> CountryText:
+    """The last record, which a body cut short cuts: any fault in it may be passing."""
+    try:
+        last = parse_record(block)
+    except NotADownload as exc:
+        message = f"a download cut short in its last record ({exc})"
+        raise NotADownload(message, incomplete=True) from None
+    _check_complete(text, last)
+    return last
 
 
 def _check_complete(text: str, last: CountryText) -> None:
@@ -347,14 +355,14 @@ _SUMMARY_LABELS = frozenset(
 def parse_summary(text: str) -> SearchPage:
     """The trials of a summary download; ``NotADownload`` when the text is none."""
     start = text.lstrip("\ufeff \t\r\n")
-    if start[:64].lower().startswith("<"):
+    if start.startswith("<"):
         raise NotADownload("a markup page instead of the summary download", incomplete=True)
     total_match = _TOTAL.search(text)
     total = int(re.sub(r"\D", "", total_match.group(1))) if total_match else None
     starts = [m.start() for m in _HIT_START.finditer(text)]
     if not starts and total_match is None and not text.strip().startswith(HEADER_START):
         raise NotADownload(f"not the register's summary download (starts {_shown(start)})")
-    ends = [*starts[1:], len(text)]
+    ends = [*starts[1:], len(text)][: len(starts)]
     hits = tuple(_summary_hit(text[a:b]) for a, b in zip(starts, ends, strict=True))
     return SearchPage(total=total, hits=tuple(hit for hit in hits if hit is not None))
 
