@@ -162,6 +162,8 @@ _STOPPED = frozenset({"TERMINATED", "WITHDRAWN", "SUSPENDED"})
 
 
 def _status_severity(old: str, new: str) -> Severity:
+    # the registry's words for a stopped trial: told by the lifecycle they map to
+    # (``_field_changes``); this rule alone knows ClinicalTrials.gov's
     return "high" if new in _STOPPED else "medium"
 
 
@@ -345,7 +347,10 @@ def _field_changes(old: Snapshot, new: Snapshot, info: RegistryInfo) -> list[Cha
         elif before == after:
             continue
         label = info.labels.get(name, spec.label)
-        changes.append(_field_change(new, spec, path, label, (before, after), delta))
+        change = _field_change(new, spec, path, label, (before, after), delta)
+        if name == "overall_status" and info.lifecycle(after) in _STOPPING_LIFECYCLES:
+            change = change.model_copy(update={"severity": "high"})
+        changes.append(change)
     return changes
 
 
@@ -891,6 +896,8 @@ def _outcome_changes(old: Snapshot, new: Snapshot, info: RegistryInfo) -> list[C
     pairs = pair_outcomes(
         [(s.type, s.outcome) for s in old_slots], [(s.type, s.outcome) for s in new_slots]
     )
+    if info.outcomes_as_text:
+        _pair_whole_texts(old_slots, new_slots, pairs)
     changes: list[Change] = []
     for pos, slot in enumerate(new_slots):
         if pos in pairs:
@@ -906,6 +913,18 @@ def _outcome_changes(old: Snapshot, new: Snapshot, info: RegistryInfo) -> list[C
         if pos not in paired_old
     )
     return changes
+
+
+def _pair_whole_texts(old: list[_Slot], new: list[_Slot], pairs: dict[int, int]) -> None:
+    """A registry whose end points of a kind are one free text (EUCTR's E.5.1, ISRCTN's
+    primaryOutcome): a list holding one text on both sides that did not pair is that text
+    rewritten, however much (an amendment that drops one of two end points rewrites it)."""
+    paired_old = set(pairs.values())
+    for kind in OUTCOME_TYPES:
+        olds = [i for i, s in enumerate(old) if s.type == kind]
+        news = [i for i, s in enumerate(new) if s.type == kind]
+        if len(olds) == len(news) == 1 and news[0] not in pairs and olds[0] not in paired_old:
+            pairs[news[0]] = olds[0]
 
 
 _PARTS = (("measure", "measure"), ("time frame", "time_frame"), ("description", "description"))

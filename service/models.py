@@ -98,6 +98,17 @@ class CountryRecord(Frozen):
     enrollment: int | None = None  # planned in that country
 
 
+class LinkedId(Frozen):
+    """A registration a record names: another registry's record of (perhaps) the same trial."""
+
+    registry: str
+    study_id: str
+    source: str = ""  # the record's path to the id ("…secondaryIdInfos", "a5_identifiers")
+
+    def __init__(self, registry: str, study_id: str, source: str = "", **data: Any) -> None:
+        super().__init__(registry=registry, study_id=study_id, source=source, **data)
+
+
 Lifecycle = Literal[
     "not_yet_recruiting",
     "recruiting",
@@ -115,7 +126,7 @@ LIFECYCLES: tuple[str, ...] = Lifecycle.__args__  # type: ignore[attr-defined]
 REGISTRY_FIELDS: tuple[str, ...] = ("countries", "enrollment_actual")
 # Derived from the tracked fields, never diffed or hashed (the registry's status words mapped
 # to one vocabulary for comparisons across registries).
-DERIVED_FIELDS: tuple[str, ...] = ("lifecycle",)
+DERIVED_FIELDS: tuple[str, ...] = ("lifecycle", "linked")
 
 # Snapshot fields added after snapshots were first stored: None in a snapshot read back from
 # before then. The normaliser always fills them (with "" when the record has none).
@@ -173,6 +184,7 @@ class Snapshot(Frozen):
     # actual enrollment where the registry keeps it beside the planned one (CTIS, ISRCTN)
     enrollment_actual: int | None = None
     lifecycle: str = ""  # one of LIFECYCLES, derived by the registry's normaliser
+    linked: tuple[LinkedId, ...] = ()  # the registrations it names (service.links)
 
     def content_hash(self) -> str:
         # A late field that is not known is left out, so a snapshot stored before the field
@@ -257,7 +269,9 @@ class WatchInfo(Frozen):
     tags: tuple[str, ...] = ()
     added_at: datetime
     title: str = ""
-    overall_status: str = ""
+    overall_status: str = ""  # the registry's own status text
+    lifecycle: str = ""  # derived from it, the same words for every registry
+    linked: tuple[LinkedId, ...] = ()  # the registrations its latest version names
     state: str = "never synced"  # never synced | active | unavailable
     versions: int = 0
     last_checked_at: datetime | None = None

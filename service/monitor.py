@@ -39,8 +39,8 @@ from service.errors import (
 from service.findings.keeper import FindingsKeeper, Reviewed
 from service.history import HistoryFetcher, StoredAnchor, Versions
 from service.models import Change, Route, Snapshot, StoredChange
-from service.registry.catalog import normalise, record_meta, registry_info
 from service.registry.base import Registry
+from service.registry.catalog import normalise, record_meta, registry_info
 from service.registry.source import Signal
 from service.searches import Refresh, SavedSearches
 from service.settings import CtgovSettings, FindingsSettings, SourceSettings, Subscription

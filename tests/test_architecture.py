@@ -17,11 +17,12 @@ ALLOWED: dict[str, set[str]] = {
     "ids": {"errors"},
     "text": set(),
     "clock": {"errors"},
-    "registry.ctgov_normalise": {"models", "errors", "text", "registry.ctgov_fields"},
+    "registry.ctgov_normalise": {"models", "errors", "text", "links", "registry.ctgov_fields"},
+    "links": {"ids", "models"},
     "diff": {"models", "errors", "text", "registry.catalog", "registry.source"},
     "registry.ctgov_fields": {"registry.source"},
     "registry.source": {"models"},
-    "registry.catalog": {"errors", "models", "registry.source"},
+    "registry.catalog": {"errors", "links", "models", "registry.source"},
     "registry.euctr.text": set(),
     "registry.euctr.fields": {"registry.source"},
     "registry.euctr.normalise": {
@@ -51,6 +52,23 @@ ALLOWED: dict[str, set[str]] = {
         "registry.polite",
         "registry.source",
         "registry.ctis.fields",
+    },
+    "registry.isrctn.fields": {"models", "registry.source"},
+    "registry.isrctn.xml": {"errors"},
+    "registry.isrctn.normalise": {
+        "errors",
+        "models",
+        "text",
+        "registry.isrctn.fields",
+        "registry.isrctn.xml",
+    },
+    "registry.isrctn.client": {
+        "errors",
+        "settings",
+        "registry.polite",
+        "registry.source",
+        "registry.isrctn.fields",
+        "registry.isrctn.xml",
     },
     "registry.sourced": {"errors", "registry.base", "registry.catalog", "registry.source"},
     "registry.polite": {
@@ -212,6 +230,9 @@ ALLOWED: dict[str, set[str]] = {
     "outbox": {"store", "notify.base", "notify.render", "settings", "errors", "clock"},
 }
 PURE = {
+    "links",
+    "registry.isrctn.fields",
+    "registry.isrctn.normalise",
     "registry.euctr.text",
     "registry.euctr.normalise",
     "registry.euctr.fields",

@@ -119,7 +119,7 @@ def test_snapshots_of_different_records_are_refused() -> None:
 def test_every_snapshot_field_is_either_tracked_or_an_identity_or_an_outcome_list() -> None:
     handled = set(TRACKED_FIELDS) | {"registry", "study_id"}
     handled |= {"primary_outcomes", "secondary_outcomes", "other_outcomes"}
-    handled |= {"countries", "lifecycle"}  # per-country changes; derived, never reported
+    handled |= {"countries", "lifecycle", "linked"}  # per-country changes; derived ones
     assert handled == set(Snapshot.model_fields)
 
 
@@ -804,6 +804,7 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "countries": st.just(()),
     "enrollment_actual": st.just(None),
     "lifecycle": st.sampled_from(["", "recruiting", "completed"]),
+    "linked": st.just(()),
 }
 UNORDERED = [name for name, spec in TRACKED_FIELDS.items() if spec.unordered]
 OUTCOME_LISTS = ["primary_outcomes", "secondary_outcomes", "other_outcomes"]

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from service.errors import InputError
+from service.links import linked_ids
 from service.models import RecordMeta, Snapshot
 from service.registry.source import RegistryInfo
 
@@ -44,9 +45,19 @@ def _normaliser(key: str) -> ModuleType:
 
 
 def normalise(key: str, raw: Any) -> Snapshot:
-    """The snapshot of a raw record of registry ``key`` (``RecordInvalid`` when it is none)."""
+    """The snapshot of a raw record of registry ``key`` (``RecordInvalid`` when it is none),
+    with its lifecycle and the registrations it names filled in where its normaliser left
+    them to the service."""
     snapshot: Snapshot = _normaliser(key).normalise(raw)
-    return snapshot
+    info = registry_info(key)
+    derived: dict[str, Any] = {}
+    if not snapshot.lifecycle:
+        derived["lifecycle"] = info.lifecycle(snapshot.overall_status)
+    if not snapshot.linked and snapshot.secondary_ids:
+        source = info.paths.get("secondary_ids", "")
+        ids = snapshot.secondary_ids
+        derived["linked"] = linked_ids(key, snapshot.study_id, ids, source)
+    return snapshot.model_copy(update=derived) if derived else snapshot
 
 
 def record_meta(key: str, raw: Any) -> RecordMeta:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from service.errors import RecordInvalid
+from service.links import linked_ids
 from service.models import (
     Arm,
     Eligibility,
@@ -37,7 +38,7 @@ from service.models import (
     Snapshot,
     StudyDate,
 )
-from service.registry.ctgov_fields import lifecycle
+from service.registry.ctgov_fields import FIELD_PATHS, lifecycle
 from service.text import fold_text
 
 __all__ = [
@@ -105,11 +106,14 @@ def unwrap(raw: object) -> tuple[Json, int | None]:
     )
 
 
+SECONDARY_IDS = FIELD_PATHS["secondary_ids"]
+
+
 def normalise(raw: object) -> Snapshot:
     """Return the tracked content of a bare v2 study or history wrapper as a ``Snapshot``."""
     study, _version = unwrap(raw)
     protocol = _obj(study, PROTOCOL, "")
-    return Snapshot(
+    snapshot = Snapshot(
         study_id=_study_id(study),
         **_identification(_obj(protocol, "identificationModule", PROTOCOL)),
         **_status(_obj(protocol, "statusModule", PROTOCOL)),
@@ -123,6 +127,8 @@ def normalise(raw: object) -> Snapshot:
         locations=_locations(_obj(protocol, "contactsLocationsModule", PROTOCOL)),
         has_results=bool(_boolean(study, "hasResults", "")),
     )
+    linked = linked_ids("ctgov", snapshot.study_id, snapshot.secondary_ids, SECONDARY_IDS)
+    return snapshot.model_copy(update={"linked": linked}) if linked else snapshot
 
 
 def record_meta(raw: object) -> RecordMeta:

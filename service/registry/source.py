@@ -79,6 +79,9 @@ class RegistryInfo:
     outcome_paths: Mapping[OutcomeType, str]
     labels: Mapping[str, str] = field(default_factory=dict)  # the registry's own words
     id_path: str = "id"  # where a record keeps its id (record_added, record_unavailable)
+    # the end points of a kind are one free text, not a list of measures (EUCTR, ISRCTN):
+    # a text rewritten is that outcome modified, never one removed and another added
+    outcomes_as_text: bool = False
     countries_path: str = ""  # "countries": a country's value is countries.FR.<key>
     # CountryRecord field → the registry's key for it under a country ("status" →
     # "end_of_trial_status" makes countries.FR.end_of_trial_status)

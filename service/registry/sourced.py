@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from service.errors import RecordNotFound, RegistryError
-from service.registry.catalog import normalise, record_meta, registry_info
 from service.registry.base import Batch, HistoryEntry, Hits, Listing
+from service.registry.catalog import record_meta
 from service.registry.source import RecordSource, Signal
 
 

@@ -20,7 +20,14 @@ from sqlalchemy.orm import Session
 from service.errors import StoreConflict
 from service.models import Change, Route, StoredChange
 from service.store.outbox import _queue
-from service.store.rows import _change_values, _raw_gz, _version_number, storable_change
+from service.store.rows import (
+    _change_values,
+    _raw_gz,
+    _version_number,
+    links_of,
+    listed_status,
+    storable_change,
+)
 from service.store.tables import RECORDS, VERSIONS, ChangeRow, RecordRow, VersionRow
 
 if TYPE_CHECKING:
@@ -219,7 +226,9 @@ def _new_record(sighting: FirstSighting, content_hash: str) -> dict[str, Any]:
         "registry": version.registry,
         "study_id": snapshot.study_id,
         "title": snapshot.title,
-        "overall_status": snapshot.overall_status,
+        "overall_status": listed_status(snapshot),
+        "lifecycle": snapshot.lifecycle,
+        "links": links_of(snapshot),
         "state": "active",
         "content_hash": content_hash,
         "latest_seq": 1,
@@ -306,6 +315,8 @@ def _advance_records(
         .values(
             title=bindparam("new_title"),
             overall_status=bindparam("status"),
+            lifecycle=bindparam("life"),
+            links=bindparam("linked"),
             state="active",
             content_hash=bindparam("hash"),
             latest_seq=bindparam("seq"),
@@ -324,7 +335,9 @@ def _advance_records(
             {
                 "rid": record.id,
                 "new_title": version.snapshot.title,
-                "status": version.snapshot.overall_status,
+                "status": listed_status(version.snapshot),
+                "life": version.snapshot.lifecycle,
+                "linked": links_of(version.snapshot),
                 "hash": content_hash,
                 "seq": step.after_seq + 1,
                 "number": version.registry_version,

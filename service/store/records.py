@@ -16,7 +16,15 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from service.errors import StoreConflict, StoreError
-from service.models import Change, Route, Snapshot, StoredChange, VersionInfo, WatchInfo
+from service.models import (
+    Change,
+    LinkedId,
+    Route,
+    Snapshot,
+    StoredChange,
+    VersionInfo,
+    WatchInfo,
+)
 from service.store.base import StoreBase, _clash
 from service.store.batches import insert_first_versions, insert_next_versions
 from service.store.outbox import _queue
@@ -26,6 +34,8 @@ from service.store.rows import (
     _record,
     _stored_change,
     _version_number,
+    links_of,
+    listed_status,
     refusal,
 )
 from service.store.tables import (
@@ -585,7 +595,9 @@ def _advance_record(
     served_id: str | None = None,
 ) -> None:
     record.title = snapshot.title
-    record.overall_status = snapshot.overall_status
+    record.overall_status = listed_status(snapshot)
+    record.lifecycle = snapshot.lifecycle
+    record.links = links_of(snapshot)
     record.state = "active"
     record.content_hash = version.content_hash
     record.latest_seq = version.seq
@@ -605,6 +617,8 @@ def _watch_info(watch: WatchRow, record: RecordRow | None) -> WatchInfo:
         added_at=watch.created_at,
         title=record.title if record else "",
         overall_status=record.overall_status if record else "",
+        lifecycle=(record.lifecycle or "") if record else "",
+        linked=tuple(LinkedId(**link) for link in (record.links or ())) if record else (),
         state=record.state if record else "never synced",
         versions=record.latest_seq if record else 0,
         last_checked_at=record.last_checked_at if record else None,

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from service.errors import StoreError, StoreRefused
-from service.models import Change, StoredChange
+from service.models import Change, Snapshot, StoredChange
 from service.store.tables import ChangeRow, RecordRow
 from service.text import storable
 
@@ -107,3 +107,19 @@ def refusal(exc: StoreError) -> StoreError:
     if not refused or isinstance(exc, StoreRefused):
         return exc
     return StoreRefused(exc.message)
+
+
+LISTED_STATUS_CHARS = 40  # records.overall_status: what listings show and filter on
+
+
+def listed_status(snapshot: Snapshot) -> str:
+    """The status a records row lists: the registry's own text, cut to the column (a trial
+    whose countries disagree says so at length; its snapshot keeps all of it)."""
+    status = snapshot.overall_status
+    if len(status) <= LISTED_STATUS_CHARS:
+        return status
+    return status[: LISTED_STATUS_CHARS - 1].rstrip() + "…"
+
+
+def links_of(snapshot: Snapshot) -> list[dict[str, str]]:
+    return [link.model_dump() for link in snapshot.linked]

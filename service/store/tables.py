@@ -70,6 +70,9 @@ class RecordRow(Base):
     backfill_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     findings_due: Mapped[str | None] = mapped_column(String(10), index=True)  # yyyy-MM-dd
     fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last fetched whole
+    # of the latest version: its lifecycle and the registrations it names
+    lifecycle: Mapped[str] = mapped_column(String(24), default="")
+    links: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, nullable=True)
 
 
 class VersionRow(Base):

@@ -171,4 +171,5 @@ INFO = RegistryInfo(
     labels=LABELS,
     countries_path="countries",
     country_keys=COUNTRY_KEYS,
+    outcomes_as_text=True,  # E.5.1 and E.5.2 are one text each
 )

@@ -72,6 +72,7 @@ _OUTCOME_PATHS: dict[OutcomeType, str] = {
 }
 
 INFO = RegistryInfo(
+    outcomes_as_text=True,  # primaryOutcome and secondaryOutcome are one text each
     key="isrctn",
     name="ISRCTN",
     id_forms="ISRCTN12345678 (ISRCTN + 8 digits)",

@@ -35,6 +35,9 @@ shared time points ("Measured at 21 days.") and, after an edit, the earlier list
 "Previous secondary outcome measures:" (ISRCTN appends rather than overwrites); a split
 would invent outcomes. A reworded text is then one ``outcome_modified``.
 
+Text is folded (``service.text.fold_text``) as one line: ISRCTN's texts are plain, so a line
+that starts "1. " is the registry's own numbering and is kept.
+
 Enrolment: ``targetEnrolment`` and ``totalFinalEnrolment`` are free text; the number is read
 when the text holds exactly one (``120``, ``120 participants``, ``1,200``), else None.
 Identifiers: every number ``externalRefs`` names (EudraCT, ClinicalTrials.gov, IRAS, each
@@ -48,7 +51,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from datetime import date
-from typing import Any
 
 from lxml import etree
 
@@ -193,8 +195,8 @@ def _record(raw: object) -> tuple[Element, Element, str]:
     return full, trial, study_id
 
 
-def _as_of(raw: dict[str, Any]) -> date:
-    value = raw.get("as_of")
+def _as_of(raw: object) -> date:
+    value = raw.get("as_of") if isinstance(raw, dict) else None
     if value is None:
         raise RecordInvalid("as_of: missing; the day the record was fetched computes its status")
     try:
@@ -216,7 +218,7 @@ def _org_study_id(trial: Element) -> str:
         return serial
     for number in trial.iterfind("externalRefs/secondaryNumbers/secondaryNumber"):
         if (number.get("numberType") or "").casefold() == _PROTOCOL_TYPE:
-            value = _present(fold_text("".join(number.itertext())))
+            value = _present(_fold(number))
             if value:
                 return value
     return ""
@@ -326,14 +328,20 @@ def _text(parent: Element | None, path: str) -> str:
     if parent is None:
         return ""
     node = parent.find(path)
-    return fold_text("".join(node.itertext())) if node is not None else ""
+    return _fold(node) if node is not None else ""
 
 
 def _texts(parent: Element | None, path: str) -> Iterator[str]:
     if parent is None:
         return
     for node in parent.iterfind(path):
-        yield fold_text("".join(node.itertext()))
+        yield _fold(node)
+
+
+def _fold(node: Element) -> str:
+    """An element's text folded as one line: ISRCTN's texts are plain, so a line that starts
+    "1. " is the registry's own numbering, kept (folded as multi-line Markdown it would go)."""
+    return fold_text(" ".join("".join(node.itertext()).split()))
 
 
 def _present(value: str) -> str:
