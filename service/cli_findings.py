@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 
 from service.errors import InputError
-from service.ids import parse_nct
+from service.registry.catalog import parse_watch_id
 
 __all__ = ["findings"]
 
@@ -47,7 +47,7 @@ def findings(
     rules = _rule_names()
     if rule is not None and rule not in rules:
         raise InputError(f"--rule {rule!r}: not a rule (one of {', '.join(rules)})")
-    study = parse_nct(study_id) if study_id is not None else None
+    study = parse_watch_id(study_id)[1] if study_id is not None else None
     app = ctx.find_object(App)
     assert app is not None, "the findings command runs under the trialwatch group"
     found = app.store.list_findings(only_open=only_open, study_id=study, rule=rule)

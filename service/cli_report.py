@@ -20,15 +20,12 @@ from typing import TYPE_CHECKING
 import click
 
 from service.errors import InputError
-from service.ids import parse_ncts
 
 if TYPE_CHECKING:  # annotations only: the command imports these when it runs (start-up time)
     from service.app import App
     from service.report import StudyData
 
 __all__ = ["report", "write_atomically"]
-
-REGISTRY = "ctgov"
 
 
 def _app(ctx: click.Context) -> App:
@@ -58,7 +55,7 @@ def report(ctx: click.Context, study_ids: tuple[str, ...], out: Path) -> None:
     app = _app(ctx)
     _check_target(out)
     ids = _report_ids(app, study_ids)
-    studies = load_studies(app.store, REGISTRY, ids)
+    studies = load_studies(app.store, ids)
     failed: dict[str, str] = {}
     page = render_report(
         studies,
@@ -77,12 +74,14 @@ def report(ctx: click.Context, study_ids: tuple[str, ...], out: Path) -> None:
         ctx.exit(1)
 
 
-def _report_ids(app: App, study_ids: tuple[str, ...]) -> list[str]:
+def _report_ids(app: App, study_ids: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``(registry, study id)`` of the records to draw: those named, or every watched one."""
+    from service.registry.catalog import WATCHED, parse_watch_ids
+
     if not study_ids:
-        return app.store.watched_ids(REGISTRY)
-    ids = list(dict.fromkeys(parse_ncts(study_ids)))
-    stored = app.store.record_states(REGISTRY, ids)
-    missing = [i for i in ids if i not in stored]
+        return [(r, i) for r in WATCHED for i in app.store.watched_ids(r)]
+    ids = parse_watch_ids(study_ids)
+    missing = [i for r, i in ids if i not in app.store.record_states(r, [i])]
     if missing:
         raise InputError(
             f"not in the store: {', '.join(missing)} "

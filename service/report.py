@@ -41,7 +41,7 @@ from service.findings.rules import shift
 from service.findings.stored import FindingInfo
 from service.models import Outcome, Snapshot, StoredChange, StudyDate, VersionInfo
 from service.notify.render import compare_url, study_url
-from service.registry.ctgov_normalise import normalise
+from service.registry.catalog import normalise
 from service.seeds.compare import compare
 from service.seeds.model import CONFIDENT, Seed
 from service.svg import Chart, Circle, Line, Path, Rect, Shape, Text
@@ -144,8 +144,9 @@ class StudyData:
 # ---- loading (the only part that touches the store) ------------------------------------------
 
 
-def load_studies(store: Store, registry: str, study_ids: Iterable[str]) -> list[StudyData]:
-    return [load_study(store, registry, study_id) for study_id in study_ids]
+def load_studies(store: Store, targets: Iterable[tuple[str, str]]) -> list[StudyData]:
+    """The records ``targets`` names, each a ``(registry, study id)``."""
+    return [load_study(store, registry, study_id) for registry, study_id in targets]
 
 
 def load_study(
@@ -205,7 +206,7 @@ def _stored_snapshot(store: Store, registry: str, study_id: str, seq: int) -> Sn
     if raw is None:
         return None
     try:
-        return normalise(raw)
+        return normalise(registry, raw)
     except RecordInvalid as exc:
         log.warning("%s version %s: not shown in full (%s)", study_id, seq, exc)
         return None

@@ -225,7 +225,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "history": {"errors", "registry.base", "registry.ctgov_normalise", "store"},
     "registry.base": {"errors"},
-    "notify.render": {"models", "diff", "templates", "registry.ctgov_fields"},
+    "notify.render": {"models", "diff", "errors", "templates", "registry.catalog"},
     "svg": set(),
     "outbox": {"store", "notify.base", "notify.render", "settings", "errors", "clock"},
 }

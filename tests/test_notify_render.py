@@ -169,17 +169,35 @@ def test_a_naive_created_at_is_taken_as_utc() -> None:
 
 
 def test_a_study_without_a_known_page_has_a_null_url_and_no_links() -> None:
-    change = make_change(registry="isrctn", study_id="ISRCTN12345678")
-    message = make_message(change, study_id="ISRCTN12345678")
+    change = make_change(registry="drks", study_id="DRKS00012345")
+    message = make_message(change, study_id="DRKS00012345")
     message = message.model_copy(
         update={
-            "studies": [
-                StudyChanges(registry="isrctn", study_id="ISRCTN12345678", changes=[change])
-            ]
+            "studies": [StudyChanges(registry="drks", study_id="DRKS00012345", changes=[change])]
         }
     )
     assert webhook_payload(message)["study"]["url"] is None
     assert collect(email_html(message)).hrefs == []
+
+
+@pytest.mark.parametrize(
+    ("registry", "study_id", "url"),
+    [
+        ("isrctn", "ISRCTN12949496", "https://www.isrctn.com/ISRCTN12949496"),
+        ("ctis", "2023-505613-24-00", "https://euclinicaltrials.eu/ctis-public/view/2023-505613-24-00"),
+        ("euctr", "2021-002179-21", "https://www.clinicaltrialsregister.eu/ctr-search/search?query=2021-002179-21"),
+    ],
+)  # fmt: skip
+def test_each_registry_links_its_own_record_page_and_no_version_comparison(
+    registry: str, study_id: str, url: str
+) -> None:
+    change = make_change(registry=registry, study_id=study_id)
+    message = make_message(change, study_id=study_id)
+    message = message.model_copy(
+        update={"studies": [StudyChanges(registry=registry, study_id=study_id, changes=[change])]}
+    )
+    assert webhook_payload(message)["study"]["url"] == url
+    assert collect(email_html(message)).hrefs == [url]  # its own versions: no registry compare
 
 
 @pytest.mark.parametrize(

@@ -29,9 +29,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.diff import diff_opcodes, humanise
+from service.errors import InputError
 from service.models import StoredChange, severity_rank
-from service.registry.ctgov_fields import compare_url as ctgov_compare_url
-from service.registry.ctgov_fields import study_url as ctgov_study_url
+from service.registry.catalog import registry_info
 from service.templates import macro as template_macro
 from service.templates import render as render_template
 
@@ -149,18 +149,24 @@ def _alert_text(message: Message, alert: Alert) -> str:
 
 def study_url(registry: str, study_id: str) -> str | None:
     """The registry's public page of a study; None for registries without a known one."""
-    if registry != "ctgov":
+    try:
+        return registry_info(registry).study_url(study_id)
+    except InputError:
         return None
-    return ctgov_study_url(study_id)
 
 
 def compare_url(
     registry: str, study_id: str, from_version: int | None, to_version: int | None
 ) -> str | None:
-    """The registry's side-by-side view of two versions, when both are known."""
-    if registry != "ctgov" or from_version is None or to_version is None:
+    """The registry's side-by-side view of two of its own versions, when both are known
+    (only a registry that numbers versions has one)."""
+    if from_version is None or to_version is None:
         return None
-    return ctgov_compare_url(study_id, from_version, to_version)
+    try:
+        compare = registry_info(registry).compare_url
+    except InputError:
+        return None
+    return compare(study_id, from_version, to_version) if compare else None
 
 
 # --------------------------------------------------------------------------- webhook JSON

@@ -149,4 +149,5 @@ INFO = RegistryInfo(
     paths=FIELD_PATHS,
     outcome_paths=OUTCOME_PATHS,  # type: ignore[arg-type]
     id_path=STUDY_ID_FIELD,
+    compare_url=compare_url,
 )

@@ -79,6 +79,8 @@ class RegistryInfo:
     outcome_paths: Mapping[OutcomeType, str]
     labels: Mapping[str, str] = field(default_factory=dict)  # the registry's own words
     id_path: str = "id"  # where a record keeps its id (record_added, record_unavailable)
+    # the registry's side-by-side view of two of its versions (only one that numbers them)
+    compare_url: Callable[[str, int, int], str] | None = None
     # the end points of a kind are one free text, not a list of measures (EUCTR, ISRCTN):
     # a text rewritten is that outcome modified, never one removed and another added
     outcomes_as_text: bool = False

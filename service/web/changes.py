@@ -28,9 +28,9 @@ from starlette.routing import Route
 
 from service.clock import parse_since
 from service.errors import InputError
-from service.ids import parse_nct
 from service.models import CHANGE_KINDS, SEVERITIES, StoredChange, severity_rank
 from service.notify.render import change_detail, compare_url, study_url
+from service.registry.catalog import parse_watch_id
 from service.store import BrowsedChange, ChangeFilter
 from service.web.pages import (
     BAD_CURSOR,
@@ -152,7 +152,7 @@ def study_parameter(request: Request) -> str | None:
     if text is None:
         return None
     try:
-        return parse_nct(text)
+        return parse_watch_id(text)[1]
     except InputError as exc:
         raise InputError(f"study: {exc.message}") from None
 

@@ -36,9 +36,9 @@ from starlette.routing import Route
 
 from service.errors import InputError
 from service.findings.rules import RULE_NAMES
-from service.ids import parse_nct
 from service.models import StoredChange, WatchInfo
 from service.notify.render import change_detail, compare_url
+from service.registry.catalog import parse_watch_id
 from service.report import (
     STATUS_COLOURS,
     StudyData,
@@ -75,7 +75,6 @@ from service.web.pages import (
     url_with,
 )
 
-REGISTRY = "ctgov"  # the one registry records can be watched in today
 DEFAULT_SORT: WatchSort = "id"
 SORT_LABELS: dict[str, str] = {
     "id": "Record id",
@@ -333,11 +332,11 @@ class StudyPage:
 
 
 def study_data(request: Request) -> StudyPage:
-    study_id = parse_nct(request.path_params["study_id"])
+    registry, study_id = parse_watch_id(request.path_params["study_id"])
     before = _version_before(request)
     app = tw(request)
-    watch = app.store.find_watch(REGISTRY, study_id)
-    study = load_study(app.store, REGISTRY, study_id, VersionWindow(VERSIONS_PER_PAGE, before))
+    watch = app.store.find_watch(registry, study_id)
+    study = load_study(app.store, registry, study_id, VersionWindow(VERSIONS_PER_PAGE, before))
     if watch is None and not study.stored_versions:
         raise HTTPException(
             404, f"{study_id} is not watched and nothing of it is stored (trialwatch watch add)"
