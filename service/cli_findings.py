@@ -7,7 +7,6 @@ from __future__ import annotations
 import click
 
 from service.errors import InputError
-from service.registry.catalog import parse_watch_id
 
 __all__ = ["findings"]
 
@@ -47,6 +46,8 @@ def findings(
     rules = _rule_names()
     if rule is not None and rule not in rules:
         raise InputError(f"--rule {rule!r}: not a rule (one of {', '.join(rules)})")
+    from service.registry.catalog import parse_watch_id
+
     study = parse_watch_id(study_id)[1] if study_id is not None else None
     app = ctx.find_object(App)
     assert app is not None, "the findings command runs under the trialwatch group"

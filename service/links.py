@@ -1,6 +1,6 @@
 """The registrations a record names: the ids of other registry records found in the ids it
 lists (ClinicalTrials.gov secondary ids, EUCTR A.5.x, CTIS ``eudraCt`` and secondary
-identifying numbers, ISRCTN ``externalRefs``), canonical, each once.
+identifying numbers, ISRCTN external references), canonical, each once.
 
 One ordered table of id forms does the finding (``service.ids.FORMATS``: CTIS before EudraCT,
 digit boundaries), so an EU CT number is never also read as the EudraCT number it starts

@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from service.errors import ConfigError, UnsafeDocument
 from service.models import CHANGE_KINDS, Severity
 from service.registry.ctgov_fields import API_URL, HISTORY_URL
+from service.registry.ctis.fields import URL as CTIS_URL
+from service.registry.euctr.fields import URL as EUCTR_URL
+from service.registry.isrctn.fields import URL as ISRCTN_URL
 from service.safeload import load_toml, read_bounded
 from service.urls import is_secret_key, mask_url
 
@@ -166,13 +169,13 @@ class SourceSettings(Section):
 
 
 class EuctrSettings(SourceSettings):
-    url: str = "https://www.clinicaltrialsregister.eu"
+    url: str = EUCTR_URL
 
     _urls = field_validator("url")(_http_url)
 
 
 class CtisSettings(SourceSettings):
-    api_url: str = "https://euclinicaltrials.eu/ctis-public-api"
+    api_url: str = CTIS_URL
     # rows a page of the change-signal search (the portal's own pages are at most 100)
     page_size: int = Field(100, ge=1, le=100)
 
@@ -180,7 +183,7 @@ class CtisSettings(SourceSettings):
 
 
 class IsrctnSettings(SourceSettings):
-    api_url: str = "https://www.isrctn.com/api"
+    api_url: str = ISRCTN_URL
 
     _urls = field_validator("api_url")(_http_url)
 

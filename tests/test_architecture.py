@@ -87,6 +87,9 @@ ALLOWED: dict[str, set[str]] = {
         "urls",
         "findings.rules",
         "registry.ctgov_fields",
+        "registry.ctis.fields",
+        "registry.euctr.fields",
+        "registry.isrctn.fields",
     },
     "cron": set(),
     "subscriptions": {"models", "settings", "cron"},
@@ -298,6 +301,32 @@ def test_only_the_ctgov_modules_know_clinicaltrials_govs_urls_and_field_paths() 
         and "migrations" not in path.parts
         and not (path.parent.name == "registry" and path.name.startswith("ctgov"))
         and knowing.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("package", "knowing"),
+    [
+        ("euctr", r"clinicaltrialsregister|ctr-search|End of Trial Status|F\.4\.2"),
+        ("ctis", r"euclinicaltrials|ctPublicStatusCode|authorizedPartI|memberStatesConcerned"),
+        ("isrctn", r"isrctn\.com|targetEnrolment|recruitmentStatusOverride|externalRefs\b"),
+    ],
+)
+def test_only_a_registrys_own_package_knows_its_addresses_and_fields(
+    package: str, knowing: str
+) -> None:
+    """Each registry beyond ClinicalTrials.gov lives in ``service/registry/<key>/``: its
+    addresses and the names of its record's fields nowhere else (settings take its default
+    address from there)."""
+    pattern = re.compile(knowing)
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*"))
+        if path.suffix in (".py", ".html", ".txt", ".css")
+        and "migrations" not in path.parts
+        and not (path.parent.name == package and path.parent.parent.name == "registry")
+        and pattern.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
 

@@ -101,7 +101,25 @@ def test_loading_again_updates_and_adds_nothing_twice(
     assert list(watches(trialwatch)) == ["NCT05605665"]
 
 
-def test_a_link_to_another_registry_is_stored_but_not_watched(
+def test_a_link_to_a_registry_trialwatch_cannot_fetch_is_stored_but_not_watched(
+    trialwatch: Trialwatch, tmp_path: Path
+) -> None:
+    directory = tmp_path / "seeds"
+    directory.mkdir()
+    (directory / "x.toml").write_text(
+        'id = "il2-sle"\ntitle = "Low-dose IL-2 in SLE"\n'
+        '[[links]]\nregistry = "drks"\nid = "DRKS00012345"\nconfidence = 1.0\n'
+        'source = "document"\n'
+    )
+    result = trialwatch("seeds", "load", str(directory))
+    assert result.exit_code == 0, result.stderr
+    assert "not watched: drks:DRKS00012345 (stored; trialwatch cannot fetch" in result.stdout
+    (listed,) = trialwatch("seeds", "list", "--json").json()
+    assert [(x["study_id"], x["watched"]) for x in listed["links"]] == [("DRKS00012345", False)]
+    assert watches(trialwatch) == {}
+
+
+def test_a_confident_link_to_an_eu_registration_is_watched_there(
     trialwatch: Trialwatch, tmp_path: Path
 ) -> None:
     directory = tmp_path / "seeds"
@@ -111,12 +129,13 @@ def test_a_link_to_another_registry_is_stored_but_not_watched(
         '[[links]]\nregistry = "euctr"\nid = "2014-003140-12"\nconfidence = 1.0\n'
         'source = "document"\n'
     )
-    result = trialwatch("seeds", "load", str(directory))
-    assert result.exit_code == 0, result.stderr
-    assert "not watched: euctr:2014-003140-12 (stored; trialwatch cannot fetch" in result.stdout
-    (listed,) = trialwatch("seeds", "list", "--json").json()
-    assert [(x["study_id"], x["watched"]) for x in listed["links"]] == [("2014-003140-12", False)]
-    assert watches(trialwatch) == {}
+    assert trialwatch("seeds", "load", str(directory)).exit_code == 0
+    (watch,) = trialwatch("watch", "list", "--json").json()
+    assert (watch["registry"], watch["study_id"], watch["tags"]) == (
+        "euctr",
+        "2014-003140-12",
+        ["seed:repurpss"],
+    )
 
 
 def test_one_bad_file_stops_the_load_with_nothing_written(

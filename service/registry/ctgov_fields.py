@@ -142,7 +142,7 @@ def _dig(node: Any, *keys: str) -> Any:
 INFO = RegistryInfo(
     key="ctgov",
     name="ClinicalTrials.gov",
-    id_forms="NCT followed by 8 digits (NCT05605665)",
+    id_forms="NCT followed by 8 digits, e.g. NCT05605665",
     parse_id=parse_id,
     study_url=study_url,
     lifecycle=lifecycle,

@@ -25,7 +25,7 @@ from service.seeds.model import CONFIDENT, RegistryLink, Seed
 from service.store import SeedData, SeedLinkData, Store, StoredSeed
 
 __all__ = [
-    "WATCHED_REGISTRY",
+    "WATCHED_REGISTRIES",
     "CompareReport",
     "Comparison",
     "DraftFile",
@@ -42,7 +42,8 @@ __all__ = [
     "write_drafts",
 ]
 
-WATCHED_REGISTRY = "ctgov"  # the registry trialwatch can fetch
+# the registries trialwatch can fetch (service.registry.catalog.WATCHED)
+WATCHED_REGISTRIES = ("ctgov", "euctr", "ctis", "isrctn")
 
 
 # ---- load ----------------------------------------------------------------------------------------
@@ -99,22 +100,22 @@ def _seed_data(seed: Seed, source: str) -> SeedData:
 
 
 def _watch_links(store: Store, stored: StoredSeed, now: datetime, report: LoadReport) -> None:
-    watched: list[str] = []
+    watched: dict[str, list[str]] = {}
     skipped: list[str] = []
     for link in stored.links:
         why = _why_not_watched(link)
         if why:
             skipped.append(f"{link.registry}:{link.study_id} ({why})")
         else:
-            watched.append(link.study_id)
-    if watched:
-        store.add_watches(WATCHED_REGISTRY, watched, [f"seed:{stored.seed_id}"], now)
-    report.watched[stored.seed_id] = watched
+            watched.setdefault(link.registry, []).append(link.study_id)
+    for registry, ids in watched.items():
+        store.add_watches(registry, ids, [f"seed:{stored.seed_id}"], now)
+    report.watched[stored.seed_id] = [i for ids in watched.values() for i in ids]
     report.not_watched[stored.seed_id] = skipped
 
 
 def _why_not_watched(link: SeedLinkData) -> str:
-    if link.registry != WATCHED_REGISTRY:
+    if link.registry not in WATCHED_REGISTRIES:
         return "stored; trialwatch cannot fetch this registry yet"
     if link.source != "person" and link.confidence < CONFIDENT:
         return f"confidence {link.confidence:.2f} is below {CONFIDENT}; accept it to watch it"
@@ -275,14 +276,14 @@ def _accept(store: Store, seed_ids: Sequence[str], accept: str, now: datetime) -
         registry=chosen.registry, study_id=chosen.study_id, confidence=1.0, source="person"
     )
     _record(store, stored.seed_id, link, now)
-    linked = chosen.study_id if chosen.registry == WATCHED_REGISTRY else ""
+    linked = chosen.study_id if chosen.registry in WATCHED_REGISTRIES else ""
     return LinkResult(stored.seed_id, [_link_json(link)], False, linked)
 
 
 def _record(store: Store, seed_id: str, link: SeedLinkData, now: datetime) -> None:
     store.add_seed_link(seed_id, link, now)
-    if link.registry == WATCHED_REGISTRY:
-        store.add_watches(WATCHED_REGISTRY, [link.study_id], [f"seed:{seed_id}"], now)
+    if link.registry in WATCHED_REGISTRIES:
+        store.add_watches(link.registry, [link.study_id], [f"seed:{seed_id}"], now)
 
 
 # ---- compare -------------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def _seed_view(
 
 
 def _link_view(link: dict[str, Any]) -> LinkView:
-    followed = link["registry"] == seeds_service.WATCHED_REGISTRY and link["watched"]
+    followed = link["registry"] in seeds_service.WATCHED_REGISTRIES and link["watched"]
     return LinkView(
         registry=link["registry"],
         study_id=link["study_id"],
