@@ -127,13 +127,15 @@ class ChangeStore(StoreBase):
         finally:
             _unlock(connection, locked)
 
-    def start_run(self, now: datetime) -> int:
-        """A new sync run, ``running`` until ``finish_run`` (or ``abandon_runs``) ends it, its
-        presence held meanwhile. The runs of processes that are gone are marked
-        ``interrupted`` first."""
+    def start_run(self, now: datetime, registry: str = "ctgov") -> int:
+        """A new sync run of ``registry``'s records, ``running`` until ``finish_run`` (or
+        ``abandon_runs``) ends it, its presence held meanwhile. The runs of processes that are
+        gone are marked ``interrupted`` first."""
         self.abandon_runs("cycle aborted earlier", now)  # left by a cycle that raised
         self.interrupt_runs(now)
-        new_run = insert(SYNC_RUNS).values(started_at=now, status="running", errors=[])
+        new_run = insert(SYNC_RUNS).values(
+            registry=registry, started_at=now, status="running", errors=[]
+        )
         new_run = new_run.returning(SYNC_RUNS.c.id)
         run_id = (
             self._start_locked_run(new_run)
@@ -259,13 +261,15 @@ class ChangeStore(StoreBase):
             )
         self._let_go_runs([run_id])
 
-    def last_cycle_mark(self) -> CycleMark | None:
-        """The newest whole-list cycle that finished ``ok``, or None (then probe everything)."""
+    def last_cycle_mark(self, registry: str = "ctgov") -> CycleMark | None:
+        """The newest whole-list cycle of ``registry`` that finished ``ok``, or None (then
+        probe everything): another registry's cycle says nothing of this one's changes."""
         columns = SYNC_RUNS.c
         with self._session() as session:
             runs = session.execute(
                 select(columns.started_at, columns.registry_timestamp, columns.mode)
                 .where(columns.status == "ok", columns.mode.is_not(None))
+                .where(columns.registry == registry)
                 .order_by(columns.id.desc())
                 .limit(1000)
             ).all()
@@ -299,13 +303,14 @@ class ChangeStore(StoreBase):
             return
         self._let_go_runs(open_runs)
 
-    def recent_run_statuses(self, count: int) -> list[str]:
-        """The statuses of the last ``count`` finished sync runs, newest first."""
+    def recent_run_statuses(self, count: int, registry: str = "ctgov") -> list[str]:
+        """The statuses of ``registry``'s last ``count`` finished sync runs, newest first."""
         with self._session() as session:
             return list(
                 session.scalars(
                     select(SyncRunRow.status)
                     .where(SyncRunRow.finished_at.is_not(None))
+                    .where(SyncRunRow.registry_key == registry)
                     .order_by(SyncRunRow.id.desc())
                     .limit(count)
                 )

@@ -103,6 +103,8 @@ class SyncRunRow(Base):
     __tablename__ = "sync_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # whose cycle: each registry's cycles are the base of its own next one
+    registry_key: Mapped[str] = mapped_column("registry", String(16), default="ctgov")
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default="running")

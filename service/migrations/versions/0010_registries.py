@@ -1,6 +1,7 @@
 """Registries beyond ClinicalTrials.gov (EUCTR, CTIS, ISRCTN): when each record was last
 fetched whole (the change signal of a registry without history is read against it), and of
-its latest version the lifecycle and the registrations it names (listings show both).
+its latest version the lifecycle and the registrations it names (listings show both); whose
+registry each sync run was (each registry's cycles are the base of its own next one).
 
 The two derived columns are filled from each record's latest stored version.
 
@@ -33,6 +34,10 @@ def upgrade() -> None:
         "records", sa.Column("lifecycle", sa.String(24), nullable=False, server_default="")
     )
     op.add_column("records", sa.Column("links", sa.JSON(), nullable=True))
+    # every run so far was ClinicalTrials.gov's
+    op.add_column(
+        "sync_runs", sa.Column("registry", sa.String(16), nullable=False, server_default="ctgov")
+    )
     _fill_derived(op.get_bind())
 
 
@@ -92,6 +97,8 @@ def _fill_derived(connection: Any) -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sync_runs") as batch:
+        batch.drop_column("registry")
     with op.batch_alter_table("records") as batch:
         batch.drop_column("links")
         batch.drop_column("lifecycle")
