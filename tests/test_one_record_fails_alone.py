@@ -26,7 +26,6 @@ from conftest import TESTS_DATA
 from ctgov_emulator import Emulator
 from starlette.testclient import TestClient
 
-from service import report as report_module
 from service.app import build_app
 from service.diff import diff
 from service.findings import rules
@@ -35,6 +34,7 @@ from service.models import Snapshot, StudyDate
 from service.registry.ctgov_facts import trial_facts
 from service.registry.ctgov_normalise import normalise
 from service.report import StudyData, VersionPoint, render_report
+from service.report import display as report_module
 from service.settings import load_settings
 from service.store import Store
 from service.text import storable
