@@ -893,11 +893,14 @@ def _slots(snap: Snapshot, info: RegistryInfo) -> list[_Slot]:
 
 def _outcome_changes(old: Snapshot, new: Snapshot, info: RegistryInfo) -> list[Change]:
     old_slots, new_slots = _slots(old, info), _slots(new, info)
-    pairs = pair_outcomes(
-        [(s.type, s.outcome) for s in old_slots], [(s.type, s.outcome) for s in new_slots]
+    pairs = _whole_text_pairs(old_slots, new_slots) if info.outcomes_as_text else {}
+    rest_old = [i for i in range(len(old_slots)) if i not in set(pairs.values())]
+    rest_new = [i for i in range(len(new_slots)) if i not in pairs]
+    found = pair_outcomes(
+        [(old_slots[i].type, old_slots[i].outcome) for i in rest_old],
+        [(new_slots[i].type, new_slots[i].outcome) for i in rest_new],
     )
-    if info.outcomes_as_text:
-        _pair_whole_texts(old_slots, new_slots, pairs)
+    pairs |= {rest_new[n]: rest_old[o] for n, o in found.items()}
     changes: list[Change] = []
     for pos, slot in enumerate(new_slots):
         if pos in pairs:
@@ -915,16 +918,18 @@ def _outcome_changes(old: Snapshot, new: Snapshot, info: RegistryInfo) -> list[C
     return changes
 
 
-def _pair_whole_texts(old: list[_Slot], new: list[_Slot], pairs: dict[int, int]) -> None:
+def _whole_text_pairs(old: list[_Slot], new: list[_Slot]) -> dict[int, int]:
     """A registry whose end points of a kind are one free text (EUCTR's E.5.1, ISRCTN's
-    primaryOutcome): a list holding one text on both sides that did not pair is that text
-    rewritten, however much (an amendment that drops one of two end points rewrites it)."""
-    paired_old = set(pairs.values())
+    primaryOutcome): a kind holding one text on both sides is that text, rewritten however
+    much (an amendment that drops one of two end points rewrites it), before any text is
+    tried against another kind's (an outcome moved between kinds)."""
+    pairs: dict[int, int] = {}
     for kind in OUTCOME_TYPES:
         olds = [i for i, s in enumerate(old) if s.type == kind]
         news = [i for i, s in enumerate(new) if s.type == kind]
-        if len(olds) == len(news) == 1 and news[0] not in pairs and olds[0] not in paired_old:
+        if len(olds) == len(news) == 1:
             pairs[news[0]] = olds[0]
+    return pairs
 
 
 _PARTS = (("measure", "measure"), ("time frame", "time_frame"), ("description", "description"))

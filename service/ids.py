@@ -135,14 +135,17 @@ FORMATS: tuple[IdFormat, ...] = (
     _format(
         "ctis",
         "CTIS (EU CT number)",
-        r"(?<![\w-])(20\d{2})-(5\d{5})-(\d{2})-(\d{2})" + _NUMBER_END,
+        # the WHO portal writes it CTIS2025-523333-26-00
+        r"(?:(?<![\w-])|(?<=CTIS)|(?<=ctis))(20\d{2})-(5\d{5})-(\d{2})-(\d{2})" + _NUMBER_END,
         _joined("", 1, 2, 3, 4, sep="-"),
         "2025-523333-26-00",
     ),
     _format(
         "euctr",
         "EudraCT",
-        rf"(?i)(?<!IRCT)(?<!PACTR)(?<![\d-])\b(20\d{{2}}){_SEP}(0\d{{5}}){_SEP}(\d{{2}})\b(?!-\d)",
+        # (the WHO portal writes it EUCTR2014-003140-12, with a country suffix per record)
+        rf"(?i)(?<!IRCT)(?<!PACTR)(?<![\d-])(?:\b|(?<=EUCTR))(20\d{{2}}){_SEP}(0\d{{5}}){_SEP}"
+        r"(\d{2})\b(?!-\d)",
         _joined("", 1, 2, 3, sep="-"),
         "2014-003140-12",
     ),

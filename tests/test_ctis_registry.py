@@ -446,14 +446,40 @@ def ctis(eu_emulator: Any) -> Iterator[CtisClient]:
     yield client
 
 
-def test_fetch_serves_the_retrieve_record(ctis: CtisClient, eu_emulator: Any) -> None:
+def test_fetch_serves_the_retrieve_record_with_its_search_row(
+    ctis: CtisClient, eu_emulator: Any
+) -> None:
     record = ctis.fetch(MSD)
     assert record["ctNumber"] == MSD and record["ctStatus"] == "Authorised"
     assert normalise(record).overall_status == "Ongoing, recruiting"
-    assert ctis.requests == 1 and eu_emulator.stats()["paths"] == [
-        f"/ctis-public-api/retrieve/{MSD}"
+    # what only a search row carries is asked for with one search for its number
+    assert ctis.requests == 2 and eu_emulator.stats()["paths"] == [
+        f"/ctis-public-api/retrieve/{MSD}",
+        "/ctis-public-api/search",
     ]
     assert ctis.fetch(f"CTIS{GSK}")["ctNumber"] == GSK
+
+
+def test_a_record_without_the_search_rows_fields_gets_them_never_the_rows_status(
+    ctis: CtisClient, eu_emulator: Any
+) -> None:
+    bare = as_retrieved(MSD)
+    for key in ("lastUpdated", "lastPublicationUpdate", "totalNumberEnrolled"):
+        bare.pop(key, None)
+    eu_emulator.publish("ctis", bare, "2025-10-02")  # the row says 02/10/2025
+    record = ctis.fetch(MSD)
+    assert record["lastUpdated"] == "02/10/2025" and record["ctStatus"] == "Authorised"
+    assert record_meta(record).last_update_posted == "2025-10-02"
+
+
+def test_a_record_the_signal_named_is_fetched_with_its_row_in_one_request(
+    ctis: CtisClient, eu_emulator: Any
+) -> None:
+    today = date.today()
+    eu_emulator.publish("ctis", as_retrieved(MSD), today.isoformat())
+    ctis.signal(datetime.combine(today, datetime.min.time(), tzinfo=UTC))
+    ctis.fetch(MSD)
+    assert ctis.requests == 2  # the signal and the record: the row came with the signal
 
 
 def test_a_number_ctis_does_not_have_is_not_found(ctis: CtisClient, eu_emulator: Any) -> None:
@@ -469,7 +495,7 @@ def test_a_number_ctis_does_not_have_is_not_found(ctis: CtisClient, eu_emulator:
 def test_passing_refusals_are_retried(ctis: CtisClient, eu_emulator: Any, kind: str) -> None:
     eu_emulator.fault("/ctis-public-api/retrieve/", kind, count=2)
     assert ctis.fetch(MSD)["ctNumber"] == MSD
-    assert ctis.requests == 3
+    assert ctis.requests == 4  # two refused, the record, its search row
 
 
 def test_a_refusal_that_lasts_is_said(ctis: CtisClient, eu_emulator: Any) -> None:
@@ -519,12 +545,13 @@ def test_the_signal_names_what_the_registry_published_today(
 def test_the_signal_pages_back_to_since(eu_emulator: Any) -> None:
     client = build_client(settings(eu_emulator.url("ctis"), page_size=2))
     signal = client.signal(datetime(2025, 9, 1, tzinfo=UTC))
-    assert signal.stamps == {GSK: "2025-09-15"} and client.requests == 1
+    # stamped the day it was made public (lastPublicationUpdate), the night after its update
+    assert signal.stamps == {GSK: "2025-09-16"} and client.requests == 1
     client = build_client(settings(eu_emulator.url("ctis"), page_size=2))
     signal = client.signal(datetime(2020, 1, 1, tzinfo=UTC))
     assert signal.stamps == {
-        GSK: "2025-09-15",
-        MSD: "2025-08-19",
+        GSK: "2025-09-16",
+        MSD: "2025-08-20",
         ROESSINGH: "2024-05-06",
         KINARUS: "2022-08-03",
     }
@@ -535,7 +562,7 @@ def test_the_signal_pages_back_to_since(eu_emulator: Any) -> None:
 def test_the_signal_rides_out_a_firewall_refusal(ctis: CtisClient, eu_emulator: Any) -> None:
     eu_emulator.fault("/ctis-public-api/search", "429", count=1)
     eu_emulator.fault("/ctis-public-api/search", "403", count=1)
-    assert ctis.signal(datetime(2025, 9, 1, tzinfo=UTC)).stamps == {GSK: "2025-09-15"}
+    assert ctis.signal(datetime(2025, 9, 1, tzinfo=UTC)).stamps == {GSK: "2025-09-16"}
     assert ctis.requests == 3
 
 
@@ -719,3 +746,20 @@ def test_diff_a_member_states_status() -> None:
     assert change.kind == "status_changed"
     assert change.field == "authorizedApplication.memberStatesConcerned.PL.mscPublicStatusCode"
     assert change.summary == "Poland: Ongoing, recruiting → Ongoing, recruitment ended"
+
+
+def test_a_signal_whose_days_do_not_read_is_no_signal(eu_emulator: Any) -> None:
+    drifted = as_retrieved(MSD)
+    eu_emulator.publish("ctis", drifted, "2025-10-02")
+    # the row's day written another way than CTIS writes it today
+    for record in eu_emulator_records(eu_emulator):
+        record["lastUpdated"] = "2025-10-02T10:00:00"
+    client = build_client(settings(eu_emulator.url("ctis")))
+    with pytest.raises(RecordInvalid, match="no row's lastUpdated reads as a day"):
+        client.signal(datetime(2025, 9, 1, tzinfo=UTC))
+
+
+def eu_emulator_records(eu_emulator: Any) -> list[dict[str, Any]]:
+    import eu_registries_emulator
+
+    return list(eu_registries_emulator.S.ctis.values())

@@ -632,6 +632,8 @@ def test_what_the_request_budget_cannot_reach_is_said(budget: int) -> None:
     assert len(signal.stamps) == 4 and client.requests <= budget
     assert "9 records changed from 2026-01-01T00:00:00.000Z" in signal.warning
     assert "4 came back" in signal.warning
+    # what it could not read it does not vouch for: records fetched before then are fetched
+    assert signal.covers_from is not None and signal.covers_from > datetime(2026, 1, 1, tzinfo=UTC)
 
 
 # --- the changes the diff finds ---------------------------------------------------------------

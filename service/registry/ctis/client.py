@@ -5,6 +5,12 @@ CTIS sits behind Azure's web firewall, which answers 403 as well as 429 to burst
 (rfhb/ctrdata#55): both are retried (``PoliteHttp(retry_forbidden=True)``). ``GET /search``
 is refused with 403 whatever the pace; the search is a POST.
 
+``/retrieve`` leaves out what only a search row carries (``lastUpdated``,
+``totalNumberEnrolled``, ``resultsFirstReceived``, ``startDateEU`` …: ctrdata merges the row
+over the record for the same reason); the record a fetch returns has them merged in, from the
+row the last change signal gave for it, else from one search for its number. The row's
+``ctStatus`` (the public status code) is never merged: the record's own is the application's.
+
 The search answers at most 10,000 rows a query (rfhb/ctrdata#59): the signal pages back from
 the newest update until it passes ``since``, and when the cap stops it first it says so
 (``Signal.warning``) and tells from when it covers (``Signal.covers_from``), never truncating
@@ -32,6 +38,18 @@ from service.settings import CtisSettings
 __all__ = ["SEARCH_CAP", "CtisClient", "build_client"]
 
 SEARCH_CAP = 10_000  # rows CTIS answers a query at most (pagination.totalRecords stops there)
+# what a search row adds to a /retrieve record (never its ctStatus: the public code there)
+ROW_FIELDS = (
+    "lastUpdated",
+    "lastPublicationUpdate",
+    "totalNumberEnrolled",
+    "resultsFirstReceived",
+    "startDateEU",
+    "endDateEU",
+    "trialPhase",
+    "trialCountries",
+    "decisionDateOverall",
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,7 @@ class CtisClient:
         self._http = http
         self._api = settings.api_url.rstrip("/")
         self._page_size = settings.page_size
+        self._rows: dict[str, dict[str, Any]] = {}  # the last signal's rows, by number
 
     @property
     def requests(self) -> int:
@@ -72,7 +91,14 @@ class CtisClient:
             raise RecordInvalid(
                 f"CTIS answered {what} with the record of {served!r}, not of {number}"
             )
-        return record
+        row = self._rows.pop(number, None) or self._row_of(number)
+        extra = {k: row[k] for k in ROW_FIELDS if k in row and k not in record} if row else {}
+        return {**record, **extra}
+
+    def _row_of(self, number: str) -> dict[str, Any] | None:
+        """The search row of one trial (one request), None when the search does not list it."""
+        page = self._search_page(1, 1, {"number": number}, "lastUpdated")
+        return next((r for r in page.rows if r.get("ctNumber") == number), None)
 
     def signal(self, since: datetime) -> Signal:
         """The trials updated on or after ``since``'s day (UTC), each with the day CTIS last
@@ -80,19 +106,33 @@ class CtisClient:
         page is still on or after that day, so a quiet cycle costs one request.
 
         CTIS's days are (presumably) Brussels days, never behind UTC: an update stamped the day
-        before ``since``'s UTC day happened before ``since``."""
+        before ``since``'s UTC day happened before ``since``. A record is stamped with the later
+        of ``lastUpdated`` and ``lastPublicationUpdate``: an update is made public the night
+        after it (the reference records: 19/08 → published 20/08 at 03:46), and a fetch in
+        between saw the old record. Rows whose days cannot be read are no signal at all
+        (``RecordInvalid``: the cycle then fetches every record)."""
         since_day = _utc_day(since)
         stamps: dict[str, str] = {}
+        self._rows.clear()
         oldest: date | None = None
         page_number = 1
         while True:
             page = self._search_page(page_number, self._page_size, {}, "lastUpdated")
             days = [(row, _row_day(row)) for row in page.rows]
             dated = [day for _row, day in days if day is not None]
+            unreadable = [r for r, d in days if d is None and str(r.get("lastUpdated") or "")]
+            if unreadable and not dated:  # the day's format changed: no signal at all
+                raise RecordInvalid(
+                    f"CTIS search page {page_number}: no row's lastUpdated reads as a day "
+                    f"(e.g. {unreadable[0].get('lastUpdated')!r})"
+                )
             for row, day in days:
                 number = parse_id(str(row.get("ctNumber") or ""))
                 if number and day is not None and day >= since_day:
-                    stamps[number] = max(stamps.get(number, ""), day.isoformat())
+                    published = _row_day(row, "lastPublicationUpdate") or day
+                    stamp = max(day, published).isoformat()
+                    stamps[number] = max(stamps.get(number, ""), stamp)
+                    self._rows[number] = row
             if not dated or dated[-1] < since_day:
                 return Signal(stamps=stamps, precision="day")
             oldest = min(dated) if oldest is None else min(oldest, *dated)
@@ -189,9 +229,10 @@ def _json(answer: Answer, what: str) -> Any:
         raise RecordInvalid(f"CTIS sent a body that is not JSON ({what})") from None
 
 
-def _row_day(row: dict[str, Any]) -> date | None:
-    """A search row's ``lastUpdated`` (dd/mm/yyyy; yyyy-mm-dd before the relaunch)."""
-    value = row.get("lastUpdated")
+def _row_day(row: dict[str, Any], key: str = "lastUpdated") -> date | None:
+    """A search row's ``lastUpdated`` or another day of it (dd/mm/yyyy; yyyy-mm-dd before the
+    relaunch)."""
+    value = row.get(key)
     if not isinstance(value, str):
         return None
     text = value.strip()

@@ -36,7 +36,8 @@ PREFERRED_COUNTRIES: tuple[str, ...] = ("BE", "ES", "DE", "FR", "IT", "NL", "DK"
 # only when nothing else is there: outside the EU/EEA, then the frozen GB records
 LAST_RESORT_COUNTRIES: tuple[str, ...] = ("3RD", "GB")
 
-_ID = re.compile(r"(?:EUCTR)?(\d{4}-\d{6}-\d{2})(?:-(" + "|".join(COUNTRIES) + r"))?", re.ASCII)
+# the middle block of a EudraCT number starts with 0 (an EU CT number's, with 5)
+_ID = re.compile(r"(?:EUCTR)?(\d{4}-0\d{5}-\d{2})(?:-(" + "|".join(COUNTRIES) + r"))?", re.ASCII)
 
 PATHS: dict[str, str] = {
     "org_study_id": "a41_sponsors_protocol_code_number",
@@ -53,7 +54,6 @@ PATHS: dict[str, str] = {
     "enrollment_count": "f422_in_the_whole_clinical_trial",
     "start_date": "n_date_of_competent_authority_decision",
     "completion_date": "p_date_of_the_global_end_of_the_trial",
-    "has_results": "trial_results",
 }  # fmt: skip
 OUTCOME_PATHS = {
     "primary": "e51_primary_end_points",

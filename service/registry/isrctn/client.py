@@ -104,10 +104,12 @@ class IsrctnClient:
                 windows.extend(halves)
             else:
                 found.take(answer)
+                found.overflowed(window)
                 found.warnings.append(_overflow(window, answer))
         return Signal(
             stamps=found.stamps,
             precision="time",
+            covers_from=found.blind_until,
             records=found.records,
             warning="; ".join(found.warnings),
         )
@@ -147,6 +149,13 @@ class _Found:
     stamps: dict[str, str] = field(default_factory=dict)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # the end of the latest window too full to read: the signal says nothing of the records
+    # fetched before it (the monitor fetches them)
+    blind_until: datetime | None = None
+
+    def overflowed(self, window: tuple[datetime, datetime | None]) -> None:
+        end = window[1] or self.now
+        self.blind_until = end if self.blind_until is None else max(self.blind_until, end)
 
     def take(self, answer: QueryAnswer) -> None:
         for trial in answer.trials:
@@ -185,8 +194,8 @@ def _overflow(window: _Window, answer: QueryAnswer) -> str:
     until = f" to {_stamp(end)}" if end else ""
     return (
         f"ISRCTN: {answer.total_count} records changed from {_stamp(start)}{until} but "
-        f"{len(answer.trials)} came back (the API has no paging); the rest wait for the next "
-        "full refetch"
+        f"{len(answer.trials)} came back (the API has no paging); every record last fetched "
+        f"before {_stamp(end) if end else 'now'} is fetched"
     )
 
 
