@@ -17,7 +17,15 @@ ALLOWED: dict[str, set[str]] = {
     "ids": {"errors"},
     "text": set(),
     "clock": {"errors"},
-    "registry.ctgov_normalise": {"models", "errors", "text", "links", "registry.ctgov_fields"},
+    "registry.ctgov_normalise": {
+        "models",
+        "errors",
+        "text",
+        "links",
+        "registry.ctgov_fields",
+        "registry.shape",
+    },
+    "registry.shape": {"errors"},
     "links": {"ids", "models"},
     "diff": {"models", "errors", "text", "registry.catalog", "registry.source"},
     "registry.ctgov_fields": {"registry.source"},
@@ -44,7 +52,7 @@ ALLOWED: dict[str, set[str]] = {
         "registry.euctr.tls",
     },
     "registry.ctis.fields": {"models", "registry.source"},
-    "registry.ctis.normalise": {"models", "errors", "text", "registry.ctis"},  # its fields
+    "registry.ctis.normalise": {"models", "errors", "text", "registry.ctis", "registry.shape"},
     "registry.ctis.client": {
         "errors",
         "safeload",
@@ -59,6 +67,7 @@ ALLOWED: dict[str, set[str]] = {
         "errors",
         "models",
         "text",
+        "registry.shape",
         "registry.isrctn.fields",
         "registry.isrctn.xml",
     },
@@ -247,6 +256,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 PURE = {
     "links",
+    "registry.shape",
     "registry.isrctn.fields",
     "registry.isrctn.normalise",
     "registry.euctr.text",

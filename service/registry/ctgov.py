@@ -29,9 +29,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -45,7 +43,6 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from service import __version__
 from service.deadline import Deadline, DeadlineExceeded, limit_passed, within_limit
 from service.deadline_http import guard_client, stream_within
 from service.errors import (
@@ -57,13 +54,11 @@ from service.errors import (
     UnsafeDocument,
 )
 from service.registry.base import Batch, HistoryEntry, Hits, Listing
-from service.registry.polite import RateLimiter
+from service.registry.polite import RETRYABLE_STATUS, USER_AGENT, RateLimiter, retry_after
 from service.registry.tls import registry_tls_context
 from service.safeload import load_json
 from service.settings import CtgovSettings
 
-USER_AGENT = f"trialwatch/{__version__} (clinical-trial registry monitor; python-httpx)"
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 NCT_ID = re.compile(r"NCT\d{8}", re.ASCII)  # \d alone matches any Unicode digit
 _POSTED_DATE = re.compile(r"\d{4}-\d{2}(?:-\d{2})?", re.ASCII)
 PROBE_FIELDS = "NCTId,LastUpdatePostDate"  # a cheap "what changed?" page
@@ -457,7 +452,7 @@ def _decode(response: httpx.Response) -> Any:
     if status in RETRYABLE_STATUS:
         raise RegistryUnavailable(
             f"registry answered {status} {response.reason_phrase} ({where})",
-            retry_after=_retry_after(response),
+            retry_after=retry_after(response.headers),
         )
     if status >= 400:
         detail = _plain(response)
@@ -494,21 +489,6 @@ def _plain(response: httpx.Response) -> str:
     if not text or text.startswith("<"):
         return ""
     return text.splitlines()[0][:200]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _studies_page(page: Any) -> tuple[list[dict[str, Any]], str | None]:

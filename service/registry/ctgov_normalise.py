@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from service.errors import RecordInvalid
@@ -39,6 +39,7 @@ from service.models import (
     StudyDate,
 )
 from service.registry.ctgov_fields import FIELD_PATHS, lifecycle
+from service.registry.shape import describe, invalid, sorted_set
 from service.text import fold_text
 
 __all__ = [
@@ -73,7 +74,6 @@ _WHOLE_NUMBER_TEXT = re.compile(r"([+-]?\d{1,18})(?:\.0*)?", re.ASCII)
 _MAX_INT = 2**63 - 1  # what any store column holds; a bigger count is garbage, not a study
 _TRUE_TEXT = frozenset({"true", "yes"})
 _FALSE_TEXT = frozenset({"false", "no"})
-_DESCRIBE_LIMIT = 40
 
 Json = dict[str, Any]
 T = TypeVar("T")
@@ -90,16 +90,16 @@ def unwrap(raw: object) -> tuple[Json, int | None]:
     if not isinstance(raw, dict):
         raise RecordInvalid(
             "expected a study object or a history wrapper {studyVersion, study}, "
-            f"got {_describe(raw)}"
+            f"got {describe(raw)}"
         )
     if PROTOCOL in raw:
         return raw, None
     if "study" in raw:
         study = raw["study"]
         if not isinstance(study, dict):
-            raise _invalid("study", "an object", study)
+            raise invalid("study", "an object", study)
         return study, _whole_number(raw.get("studyVersion"), "studyVersion")
-    keys = ", ".join(_describe(key) for key in sorted(map(str, raw))[:6]) or "none"
+    keys = ", ".join(describe(key) for key in sorted(map(str, raw))[:6]) or "none"
     raise RecordInvalid(
         f"expected a study (with {PROTOCOL}) or a history wrapper {{studyVersion, study}}, "
         f"got an object with keys: {keys}"
@@ -141,7 +141,7 @@ def record_meta(raw: object) -> RecordMeta:
     # stored as a short date column and compared across a page: anything else fails this
     # record here, not the statement that marks the whole page checked
     if posted and _POSTED_DATE.fullmatch(posted) is None:
-        raise _invalid(f"{where}.date", "a date (yyyy-MM-dd)", posted)
+        raise invalid(f"{where}.date", "a date (yyyy-MM-dd)", posted)
     return RecordMeta(
         study_id=_study_id(study),
         registry_version=version,
@@ -159,10 +159,10 @@ def _study_id(study: Json) -> str:
     if value is None:
         raise RecordInvalid(f"{STUDY_ID_PATH}: missing; a record needs its NCT number")
     if not isinstance(value, str):
-        raise _invalid(STUDY_ID_PATH, "a string", value)
+        raise invalid(STUDY_ID_PATH, "a string", value)
     study_id = value.strip()
     if _NCT_ID.fullmatch(study_id) is None:
-        raise _invalid(STUDY_ID_PATH, "an NCT number (NCT + 8 digits)", value)
+        raise invalid(STUDY_ID_PATH, "an NCT number (NCT + 8 digits)", value)
     return study_id.upper()
 
 
@@ -173,7 +173,7 @@ def _identification(module: Json) -> dict[str, Any]:
         "org_study_id": _text(
             _obj(module, "orgStudyIdInfo", where), "id", f"{where}.orgStudyIdInfo"
         ),
-        "secondary_ids": _sorted_set(secondary),
+        "secondary_ids": sorted_set(secondary),
         "brief_title": _text(module, "briefTitle", where),
         "official_title": _text(module, "officialTitle", where),
         "acronym": _text(module, "acronym", where),
@@ -207,7 +207,7 @@ def _design(module: Json) -> dict[str, Any]:
     enrollment_at = f"{where}.enrollmentInfo"
     return {
         "study_type": _enum(module, "studyType", where, STUDY_TYPES),
-        "phases": _sorted_set(_enums(module, "phases", where, PHASES)),
+        "phases": sorted_set(_enums(module, "phases", where, PHASES)),
         "allocation": _enum(design_info, "allocation", info_at, ALLOCATIONS),
         # Observational studies put their model (COHORT, CASE_CONTROL …) here too.
         "intervention_model": _enum(design_info, "interventionModel", info_at, MODELS),
@@ -220,8 +220,8 @@ def _design(module: Json) -> dict[str, Any]:
 
 def _conditions(module: Json) -> dict[str, Any]:
     return {
-        "conditions": _sorted_set(_texts(module, "conditions", CONDITIONS)),
-        "keywords": _sorted_set(_texts(module, "keywords", CONDITIONS)),
+        "conditions": sorted_set(_texts(module, "conditions", CONDITIONS)),
+        "keywords": sorted_set(_texts(module, "keywords", CONDITIONS)),
     }
 
 
@@ -239,7 +239,7 @@ def _intervention(item: Json, at: str) -> Intervention:
         type=_enum(item, "type", at, INTERVENTION_TYPES),
         name=_text(item, "name", at),
         description=_text(item, "description", at),
-        other_names=_sorted_set(_texts(item, "otherNames", at)),
+        other_names=sorted_set(_texts(item, "otherNames", at)),
     )
 
 
@@ -248,7 +248,7 @@ def _arm(item: Json, at: str) -> Arm:
         label=_text(item, "label", at),
         type=_enum(item, "type", at, ARM_TYPES),
         description=_text(item, "description", at),
-        interventions=_sorted_set(_texts(item, "interventionNames", at)),
+        interventions=sorted_set(_texts(item, "interventionNames", at)),
     )
 
 
@@ -282,7 +282,7 @@ def _sponsors(module: Json) -> dict[str, Any]:
     collaborators = _items(module, "collaborators", where, lambda item, at: _text(item, "name", at))
     return {
         "lead_sponsor": _text(_obj(module, "leadSponsor", where), "name", f"{where}.leadSponsor"),
-        "collaborators": _sorted_set(collaborators),
+        "collaborators": sorted_set(collaborators),
     }
 
 
@@ -392,7 +392,7 @@ def _enum_value(text: str, path: str, allowed: frozenset[str]) -> str:
     if value in allowed:
         return value
     shown = ", ".join(sorted(allowed))
-    raise RecordInvalid(f"{path}: {_describe(text)} is not one of the allowed values ({shown})")
+    raise RecordInvalid(f"{path}: {describe(text)} is not one of the allowed values ({shown})")
 
 
 # --- typed readers: each returns a default for a missing key and raises for a wrong type -------
@@ -408,7 +408,7 @@ def _obj(parent: Json, key: str, where: str) -> Json:
         return {}
     if isinstance(value, dict):
         return value
-    raise _invalid(_at(where, key), "an object", value)
+    raise invalid(_at(where, key), "an object", value)
 
 
 def _list(parent: Json, key: str, where: str) -> Sequence[Any]:
@@ -417,7 +417,7 @@ def _list(parent: Json, key: str, where: str) -> Sequence[Any]:
         return ()
     if isinstance(value, list | tuple):
         return value
-    raise _invalid(_at(where, key), "a list", value)
+    raise invalid(_at(where, key), "a list", value)
 
 
 def _items(parent: Json, key: str, where: str, read: Callable[[Json, str], T]) -> Iterator[T]:
@@ -428,7 +428,7 @@ def _items(parent: Json, key: str, where: str, read: Callable[[Json, str], T]) -
             continue
         item_at = f"{at}[{index}]"
         if not isinstance(item, dict):
-            raise _invalid(item_at, "an object", item)
+            raise invalid(item_at, "an object", item)
         yield read(item, item_at)
 
 
@@ -454,7 +454,7 @@ def _fold(value: object, where: str, key: str | int) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _MAX_INT:
         return str(value)
     path = f"{where}[{key}]" if isinstance(key, int) else _at(where, key)
-    raise _invalid(path, "a string", value)
+    raise invalid(path, "a string", value)
 
 
 def _boolean(parent: Json, key: str, where: str) -> bool | None:
@@ -467,7 +467,7 @@ def _boolean(parent: Json, key: str, where: str) -> bool | None:
             return True
         if word in _FALSE_TEXT:
             return False
-    raise _invalid(_at(where, key), "true or false", value)
+    raise invalid(_at(where, key), "true or false", value)
 
 
 def _whole_number(value: object, path: str) -> int | None:
@@ -475,55 +475,22 @@ def _whole_number(value: object, path: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _invalid(path, "a number", value)
+        raise invalid(path, "a number", value)
     if isinstance(value, str):
         match = _WHOLE_NUMBER_TEXT.fullmatch(value.strip())
         if match is None:
-            raise _invalid(path, "a number", value)
+            raise invalid(path, "a number", value)
         number = int(match.group(1))
     elif isinstance(value, float):
         if not (math.isfinite(value) and value.is_integer()):
-            raise _invalid(path, "a whole number", value)
+            raise invalid(path, "a whole number", value)
         number = int(value)
     else:
         number = value
     if not 0 <= number <= _MAX_INT:
-        raise _invalid(path, "a whole number from 0 to 2^63-1", value)
+        raise invalid(path, "a whole number from 0 to 2^63-1", value)
     return number
-
-
-def _sorted_set(values: Iterator[str]) -> tuple[str, ...]:
-    # Empty strings are dropped: a blank keyword or a null in the list carries nothing. Sorting
-    # ignores case first so lists read naturally; the text itself breaks ties deterministically.
-    return tuple(sorted({value for value in values if value}, key=_text_order))
 
 
 def _text_order(value: str) -> tuple[str, str]:
     return (value.casefold(), value)
-
-
-# --- messages -------------------------------------------------------------------------------
-
-
-def _invalid(path: str, expected: str, value: object) -> RecordInvalid:
-    return RecordInvalid(f"{path}: expected {expected}, got {_describe(value)}")
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        shown = value if len(value) <= _DESCRIBE_LIMIT else value[: _DESCRIBE_LIMIT - 1] + "…"
-        return repr(shown)
-    if isinstance(value, int) and abs(value) > _MAX_INT:
-        # repr() of a huge int is slow and, past 4300 digits, raises ValueError.
-        return "a number too large to show"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return f"a {type(value).__name__}"

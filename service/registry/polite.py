@@ -220,7 +220,7 @@ class PoliteHttp:
         if status in RETRYABLE_STATUS or (status == 403 and self._retry_forbidden):
             raise RegistryUnavailable(
                 f"{self.name} answered {status} ({where})",
-                retry_after=_retry_after(answer.headers),
+                retry_after=retry_after(answer.headers),
             )
         if status >= 400:
             raise RegistryError(f"{self.name} refused the request: {status} ({where})")
@@ -272,7 +272,8 @@ def _describe(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
+def retry_after(headers: httpx.Headers) -> float | None:
+    """The seconds a ``Retry-After`` header asks for (a number or an HTTP date), if any."""
     value = headers.get("retry-after")
     if not value:
         return None

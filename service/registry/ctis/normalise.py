@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from service.errors import RecordInvalid
 from service.models import CountryRecord, Outcome, RecordMeta, Snapshot, StudyDate
 from service.registry.ctis import fields
+from service.registry.shape import describe, invalid, sorted_set
 from service.text import fold_text
 
 __all__ = ["normalise", "record_meta"]
@@ -44,7 +45,6 @@ _ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.]*Z?)?", re.ASCII)  
 _WHOLE_NUMBER_TEXT = re.compile(r"\+?(\d{1,18})(?:\.0*)?", re.ASCII)
 _LEGACY_COUNTRY_STATUS = re.compile(r"([A-Z]{2}):\s*(.*?)\s*(?=,\s*[A-Z]{2}:|$)", re.ASCII)
 _MAX_INT = 2**63 - 1
-_DESCRIBE_LIMIT = 40
 # What sponsors type where they have no other registration: not an identifier.
 _PLACEHOLDERS = frozenset(
     {
@@ -117,7 +117,7 @@ class _Record:
 def _record(raw: object) -> _Record:
     if not isinstance(raw, dict):
         raise RecordInvalid(
-            f"expected a CTIS record (an object with ctNumber), got {_describe(raw)}"
+            f"expected a CTIS record (an object with ctNumber), got {describe(raw)}"
         )
     value = raw.get("ctNumber")
     if value is None:
@@ -126,12 +126,12 @@ def _record(raw: object) -> _Record:
         )
     study_id = fields.parse_id(value) if isinstance(value, str) else None
     if study_id is None:
-        raise _invalid(fields.STUDY_ID_PATH, "an EU CT number (2023-505613-24-00)", value)
+        raise invalid(fields.STUDY_ID_PATH, "an EU CT number (2023-505613-24-00)", value)
     application = raw.get(fields.APPLICATION)
     if isinstance(application, dict):
         return _Record(raw, study_id, application, fields.APPLICATION, False)
     if application is not None:
-        raise _invalid(fields.APPLICATION, "an object", application)
+        raise invalid(fields.APPLICATION, "an object", application)
     if isinstance(raw.get("authorizedPartI"), dict) or isinstance(raw.get("applications"), list):
         return _Record(raw, study_id, raw, "", True)
     if fields.APPLICATION in raw or fields.STATUS_PATH in raw:
@@ -180,7 +180,7 @@ def _secondary_ids(record: _Record, identifiers: Json, at: str) -> tuple[str, ..
                 )
     numbers = _obj(identifiers, "secondaryIdentifyingNumbers", at)
     found += _registry_numbers(numbers, _at(at, "secondaryIdentifyingNumbers"))
-    return _sorted_set(n for n in found if n != record.study_id and not _placeholder(n))
+    return sorted_set(n for n in found if n != record.study_id and not _placeholder(n))
 
 
 def _registry_numbers(numbers: Json, at: str) -> Iterator[str]:
@@ -295,7 +295,7 @@ def _conditions(record: _Record) -> tuple[str, ...]:
         found = list(
             _items(medical, "partIMedicalConditions", _at(at, "medicalCondition"), condition)
         )
-    return _sorted_set(iter(found))
+    return sorted_set(iter(found))
 
 
 def _sponsors(record: _Record) -> dict[str, Any]:
@@ -305,7 +305,7 @@ def _sponsors(record: _Record) -> dict[str, Any]:
     if not lead and sponsors:
         lead = sponsors[0][1]
     others = [name for primary, name in sponsors if name != lead]
-    return {"lead_sponsor": lead, "collaborators": _sorted_set(iter(others))}
+    return {"lead_sponsor": lead, "collaborators": sorted_set(iter(others))}
 
 
 def _sponsor(item: Json, at: str) -> tuple[bool, str]:
@@ -493,7 +493,7 @@ def _obj(parent: Mapping[str, Any], key: str, where: str) -> Json:
         return {}
     if isinstance(value, dict):
         return value
-    raise _invalid(_at(where, key), "an object", value)
+    raise invalid(_at(where, key), "an object", value)
 
 
 def _list(parent: Mapping[str, Any], key: str, where: str) -> Sequence[Any]:
@@ -502,7 +502,7 @@ def _list(parent: Mapping[str, Any], key: str, where: str) -> Sequence[Any]:
         return ()
     if isinstance(value, list):
         return value
-    raise _invalid(_at(where, key), "a list", value)
+    raise invalid(_at(where, key), "a list", value)
 
 
 def _items(parent: Json, key: str, where: str, read: Callable[[Json, str], T]) -> Iterator[T]:
@@ -523,7 +523,7 @@ def _dicts_at(parent: Json, key: str, where: str) -> Iterator[tuple[Json, str]]:
             continue
         item_at = f"{at}[{index}]"
         if not isinstance(item, dict):
-            raise _invalid(item_at, "an object", item)
+            raise invalid(item_at, "an object", item)
         yield item, item_at
 
 
@@ -536,7 +536,7 @@ def _text(parent: Mapping[str, Any], key: str, where: str) -> str:
     # a code or number that arrives as a JSON number is unambiguous as text
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _MAX_INT:
         return str(value)
-    raise _invalid(_at(where, key), "a string", value)
+    raise invalid(_at(where, key), "a string", value)
 
 
 def _whole_number(value: object, path: str) -> int | None:
@@ -545,20 +545,20 @@ def _whole_number(value: object, path: str) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _invalid(path, "a number", value)
+        raise invalid(path, "a number", value)
     if isinstance(value, str):
         match = _WHOLE_NUMBER_TEXT.fullmatch(value.strip())
         if match is None:
-            raise _invalid(path, "a number", value)
+            raise invalid(path, "a number", value)
         number = int(match.group(1))
     elif isinstance(value, float):
         if not (math.isfinite(value) and value.is_integer()):
-            raise _invalid(path, "a whole number", value)
+            raise invalid(path, "a whole number", value)
         number = int(value)
     else:
         number = value
     if not 0 <= number <= _MAX_INT:
-        raise _invalid(path, "a whole number from 0 to 2^63-1", value)
+        raise invalid(path, "a whole number from 0 to 2^63-1", value)
     return number
 
 
@@ -568,47 +568,15 @@ def _day(value: object, path: str) -> str:
     if value is None or (isinstance(value, str) and not value.strip()):
         return ""
     if not isinstance(value, str):
-        raise _invalid(path, "a date (dd/mm/yyyy or yyyy-mm-dd)", value)
+        raise invalid(path, "a date (dd/mm/yyyy or yyyy-mm-dd)", value)
     text = value.strip()
     if match := _DAY_FIRST.fullmatch(text):
         day, month, year = match.groups()
     elif match := _ISO_DAY.fullmatch(text):
         year, month, day = match.groups()
     else:
-        raise _invalid(path, "a date (dd/mm/yyyy or yyyy-mm-dd)", value)
+        raise invalid(path, "a date (dd/mm/yyyy or yyyy-mm-dd)", value)
     try:
         return date(int(year), int(month), int(day)).isoformat()
     except ValueError:
-        raise _invalid(path, "a date that exists", value) from None
-
-
-def _sorted_set(values: Iterator[str]) -> tuple[str, ...]:
-    # Empty strings dropped; case-folded order first so lists read naturally, the text itself
-    # breaking ties deterministically.
-    return tuple(sorted({value for value in values if value}, key=lambda v: (v.casefold(), v)))
-
-
-# --- messages -------------------------------------------------------------------------------
-
-
-def _invalid(path: str, expected: str, value: object) -> RecordInvalid:
-    return RecordInvalid(f"{path}: expected {expected}, got {_describe(value)}")
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        shown = value if len(value) <= _DESCRIBE_LIMIT else value[: _DESCRIBE_LIMIT - 1] + "…"
-        return repr(shown)
-    if isinstance(value, int) and abs(value) > _MAX_INT:
-        return "a number too large to show"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return f"a {type(value).__name__}"
+        raise invalid(path, "a date that exists", value) from None

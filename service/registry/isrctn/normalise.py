@@ -49,7 +49,7 @@ beside ``<trial>`` that ``parties/sponsorId`` names (the first is the lead), els
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import date
 
 from lxml import etree
@@ -58,6 +58,7 @@ from service.errors import RecordInvalid
 from service.models import Outcome, RecordMeta, Snapshot, StudyDate
 from service.registry.isrctn.fields import INFO, lifecycle, parse_id
 from service.registry.isrctn.xml import parse_full_trial
+from service.registry.shape import describe, invalid, sorted_set
 from service.text import fold_text
 
 __all__ = ["computed_status", "normalise", "record_meta", "whole_number"]
@@ -78,7 +79,6 @@ _NUMBER = re.compile(r"\d[\d,]*", re.ASCII)
 _GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+", re.ASCII)
 _MAX_INT = 2**63 - 1
 _PROTOCOL_TYPE = "protocol serial number"  # secondaryNumber@numberType of a protocol number
-_SHOWN = 40
 
 
 # --- public API -----------------------------------------------------------------------------
@@ -106,16 +106,16 @@ def normalise(raw: object) -> Snapshot:
         lifecycle=lifecycle(status),
         why_stopped=_text(design, "reasonAbandoned"),
         study_type=_text(design, "primaryStudyDesign"),
-        phases=_sorted_set(_texts(trial, "interventions/intervention/phase")),
+        phases=sorted_set(_texts(trial, "interventions/intervention/phase")),
         enrollment_count=_enrolment(participants, "targetEnrolment"),
         enrollment_actual=_enrolment(participants, "totalFinalEnrolment"),
         start_date=_start_date(design, participants, as_of),
         completion_date=_study_date(design, "trialDesign", "overallEndDate", as_of),
-        conditions=_sorted_set(_texts(trial, "conditions/condition/description")),
+        conditions=sorted_set(_texts(trial, "conditions/condition/description")),
         primary_outcomes=_outcomes(description, "primary"),
         secondary_outcomes=_outcomes(description, "secondary"),
         lead_sponsor=lead,
-        collaborators=_sorted_set(iter(others)),
+        collaborators=sorted_set(iter(others)),
         brief_summary=_text(description, "plainEnglishSummary"),
         detailed_description="",
         has_results=_has_results(trial),
@@ -130,7 +130,7 @@ def record_meta(raw: object) -> RecordMeta:
     _full, trial, study_id = _record(raw)
     updated = (trial.get("lastUpdated") or "").strip()
     if updated and _ISO_DAY.fullmatch(updated) is None:
-        raise _invalid("lastUpdated", "an ISO time (yyyy-mm-ddThh:mm:ss.sssZ)", updated)
+        raise invalid("lastUpdated", "an ISO time (yyyy-mm-ddThh:mm:ss.sssZ)", updated)
     return RecordMeta(study_id=study_id, registry_version=None, last_update_posted=updated)
 
 
@@ -176,22 +176,22 @@ def _record(raw: object) -> tuple[Element, Element, str]:
     """``(fullTrial, trial, study id)`` of a raw record, checked."""
     if not isinstance(raw, dict):
         raise RecordInvalid(
-            f"expected an ISRCTN record {{isrctn, xml, as_of}}, got {_describe(raw)}"
+            f"expected an ISRCTN record {{isrctn, xml, as_of}}, got {describe(raw)}"
         )
     xml = raw.get("xml")
     if not isinstance(xml, str) or not xml.strip():
-        raise _invalid("xml", "the record's <fullTrial> XML text", xml)
+        raise invalid("xml", "the record's <fullTrial> XML text", xml)
     full = parse_full_trial(xml, "xml")
     trial = full.find("trial")
     if trial is None:
         raise RecordInvalid("xml: the <fullTrial> holds no <trial>")
     digits = (trial.findtext("isrctn") or "").strip()
     if _DIGITS.fullmatch(digits) is None:
-        raise _invalid("isrctn", "the ISRCTN number's 8 digits", digits)
+        raise invalid("isrctn", "the ISRCTN number's 8 digits", digits)
     study_id = f"ISRCTN{digits}"
     named = raw.get("isrctn")
     if named is not None and (not isinstance(named, str) or parse_id(named) != study_id):
-        raise RecordInvalid(f"isrctn: the record is {study_id}, not {_describe(named)}")
+        raise RecordInvalid(f"isrctn: the record is {study_id}, not {describe(named)}")
     return full, trial, study_id
 
 
@@ -204,7 +204,7 @@ def _as_of(raw: object) -> date:
             raise ValueError
         return date.fromisoformat(value)
     except ValueError:
-        raise _invalid("as_of", "a day (yyyy-mm-dd)", value) from None
+        raise invalid("as_of", "a day (yyyy-mm-dd)", value) from None
 
 
 # --- fields -----------------------------------------------------------------------------------
@@ -232,7 +232,7 @@ def _secondary_ids(trial: Element, study_id: str, org_study_id: str) -> tuple[st
     ]
     own = {study_id.casefold(), study_id.removeprefix("ISRCTN"), org_study_id.casefold()}
     kept = (_present(value) for value in values)
-    return _sorted_set(value for value in kept if value and value.casefold() not in own)
+    return sorted_set(value for value in kept if value and value.casefold() not in own)
 
 
 def _enrolment(participants: Element | None, key: str) -> int | None:
@@ -362,27 +362,4 @@ def _day(parent: Element | None, where: str, key: str) -> date | None:
             raise ValueError
         return date.fromisoformat(match.group(1))
     except ValueError:
-        raise _invalid(f"{where}.{key}", "a date (yyyy-mm-ddThh:mm:ss.sssZ)", text) from None
-
-
-def _sorted_set(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(sorted({v for v in values if v}, key=lambda v: (v.casefold(), v)))
-
-
-# --- messages -----------------------------------------------------------------------------------
-
-
-def _invalid(path: str, expected: str, value: object) -> RecordInvalid:
-    return RecordInvalid(f"{path}: expected {expected}, got {_describe(value)}")
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return repr(value if len(value) <= _SHOWN else value[: _SHOWN - 1] + "…")
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return f"a {type(value).__name__}"
+        raise invalid(f"{where}.{key}", "a date (yyyy-mm-ddThh:mm:ss.sssZ)", text) from None
