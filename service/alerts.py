@@ -37,7 +37,7 @@ class Alerter:
         self.clock = clock
 
     def after_sync(self, report: SyncReport) -> list[Alert]:
-        alerts = [a for a in (self._unreachable(), self._drift(report)) if a is not None]
+        alerts = [a for a in (self._unreachable(report), self._drift(report)) if a is not None]
         for alert in alerts:
             self.send(alert)
         return alerts
@@ -57,20 +57,25 @@ class Alerter:
         self.send(alert)
         return [alert]
 
-    def _unreachable(self) -> Alert | None:
+    def _unreachable(self, report: SyncReport) -> Alert | None:
+        """The first registry whose last N cycles all failed as a whole (each registry's
+        cycles are its own: one registry down must be said while the others sync)."""
         needed = self.settings.registry_unreachable_cycles
-        statuses = self.store.recent_run_statuses(needed + 1)
-        if statuses[:needed] != ["failed"] * needed or statuses[needed:] == ["failed"]:
-            return None  # not yet N failures in a row, or already alerted at the Nth
-        return _alert(
-            kind="registry_unreachable",
-            summary=f"the registry failed {needed} sync cycles in a row",
-            details=["No study could be fetched; trialwatch keeps trying on its schedule."],
-        )
+        for registry in report.registries or ("ctgov",):
+            statuses = self.store.recent_run_statuses(needed + 1, registry)
+            if statuses[:needed] != ["failed"] * needed or statuses[needed:] == ["failed"]:
+                continue  # not yet N failures in a row, or already alerted at the Nth
+            return _alert(
+                kind="registry_unreachable",
+                summary=f"the registry {registry} failed {needed} sync cycles in a row",
+                details=["No study could be fetched; trialwatch keeps trying on its schedule."],
+            )
+        return None
 
     def _drift(self, report: SyncReport) -> Alert | None:
-        invalid = [e["error"] for e in report.errors if e.get("reason") == "invalid"]
-        invalid += [w["warning"] for w in report.warnings if w.get("reason") == "invalid"]
+        drift = [p for p in report.problems if p.reason == "invalid"]
+        # the records that failed first, then the warnings (a past version, a saved search)
+        invalid = [p.message for p in sorted(drift, key=lambda p: not p.is_error)]
         if not invalid:
             return None
         return _alert(

@@ -30,6 +30,7 @@ from service.diff import diff
 from service.findings.keeper import FindingsKeeper, Router
 from service.history import HistoryFetcher, Versions
 from service.models import Change, Snapshot
+from service.problems import Problem
 from service.store import NewVersion, Store
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,8 @@ class BackfillRound:
     failed: int = 0
     studies: list[str] = field(default_factory=list)  # the records backfilled
     changes: list[Change] = field(default_factory=list)
-    # {"study_id", "warning", "reason"} as in a sync report
-    warnings: list[dict[str, str]] = field(default_factory=list)
+    # what a sync report says of the round: records left failed, odd history dates
+    warnings: list[Problem] = field(default_factory=list)
 
 
 class BackfillWorker:
@@ -102,12 +103,10 @@ class BackfillWorker:
             self.store.set_backfill(self.registry, study_id, "done")
             return True
         found = self.history.backfill(study_id, current)
-        if found.warning and not found.dates:
+        if not found.complete:
             return self._failed(study_id, found, result)
-        if found.warning:  # odd dates: the versions are stored, and the report says so
-            result.warnings.append(
-                {"study_id": study_id, "warning": found.warning, "reason": found.reason}
-            )
+        if found.problem is not None:  # odd dates: the versions are stored, and the report says so
+            result.warnings.append(found.problem)
         past = found.versions[: found.past][:-1]
         placed = found.versions[found.past - 1]
         steps = self._steps(past, current)
@@ -134,14 +133,13 @@ class BackfillWorker:
         if found.abandoned or (found.transient and limit_passed()):  # not the record's failure
             log.info("%s: backfill left queued (the round's budget ran out, or a stop)", study_id)
             return False
-        result.warnings.append(
-            {"study_id": study_id, "warning": found.warning or "", "reason": found.reason}
-        )
+        assert found.problem is not None  # not complete: the history API's problem
+        result.warnings.append(found.problem)
         if found.transient:
             later = self.clock() + RETRY_AFTER
             self.store.set_backfill(self.registry, study_id, "pending", after=later)
             return False
-        self.store.set_backfill(self.registry, study_id, "failed", error=found.warning)
+        self.store.set_backfill(self.registry, study_id, "failed", error=found.problem.message)
         result.failed += 1
         return True
 

@@ -30,6 +30,7 @@ from datetime import date, datetime, timedelta
 from itertools import pairwise
 
 from service.errors import RecordInvalid, RegistryError, RegistryUnavailable, RequestAbandoned
+from service.problems import Problem, registry_reason
 from service.registry.base import HistoryEntry, Registry
 from service.registry.ctgov_normalise import normalise, record_meta
 from service.store import NewVersion
@@ -39,12 +40,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Versions:
-    """Versions to store, oldest first, ending with the current one; ``warning`` when the
-    history API could not be used and only the current version is there."""
+    """Versions to store, oldest first, ending with the current one; ``problem`` (a warning)
+    when the history API could not be used and only the current version is there, or when
+    its dates cannot be trusted (reason ``dates``: the versions are all there)."""
 
     versions: list[NewVersion]
-    warning: str | None = None
-    drifted: bool = False  # the history API answered, but not in the shape it had
+    problem: Problem | None = None
     transient: bool = False  # the history API was unreachable: worth another try later
     # how many of ``versions`` were already posted when the current record was fetched: a
     # version published while a (slow) first sync was under way is news, not the past
@@ -52,19 +53,14 @@ class Versions:
     # the registry number found for the stored version gap filling went on from, when it was
     # stored without one (see ``HistoryFetcher.gap``)
     anchored: int | None = None
-    # ``warning`` is about the history's dates only: ``versions`` are all there, to be stored
-    dates: bool = False
     # the history request was abandoned (trialwatch is stopping): store nothing, so that the
     # next cycle fills the gap (the current version alone would skip the versions between)
     abandoned: bool = False
 
     @property
-    def reason(self) -> str:
-        """The report's reason for ``warning``: invalid (drift, a foreign record), dates
-        (out of order or in the future, versions kept), registry (unreachable)."""
-        if self.drifted:
-            return "invalid"
-        return "dates" if self.dates else "registry"
+    def complete(self) -> bool:
+        """Whether every version is there (no problem, or one about the history's dates)."""
+        return self.problem is None or self.problem.reason == "dates"
 
 
 @dataclass(frozen=True)
@@ -119,10 +115,11 @@ class HistoryFetcher:
         except RegistryError as exc:
             warning = f"{study_id}: history unavailable, compared with the last version only: {exc}"
             log.warning("%s", warning)
+            # drift (invalid) or unreachable (registry): the current version alone is compared
+            problem = Problem.warning(study_id, warning, registry_reason(exc))
             return Versions(
                 [current],
-                warning,
-                drifted=isinstance(exc, RecordInvalid),
+                problem,
                 transient=isinstance(exc, RegistryUnavailable),
                 abandoned=isinstance(exc, RequestAbandoned),
             )
@@ -135,14 +132,14 @@ class HistoryFetcher:
 
     @staticmethod
     def _with_dates(found: Versions, place: _Placing, problem: str | None) -> Versions:
-        if problem is None or found.warning:
+        if problem is None or found.problem is not None:
             return found
         warning = (
             f"{place.study_id}: history dates out of order ({problem}); versions kept in the "
             "registry's numbering, the current record placed by content"
         )
         log.warning("%s", warning)
-        return replace(found, warning=warning, dates=True)
+        return replace(found, problem=Problem.warning(place.study_id, warning, "dates"))
 
     def _fetch(
         self, place: _Placing, newer: list[HistoryEntry], current: NewVersion, upto_current: bool

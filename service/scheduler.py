@@ -98,12 +98,12 @@ def retry_first(environ: Mapping[str, str]) -> timedelta:
 
 def failure_summary(report: SyncReport) -> str:
     """One line saying why every study of a cycle failed (the first reason, and how many)."""
-    if not report.errors:
+    errors = [p for p in report.problems if p.is_error]
+    if not errors:
         return "every study failed"
-    first = report.errors[0]
-    reason = first.get("reason", "")
-    more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
-    return f"every study failed ({reason}): {first.get('error', '')}{more}"
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"every study failed ({first.reason}): {first.message}{more}"
 
 
 class Daemon:

@@ -22,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from service.errors import InputError, RecordInvalid, RegistryError
+from service.errors import InputError, RegistryError
 from service.models import Change, Route, StoredChange
+from service.problems import Problem, registry_reason
 from service.registry.base import Registry
 from service.store import SearchInfo, Store
 
@@ -47,7 +48,7 @@ class Refresh:
 
     entered: dict[str, list[str]] = field(default_factory=dict)
     left: dict[str, list[str]] = field(default_factory=dict)
-    warnings: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # a search not refreshed: why
 
 
 def search_params(criteria: dict[str, str | None]) -> dict[str, str]:
@@ -113,8 +114,7 @@ class SavedSearches:
             except RegistryError as exc:  # that search's problem: the others are refreshed
                 warning = f"saved search {search.name!r} not refreshed: {exc}"
                 log.warning("%s", warning)
-                reason = "invalid" if isinstance(exc, RecordInvalid) else "registry"
-                found.warnings.append({"study_id": "", "warning": warning, "reason": reason})
+                found.warnings.append(Problem.warning("", warning, registry_reason(exc)))
         return found
 
     def _refresh_one(self, search: SearchInfo, stamp: str | None, found: Refresh) -> None:
@@ -124,7 +124,7 @@ class SavedSearches:
                 f"saved search {search.name!r} now matches {hits.total:,} records, more than "
                 f"max_query_matches ({self.max_matches:,}): not refreshed"
             )
-            found.warnings.append({"study_id": "", "warning": warning, "reason": "too_broad"})
+            found.warnings.append(Problem.warning("", warning, "too_broad"))
             return
         before, now_ids = set(search.matches), set(hits.ids)
         entered = sorted(now_ids - before)

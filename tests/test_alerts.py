@@ -54,7 +54,9 @@ def test_an_unreachable_registry_is_alerted_once_at_the_nth_failed_cycle(
     registry.fault("503", count=-1)
     for _ in range(4):
         assert trialwatch("sync").exit_code == 1
-    assert subjects(smtp_server) == ["trialwatch alert: the registry failed 2 sync cycles in a row"]
+    assert subjects(smtp_server) == [
+        "trialwatch alert: the registry ctgov failed 2 sync cycles in a row"
+    ]
     registry.clear_faults()
     assert trialwatch("sync").exit_code == 0
     registry.fault("503", count=-1)

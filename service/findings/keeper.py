@@ -26,6 +26,7 @@ from service.findings.rules import (
 )
 from service.findings.stored import FindingInfo
 from service.models import Change, Route, StoredChange
+from service.problems import Problem
 from service.registry.ctgov_facts import trial_facts
 from service.settings import FindingsSettings
 from service.store import FindingUpdate, NewVersion, Store
@@ -38,10 +39,11 @@ Router = Callable[[str, list[Change], bool], list[Route]]  # study, changes, his
 @dataclass
 class Reviewed:
     """What reviewing some records' findings did: the change events stored, and the records
-    whose review failed (study id → why), each alone: the others are stored as reviewed."""
+    whose review failed (an ``internal`` error each), each alone: the others are stored as
+    reviewed."""
 
     changes: list[StoredChange] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: list[Problem] = field(default_factory=list)
 
     def by_study(self) -> dict[str, list[StoredChange]]:
         found: dict[str, list[StoredChange]] = {}
@@ -177,7 +179,7 @@ class FindingsKeeper:
                 for study_id, decision in decided.items():
                     with self._one(study_id, reviewed):
                         reviewed.changes += self._store_decided({study_id: decision}, run_id)
-        self._retry_tomorrow(reviewed.failed)
+        self._retry_tomorrow([p.study_id for p in reviewed.failed])
 
     def _store_decided(
         self, decided: Mapping[str, FindingUpdate], run_id: int | None
@@ -196,12 +198,14 @@ class FindingsKeeper:
         except StoreError as exc:
             if not isinstance(exc, StoreRefused):
                 raise
-            reviewed.failed[study_id] = f"{study_id}: findings not stored: {exc}"
+            message = f"{study_id}: findings not stored: {exc}"
+            reviewed.failed.append(Problem.error(study_id, message, "internal"))
         except Exception as exc:  # a rule's bug on one record's data must not stop the others
             log.exception("findings review of %s failed", study_id)
-            reviewed.failed[study_id] = f"{study_id}: findings review failed: {exc}"
+            message = f"{study_id}: findings review failed: {exc}"
+            reviewed.failed.append(Problem.error(study_id, message, "internal"))
 
-    def _retry_tomorrow(self, failed: Mapping[str, str]) -> None:
+    def _retry_tomorrow(self, failed: Sequence[str]) -> None:
         """Records whose review failed are due again the next day (their stored findings
         stand meanwhile): a fault that passes is mended without the record changing."""
         if not failed:
