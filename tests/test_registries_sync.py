@@ -12,7 +12,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -369,3 +369,31 @@ def test_the_web_pages_of_each_registrys_records(
     assert f'href="https://euclinicaltrials.eu/ctis-public/view/{CTIS}"' in ctis.text
     assert euctr.status_code == 200 and "France: Ongoing → Completed" in euctr.text
     assert all(study_id in listed for study_id in (CTIS, EUCTR, ISRCTN))
+
+
+def test_a_quiet_weeks_signal_is_asked_from_the_last_good_cycle_not_the_oldest_fetch(
+    trialwatch: twconfig.Run, environment: dict[str, str], eu_emulator: EuEmulator
+) -> None:
+    from sqlalchemy import text
+
+    from service.store import Store
+
+    trialwatch("watch", "add", ISRCTN)
+    synced(trialwatch)
+    store = Store.open(environment["TRIALWATCH_DATABASE_URL"])
+    six_days_ago = datetime.now(UTC) - timedelta(days=6)
+    try:  # fetched six days ago: the weekly refetch is not due yet
+        with store.engine.begin() as db:
+            db.execute(text("UPDATE records SET fetched_at = :t"), {"t": six_days_ago})
+    finally:
+        store.close()
+
+    def asked_since() -> str:
+        eu_emulator.reset_stats()
+        synced(trialwatch)
+        (query,) = [p for p in eu_emulator.stats()["paths"] if "lastEdited" in p]
+        return re.search(r"GE(?:\+|%20)(\d{4}-\d{2}-\d{2})", query).group(1)  # type: ignore[union-attr]
+
+    assert asked_since() == six_days_ago.date().isoformat()  # no good cycle yet
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    assert asked_since() == yesterday  # that cycle vouched for the week before it
