@@ -37,7 +37,8 @@ class Alerter:
         self.clock = clock
 
     def after_sync(self, report: SyncReport) -> list[Alert]:
-        alerts = [a for a in (self._unreachable(report), self._drift(report)) if a is not None]
+        drift = self._drift(report)
+        alerts = self._unreachable(report) + ([drift] if drift is not None else [])
         for alert in alerts:
             self.send(alert)
         return alerts
@@ -57,20 +58,24 @@ class Alerter:
         self.send(alert)
         return [alert]
 
-    def _unreachable(self, report: SyncReport) -> Alert | None:
-        """The first registry whose last N cycles all failed as a whole (each registry's
-        cycles are its own: one registry down must be said while the others sync)."""
+    def _unreachable(self, report: SyncReport) -> list[Alert]:
+        """An alert for each registry whose last N cycles all failed as a whole, at the Nth
+        (each registry's cycles are its own: one registry down is said while the others
+        sync, and two down at once are both said)."""
         needed = self.settings.registry_unreachable_cycles
+        alerts = []
         for registry in report.registries or ("ctgov",):
             statuses = self.store.recent_run_statuses(needed + 1, registry)
             if statuses[:needed] != ["failed"] * needed or statuses[needed:] == ["failed"]:
                 continue  # not yet N failures in a row, or already alerted at the Nth
-            return _alert(
-                kind="registry_unreachable",
-                summary=f"the registry {registry} failed {needed} sync cycles in a row",
-                details=["No study could be fetched; trialwatch keeps trying on its schedule."],
+            alerts.append(
+                _alert(
+                    kind="registry_unreachable",
+                    summary=f"the registry {registry} failed {needed} sync cycles in a row",
+                    details=["No study could be fetched; trialwatch keeps trying on its schedule."],
+                )
             )
-        return None
+        return alerts
 
     def _drift(self, report: SyncReport) -> Alert | None:
         drift = [p for p in report.problems if p.reason == "invalid"]

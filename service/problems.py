@@ -48,10 +48,6 @@ class Problem:
     def is_error(self) -> bool:
         return self.kind == "error"
 
-    def as_error(self) -> Problem:
-        """The same problem failing its record (a gap filling abandoned: nothing stored)."""
-        return replace(self, kind="error")
-
     def as_warning(self) -> Problem:
         """The same problem for a record it cannot fail (one not checked this cycle)."""
         return replace(self, kind="warning")

@@ -411,14 +411,13 @@ class Handler(BaseHTTPRequestHandler):
             records = list(S.ctis.values())
         hits = []
         for r in records:
-            blob = json.dumps(r, ensure_ascii=False)
             if crit.get("number") and r.get("ctNumber") != crit["number"]:
                 continue
-            if any(
-                crit.get(k) and not matches(str(crit[k]), blob)
-                for k in ("containAll", "medicalCondition", "sponsor")
-            ):
-                continue
+            worded = [k for k in ("containAll", "medicalCondition", "sponsor") if crit.get(k)]
+            if worded:  # (the record as text only when words are asked for: it is large)
+                blob = json.dumps(r, ensure_ascii=False)
+                if any(not matches(str(crit[k]), blob) for k in worded):
+                    continue
             code = r.get("ctPublicStatusCode")
             if crit.get("status") and code not in crit["status"]:
                 continue

@@ -397,3 +397,15 @@ def test_a_quiet_weeks_signal_is_asked_from_the_last_good_cycle_not_the_oldest_f
     assert asked_since() == six_days_ago.date().isoformat()  # no good cycle yet
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     assert asked_since() == yesterday  # that cycle vouched for the week before it
+
+
+def test_a_record_watched_again_is_fetched_afresh(
+    trialwatch: twconfig.Run, eu_emulator: EuEmulator
+) -> None:
+    trialwatch("watch", "add", CTIS)
+    synced(trialwatch)
+    trialwatch("watch", "remove", CTIS)
+    trialwatch("watch", "add", CTIS)  # no change signal saw it meanwhile
+    eu_emulator.reset_stats()
+    synced(trialwatch)
+    assert f"/ctis-public-api/retrieve/{CTIS}" in eu_emulator.stats()["paths"]

@@ -210,8 +210,9 @@ class _Page:
         stored one (gap filling)."""
         cycle = self.cycle
         found = self._gap(study_id, state, current)
-        if found.abandoned:  # stopping: storing the current version alone would skip the
-            message = found.problem.message if found.problem else study_id  # gap's versions
+        if found.abandoned:
+            # stopping: storing the current version alone would skip the gap's versions
+            message = found.problem.message if found.problem else study_id
             self._fail(study_id, message, "registry")
             return
         if found.anchored is not None and not cycle.dry_run:

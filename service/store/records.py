@@ -138,6 +138,13 @@ class RecordStore(StoreBase):
                     added.append(study_id)
                 elif not set(tags) <= set(row.tags):
                     row.tags = sorted(set(row.tags) | set(tags))
+            if added:
+                # a record watched again was in no change signal meanwhile: fetched afresh
+                session.execute(
+                    update(RECORDS)
+                    .where(RECORDS.c.registry == registry, RECORDS.c.study_id.in_(added))
+                    .values(fetched_at=None)
+                )
         return added
 
     def remove_watches(self, registry: str, study_ids: Sequence[str]) -> list[str]:
