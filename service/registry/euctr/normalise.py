@@ -119,8 +119,9 @@ def normalise(raw: object) -> Snapshot:
 
 
 def record_meta(raw: object) -> RecordMeta:
-    """The register gives no version and no update date: only the trial's number."""
-    number, _records_of_trial = _records(raw)
+    """The register gives no version and no update date: only the trial's number (read
+    without parsing the download again: ``normalise`` checks the text holds that trial)."""
+    number, _text = _number_and_text(raw)
     return RecordMeta(study_id=number, registry_version=None, last_update_posted="")
 
 
@@ -154,7 +155,7 @@ def overall_status(countries: Iterable[CountryRecord]) -> str:
 # --- the raw record -------------------------------------------------------------------------
 
 
-def _records(raw: object) -> tuple[str, tuple[CountryText, ...]]:
+def _number_and_text(raw: object) -> tuple[str, str]:
     if not isinstance(raw, dict):
         raise RecordInvalid(
             f"expected an EUCTR record {{{EUDRACT_KEY}, {TEXT_KEY}}}, got {_describe(raw)}"
@@ -162,10 +163,14 @@ def _records(raw: object) -> tuple[str, tuple[CountryText, ...]]:
     number = raw.get(EUDRACT_KEY)
     if not isinstance(number, str) or EUDRACT.fullmatch(number.strip()) is None:
         raise RecordInvalid(f"{EUDRACT_KEY}: expected a EudraCT number, got {_describe(number)}")
-    number = number.strip()
     text = raw.get(TEXT_KEY)
     if not isinstance(text, str):
         raise RecordInvalid(f"{TEXT_KEY}: expected the register's text, got {_describe(text)}")
+    return number.strip(), text
+
+
+def _records(raw: object) -> tuple[str, tuple[CountryText, ...]]:
+    number, text = _number_and_text(raw)
     try:
         download = parse_download(text)
     except NotADownload as exc:
