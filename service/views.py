@@ -275,8 +275,10 @@ def when(value: datetime | None) -> str:
 HISTORY_COLUMN = Column("history", wrap=True)  # the backfill of past versions
 WATCH_COLUMNS = (
     Column("study"),
+    Column("registry"),
     Column("status", wrap=True),
     Column("title", title=True),
+    Column("linked", wrap=True),
     Column("tags", wrap=True),
     Column("versions", justify="right"),
     HISTORY_COLUMN,
@@ -288,11 +290,18 @@ def watches_table(watches: Sequence[WatchInfo], width: int | None = None) -> Tab
     rows = [_watch_row(w) for w in watches]
     caption = f"{len(watches)} watched record(s)"
     columns = list(WATCH_COLUMNS)
-    if not any(w.backfill in ("pending", "failed") for w in watches):
-        # the history column only says something while a backfill is under way or failed
-        at = columns.index(HISTORY_COLUMN)
-        del columns[at]
-        rows = [row[:at] + row[at + 1 :] for row in rows]
+    # columns shown only when they say something: the history while a backfill is under way
+    # or failed, the registry when there is more than one, the links when a record names one
+    idle = {
+        HISTORY_COLUMN.header: not any(w.backfill in ("pending", "failed") for w in watches),
+        "registry": len({w.registry for w in watches}) <= 1,
+        "linked": not any(w.linked for w in watches),
+    }
+    for name, unused in idle.items():
+        if unused:
+            at = [c.header for c in columns].index(name)
+            del columns[at]
+            rows = [row[:at] + row[at + 1 :] for row in rows]
     return fitted_table(caption, columns, rows, width or console().width)
 
 
@@ -306,8 +315,11 @@ def _watch_row(w: WatchInfo) -> list[Text]:
     study = one_line(w.study_id) + (f" (now {one_line(w.served_id)})" if w.served_id else "")
     return [
         Text(study),
+        Text(w.registry),
         status,
         Text(one_line(w.title)),
+        # the registrations it names (the same trial elsewhere, perhaps)
+        Text(one_line(", ".join(link.study_id for link in w.linked))),
         Text(one_line(", ".join(w.tags))),
         Text(str(w.versions)),
         Text(_backfill_state(w.backfill)),

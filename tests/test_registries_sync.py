@@ -184,6 +184,10 @@ def test_one_record_of_each_registry_is_watched_synced_and_linked(
     )
     assert listed[("isrctn", ISRCTN)]["overall_status"] == "Stopped"
     assert listed[("euctr", EUCTR)]["lifecycle"] == "recruiting"
+    # on a terminal: each record's registry and the registrations it names
+    table = trialwatch("watch", "list").stdout
+    (isrctn_row,) = [line for line in table.splitlines() if line.startswith(ISRCTN)]
+    assert "isrctn" in isrctn_row.split() and "2014-002988-16" in isrctn_row
 
 
 def test_each_registrys_edits_are_its_changes_in_its_own_paths(
