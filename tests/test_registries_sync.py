@@ -154,7 +154,7 @@ def synced(trialwatch: twconfig.Run, *args: str) -> dict[str, Any]:
 
 
 def test_one_record_of_each_registry_is_watched_synced_and_linked(
-    trialwatch: twconfig.Run,
+    trialwatch: twconfig.Run, environment: dict[str, str]
 ) -> None:
     added = trialwatch("watch", "add", "nct00973089", f"EUCTR{EUCTR}-FR", f"ctis{CTIS}", ISRCTN)
     assert added.exit_code == 0, added.stderr
@@ -185,7 +185,7 @@ def test_one_record_of_each_registry_is_watched_synced_and_linked(
     assert listed[("isrctn", ISRCTN)]["overall_status"] == "Stopped"
     assert listed[("euctr", EUCTR)]["lifecycle"] == "recruiting"
     # on a terminal: each record's registry and the registrations it names
-    table = trialwatch("watch", "list").stdout
+    table = twconfig.runner({**environment, "COLUMNS": "160"})("watch", "list").stdout
     (isrctn_row,) = [line for line in table.splitlines() if line.startswith(ISRCTN)]
     assert "isrctn" in isrctn_row.split() and "2014-002988-16" in isrctn_row
 
