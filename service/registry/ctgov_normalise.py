@@ -21,7 +21,6 @@ compressed as bytes, keeps them).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -39,7 +38,7 @@ from service.models import (
     StudyDate,
 )
 from service.registry.ctgov_fields import FIELD_PATHS, lifecycle
-from service.registry.shape import describe, invalid, sorted_set
+from service.registry.shape import MAX_INT, describe, invalid, sorted_set, whole_number
 from service.text import fold_text
 
 __all__ = [
@@ -70,8 +69,6 @@ LAST_UPDATE_POSTED_PATH = f"{STATUS}.lastUpdatePostDateStruct.date"
 _NCT_ID = re.compile(r"NCT\d{8}", re.IGNORECASE | re.ASCII)
 # Whole numbers as text; a trailing ".0" is harmless, but "1,000" is not (decimal comma?).
 _POSTED_DATE = re.compile(r"\d{4}-\d{2}(?:-\d{2})?", re.ASCII)  # the registry's date forms
-_WHOLE_NUMBER_TEXT = re.compile(r"([+-]?\d{1,18})(?:\.0*)?", re.ASCII)
-_MAX_INT = 2**63 - 1  # what any store column holds; a bigger count is garbage, not a study
 _TRUE_TEXT = frozenset({"true", "yes"})
 _FALSE_TEXT = frozenset({"false", "no"})
 
@@ -98,7 +95,7 @@ def unwrap(raw: object) -> tuple[Json, int | None]:
         study = raw["study"]
         if not isinstance(study, dict):
             raise invalid("study", "an object", study)
-        return study, _whole_number(raw.get("studyVersion"), "studyVersion")
+        return study, whole_number(raw.get("studyVersion"), "studyVersion")
     keys = ", ".join(describe(key) for key in sorted(map(str, raw))[:6]) or "none"
     raise RecordInvalid(
         f"expected a study (with {PROTOCOL}) or a history wrapper {{studyVersion, study}}, "
@@ -213,7 +210,7 @@ def _design(module: Json) -> dict[str, Any]:
         "intervention_model": _enum(design_info, "interventionModel", info_at, MODELS),
         "primary_purpose": _enum(design_info, "primaryPurpose", info_at, PURPOSES),
         "masking": _enum(masking, "masking", f"{info_at}.maskingInfo", MASKINGS),
-        "enrollment_count": _whole_number(enrollment.get("count"), f"{enrollment_at}.count"),
+        "enrollment_count": whole_number(enrollment.get("count"), f"{enrollment_at}.count"),
         "enrollment_type": _enum(enrollment, "type", enrollment_at, DATE_TYPES),
     }
 
@@ -451,7 +448,7 @@ def _fold(value: object, where: str, key: str | int) -> str:
     if value is None:
         return ""
     # An id or code that arrives as a JSON number is unambiguous as text; a bool or float is not.
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _MAX_INT:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT:
         return str(value)
     path = f"{where}[{key}]" if isinstance(key, int) else _at(where, key)
     raise invalid(path, "a string", value)
@@ -468,28 +465,6 @@ def _boolean(parent: Json, key: str, where: str) -> bool | None:
         if word in _FALSE_TEXT:
             return False
     raise invalid(_at(where, key), "true or false", value)
-
-
-def _whole_number(value: object, path: str) -> int | None:
-    """Return a non-negative whole number from an int, an integral float or numeric text."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise invalid(path, "a number", value)
-    if isinstance(value, str):
-        match = _WHOLE_NUMBER_TEXT.fullmatch(value.strip())
-        if match is None:
-            raise invalid(path, "a number", value)
-        number = int(match.group(1))
-    elif isinstance(value, float):
-        if not (math.isfinite(value) and value.is_integer()):
-            raise invalid(path, "a whole number", value)
-        number = int(value)
-    else:
-        number = value
-    if not 0 <= number <= _MAX_INT:
-        raise invalid(path, "a whole number from 0 to 2^63-1", value)
-    return number
 
 
 def _text_order(value: str) -> tuple[str, str]:

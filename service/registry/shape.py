@@ -5,12 +5,15 @@ order (so the content hash does not depend on the registry's order)."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Mapping
 
 from service.errors import RecordInvalid
 
 SHOWN_CHARS = 40  # of a text value quoted in an error
-MAX_INT = 2**63 - 1  # larger integers are described, never printed
+MAX_INT = 2**63 - 1  # what any store column holds; a bigger count is garbage, not a study
+_WHOLE_NUMBER_TEXT = re.compile(r"([+-]?\d{1,18})(?:\.0*)?", re.ASCII)
 
 
 def invalid(path: str, expected: str, value: object) -> RecordInvalid:
@@ -42,3 +45,26 @@ def sorted_set(values: Iterable[str]) -> tuple[str, ...]:
     """The distinct non-empty texts, case-folded order first (lists read naturally), the text
     itself breaking ties (deterministically)."""
     return tuple(sorted({value for value in values if value}, key=lambda v: (v.casefold(), v)))
+
+
+def whole_number(value: object, path: str) -> int | None:
+    """A non-negative whole number from an int, an integral float or numeric text (registries
+    send counts all three ways); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise invalid(path, "a number", value)
+    if isinstance(value, str):
+        match = _WHOLE_NUMBER_TEXT.fullmatch(value.strip())
+        if match is None:
+            raise invalid(path, "a number", value)
+        number = int(match.group(1))
+    elif isinstance(value, float):
+        if not (math.isfinite(value) and value.is_integer()):
+            raise invalid(path, "a whole number", value)
+        number = int(value)
+    else:
+        number = value
+    if not 0 <= number <= MAX_INT:
+        raise invalid(path, "a whole number from 0 to 2^63-1", value)
+    return number

@@ -22,7 +22,6 @@ has no ``ctPublicStatusCode``, or in a CTIS1 record, where it held the old porta
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from typing import Any, TypeVar
 from service.errors import RecordInvalid
 from service.models import CountryRecord, Outcome, RecordMeta, Snapshot, StudyDate
 from service.registry.ctis import fields
-from service.registry.shape import describe, invalid, sorted_set
+from service.registry.shape import MAX_INT, describe, invalid, sorted_set, whole_number
 from service.text import fold_text
 
 __all__ = ["normalise", "record_meta"]
@@ -42,9 +41,7 @@ T = TypeVar("T")
 
 _DAY_FIRST = re.compile(r"(\d{2})/(\d{2})/(\d{4})", re.ASCII)  # 28/04/2021
 _ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.]*Z?)?", re.ASCII)  # 2024-04-15T…
-_WHOLE_NUMBER_TEXT = re.compile(r"\+?(\d{1,18})(?:\.0*)?", re.ASCII)
 _LEGACY_COUNTRY_STATUS = re.compile(r"([A-Z]{2}):\s*(.*?)\s*(?=,\s*[A-Z]{2}:|$)", re.ASCII)
-_MAX_INT = 2**63 - 1
 # What sponsors type where they have no other registration: not an identifier.
 _PLACEHOLDERS = frozenset(
     {
@@ -534,32 +531,16 @@ def _text(parent: Mapping[str, Any], key: str, where: str) -> str:
     if value is None:
         return ""
     # a code or number that arrives as a JSON number is unambiguous as text
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _MAX_INT:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT:
         return str(value)
     raise invalid(_at(where, key), "a string", value)
 
 
 def _whole_number(value: object, path: str) -> int | None:
-    """A non-negative whole number from an int, an integral float or numeric text (CTIS sends
-    ``totalNumberEnrolled`` as text); "" is none."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    """A count as CTIS sends it (``totalNumberEnrolled`` as text); "" is none."""
+    if isinstance(value, str) and not value.strip():
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise invalid(path, "a number", value)
-    if isinstance(value, str):
-        match = _WHOLE_NUMBER_TEXT.fullmatch(value.strip())
-        if match is None:
-            raise invalid(path, "a number", value)
-        number = int(match.group(1))
-    elif isinstance(value, float):
-        if not (math.isfinite(value) and value.is_integer()):
-            raise invalid(path, "a whole number", value)
-        number = int(value)
-    else:
-        number = value
-    if not 0 <= number <= _MAX_INT:
-        raise invalid(path, "a whole number from 0 to 2^63-1", value)
-    return number
+    return whole_number(value, path)
 
 
 def _day(value: object, path: str) -> str:
