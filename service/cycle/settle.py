@@ -11,7 +11,9 @@ every stored record it does not name as changed since that record's last fetch. 
 anyway: records never fetched, those due for the weekly refetch (``full_refetch_days``), and
 those fetched before what the signal covers (EUCTR's feed: 7 days). A signal of a day's
 precision naming a record for the day of its last fetch cannot say whether the change came
-before or after that fetch: the record is fetched again.
+before or after that fetch: the record is fetched again. The signal is asked from the start of
+that registry's last good cycle (less a day), not from the oldest fetch: that cycle's signal
+already vouched for everything before it.
 """
 
 from __future__ import annotations
@@ -57,9 +59,9 @@ class RegistryStamp:
     """The registry's data timestamp, asked at most once a cycle (the saved searches and the
     settling both go by it); None when it would not say, or the registry keeps none."""
 
-    def __init__(self, client: Registry, asked: bool) -> None:
+    def __init__(self, client: Registry, ask: bool) -> None:
         self._client = client
-        self._ask = asked  # [ctgov] incremental
+        self._ask = ask  # [ctgov] incremental
         self._stamp: str | None = None
 
     def __call__(self) -> str | None:
