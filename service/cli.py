@@ -373,6 +373,31 @@ def history(ctx: click.Context, study_id: str, as_json: bool) -> None:
         views.show(views.versions_lines(study, versions))
 
 
+@cli.command()
+@click.argument("study_ids", nargs=-1, metavar="[ID...]")
+@json_option
+@click.pass_context
+def trials(ctx: click.Context, study_ids: tuple[str, ...], as_json: bool) -> None:
+    """Trials registered more than once: the watched records that name one another (a link
+    counts both ways), side by side, and where they disagree. With IDs: their trials."""
+    from service import views
+    from service.trials import containing, group
+
+    keys = parse_watch_ids(study_ids)
+    store = app_of(ctx).store
+    snapshots = [
+        snapshot
+        for registry in WATCHED
+        for snapshot in store.latest_snapshots(registry, store.watched_ids(registry)).values()
+    ]
+    found = group(snapshots)
+    shown = containing(found, keys) if keys else [t for t in found if len(t.registrations) > 1]
+    if as_json:
+        views.print_json([t.to_json() for t in shown])
+    else:
+        views.show(views.trials_lines(shown))
+
+
 @cli.command("import-bulk")
 @click.argument("zip_path", metavar="FILE.zip", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--all", "watch_all", is_flag=True, help="Import and watch every study in it.")

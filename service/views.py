@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from service.monitor import SyncReport
+    from service.trials import Registration, Trial
 
 SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red"}
 HISTORY_MARK = "(history)"  # a change found by backfill: an old registry version, not news
@@ -394,6 +395,43 @@ def _seed_row(item: dict[str, Any]) -> list[Text]:
         Text(one_line(item["title"])),
         Text(links or "—"),
     ]
+
+
+# ---- trials ----------------------------------------------------------------------------------
+
+
+def trials_lines(trials: Sequence[Trial]) -> Text:
+    """Each trial: its registrations side by side (a line each), then where they disagree."""
+    from rich.text import Text
+
+    out = Text(f"{len(trials)} trial(s) registered more than once\n", style="bold")
+    for trial in trials:
+        out.append("\n")
+        for registration in trial.registrations:
+            out.append(_registration_line(registration))
+        for disagreement in trial.disagreements:
+            out.append("  disagree: ", style="bold red")
+            out.append(f"{one_line(disagreement.summary)}\n")
+    out.rstrip()
+    return out
+
+
+def _registration_line(registration: Registration) -> Text:
+    from rich.text import Text
+
+    line = Text(f"{registration.registry:<7} ", style="dim")
+    line.append(one_line(registration.study_id), style="bold cyan")
+    snap = registration.snapshot
+    if snap is None:
+        return line + Text(f"  (not watched; named by {registration.source})\n", style="dim")
+    enrollment = f"{snap.enrollment_count:,}" if snap.enrollment_count is not None else "—"
+    facts = [
+        one_line(snap.overall_status or "—"),
+        snap.lifecycle.replace("_", " ") or "—",
+        f"enrollment {enrollment}",
+        f"completion {snap.completion_date.date or '—'}",
+    ]
+    return line + Text("  " + " · ".join(facts) + "\n")
 
 
 # ---- changes and versions ------------------------------------------------------------------------

@@ -229,6 +229,7 @@ ALLOWED: dict[str, set[str]] = {
         "text",
     },
     "problems": {"errors"},
+    "trials": {"models"},
     "cycle": set(),
     "cycle.result": {"models", "problems"},
     "cycle.tally": {"problems"},
@@ -297,6 +298,7 @@ ALLOWED: dict[str, set[str]] = {
     "outbox": {"store", "notify.base", "notify.render", "settings", "errors", "clock"},
 }
 PURE = {
+    "trials",
     "problems",
     "cycle.tally",
     "cycle.result",

@@ -413,3 +413,16 @@ def test_a_record_watched_again_is_fetched_afresh(
     eu_emulator.reset_stats()
     synced(trialwatch)
     assert f"/ctis-public-api/retrieve/{CTIS}" in eu_emulator.stats()["paths"]
+
+
+def test_trials_puts_a_trials_registrations_side_by_side(trialwatch: twconfig.Run) -> None:
+    trialwatch("watch", "add", NCT, EUCTR, CTIS)
+    synced(trialwatch)
+    shown = trialwatch("trials", "--json").json()
+    groups = [[(r["registry"], r["study_id"]) for r in t["registrations"]] for t in shown]
+    # the ClinicalTrials.gov record names the EUCTR trial; the CTIS record names two unwatched
+    assert [("ctgov", NCT), ("euctr", EUCTR)] in groups
+    assert [("ctgov", "NCT04665037"), ("ctis", CTIS), ("euctr", "2019-003842-34")] in groups
+    (mine,) = trialwatch("trials", EUCTR, "--json").json()
+    assert {r["study_id"]: r["stored"] for r in mine["registrations"]} == {NCT: True, EUCTR: True}
+    assert "2 trial(s) registered more than once" in trialwatch("trials").stdout

@@ -1,0 +1,188 @@
+"""One trial, every registration: the registrations that name one another, grouped, and where
+their latest versions disagree.
+
+A link counts both ways (an EUCTR record naming an NCT number links that NCT record too), so
+a trial is a connected group of registrations: the records trialwatch stores, and the ids they
+name that it does not (shown by id alone). Pure: the caller hands in each stored record's
+latest snapshot.
+
+Disagreements told here (the first of issue 2/6's kinds; the finding that opens on them is
+still to come): lifecycles apart (one ended while another is still recruiting or active),
+planned enrollment more than 10% apart, completion dates more than 90 days apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from service.models import Snapshot
+
+Key = tuple[str, str]  # (registry, study id)
+
+ENDED = frozenset({"completed", "terminated", "withdrawn"})
+GOING = frozenset({"not_yet_recruiting", "recruiting", "active_not_recruiting", "suspended"})
+ENROLLMENT_APART = 0.10  # planned enrollment more than 10% apart (of the larger)
+COMPLETION_DAYS_APART = 90
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One registration of a trial: a stored record's latest facts, or an id only named."""
+
+    registry: str
+    study_id: str
+    snapshot: Snapshot | None = None  # None: named by a stored record, not stored itself
+    source: str = ""  # for an id only named: which record named it
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"registry": self.registry, "study_id": self.study_id}
+        snap = self.snapshot
+        if snap is None:
+            return data | {"stored": False, "named_by": self.source}
+        return data | {
+            "stored": True,
+            "overall_status": snap.overall_status,
+            "lifecycle": snap.lifecycle,
+            "enrollment": snap.enrollment_count,
+            "enrollment_actual": snap.enrollment_actual,
+            "start_date": snap.start_date.date,
+            "completion_date": snap.completion_date.date,
+            "primary_outcomes": [o.measure for o in snap.primary_outcomes],
+            "title": snap.title,
+        }
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """Two registrations of one trial that say different things of ``field``."""
+
+    field: str  # lifecycle | enrollment | completion_date
+    values: tuple[tuple[Key, Any], ...]
+    summary: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "values": [{"registry": r, "study_id": i, "value": v} for (r, i), v in self.values],
+            "summary": self.summary,
+        }
+
+
+@dataclass
+class Trial:
+    """A connected group of registrations, in a stable order (registry, then id)."""
+
+    registrations: list[Registration] = field(default_factory=list)
+
+    @property
+    def disagreements(self) -> list[Disagreement]:
+        stored = [r for r in self.registrations if r.snapshot is not None]
+        found = [_lifecycles(stored), _enrollments(stored), _completions(stored)]
+        return [d for d in found if d is not None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "registrations": [r.to_json() for r in self.registrations],
+            "disagreements": [d.to_json() for d in self.disagreements],
+        }
+
+
+def group(snapshots: Iterable[Snapshot]) -> list[Trial]:
+    """The trials the stored records make: every record with the records and ids it names,
+    and those that name it, in one group. Groups ordered by their first registration."""
+    stored = {(s.registry, s.study_id): s for s in snapshots}
+    parent: dict[Key, Key] = {}
+
+    def root(key: Key) -> Key:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    named_by: dict[Key, str] = {}
+    for key, snapshot in stored.items():
+        root(key)
+        for link in snapshot.linked:
+            other = (link.registry, link.study_id)
+            named_by.setdefault(other, f"{key[0]}:{key[1]}")
+            parent[root(other)] = root(key)
+    members: dict[Key, list[Key]] = {}
+    for key in sorted(parent):
+        members.setdefault(root(key), []).append(key)
+    trials = [
+        Trial([Registration(k[0], k[1], stored.get(k), named_by.get(k, "")) for k in sorted(keys)])
+        for keys in members.values()
+    ]
+    return sorted(trials, key=lambda t: (t.registrations[0].registry, t.registrations[0].study_id))
+
+
+def containing(trials: Sequence[Trial], keys: Iterable[Key]) -> list[Trial]:
+    """The trials with any of ``keys`` among their registrations."""
+    wanted = set(keys)
+    return [t for t in trials if any((r.registry, r.study_id) in wanted for r in t.registrations)]
+
+
+def _key(registration: Registration) -> Key:
+    return registration.registry, registration.study_id
+
+
+def _lifecycles(stored: list[Registration]) -> Disagreement | None:
+    said = [(r, r.snapshot.lifecycle) for r in stored if r.snapshot and r.snapshot.lifecycle]
+    # (an id only named has no snapshot: nothing to say of it)
+    ended = [(r, life) for r, life in said if life in ENDED]
+    going = [(r, life) for r, life in said if life in GOING]
+    if not ended or not going:
+        return None
+    values = tuple((_key(r), life) for r, life in ended + going)
+    (first, was), (other, now) = ended[0], going[0]
+    summary = (
+        f"{first.study_id} says {was.replace('_', ' ')}, "
+        f"{other.study_id} still {now.replace('_', ' ')}"
+    )
+    return Disagreement("lifecycle", values, summary)
+
+
+def _enrollments(stored: list[Registration]) -> Disagreement | None:
+    counts: list[tuple[Registration, int]] = [
+        (r, r.snapshot.enrollment_count)
+        for r in stored
+        if r.snapshot is not None and r.snapshot.enrollment_count
+    ]
+    if len(counts) < 2:
+        return None
+    low, high = min(counts, key=lambda c: c[1]), max(counts, key=lambda c: c[1])
+    if high[1] - low[1] <= ENROLLMENT_APART * high[1]:
+        return None
+    values = tuple((_key(r), n) for r, n in counts)
+    summary = f"enrollment {low[1]:,} in {low[0].study_id}, {high[1]:,} in {high[0].study_id}"
+    return Disagreement("enrollment", values, summary)
+
+
+def _completions(stored: list[Registration]) -> Disagreement | None:
+    known: list[tuple[Registration, date]] = []
+    for registration in stored:
+        snapshot = registration.snapshot
+        day = _day(snapshot.completion_date.date) if snapshot is not None else None
+        if day is not None:
+            known.append((registration, day))
+    if len(known) < 2:
+        return None
+    early, late = min(known, key=lambda c: c[1]), max(known, key=lambda c: c[1])
+    if (late[1] - early[1]).days <= COMPLETION_DAYS_APART:
+        return None
+    values = tuple((_key(r), d.isoformat()) for r, d in known)
+    summary = f"completion {early[1]} in {early[0].study_id}, {late[1]} in {late[0].study_id}"
+    return Disagreement("completion_date", values, summary)
+
+
+def _day(text: str) -> date | None:
+    parts = text.split("-")
+    try:
+        numbers = [int(p) for p in parts] + [1] * (3 - len(parts))
+        return date(numbers[0], numbers[1], numbers[2])
+    except (ValueError, IndexError):
+        return None
