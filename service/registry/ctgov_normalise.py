@@ -22,7 +22,7 @@ compressed as bytes, keeps them).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from service.errors import RecordInvalid
@@ -38,7 +38,17 @@ from service.models import (
     StudyDate,
 )
 from service.registry.ctgov_fields import FIELD_PATHS, lifecycle
-from service.registry.shape import MAX_INT, describe, invalid, sorted_set, whole_number
+from service.registry.shape import (
+    MAX_INT,
+    at_path,
+    child_list,
+    child_object,
+    child_objects,
+    describe,
+    invalid,
+    sorted_set,
+    whole_number,
+)
 from service.text import fold_text
 
 __all__ = [
@@ -109,19 +119,19 @@ SECONDARY_IDS = FIELD_PATHS["secondary_ids"]
 def normalise(raw: object) -> Snapshot:
     """Return the tracked content of a bare v2 study or history wrapper as a ``Snapshot``."""
     study, _version = unwrap(raw)
-    protocol = _obj(study, PROTOCOL, "")
+    protocol = child_object(study, PROTOCOL, "")
     snapshot = Snapshot(
         study_id=_study_id(study),
-        **_identification(_obj(protocol, "identificationModule", PROTOCOL)),
-        **_status(_obj(protocol, "statusModule", PROTOCOL)),
-        **_design(_obj(protocol, "designModule", PROTOCOL)),
-        **_conditions(_obj(protocol, "conditionsModule", PROTOCOL)),
-        **_arms_interventions(_obj(protocol, "armsInterventionsModule", PROTOCOL)),
-        **_outcomes(_obj(protocol, "outcomesModule", PROTOCOL)),
-        **_sponsors(_obj(protocol, "sponsorCollaboratorsModule", PROTOCOL)),
-        **_description(_obj(protocol, "descriptionModule", PROTOCOL)),
-        eligibility=_eligibility(_obj(protocol, "eligibilityModule", PROTOCOL)),
-        locations=_locations(_obj(protocol, "contactsLocationsModule", PROTOCOL)),
+        **_identification(child_object(protocol, "identificationModule", PROTOCOL)),
+        **_status(child_object(protocol, "statusModule", PROTOCOL)),
+        **_design(child_object(protocol, "designModule", PROTOCOL)),
+        **_conditions(child_object(protocol, "conditionsModule", PROTOCOL)),
+        **_arms_interventions(child_object(protocol, "armsInterventionsModule", PROTOCOL)),
+        **_outcomes(child_object(protocol, "outcomesModule", PROTOCOL)),
+        **_sponsors(child_object(protocol, "sponsorCollaboratorsModule", PROTOCOL)),
+        **_description(child_object(protocol, "descriptionModule", PROTOCOL)),
+        eligibility=_eligibility(child_object(protocol, "eligibilityModule", PROTOCOL)),
+        locations=_locations(child_object(protocol, "contactsLocationsModule", PROTOCOL)),
         has_results=bool(_boolean(study, "hasResults", "")),
     )
     linked = linked_ids("ctgov", snapshot.study_id, snapshot.secondary_ids, SECONDARY_IDS)
@@ -131,8 +141,8 @@ def normalise(raw: object) -> Snapshot:
 def record_meta(raw: object) -> RecordMeta:
     """Return the untracked facts of a record: its id, history version and last update date."""
     study, version = unwrap(raw)
-    status = _obj(_obj(study, PROTOCOL, ""), "statusModule", PROTOCOL)
-    last_update = _obj(status, "lastUpdatePostDateStruct", STATUS)
+    status = child_object(child_object(study, PROTOCOL, ""), "statusModule", PROTOCOL)
+    last_update = child_object(status, "lastUpdatePostDateStruct", STATUS)
     where = f"{STATUS}.lastUpdatePostDateStruct"
     posted = _text(last_update, "date", where)
     # stored as a short date column and compared across a page: anything else fails this
@@ -150,8 +160,8 @@ def record_meta(raw: object) -> RecordMeta:
 
 
 def _study_id(study: Json) -> str:
-    protocol = _obj(study, PROTOCOL, "")
-    identification = _obj(protocol, "identificationModule", PROTOCOL)
+    protocol = child_object(study, PROTOCOL, "")
+    identification = child_object(protocol, "identificationModule", PROTOCOL)
     value = identification.get("nctId")
     if value is None:
         raise RecordInvalid(f"{STUDY_ID_PATH}: missing; a record needs its NCT number")
@@ -168,7 +178,7 @@ def _identification(module: Json) -> dict[str, Any]:
     secondary = _items(module, "secondaryIdInfos", where, lambda info, at: _text(info, "id", at))
     return {
         "org_study_id": _text(
-            _obj(module, "orgStudyIdInfo", where), "id", f"{where}.orgStudyIdInfo"
+            child_object(module, "orgStudyIdInfo", where), "id", f"{where}.orgStudyIdInfo"
         ),
         "secondary_ids": sorted_set(secondary),
         "brief_title": _text(module, "briefTitle", where),
@@ -179,7 +189,7 @@ def _identification(module: Json) -> dict[str, Any]:
 
 def _status(module: Json) -> dict[str, Any]:
     where = STATUS
-    results_posted = _obj(module, "resultsFirstPostDateStruct", where)
+    results_posted = child_object(module, "resultsFirstPostDateStruct", where)
     overall_status = _enum(module, "overallStatus", where, STATUSES)
     return {
         "overall_status": overall_status,
@@ -197,10 +207,10 @@ def _status(module: Json) -> dict[str, Any]:
 
 def _design(module: Json) -> dict[str, Any]:
     where = DESIGN
-    design_info = _obj(module, "designInfo", where)
+    design_info = child_object(module, "designInfo", where)
     info_at = f"{where}.designInfo"
-    masking = _obj(design_info, "maskingInfo", info_at)
-    enrollment = _obj(module, "enrollmentInfo", where)
+    masking = child_object(design_info, "maskingInfo", info_at)
+    enrollment = child_object(module, "enrollmentInfo", where)
     enrollment_at = f"{where}.enrollmentInfo"
     return {
         "study_type": _enum(module, "studyType", where, STUDY_TYPES),
@@ -278,7 +288,9 @@ def _sponsors(module: Json) -> dict[str, Any]:
     where = SPONSORS
     collaborators = _items(module, "collaborators", where, lambda item, at: _text(item, "name", at))
     return {
-        "lead_sponsor": _text(_obj(module, "leadSponsor", where), "name", f"{where}.leadSponsor"),
+        "lead_sponsor": _text(
+            child_object(module, "leadSponsor", where), "name", f"{where}.leadSponsor"
+        ),
         "collaborators": sorted_set(collaborators),
     }
 
@@ -322,8 +334,8 @@ def _location_key(item: Location) -> tuple[str, str, str, str, str]:
 
 
 def _date(module: Json, key: str, where: str) -> StudyDate:
-    struct = _obj(module, key, where)
-    at = _at(where, key)
+    struct = child_object(module, key, where)
+    at = at_path(where, key)
     return StudyDate(date=_text(struct, "date", at), type=_enum(struct, "type", at, DATE_TYPES))
 
 
@@ -372,11 +384,11 @@ _ENUM_SEPARATORS = re.compile(r"[\s,/-]+")
 def _enum(parent: Json, key: str, where: str, allowed: frozenset[str]) -> str:
     """An enum value: "" when absent, else one of ``allowed`` (spelling and case folded:
     ``"Not yet recruiting"`` is ``NOT_YET_RECRUITING``)."""
-    return _enum_value(_text(parent, key, where), _at(where, key), allowed)
+    return _enum_value(_text(parent, key, where), at_path(where, key), allowed)
 
 
 def _enums(parent: Json, key: str, where: str, allowed: frozenset[str]) -> Iterator[str]:
-    at = _at(where, key)
+    at = at_path(where, key)
     for index, value in enumerate(_texts(parent, key, where)):
         yield _enum_value(value, f"{at}[{index}]", allowed)
 
@@ -395,37 +407,9 @@ def _enum_value(text: str, path: str, allowed: frozenset[str]) -> str:
 # --- typed readers: each returns a default for a missing key and raises for a wrong type -------
 
 
-def _at(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _obj(parent: Json, key: str, where: str) -> Json:
-    value = parent.get(key)
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return value
-    raise invalid(_at(where, key), "an object", value)
-
-
-def _list(parent: Json, key: str, where: str) -> Sequence[Any]:
-    value = parent.get(key)
-    if value is None:
-        return ()
-    if isinstance(value, list | tuple):
-        return value
-    raise invalid(_at(where, key), "a list", value)
-
-
 def _items(parent: Json, key: str, where: str, read: Callable[[Json, str], T]) -> Iterator[T]:
     """Read each object of a list with ``read(item, item_path)``; null entries are skipped."""
-    at = _at(where, key)
-    for index, item in enumerate(_list(parent, key, where)):
-        if item is None:
-            continue
-        item_at = f"{at}[{index}]"
-        if not isinstance(item, dict):
-            raise invalid(item_at, "an object", item)
+    for item, item_at in child_objects(parent, key, where):
         yield read(item, item_at)
 
 
@@ -437,8 +421,8 @@ def _text(parent: Json, key: str, where: str) -> str:
 
 
 def _texts(parent: Json, key: str, where: str) -> Iterator[str]:
-    at = _at(where, key)
-    for index, item in enumerate(_list(parent, key, where)):
+    at = at_path(where, key)
+    for index, item in enumerate(child_list(parent, key, where)):
         yield _fold(item, at, index)
 
 
@@ -450,7 +434,7 @@ def _fold(value: object, where: str, key: str | int) -> str:
     # An id or code that arrives as a JSON number is unambiguous as text; a bool or float is not.
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT:
         return str(value)
-    path = f"{where}[{key}]" if isinstance(key, int) else _at(where, key)
+    path = f"{where}[{key}]" if isinstance(key, int) else at_path(where, key)
     raise invalid(path, "a string", value)
 
 
@@ -464,7 +448,7 @@ def _boolean(parent: Json, key: str, where: str) -> bool | None:
             return True
         if word in _FALSE_TEXT:
             return False
-    raise invalid(_at(where, key), "true or false", value)
+    raise invalid(at_path(where, key), "true or false", value)
 
 
 def _text_order(value: str) -> tuple[str, str]:

@@ -1,13 +1,15 @@
-"""What every registry's normaliser says of a record that is not one, and how it keeps a set
-of texts: one wording of ``RecordInvalid`` (``<path>: expected …, got …``), values shown
-without ever echoing a whole field or a number too large to print, and unordered lists in one
-order (so the content hash does not depend on the registry's order)."""
+"""How every registry's normaliser walks a JSON record (each value's path kept for its
+errors), what it says of a record that is not one (one wording of ``RecordInvalid``:
+``<path>: expected …, got …``, values shown without ever echoing a whole field or a number too
+large to print), and how it keeps a set of texts (in one order, so the content hash does not
+depend on the registry's)."""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from service.errors import RecordInvalid
 
@@ -68,3 +70,42 @@ def whole_number(value: object, path: str) -> int | None:
     if not 0 <= number <= MAX_INT:
         raise invalid(path, "a whole number from 0 to 2^63-1", value)
     return number
+
+
+def at_path(where: str, key: str) -> str:
+    """The dotted path of ``key`` under ``where`` (the record's top when ``where`` is "")."""
+    return f"{where}.{key}" if where else key
+
+
+def child_object(parent: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+    """``parent[key]`` as an object; a missing or null one is empty."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    raise invalid(at_path(where, key), "an object", value)
+
+
+def child_list(parent: Mapping[str, Any], key: str, where: str) -> Sequence[Any]:
+    """``parent[key]`` as a list; a missing or null one is empty."""
+    value = parent.get(key)
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return value
+    raise invalid(at_path(where, key), "a list", value)
+
+
+def child_objects(
+    parent: Mapping[str, Any], key: str, where: str
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """Each object of the list ``parent[key]`` with its path; null entries are skipped."""
+    at = at_path(where, key)
+    for index, item in enumerate(child_list(parent, key, where)):
+        if item is None:
+            continue
+        item_at = f"{at}[{index}]"
+        if not isinstance(item, dict):
+            raise invalid(item_at, "an object", item)
+        yield item, item_at

@@ -23,7 +23,7 @@ has no ``ctPublicStatusCode``, or in a CTIS1 record, where it held the old porta
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
@@ -31,7 +31,17 @@ from typing import Any, TypeVar
 from service.errors import RecordInvalid
 from service.models import CountryRecord, Outcome, RecordMeta, Snapshot, StudyDate
 from service.registry.ctis import fields
-from service.registry.shape import MAX_INT, describe, invalid, sorted_set, whole_number
+from service.registry.shape import (
+    MAX_INT,
+    at_path,
+    child_list,
+    child_object,
+    child_objects,
+    describe,
+    invalid,
+    sorted_set,
+    whole_number,
+)
 from service.text import fold_text
 
 __all__ = ["normalise", "record_meta"]
@@ -101,14 +111,14 @@ class _Record:
     legacy: bool  # a CTIS1 record
 
     def path(self, key: str) -> str:
-        return _at(self.at, key)
+        return at_path(self.at, key)
 
     @property
     def part_i(self) -> Json:
-        return _obj(self.application, "authorizedPartI", self.at)
+        return child_object(self.application, "authorizedPartI", self.at)
 
     def part_i_path(self, key: str = "") -> str:
-        return _at(self.path("authorizedPartI"), key)
+        return at_path(self.path("authorizedPartI"), key)
 
 
 def _record(raw: object) -> _Record:
@@ -144,10 +154,10 @@ def _record(raw: object) -> _Record:
 
 
 def _identification(record: _Record) -> dict[str, Any]:
-    details = _obj(record.part_i, "trialDetails", record.part_i_path())
+    details = child_object(record.part_i, "trialDetails", record.part_i_path())
     details_at = record.part_i_path("trialDetails")
-    identifiers = _obj(details, "clinicalTrialIdentifiers", details_at)
-    at = _at(details_at, "clinicalTrialIdentifiers")
+    identifiers = child_object(details, "clinicalTrialIdentifiers", details_at)
+    at = at_path(details_at, "clinicalTrialIdentifiers")
     short_title = _text(identifiers, "shortTitle", at)
     return {
         "brief_title": _text(identifiers, "publicTitle", at),
@@ -164,19 +174,21 @@ def _secondary_ids(record: _Record, identifiers: Json, at: str) -> tuple[str, ..
     transitioned from, the NCT number, additional registries (IND numbers, ISRCTN …)."""
     found = [
         _text(
-            _obj(record.application, "eudraCt", record.at), "eudraCtCode", record.path("eudraCt")
+            child_object(record.application, "eudraCt", record.at),
+            "eudraCtCode",
+            record.path("eudraCt"),
         ),
-        _text(_obj(record.raw, "eudraCtInfo", ""), "eudraCtCode", "eudraCtInfo"),
+        _text(child_object(record.raw, "eudraCtInfo", ""), "eudraCtCode", "eudraCtInfo"),
     ]
     if record.legacy:
-        for index, application in enumerate(_list(record.raw, "applications", "")):
+        for index, application in enumerate(child_list(record.raw, "applications", "")):
             if isinstance(application, dict):
                 info_at = f"applications[{index}].eudraCtInfo"
                 found.append(
-                    _text(_obj(application, "eudraCtInfo", info_at), "eudraCtCode", info_at)
+                    _text(child_object(application, "eudraCtInfo", info_at), "eudraCtCode", info_at)
                 )
-    numbers = _obj(identifiers, "secondaryIdentifyingNumbers", at)
-    found += _registry_numbers(numbers, _at(at, "secondaryIdentifyingNumbers"))
+    numbers = child_object(identifiers, "secondaryIdentifyingNumbers", at)
+    found += _registry_numbers(numbers, at_path(at, "secondaryIdentifyingNumbers"))
     return sorted_set(n for n in found if n != record.study_id and not _placeholder(n))
 
 
@@ -234,21 +246,21 @@ def _terminated_early(record: _Record) -> bool:
     stopped = {name for name, kind in _notifications(record) if "EARLY_TERMINATION" in kind}
     if not stopped:
         return False
-    concerned = len(_list(record.application, "memberStatesConcerned", record.at))
+    concerned = len(child_list(record.application, "memberStatesConcerned", record.at))
     return len(stopped) >= max(concerned, 1)
 
 
 def _notifications(record: _Record) -> Iterator[tuple[str, str]]:
     """(member state, notification type as ``WORDS_LIKE_THIS``) of every trial event."""
-    events = _obj(record.raw, "events", "")
-    for index, per_state in enumerate(_list(events, "trialEvents", "events")):
+    events = child_object(record.raw, "events", "")
+    for index, per_state in enumerate(child_list(events, "trialEvents", "events")):
         at = f"events.trialEvents[{index}]"
         if isinstance(per_state, dict):
             state = str(per_state.get("mscId") or per_state.get("mscName") or index)
             for event in _dicts(per_state, "events", at):
                 yield state, _kind(_text(event, "notificationType", at))
     # before the relaunch: mscTrialNotificationsInfoList[].mscNotificationsListInfo[]
-    for index, per_state in enumerate(_list(record.raw, "mscTrialNotificationsInfoList", "")):
+    for index, per_state in enumerate(child_list(record.raw, "mscTrialNotificationsInfoList", "")):
         at = f"mscTrialNotificationsInfoList[{index}]"
         if isinstance(per_state, dict):
             state = str(per_state.get("mscId") or per_state.get("mscName") or index)
@@ -264,15 +276,15 @@ def _kind(text: str) -> str:
 
 
 def _trial_information(record: _Record) -> tuple[Json, str]:
-    details = _obj(record.part_i, "trialDetails", record.part_i_path())
+    details = child_object(record.part_i, "trialDetails", record.part_i_path())
     at = record.part_i_path("trialDetails")
-    return _obj(details, "trialInformation", at), _at(at, "trialInformation")
+    return child_object(details, "trialInformation", at), at_path(at, "trialInformation")
 
 
 def _phases(record: _Record) -> tuple[str, ...]:
     information, at = _trial_information(record)
-    category_at = _at(at, "trialCategory")
-    code = _text(_obj(information, "trialCategory", at), "trialPhase", category_at)
+    category_at = at_path(at, "trialCategory")
+    code = _text(child_object(information, "trialCategory", at), "trialPhase", category_at)
     if code in fields.PHASES:
         return (fields.PHASES[code],)
     text = _text(record.raw, "trialPhase", "")  # a search row's words, merged
@@ -288,9 +300,9 @@ def _conditions(record: _Record) -> tuple[str, ...]:
     found = list(_items(record.part_i, "medicalConditions", record.part_i_path(), condition))
     if not found:
         information, at = _trial_information(record)
-        medical = _obj(information, "medicalCondition", at)
+        medical = child_object(information, "medicalCondition", at)
         found = list(
-            _items(medical, "partIMedicalConditions", _at(at, "medicalCondition"), condition)
+            _items(medical, "partIMedicalConditions", at_path(at, "medicalCondition"), condition)
         )
     return sorted_set(iter(found))
 
@@ -306,7 +318,7 @@ def _sponsors(record: _Record) -> dict[str, Any]:
 
 
 def _sponsor(item: Json, at: str) -> tuple[bool, str]:
-    name = _text(_obj(item, "organisation", at), "name", _at(at, "organisation"))
+    name = _text(child_object(item, "organisation", at), "name", at_path(at, "organisation"))
     return item.get("primary") is True, name
 
 
@@ -331,7 +343,7 @@ def _parts_ii(record: _Record) -> list[tuple[Json, int | None]]:
 
     def read(part: Json, at: str) -> tuple[Json, int | None]:
         count = part.get("recruitmentSubjectCount")
-        return part, _whole_number(count, _at(at, "recruitmentSubjectCount"))
+        return part, _whole_number(count, at_path(at, "recruitmentSubjectCount"))
 
     return list(_items(record.application, "authorizedPartsII", record.at, read))
 
@@ -362,13 +374,13 @@ class _MemberState:
     def __init__(self, item: Json, at: str) -> None:
         self.name = _text(item, "mscName", at) or _text(item, "countryName", at)
         self.key = str(item.get("mscId") or item.get("id") or "")  # what its part II names
-        organisation = _obj(item, "organisationInfo", at)
-        self.code = _text(organisation, "memberStateCountryCode", _at(at, "organisationInfo"))
+        organisation = child_object(item, "organisationInfo", at)
+        self.code = _text(organisation, "memberStateCountryCode", at_path(at, "organisationInfo"))
         self.status_code = _whole_number(
-            item.get("mscPublicStatusCode"), _at(at, "mscPublicStatusCode")
+            item.get("mscPublicStatusCode"), at_path(at, "mscPublicStatusCode")
         )
         self.planned = _whole_number(
-            item.get("recruitmentSubjectCount"), _at(at, "recruitmentSubjectCount")
+            item.get("recruitmentSubjectCount"), at_path(at, "recruitmentSubjectCount")
         )
 
 
@@ -403,21 +415,21 @@ def _dates(record: _Record) -> dict[str, StudyDate]:
     recruitment start. End: the global end of the trial, else the end in the EU, else the
     planned global end, else the planned end in the EU."""
     information, at = _trial_information(record)
-    duration = _obj(information, "trialDuration", at)
-    duration_at = _at(at, "trialDuration")
+    duration = child_object(information, "trialDuration", at)
+    duration_at = at_path(at, "trialDuration")
     start = _first_date(
         (record.raw.get("startDateEU"), "startDateEU", "ACTUAL"),
         (duration.get("estimatedRecruitmentStartDate"),
-         _at(duration_at, "estimatedRecruitmentStartDate"), "ESTIMATED"),
+         at_path(duration_at, "estimatedRecruitmentStartDate"), "ESTIMATED"),
     )  # fmt: skip
     end = _first_date(
         (_global_end(record), record.path("trialGlobalEnd"), "ACTUAL"),
-        (_obj(record.raw, "events", "").get("trialGlobalEndDate"),
+        (child_object(record.raw, "events", "").get("trialGlobalEndDate"),
          "events.trialGlobalEndDate", "ACTUAL"),
         (record.raw.get("endDateEU"), "endDateEU", "ACTUAL"),
-        (duration.get("estimatedGlobalEndDate"), _at(duration_at, "estimatedGlobalEndDate"),
+        (duration.get("estimatedGlobalEndDate"), at_path(duration_at, "estimatedGlobalEndDate"),
          "ESTIMATED"),
-        (duration.get("estimatedEndDate"), _at(duration_at, "estimatedEndDate"), "ESTIMATED"),
+        (duration.get("estimatedEndDate"), at_path(duration_at, "estimatedEndDate"), "ESTIMATED"),
     )  # fmt: skip
     return {"start_date": start, "completion_date": end}
 
@@ -441,10 +453,10 @@ def _first_date(*candidates: tuple[object, str, str]) -> StudyDate:
 def _results(record: _Record) -> dict[str, Any]:
     """Results are documents in CTIS: a summary submitted (or the search row's
     ``resultsFirstReceived`` "Yes") means results; the earliest submission is when."""
-    results = _obj(record.raw, "results", "")
+    results = child_object(record.raw, "results", "")
     days = [
-        _day(item.get("submissionDate"), _at(at, "submissionDate"))
-        for item, at in _dicts_at(results, "summaryResults", "results")
+        _day(item.get("submissionDate"), at_path(at, "submissionDate"))
+        for item, at in child_objects(results, "summaryResults", "results")
     ]
     received = _text(record.raw, "resultsFirstReceived", "").casefold() == "yes"
     posted = min((day for day in days if day), default="")
@@ -458,8 +470,8 @@ def _outcomes(record: _Record) -> dict[str, tuple[Outcome, ...]]:
     """End points in the registry's order, by their ``number``. CTIS has no time point field:
     the timing is part of the end point's text."""
     information, at = _trial_information(record)
-    end_points = _obj(information, "endPoint", at)
-    end_at = _at(at, "endPoint")
+    end_points = child_object(information, "endPoint", at)
+    end_at = at_path(at, "endPoint")
     return {
         "primary_outcomes": _end_points(end_points, "primaryEndPoints", end_at),
         "secondary_outcomes": _end_points(end_points, "secondaryEndPoints", end_at),
@@ -473,55 +485,22 @@ def _end_points(parent: Json, key: str, where: str) -> tuple[Outcome, ...]:
 
 
 def _end_point(item: Json, at: str) -> tuple[int | None, Outcome]:
-    number = _whole_number(item.get("number"), _at(at, "number"))
+    number = _whole_number(item.get("number"), at_path(at, "number"))
     return number, Outcome(measure=_text(item, "endPoint", at))
 
 
 # --- typed readers: each returns a default for a missing key and raises for a wrong type -------
 
 
-def _at(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _obj(parent: Mapping[str, Any], key: str, where: str) -> Json:
-    value = parent.get(key)
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return value
-    raise invalid(_at(where, key), "an object", value)
-
-
-def _list(parent: Mapping[str, Any], key: str, where: str) -> Sequence[Any]:
-    value = parent.get(key)
-    if value is None:
-        return ()
-    if isinstance(value, list):
-        return value
-    raise invalid(_at(where, key), "a list", value)
-
-
 def _items(parent: Json, key: str, where: str, read: Callable[[Json, str], T]) -> Iterator[T]:
     """Read each object of a list with ``read(item, item_path)``; null entries are skipped."""
-    for item, at in _dicts_at(parent, key, where):
+    for item, at in child_objects(parent, key, where):
         yield read(item, at)
 
 
 def _dicts(parent: Json, key: str, where: str) -> Iterator[Json]:
-    for item, _at_path in _dicts_at(parent, key, where):
+    for item, _at_path in child_objects(parent, key, where):
         yield item
-
-
-def _dicts_at(parent: Json, key: str, where: str) -> Iterator[tuple[Json, str]]:
-    at = _at(where, key)
-    for index, item in enumerate(_list(parent, key, where)):
-        if item is None:
-            continue
-        item_at = f"{at}[{index}]"
-        if not isinstance(item, dict):
-            raise invalid(item_at, "an object", item)
-        yield item, item_at
 
 
 def _text(parent: Mapping[str, Any], key: str, where: str) -> str:
@@ -533,7 +512,7 @@ def _text(parent: Mapping[str, Any], key: str, where: str) -> str:
     # a code or number that arrives as a JSON number is unambiguous as text
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT:
         return str(value)
-    raise invalid(_at(where, key), "a string", value)
+    raise invalid(at_path(where, key), "a string", value)
 
 
 def _whole_number(value: object, path: str) -> int | None:
