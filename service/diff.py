@@ -174,7 +174,7 @@ def _enrollment_severity(old: int | None, new: int | None) -> Severity:
 
 
 def _slip_severity(old: StudyDate, new: StudyDate) -> Severity:
-    a, b = _parse_date(old.date), _parse_date(new.date)
+    a, b = old.first_day(), new.first_day()
     if a is None or b is None:
         return "low"
     return "medium" if b > _one_year_after(a) or a > _one_year_after(b) else "low"
@@ -187,16 +187,6 @@ def _results_severity(old: bool, new: bool) -> Severity:
 def _results_kind(old: bool, new: bool) -> ChangeKind:
     # Only the appearance of results has its own kind; withdrawn results are a plain field.
     return "results_posted" if new else "field_changed"
-
-
-def _parse_date(text: str) -> date | None:
-    """A registry date (``yyyy``, ``yyyy-MM`` or ``yyyy-MM-dd``) as the first day it covers."""
-    parts = text.split("-")
-    try:
-        numbers = [int(p) for p in parts] + [1] * (3 - len(parts))
-        return date(numbers[0], numbers[1], numbers[2])
-    except (ValueError, IndexError):
-        return None
 
 
 def _one_year_after(day: date) -> date:

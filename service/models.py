@@ -8,7 +8,7 @@ Two snapshots with the same ``content_hash()`` are the same for every purpose of
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -50,6 +50,15 @@ class StudyDate(Frozen):
 
     date: str = ""
     type: str = ""  # ACTUAL | ESTIMATED | "" when the registry gives none
+
+    def first_day(self) -> date | None:
+        """The first day the date covers (``2024-03`` → 1 March 2024); None when it is none."""
+        parts = self.date.split("-")
+        try:
+            numbers = [int(p) for p in parts] + [1] * (3 - len(parts))
+            return date(numbers[0], numbers[1], numbers[2])
+        except (ValueError, IndexError):
+            return None
 
 
 class Outcome(Frozen):

@@ -166,7 +166,7 @@ def _completions(stored: list[Registration]) -> Disagreement | None:
     known: list[tuple[Registration, date]] = []
     for registration in stored:
         snapshot = registration.snapshot
-        day = _day(snapshot.completion_date.date) if snapshot is not None else None
+        day = snapshot.completion_date.first_day() if snapshot is not None else None
         if day is not None:
             known.append((registration, day))
     if len(known) < 2:
@@ -177,12 +177,3 @@ def _completions(stored: list[Registration]) -> Disagreement | None:
     values = tuple((_key(r), d.isoformat()) for r, d in known)
     summary = f"completion {early[1]} in {early[0].study_id}, {late[1]} in {late[0].study_id}"
     return Disagreement("completion_date", values, summary)
-
-
-def _day(text: str) -> date | None:
-    parts = text.split("-")
-    try:
-        numbers = [int(p) for p in parts] + [1] * (3 - len(parts))
-        return date(numbers[0], numbers[1], numbers[2])
-    except (ValueError, IndexError):
-        return None
