@@ -108,9 +108,9 @@ class DatabaseSettings(Section):
         return value
 
 
-class CtgovSettings(Section):
-    api_url: str = API_URL
-    history_url: str = HISTORY_URL
+class ClientSettings(Section):
+    """How any registry is asked: pace, patience and retries."""
+
     requests_per_second: float = Field(1.0, gt=0, le=100)
     timeout_seconds: float = Field(30.0, gt=0, le=HOUR)
     # the whole of one request (connect, headers, body), however slowly the server sends it
@@ -118,6 +118,11 @@ class CtgovSettings(Section):
     max_attempts: int = Field(5, ge=1, le=20)
     retry_initial_seconds: float = Field(1.0, ge=0, le=HOUR)
     retry_max_seconds: float = Field(120.0, ge=0, le=DAY)
+
+
+class CtgovSettings(ClientSettings):
+    api_url: str = API_URL
+    history_url: str = HISTORY_URL
     page_size: int = Field(1000, ge=1, le=1000)
     # longest request line sent (filter.ids batches are cut to fit; halved on 414/431)
     max_url_bytes: int = Field(6000, ge=512, le=1_000_000)
@@ -142,17 +147,11 @@ class CtgovSettings(Section):
     _urls = field_validator("api_url", "history_url")(_http_url)
 
 
-class SourceSettings(Section):
+class SourceSettings(ClientSettings):
     """What every registry without a version history of its own (EUCTR, CTIS, ISRCTN) is
     asked with: politeness, retries, the whole-request deadline and the weekly full refetch
     that backs up its change signal."""
 
-    requests_per_second: float = Field(1.0, gt=0, le=100)
-    timeout_seconds: float = Field(30.0, gt=0, le=HOUR)
-    deadline_seconds: float = Field(120.0, gt=0, le=HOUR)
-    max_attempts: int = Field(5, ge=1, le=20)
-    retry_initial_seconds: float = Field(1.0, ge=0, le=HOUR)
-    retry_max_seconds: float = Field(120.0, ge=0, le=DAY)
     max_response_mib: int = Field(64, ge=1, le=65_536)
     # every record is fetched again at least this often, whatever the change signal says
     full_refetch_days: int = Field(7, ge=1, le=366)

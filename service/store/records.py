@@ -479,15 +479,7 @@ class RecordStore(StoreBase):
         their content changing (``moved_dates``: id → new date)."""
         records = RECORDS.c
         with self._session() as session:
-            for start in range(0, len(study_ids), 500):
-                session.execute(
-                    update(RECORDS)
-                    .where(
-                        records.registry == registry,
-                        records.study_id.in_(study_ids[start : start + 500]),
-                    )
-                    .values(last_checked_at=now, state="active")
-                )
+            _update_records(session, registry, study_ids, last_checked_at=now, state="active")
             if moved_dates:
                 # Core executemany: one statement for all, not one ORM round trip each
                 session.connection().execute(
@@ -499,17 +491,8 @@ class RecordStore(StoreBase):
 
     def mark_fetched(self, registry: str, study_ids: Sequence[str], now: datetime) -> None:
         """Record that these records were fetched whole now (whatever was found in them)."""
-        records = RECORDS.c
         with self._session() as session:
-            for start in range(0, len(study_ids), 500):
-                session.execute(
-                    update(RECORDS)
-                    .where(
-                        records.registry == registry,
-                        records.study_id.in_(study_ids[start : start + 500]),
-                    )
-                    .values(fetched_at=now)
-                )
+            _update_records(session, registry, study_ids, fetched_at=now)
 
     def mark_unavailable(
         self,
@@ -614,6 +597,21 @@ def _advance_record(
     record.served_id = served_id
     if changed:
         record.last_changed_at = now
+
+
+def _update_records(
+    session: Session, registry: str, study_ids: Sequence[str], **values: Any
+) -> None:
+    """Set ``values`` on these records' rows: one statement per 500 ids."""
+    for start in range(0, len(study_ids), 500):
+        session.execute(
+            update(RECORDS)
+            .where(
+                RECORDS.c.registry == registry,
+                RECORDS.c.study_id.in_(study_ids[start : start + 500]),
+            )
+            .values(**values)
+        )
 
 
 def _watch_info(watch: WatchRow, record: RecordRow | None) -> WatchInfo:
