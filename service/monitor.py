@@ -128,7 +128,8 @@ class Monitor:
         alone = [i for i in cycle.ids if i not in tally]  # no batch returned them
         self._store_pages(cycle, one_by_one(cycle, alone), alone, tally, kept)
         self._mark(cycle, tally, kept)
-        changes, backfill = kept.changes, dict[str, int]()
+        changes = kept.changes
+        backfill: dict[str, int] = {}
         if not dry_run:
             changes, backfill = self._after(cycle, changes, tally, searched)
         report = SyncReport(
