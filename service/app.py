@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # the parts below are imported when first built: a command th
     from service.alerts import Alerter
     from service.backfill import BackfillRound
     from service.metrics import Metrics
-    from service.models import Change, Snapshot
+    from service.models import Change, Snapshot, StoredChange
     from service.monitor import Monitor, SyncReport
     from service.notify.base import Sender
     from service.outbox import DeliveryReport, Dispatcher
@@ -33,6 +34,9 @@ if TYPE_CHECKING:  # the parts below are imported when first built: a command th
     from service.registry.source import RecordSource
 
 log = logging.getLogger("trialwatch")
+
+LINKED = "linked"  # the tag of records watched with their trial's every registration
+FOLLOW_ROUNDS = 3  # a trial's registrations found through others, at most this far apart
 
 NOTHING_WATCHED = (
     "nothing is watched, so there is nothing to sync: add records with "
@@ -203,6 +207,7 @@ class App:
         if idle and not self.store.list_searches("ctgov"):
             log.warning("%s", NOTHING_WATCHED)
         reports = []
+        started = self.clock()
         progress = options.pop("progress", None)
         should_stop = options.get("should_stop", lambda: False)
         for registry in registries:
@@ -216,11 +221,73 @@ class App:
             except BaseException as exc:
                 self.store.abandon_runs(f"cycle aborted: {exc}", self.clock())
                 raise
+        if targets is None and not options.get("dry_run"):
+            reports += self._sync_followed(options)
         report = SyncReport.merged(reports)
+        if not options.get("dry_run") and reports:
+            report.changes += self._review_trials(started, report)
         self.store.check()
         if not options.get("dry_run"):
             self.alerter.after_sync(report)
         return report
+
+    def follow_links(self) -> dict[str, list[str]]:
+        """Watch the registrations of every trial a record watched with ``--linked`` (the tag
+        ``linked``) belongs to, tagged so too: registry → the ids newly watched."""
+        from service.registry.catalog import WATCHED
+        from service.trial_store import trial_members
+
+        followed = [(w.registry, w.study_id) for w in self.store.list_watches() if LINKED in w.tags]
+        if not followed:
+            return {}
+        members = trial_members(self.store)
+        wanted: dict[str, set[str]] = {}
+        for key in followed:
+            for registry, study_id in members.get(key, ()):
+                if registry in WATCHED:
+                    wanted.setdefault(registry, set()).add(study_id)
+        added: dict[str, list[str]] = {}
+        for registry, ids in wanted.items():
+            new = self.store.add_watches(registry, sorted(ids), [LINKED], self.clock())
+            if new:
+                added[registry] = list(new)
+        return added
+
+    def _sync_followed(self, options: Mapping[str, Any]) -> list[SyncReport]:
+        """The registrations a cycle's records revealed of trials watched with ``--linked``,
+        fetched in the same cycle (they may name more: a few rounds)."""
+        reports = []
+        for _ in range(FOLLOW_ROUNDS):
+            added = self.follow_links()
+            for registry, ids in added.items():
+                log.info("watching %d more registration(s) in %s", len(ids), registry)
+                reports.append(self.monitor_for(registry).sync(ids, **options))
+            if not added:
+                break
+        return reports
+
+    def _review_trials(self, started: datetime, report: SyncReport) -> list[StoredChange]:
+        """The trials' finding (registrations that disagree), after every registry's cycle.
+        Its failure is a warning of the cycle: each record's own work is stored already."""
+        from service.findings.trials_keeper import TrialsKeeper
+
+        keeper = TrialsKeeper(
+            self.store,
+            self.settings.findings,
+            clock=self.clock,
+            router=lambda registry, study_id, changes, historical: self.monitor_for(
+                registry
+            ).event_routes(study_id, changes, historical),
+        )
+        try:
+            return keeper.review(started)
+        except Exception as exc:
+            log.exception("the trials' findings review failed")
+            from service.problems import Problem
+
+            message = f"trials: findings review failed: {exc}"
+            report.problems.append(Problem.warning("trials", message, "internal"))
+            return []
 
     def work_backfills(
         self, budget_seconds: float, should_stop: Callable[[], bool]

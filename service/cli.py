@@ -181,22 +181,38 @@ def watch() -> None:
 @click.option(
     "--tag", "tags", multiple=True, help="A tag for subscriptions (tag:NAME); repeatable."
 )
+@click.option(
+    "--linked",
+    is_flag=True,
+    help="Watch each record's trial: every registration it names or that names it, in any "
+    "registry, now and as syncs find them (tag: linked).",
+)
 @json_option
 @click.pass_context
 def watch_add(
-    ctx: click.Context, study_ids: tuple[str, ...], tags: tuple[str, ...], as_json: bool
+    ctx: click.Context,
+    study_ids: tuple[str, ...],
+    tags: tuple[str, ...],
+    linked: bool,
+    as_json: bool,
 ) -> None:
     """Watch records by id, in any registry: NCT05605665 (ClinicalTrials.gov), 2014-003140-12
     (EUCTR; EUCTR2014-003140-12 and 2014-003140-12-NL too), 2023-505613-24-00 (CTIS),
     ISRCTN12345678."""
     from service import views
+    from service.app import LINKED
 
     pairs = parse_watch_ids(study_ids)
     app = app_of(ctx)
+    tags = (*tags, LINKED) if linked and LINKED not in tags else tags
     added: set[tuple[str, str]] = set()
     for registry, ids in _by_registry(pairs).items():
         new = app.store.add_watches(registry, ids, tags, app.clock())
         added |= {(registry, i) for i in new}
+    if linked:  # the registrations already known, from records stored before
+        for registry, ids in app.follow_links().items():
+            new_pairs = [(registry, i) for i in ids]
+            pairs, added = [*pairs, *new_pairs], added | set(new_pairs)
     if as_json:
         views.print_json(
             [{"registry": r, "study_id": i, "added": (r, i) in added} for r, i in pairs]
@@ -217,8 +233,17 @@ watch.add_command(query)
 def watch_list(ctx: click.Context, as_json: bool) -> None:
     """The watched records, their status and when they were last checked."""
     from service import views
+    from service.models import LinkedId
+    from service.trial_store import trial_members
 
-    watches = app_of(ctx).store.list_watches()
+    store = app_of(ctx).store
+    trials = trial_members(store)
+    watches = [
+        w.model_copy(
+            update={"trial": tuple(LinkedId(*k) for k in trials.get((w.registry, w.study_id), ()))}
+        )
+        for w in store.list_watches()
+    ]
     if as_json:
         views.print_json([w.to_json() for w in watches])
     else:
@@ -381,17 +406,10 @@ def trials(ctx: click.Context, study_ids: tuple[str, ...], as_json: bool) -> Non
     """Trials registered more than once: the watched records that name one another (a link
     counts both ways), side by side, and where they disagree. With IDs: their trials."""
     from service import views
-    from service.trials import containing, group
+    from service.trial_store import load_trials
 
     keys = parse_watch_ids(study_ids)
-    store = app_of(ctx).store
-    snapshots = [
-        snapshot
-        for registry in WATCHED
-        for snapshot in store.latest_snapshots(registry, store.watched_ids(registry)).values()
-    ]
-    found = group(snapshots)
-    shown = containing(found, keys) if keys else [t for t in found if len(t.registrations) > 1]
+    shown = load_trials(app_of(ctx).store, keys)
     if as_json:
         views.print_json([t.to_json() for t in shown])
     else:

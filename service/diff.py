@@ -146,6 +146,8 @@ Style = Literal[
 
 OUTCOME_PAIR_THRESHOLD = 0.5
 MEASURE_GATE = 0.35
+# an outcome is named in another registration's free text when most of its measure's words are
+NAMED_IN_TEXT = 0.6
 _WEIGHTS = (0.60, 0.25, 0.15)  # measure, time frame, description
 # Leftover outcomes (after exact pairing) are scored pairwise up to this many pairs; past it
 # (10,000 reworded outcomes would be 10^8 pairs: minutes and GBs) they pair by position.
@@ -797,6 +799,35 @@ def pair_outcomes(
     _pair_exact(old, new, pairs, free_old, lambda t, o: _cosmetic(o))
     _pair_similar(old, new, pairs, free_old)
     return pairs
+
+
+def unpaired_outcomes(
+    a: Sequence[Outcome], b: Sequence[Outcome], *, a_text: bool = False, b_text: bool = False
+) -> tuple[list[Outcome], list[Outcome]]:
+    """The outcomes of ``a`` and of ``b`` (two registrations' primary outcomes) that do not
+    pair, as the diff pairs a record's versions (cosmetic differences ignored). A side that
+    is one free text (``*_text``: EUCTR's E.5.1, ISRCTN's primaryOutcome) holds each of the
+    other side's outcomes whose measure it names (most of its words); one unnamed is apart.
+    """
+    if a_text and len(a) == 1:
+        return [], [o for o in b if not _named_in(o, a[0])]
+    if b_text and len(b) == 1:
+        return [o for o in a if not _named_in(o, b[0])], []
+    pairs = pair_outcomes([("primary", o) for o in a], [("primary", o) for o in b])
+    paired_a = set(pairs.values())
+    return (
+        [o for i, o in enumerate(a) if i not in paired_a],
+        [o for i, o in enumerate(b) if i not in pairs],
+    )
+
+
+def _named_in(outcome: Outcome, text: Outcome) -> bool:
+    measure = _features(outcome).content
+    if not measure:
+        return True
+    said = _features(text)
+    words = said.measure | said.description | said.time_frame
+    return len(measure & words) / len(measure) >= NAMED_IN_TEXT
 
 
 def _pair_exact(

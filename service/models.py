@@ -281,6 +281,8 @@ class WatchInfo(Frozen):
     overall_status: str = ""  # the registry's own status text
     lifecycle: str = ""  # derived from it, the same words for every registry
     linked: tuple[LinkedId, ...] = ()  # the registrations its latest version names
+    # the other registrations of its trial: linked either way, through any record
+    trial: tuple[LinkedId, ...] = ()
     state: str = "never synced"  # never synced | active | unavailable
     versions: int = 0
     last_checked_at: datetime | None = None

@@ -64,25 +64,25 @@ class Monitor:
             findings or FindingsSettings(),
             registry=self.registry,
             clock=clock,
-            router=self._event_routes,
+            router=self.event_routes,
         )
         self.searches = SavedSearches(
             store,
             client,
             clock=clock,
             max_matches=self.settings.max_query_matches,
-            router=lambda study_id, changes: self._event_routes(study_id, changes, False),
+            router=lambda study_id, changes: self.event_routes(study_id, changes, False),
         )
         self.backfiller = BackfillWorker(
             store,
             self.history,
             clock=clock,
-            router=self._event_routes,
+            router=self.event_routes,
             extra_changes=extra_changes,
             findings=self.findings,
         )
 
-    def _event_routes(self, study_id: str, changes: list[Change], historical: bool) -> list[Route]:
+    def event_routes(self, study_id: str, changes: list[Change], historical: bool) -> list[Route]:
         """Where changes found outside a cycle's own diff go (findings, saved searches,
         backfills): like any change; historical ones only when [ctgov] notify_backfill."""
         if historical and not self.settings.notify_backfill:

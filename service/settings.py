@@ -286,6 +286,9 @@ class FindingsSettings(Section):
     stale_verified_days: int = Field(730, ge=1, le=36500)
     stale_completion_days: int = Field(365, ge=1, le=36500)
     retrospective_grace_days: int = Field(0, ge=0, le=3650)
+    # registrations_disagree: how long one registration may say ended while another still
+    # says recruiting or active (the other registry's update often lags by weeks)
+    disagree_days: int = Field(60, ge=0, le=3650)
 
 
 class DeliverySettings(Section):

@@ -6,19 +6,22 @@ a trial is a connected group of registrations: the records trialwatch stores, an
 name that it does not (shown by id alone). Pure: the caller hands in each stored record's
 latest snapshot.
 
-Disagreements told here (the first of issue 2/6's kinds; the finding that opens on them is
-still to come): lifecycles apart (one ended while another is still recruiting or active),
-planned enrollment more than 10% apart, completion dates more than 90 days apart.
+Disagreements: lifecycles apart (one ended while another is still recruiting or active),
+planned or actual enrollment more than 10% apart, completion dates more than 90 days apart,
+primary outcomes that do not pair (the diff's own pairing; cosmetic differences ignored).
+The ``registrations_disagree`` finding (``service.findings.disagree``) opens on them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from service.diff import unpaired_outcomes
 from service.models import Snapshot
+from service.registry.catalog import registry_info
 
 Key = tuple[str, str]  # (registry, study id)
 
@@ -59,7 +62,7 @@ class Registration:
 class Disagreement:
     """Two registrations of one trial that say different things of ``field``."""
 
-    field: str  # lifecycle | enrollment | completion_date
+    field: str  # lifecycle | enrollment | enrollment_actual | completion_date | primary_outcomes
     values: tuple[tuple[Key, Any], ...]
     summary: str
 
@@ -80,7 +83,8 @@ class Trial:
     @property
     def disagreements(self) -> list[Disagreement]:
         stored = [r for r in self.registrations if r.snapshot is not None]
-        found = [_lifecycles(stored), _enrollments(stored), _completions(stored)]
+        found = [_lifecycles(stored), *_enrollments(stored), _completions(stored)]
+        found.append(_primary_outcomes(stored))
         return [d for d in found if d is not None]
 
     def to_json(self) -> dict[str, Any]:
@@ -94,6 +98,21 @@ def group(snapshots: Iterable[Snapshot]) -> list[Trial]:
     """The trials the stored records make: every record with the records and ids it names,
     and those that name it, in one group. Groups ordered by their first registration."""
     stored = {(s.registry, s.study_id): s for s in snapshots}
+    named_by: dict[Key, str] = {}
+    for key, snapshot in stored.items():
+        for link in snapshot.linked:
+            named_by.setdefault((link.registry, link.study_id), f"{key[0]}:{key[1]}")
+    links = {key: [(n.registry, n.study_id) for n in s.linked] for key, s in stored.items()}
+    trials = [
+        Trial([Registration(k[0], k[1], stored.get(k), named_by.get(k, "")) for k in keys])
+        for keys in connected(links)
+    ]
+    return sorted(trials, key=lambda t: (t.registrations[0].registry, t.registrations[0].study_id))
+
+
+def connected(links: Mapping[Key, Iterable[Key]]) -> list[list[Key]]:
+    """The connected groups of registrations that ``links`` (each record → the ids it names)
+    make, a link counting both ways; each group sorted."""
     parent: dict[Key, Key] = {}
 
     def root(key: Key) -> Key:
@@ -103,21 +122,14 @@ def group(snapshots: Iterable[Snapshot]) -> list[Trial]:
             key = parent[key]
         return key
 
-    named_by: dict[Key, str] = {}
-    for key, snapshot in stored.items():
+    for key, named in links.items():
         root(key)
-        for link in snapshot.linked:
-            other = (link.registry, link.study_id)
-            named_by.setdefault(other, f"{key[0]}:{key[1]}")
+        for other in named:
             parent[root(other)] = root(key)
     members: dict[Key, list[Key]] = {}
     for key in sorted(parent):
         members.setdefault(root(key), []).append(key)
-    trials = [
-        Trial([Registration(k[0], k[1], stored.get(k), named_by.get(k, "")) for k in sorted(keys)])
-        for keys in members.values()
-    ]
-    return sorted(trials, key=lambda t: (t.registrations[0].registry, t.registrations[0].study_id))
+    return list(members.values())
 
 
 def containing(trials: Sequence[Trial], keys: Iterable[Key]) -> list[Trial]:
@@ -146,20 +158,80 @@ def _lifecycles(stored: list[Registration]) -> Disagreement | None:
     return Disagreement("lifecycle", values, summary)
 
 
-def _enrollments(stored: list[Registration]) -> Disagreement | None:
-    counts: list[tuple[Registration, int]] = [
-        (r, r.snapshot.enrollment_count)
-        for r in stored
-        if r.snapshot is not None and r.snapshot.enrollment_count
-    ]
+def _enrollments(stored: list[Registration]) -> list[Disagreement]:
+    """Planned enrollment compared with planned, actual with actual (a ClinicalTrials.gov
+    count is planned while ESTIMATED, actual once ACTUAL; the EU registries keep both)."""
+    planned = [(r, n) for r in stored if (n := _planned(r)) is not None]
+    actual = [(r, n) for r in stored if (n := _actual(r)) is not None]
+    found = [_counts_apart("enrollment", "enrollment", planned)]
+    found.append(_counts_apart("enrollment_actual", "actual enrollment", actual))
+    return [d for d in found if d is not None]
+
+
+def _planned(registration: Registration) -> int | None:
+    snap = registration.snapshot
+    if snap is None or snap.enrollment_type.upper() == "ACTUAL":
+        return None
+    return snap.enrollment_count or None
+
+
+def _actual(registration: Registration) -> int | None:
+    snap = registration.snapshot
+    if snap is None:
+        return None
+    if snap.enrollment_type.upper() == "ACTUAL":
+        return snap.enrollment_count or None
+    return snap.enrollment_actual or None
+
+
+def _counts_apart(
+    field_name: str, label: str, counts: list[tuple[Registration, int]]
+) -> Disagreement | None:
     if len(counts) < 2:
         return None
     low, high = min(counts, key=lambda c: c[1]), max(counts, key=lambda c: c[1])
     if high[1] - low[1] <= ENROLLMENT_APART * high[1]:
         return None
     values = tuple((_key(r), n) for r, n in counts)
-    summary = f"enrollment {low[1]:,} in {low[0].study_id}, {high[1]:,} in {high[0].study_id}"
-    return Disagreement("enrollment", values, summary)
+    summary = f"{label} {low[1]:,} in {low[0].study_id}, {high[1]:,} in {high[0].study_id}"
+    return Disagreement(field_name, values, summary)
+
+
+def _primary_outcomes(stored: list[Registration]) -> Disagreement | None:
+    """The first two registrations (in order) whose primary outcomes do not pair."""
+    said = [r for r in stored if r.snapshot is not None and r.snapshot.primary_outcomes]
+    for i, first in enumerate(said):
+        for other in said[i + 1 :]:
+            apart = _outcomes_apart(first, other)
+            if apart is not None:
+                values = tuple(
+                    (_key(r), [o.measure for o in r.snapshot.primary_outcomes])  # type: ignore[union-attr]
+                    for r in said
+                )
+                return Disagreement("primary_outcomes", values, apart)
+    return None
+
+
+def _outcomes_apart(a: Registration, b: Registration) -> str | None:
+    assert a.snapshot is not None and b.snapshot is not None
+    only_a, only_b = unpaired_outcomes(
+        a.snapshot.primary_outcomes,
+        b.snapshot.primary_outcomes,
+        a_text=registry_info(a.registry).outcomes_as_text,
+        b_text=registry_info(b.registry).outcomes_as_text,
+    )
+    if not only_a and not only_b:
+        return None
+    (missing, has, lacks) = (only_a[0], a, b) if only_a else (only_b[0], b, a)
+    return (
+        f"primary outcome {_clip(missing.measure)!r} of {has.study_id} "
+        f"is not among {lacks.study_id}'s"
+    )
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _completions(stored: list[Registration]) -> Disagreement | None:

@@ -279,7 +279,7 @@ WATCH_COLUMNS = (
     Column("registry"),
     Column("status", wrap=True),
     Column("title", title=True),
-    Column("linked", wrap=True),
+    Column("same trial", wrap=True),
     Column("tags", wrap=True),
     Column("versions", justify="right"),
     HISTORY_COLUMN,
@@ -292,11 +292,12 @@ def watches_table(watches: Sequence[WatchInfo], width: int | None = None) -> Tab
     caption = f"{len(watches)} watched record(s)"
     columns = list(WATCH_COLUMNS)
     # columns shown only when they say something: the history while a backfill is under way
-    # or failed, the registry when there is more than one, the links when a record names one
+    # or failed, the registry when there is more than one, the trial when a record is
+    # registered twice
     idle = {
         HISTORY_COLUMN.header: not any(w.backfill in ("pending", "failed") for w in watches),
         "registry": len({w.registry for w in watches}) <= 1,
-        "linked": not any(w.linked for w in watches),
+        "same trial": not any(w.trial or w.linked for w in watches),
     }
     for name, unused in idle.items():
         if unused:
@@ -319,8 +320,8 @@ def _watch_row(w: WatchInfo) -> list[Text]:
         Text(w.registry),
         status,
         Text(one_line(w.title)),
-        # the registrations it names (the same trial elsewhere, perhaps)
-        Text(one_line(", ".join(link.study_id for link in w.linked))),
+        # the other registrations of its trial (those it names, and those naming it)
+        Text(one_line(", ".join(link.study_id for link in w.trial or w.linked))),
         Text(one_line(", ".join(w.tags))),
         Text(str(w.versions)),
         Text(_backfill_state(w.backfill)),

@@ -426,3 +426,29 @@ def test_trials_puts_a_trials_registrations_side_by_side(trialwatch: twconfig.Ru
     (mine,) = trialwatch("trials", EUCTR, "--json").json()
     assert {r["study_id"]: r["stored"] for r in mine["registrations"]} == {NCT: True, EUCTR: True}
     assert "2 trial(s) registered more than once" in trialwatch("trials").stdout
+
+
+def test_watch_add_linked_follows_the_trial_into_every_registry_in_the_same_cycle(
+    trialwatch: twconfig.Run, environment: dict[str, str]
+) -> None:
+    assert trialwatch("watch", "add", "--linked", NCT).exit_code == 0
+    report = synced(trialwatch)  # the record names its EUCTR registration: that is fetched too
+    assert (report["new"], report["failed"]) == (2, 0), report["errors"]
+    watches = trialwatch("watch", "list", "--json").json()
+    listed = {(w["registry"], w["study_id"]): w for w in watches}
+    assert set(listed) == {("ctgov", NCT), ("euctr", EUCTR)}
+    assert all("linked" in w["tags"] for w in listed.values())
+    # each record's trial, both ways: the EUCTR record names nothing, yet is the NCT's twin
+    assert [(t["registry"], t["study_id"]) for t in listed[("euctr", EUCTR)]["trial"]] == [
+        ("ctgov", NCT)
+    ]
+    table = twconfig.runner({**environment, "COLUMNS": "160"})("watch", "list").stdout
+    (euctr_row,) = [line for line in table.splitlines() if line.startswith(EUCTR)]
+    assert NCT in euctr_row
+    # known already: a record watched again with --linked brings its trial at once
+    trialwatch("watch", "remove", EUCTR)
+    added = trialwatch("watch", "add", "--linked", NCT, "--json").json()
+    assert {(a["registry"], a["study_id"], a["added"]) for a in added} == {
+        ("ctgov", NCT, False),
+        ("euctr", EUCTR, True),
+    }

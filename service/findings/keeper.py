@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from service.errors import StoreError, StoreRefused
+from service.findings.disagree import RULE as DISAGREE_RULE
 from service.findings.rules import (
     Finding,
     Thresholds,
@@ -64,7 +65,7 @@ class FindingsKeeper:
     ) -> None:
         self.store = store
         self.enabled = settings.enabled
-        self.thresholds = Thresholds(**settings.model_dump(exclude={"enabled"}))
+        self.thresholds = Thresholds(**settings.model_dump(exclude={"enabled", "disagree_days"}))
         self.registry = registry
         self.clock = clock
         self.router = router
@@ -146,13 +147,14 @@ class FindingsKeeper:
         today = self._today()
         holding = evaluate(chain, today, self.thresholds)
         opened = [f for rule, f in holding.items() if rule not in known]
-        resolved = [known[rule] for rule in known if rule not in holding]
+        # (a finding of the trials' rule is the TrialsKeeper's to resolve, not this record's)
+        resolved = [known[r] for r in known if r not in holding and r != DISAGREE_RULE]
         next_due = next_review(chain[-1].facts, today, self.thresholds)
         due = next_due.isoformat() if next_due else None
         if not opened and not resolved and due == stored_due:
             return None
-        changes = [_opened(study_id, self.registry, f) for f in opened]
-        changes += [_resolved(study_id, self.registry, f) for f in resolved]
+        changes = [opened_change(study_id, self.registry, f) for f in opened]
+        changes += [resolved_change(study_id, self.registry, f) for f in resolved]
         return FindingUpdate(
             opened=opened,
             resolved=[f.rule for f in resolved],
@@ -223,7 +225,7 @@ class FindingsKeeper:
         return self.clock().date()
 
 
-def _opened(study_id: str, registry: str, finding: Finding) -> Change:
+def opened_change(study_id: str, registry: str, finding: Finding) -> Change:
     return Change(
         registry=registry,
         study_id=study_id,
@@ -236,7 +238,7 @@ def _opened(study_id: str, registry: str, finding: Finding) -> Change:
     )
 
 
-def _resolved(study_id: str, registry: str, finding: FindingInfo) -> Change:
+def resolved_change(study_id: str, registry: str, finding: FindingInfo) -> Change:
     return Change(
         registry=registry,
         study_id=study_id,

@@ -61,6 +61,7 @@ class FindingUpdate:
     routes: Sequence[Route]
     historical: bool
     due: str | None  # the day date-dependent rules are next due, yyyy-MM-dd
+    keep_due: bool = False  # a review of other rules (the trials'): the record's due day stands
 
 
 class FindingStore(StoreBase):
@@ -105,6 +106,37 @@ class FindingStore(StoreBase):
                 return _save_findings(session, registry, decided, run_id, now)
         except StoreError as exc:
             raise refusal(exc) from exc.__cause__
+
+    def status_since(
+        self, registry: str, study_ids: Sequence[str]
+    ) -> dict[str, tuple[datetime, list[tuple[str, str]]]]:
+        """For each stored record of ``study_ids``: when it was first seen, and its versions'
+        (day, status) newest first — the day the registry posted the version, else the day
+        trialwatch fetched it. The trials' findings read how long a status has stood."""
+        found: dict[str, tuple[datetime, list[tuple[str, str]]]] = {}
+        records, versions = RECORDS.c, VERSIONS.c
+        with self._session() as session:
+            for start in range(0, len(study_ids), 500):
+                rows = session.execute(
+                    select(
+                        records.study_id,
+                        records.first_seen_at,
+                        versions.last_update_posted,
+                        versions.fetched_at,
+                        versions.snapshot,
+                    )
+                    .join(VERSIONS, versions.record_id == records.id)
+                    .where(
+                        records.registry == registry,
+                        records.study_id.in_(study_ids[start : start + 500]),
+                    )
+                    .order_by(records.study_id, versions.seq.desc())
+                )
+                for study_id, first_seen, posted, fetched, snapshot in rows:
+                    status = json.loads(snapshot).get("overall_status", "")
+                    day = posted or fetched.date().isoformat()
+                    found.setdefault(study_id, (first_seen, []))[1].append((day, status))
+        return found
 
     def due_for_findings(self, registry: str, today: str) -> list[str]:
         """Records whose date-dependent rules are due for a look on ``today`` (yyyy-MM-dd)."""
@@ -195,12 +227,14 @@ def _save_findings(
 
 def _remember_due(connection: Any, decided: Mapping[int, FindingUpdate], now: datetime) -> None:
     """Each record's next review day, and ``now`` as its last change where findings moved."""
-    connection.execute(
-        update(RECORDS)
-        .where(RECORDS.c.id == bindparam("rid"))
-        .values(findings_due=bindparam("due")),
-        [{"rid": record_id, "due": d.due} for record_id, d in decided.items()],
-    )
+    dues = [{"rid": rid, "due": d.due} for rid, d in decided.items() if not d.keep_due]
+    if dues:
+        connection.execute(
+            update(RECORDS)
+            .where(RECORDS.c.id == bindparam("rid"))
+            .values(findings_due=bindparam("due")),
+            dues,
+        )
     moved = [{"rid": record_id} for record_id, d in decided.items() if d.changes]
     if moved:
         connection.execute(

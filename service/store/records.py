@@ -174,6 +174,23 @@ class RecordStore(StoreBase):
         with self._session() as session:
             return list(session.scalars(query))
 
+    def watched_links(self) -> dict[tuple[str, str], list[tuple[str, str]]]:
+        """Each watched record that has a version: the registrations its latest version names
+        ((registry, study id) → the (registry, study id) of each). Three columns a record: the
+        trials are grouped from this before a snapshot is read."""
+        records = RECORDS.c
+        query = select(records.registry, records.study_id, records.links).join(
+            WATCHES,
+            (WATCHES.c.registry == records.registry) & (WATCHES.c.study_id == records.study_id),
+        )
+        with self._session() as session:
+            return {
+                (registry, study_id): [(link["registry"], link["study_id"]) for link in links or ()]
+                for registry, study_id, links in session.execute(
+                    query.where(records.latest_seq > 0)
+                )
+            }
+
     def list_watches(self) -> list[WatchInfo]:
         query = (
             select(WatchRow, RecordRow)
