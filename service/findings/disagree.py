@@ -19,7 +19,7 @@ from service.trials import Disagreement, Key, Trial
 RULE = "registrations_disagree"
 SOURCE = (
     "WHO ICTRP: one trial, several registrations, bridged by their secondary ids; "
-    "discrepancies between registries (Fleminger & Goldacre, BMJ Open 2018: EUCTR vs "
+    "discrepancies between registries (Fleminger & Goldacre, PLoS One 2018: status in EUCTR vs "
     "ClinicalTrials.gov; Hartung et al., Ann Intern Med 2014: registry vs publication)"
 )
 _HIGH = frozenset({"lifecycle", "primary_outcomes"})
