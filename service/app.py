@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.clock import Clock, utcnow
 from service.errors import ConfigError
-from service.settings import FindingsSettings, Settings
+from service.settings import Settings
 from service.store import Store
 
 if TYPE_CHECKING:  # the parts below are imported when first built: a command that only
@@ -125,8 +125,8 @@ class App:
                 subscriptions=self.settings.subscriptions,
                 settings=getattr(self.settings, registry),
                 extra_changes=self._seed_discrepancies,
-                # the transparency rules read ClinicalTrials.gov's record (issue 3/6 widens them)
-                findings=FindingsSettings(enabled=False),
+                # (EUCTR and CTIS have their results rules; ISRCTN none: it keeps itself off)
+                findings=self.settings.findings,
             )
         return self._monitors[registry]
 

@@ -232,6 +232,14 @@ ALLOWED: dict[str, set[str]] = {
     "trials": {"diff", "models", "registry.catalog"},
     "trial_store": {"models", "store", "trials"},
     "findings.disagree": {"findings.rules", "trials"},
+    "findings.eu_rules": {
+        "findings.rules",
+        "models",
+        "registry.ctis",
+        "registry.ctis.normalise",
+        "registry.euctr",
+        "registry.euctr.normalise",
+    },
     "findings.trials_keeper": {
         "findings.disagree",
         "findings.keeper",
@@ -298,6 +306,8 @@ ALLOWED: dict[str, set[str]] = {
     "findings.keeper": {
         "errors",
         "findings.disagree",
+        "findings.eu_rules",
+        "registry.catalog",
         "registry.ctgov_facts",
         "findings.rules",
         "findings.stored",
@@ -334,6 +344,8 @@ PURE = {
     "models",
     "registry.ctgov_facts",
     "findings.rules",
+    "findings.eu_rules",
+    "findings.disagree",
 }
 IMPURE_MODULES = {"httpx", "sqlalchemy", "alembic", "socket", "time", "os", "random", "smtplib"}
 

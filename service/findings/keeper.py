@@ -14,20 +14,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from service.errors import StoreError, StoreRefused
 from service.findings.disagree import RULE as DISAGREE_RULE
-from service.findings.rules import (
-    Finding,
-    Thresholds,
-    VersionFacts,
-    evaluate,
-    next_review,
-    shift,
-)
+from service.findings.eu_rules import EuVersion, eu_facts
+from service.findings.eu_rules import evaluate as eu_evaluate
+from service.findings.eu_rules import next_review as eu_next_review
+from service.findings.rules import Finding, Thresholds, VersionFacts, evaluate, next_review, shift
 from service.findings.stored import FindingInfo
 from service.models import Change, Route, StoredChange
 from service.problems import Problem
+from service.registry.catalog import normalise
 from service.registry.ctgov_facts import trial_facts
 from service.settings import FindingsSettings
 from service.store import FindingUpdate, NewVersion, Store
@@ -35,6 +33,36 @@ from service.store import FindingUpdate, NewVersion, Store
 log = logging.getLogger(__name__)
 
 Router = Callable[[str, list[Change], bool], list[Route]]  # study, changes, historical
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A registry's transparency rules: how a stored version is read, what holds, and when a
+    verdict can next change without the record changing."""
+
+    version: Callable[[int, str, dict[str, Any], tuple[Change, ...]], Any]
+    evaluate: Callable[[Sequence[Any], date, Thresholds], dict[str, Finding]]
+    next_review: Callable[[Any, date, Thresholds], date | None]
+
+
+def rule_set(registry: str) -> RuleSet | None:
+    """ClinicalTrials.gov's rules (FDAAA and the rest); the EU results rules for EUCTR and
+    CTIS; None for a registry without rules (ISRCTN: the UK requires no results posting)."""
+    if registry == "ctgov":
+        return RuleSet(
+            lambda n, posted, raw, changes: VersionFacts(n, posted, trial_facts(raw), changes),
+            evaluate,
+            next_review,
+        )
+    if registry in ("euctr", "ctis"):
+        return RuleSet(
+            lambda n, posted, raw, _changes: EuVersion(
+                n, posted, eu_facts(normalise(registry, raw), raw)
+            ),
+            eu_evaluate,
+            eu_next_review,
+        )
+    return None
 
 
 @dataclass
@@ -64,7 +92,8 @@ class FindingsKeeper:
         router: Router = lambda _study, _changes, _historical: [],
     ) -> None:
         self.store = store
-        self.enabled = settings.enabled
+        self.rules = rule_set(registry)
+        self.enabled = settings.enabled and self.rules is not None
         self.thresholds = Thresholds(**settings.model_dump(exclude={"enabled", "disagree_days"}))
         self.registry = registry
         self.clock = clock
@@ -83,7 +112,7 @@ class FindingsKeeper:
             study_id = version.snapshot.study_id
             number = version.registry_version if version.registry_version is not None else 1
             with self._one(study_id, reviewed):
-                chain = [VersionFacts(number, version.last_update_posted, trial_facts(version.raw))]
+                chain = [self._rules.version(number, version.last_update_posted, version.raw, ())]
                 decision = self._decide(study_id, chain, {}, historical=True)
                 if decision is not None:
                     decided[study_id] = decision
@@ -111,7 +140,7 @@ class FindingsKeeper:
                 continue
             with self._one(study_id, reviewed):
                 chain = [
-                    VersionFacts(v.number, v.posted, trial_facts(v.raw), tuple(v.changes))
+                    self._rules.version(v.number, v.posted, v.raw, tuple(v.changes))
                     for v in context.versions
                 ]
                 decision = self._decide(
@@ -136,7 +165,7 @@ class FindingsKeeper:
     def _decide(
         self,
         study_id: str,
-        chain: list[VersionFacts],
+        chain: list[Any],
         known: dict[str, FindingInfo],
         *,
         historical: bool,
@@ -145,11 +174,11 @@ class FindingsKeeper:
         """What the rules decide for the record's versions ``chain``, given its open findings
         ``known``: None when the findings and when they are next due stand."""
         today = self._today()
-        holding = evaluate(chain, today, self.thresholds)
+        holding = self._rules.evaluate(chain, today, self.thresholds)
         opened = [f for rule, f in holding.items() if rule not in known]
         # (a finding of the trials' rule is the TrialsKeeper's to resolve, not this record's)
         resolved = [known[r] for r in known if r not in holding and r != DISAGREE_RULE]
-        next_due = next_review(chain[-1].facts, today, self.thresholds)
+        next_due = self._rules.next_review(chain[-1].facts, today, self.thresholds)
         due = next_due.isoformat() if next_due else None
         if not opened and not resolved and due == stored_due:
             return None
@@ -220,6 +249,11 @@ class FindingsKeeper:
             )
         except StoreRefused as exc:
             log.warning("could not mark %d records for a new findings review: %s", len(failed), exc)
+
+    @property
+    def _rules(self) -> RuleSet:
+        assert self.rules is not None  # (a keeper without rules is disabled)
+        return self.rules
 
     def _today(self) -> date:
         return self.clock().date()

@@ -85,10 +85,11 @@ class Finding:
     severity: Severity
     summary: str
     detail: dict[str, Any] = field(default_factory=dict)
+    cited: str = ""  # the finding's own source, where its rule has more than one (EU rules)
 
     @property
     def source(self) -> str:
-        return SOURCES[self.rule]
+        return self.cited or SOURCES[self.rule]
 
 
 Rule = Callable[[Sequence[VersionFacts], date, Thresholds], Finding | None]
@@ -403,7 +404,8 @@ RULES: tuple[Rule, ...] = (
     enrollment_shortfall,
     status_stale,
 )
-RULE_NAMES = tuple(rule.__name__ for rule in RULES)
+# and the trials' rule, kept across registrations (service.findings.disagree)
+RULE_NAMES = (*(rule.__name__ for rule in RULES), "registrations_disagree")
 DATE_DEPENDENT = frozenset({"results_overdue", "results_due_soon", "status_stale"})
 
 

@@ -32,6 +32,21 @@ IDENTIFIERS = f"{TRIAL_DETAILS}.clinicalTrialIdentifiers"
 TRIAL_INFORMATION = f"{TRIAL_DETAILS}.trialInformation"
 END_POINTS = f"{TRIAL_INFORMATION}.endPoint"
 
+# The end of the trial (the results rule, Regulation (EU) No 536/2014 Art. 37(4)): per member
+# state a trial event whose notification type names an end (END_OF_TRIAL, EARLY_TERMINATION;
+# "End of trial" / "Global end of trial / Early Termination" before the relaunch), dated by
+# one of EVENT_DATE_KEYS; the end in the EU; the global end (events.trialGlobalEndDate, or
+# authorizedApplication.trialGlobalEnd once the trial ended globally).
+EVENTS = "events"
+TRIAL_EVENTS_PATH = "events.trialEvents"
+END_NOTIFICATIONS = ("END_OF_TRIAL", "EARLY_TERMINATION")
+EVENT_DATE_KEYS = ("date", "eventDate", "notificationDate")
+GLOBAL_END_EVENT = "trialGlobalEndDate"
+GLOBAL_END_PATH = f"{APPLICATION}.trialGlobalEnd"
+END_DATE_EU_PATH = "endDateEU"
+PIP_PATH = f"{TRIAL_DETAILS}.scientificAdviceAndPip.paediatricInvestigationPlan"
+RESULTS_RECEIVED_PATH = "resultsFirstReceived"
+
 STUDY_ID_PATH = "ctNumber"
 STATUS_PATH = "ctPublicStatusCode"
 LAST_UPDATED_PATH = "lastUpdated"
@@ -116,6 +131,11 @@ CODE_LIFECYCLES: dict[int, str] = {
     11: "withdrawn",
     12: "withdrawn",
 }
+# A member state's status saying the trial ended there: the public code 8 ("Ended", an early
+# termination included) and the old portal's words for an end.
+ENDED_STATUSES = frozenset(
+    {PUBLIC_STATUSES[ENDED].casefold(), "prematurely ended", "terminated early"}
+)
 # Status words → lifecycle: the labels above, and the words of the portal before its relaunch
 # on 2024-06-17 ("CTIS1" records carry ``ctStatus`` "Authorised, not started").
 _WORD_LIFECYCLES: dict[str, str] = {
@@ -208,6 +228,16 @@ def lifecycle(status: str) -> str:
     ``completed``: whether it ended early is in the record's events (the normaliser's
     ``lifecycle`` says ``terminated`` then)."""
     return _WORD_LIFECYCLES.get(status.strip().casefold(), "unknown")
+
+
+def ended(status: str) -> bool:
+    """Whether a member state's (or the trial's) status says the trial ended there."""
+    return " ".join(status.split()).casefold() in ENDED_STATUSES
+
+
+def is_phase1(phase: str) -> bool:
+    """Whether a phase (``PHASES``' words, or a search row's) is phase I alone (codes 1–3)."""
+    return phase.strip().casefold().startswith("human pharmacology (phase i)")
 
 
 def member_state_code(name: str) -> str:

@@ -18,6 +18,13 @@ The status trap: in a ``/retrieve`` record ``ctStatus`` is the *application's* s
 the public code ``ctPublicStatusCode``. ``ctStatus`` is read only where it is the public code
 (an integer: a ``/search`` row merged over the record, as ctrdata stores them) and the record
 has no ``ctPublicStatusCode``, or in a CTIS1 record, where it held the old portal's status.
+
+``end_facts`` reads, beside the snapshot (and changing none of its values), what the results
+rule of Regulation (EU) No 536/2014 Art. 37(4) needs and the snapshot lacks
+(``findings.eu_rules``): each member state's notified end of the trial (or early termination)
+with its date, the end of the trial in the EU, its global end, and the paediatric investigation
+plans Part I names. It is lenient where ``normalise`` is strict: a value of an unexpected shape
+there is a fact not given, not an invalid record.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from service.registry.shape import (
 )
 from service.text import fold_text
 
-__all__ = ["normalise", "record_meta"]
+__all__ = ["EndFacts", "MemberStateEnd", "end_facts", "normalise", "record_meta"]
 
 Json = dict[str, Any]
 T = TypeVar("T")
@@ -95,6 +102,120 @@ def record_meta(raw: object) -> RecordMeta:
     if not updated:
         updated = _day(record.raw.get("publishDate"), "publishDate")
     return RecordMeta(study_id=record.study_id, last_update_posted=updated)
+
+
+@dataclass(frozen=True)
+class MemberStateEnd:
+    """One member state's notification that the trial ended there (or ended early)."""
+
+    country: str  # the member state's code ("BE"), as ``Snapshot.countries`` has it
+    kind: str  # the notification type as ``WORDS_LIKE_THIS`` (END_OF_TRIAL, EARLY_TERMINATION)
+    date: str  # yyyy-mm-dd; "" when the notification gives no date that can be read
+
+
+@dataclass(frozen=True)
+class EndFacts:
+    """The end of a trial as its record tells it, beyond the snapshot (see ``end_facts``)."""
+
+    ends: tuple[MemberStateEnd, ...] = ()  # sorted by member state, then date
+    end_date_eu: str = ""  # endDateEU (yyyy-mm-dd): the end of the trial in the EU
+    global_end: str = ""  # the global end of the trial (trialGlobalEnd, events.trialGlobalEndDate)
+    paediatric_plans: tuple[str, ...] = ()  # the PIP numbers Part I names ("" when unnumbered)
+
+
+def end_facts(raw: object) -> EndFacts:
+    """The end of the trial per member state, in the EU and globally, and the paediatric
+    investigation plans, of a CTIS record (either shape); ``RecordInvalid`` only for what is not
+    a CTIS record at all."""
+    record = _record(raw)
+    names = {
+        state.key: state.code or fields.member_state_code(state.name) for state in _states(record)
+    }
+    ends = [
+        MemberStateEnd(code, kind, day)
+        for code, kind, day in _dated_notifications(record, names)
+        if any(end in kind for end in fields.END_NOTIFICATIONS)
+    ]
+    events = _lenient_object(record.raw.get(fields.EVENTS))
+    return EndFacts(
+        ends=tuple(sorted(ends, key=lambda end: (end.country, end.date, end.kind))),
+        end_date_eu=_lenient_day(record.raw.get(fields.END_DATE_EU_PATH)),
+        global_end=_lenient_day(_any_global_end(record))
+        or _lenient_day(events.get(fields.GLOBAL_END_EVENT)),
+        paediatric_plans=_paediatric_plans(record),
+    )
+
+
+def _states(record: _Record) -> list[_MemberState]:
+    try:
+        return list(_items(record.application, "memberStatesConcerned", record.at, _MemberState))
+    except RecordInvalid:
+        return []
+
+
+def _dated_notifications(record: _Record, names: dict[str, str]) -> Iterator[tuple[str, str, str]]:
+    """(member state code, notification type as ``WORDS_LIKE_THIS``, yyyy-mm-dd or "") of every
+    trial event, in either format (``events.trialEvents[].events[]``; before the relaunch,
+    ``mscTrialNotificationsInfoList[].mscNotificationsListInfo[]``)."""
+    lists = (
+        (_lenient_object(record.raw.get(fields.EVENTS)).get("trialEvents"), "events"),
+        (record.raw.get("mscTrialNotificationsInfoList"), "mscNotificationsListInfo"),
+    )
+    for per_states, key in lists:
+        for per_state in _lenient_list(per_states):
+            if not isinstance(per_state, dict):
+                continue
+            name = per_state.get("mscName")
+            code = (
+                fields.member_state_code(name)
+                if isinstance(name, str) and name.strip()
+                else names.get(str(per_state.get("mscId")), "")
+            )
+            for event in _lenient_list(per_state.get(key)):
+                if isinstance(event, dict) and isinstance(event.get("notificationType"), str):
+                    day = next(
+                        (d for k in fields.EVENT_DATE_KEYS if (d := _lenient_day(event.get(k)))),
+                        "",
+                    )
+                    yield code, _kind(event["notificationType"]), day
+
+
+def _any_global_end(record: _Record) -> object:
+    # an empty list while the trial runs, an object (or a list of one) once it has ended; the
+    # date as globalEndDate (the current format) or endDate (ctrdata's CTIS1 field)
+    value = record.application.get("trialGlobalEnd")
+    if isinstance(value, list):
+        value = next((item for item in value if isinstance(item, dict)), None)
+    if not isinstance(value, dict):
+        return None
+    return value.get("globalEndDate") or value.get("endDate")
+
+
+def _paediatric_plans(record: _Record) -> tuple[str, ...]:
+    part_i = _lenient_object(record.application.get("authorizedPartI"))
+    details = _lenient_object(part_i.get("trialDetails"))
+    advice = _lenient_object(details.get("scientificAdviceAndPip"))
+    plans = []
+    for plan in _lenient_list(advice.get("paediatricInvestigationPlan")):
+        if isinstance(plan, dict):
+            number = plan.get("paediatricInvestigationNumber")
+            plans.append(fold_text(number) if isinstance(number, str) else "")
+    return tuple(sorted(plans))
+
+
+def _lenient_object(value: object) -> Json:
+    return value if isinstance(value, dict) else {}
+
+
+def _lenient_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _lenient_day(value: object) -> str:
+    try:
+        return _day(value, "")
+    except RecordInvalid:
+        return ""
 
 
 # --- the record and its shape -----------------------------------------------------------------

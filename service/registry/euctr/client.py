@@ -33,7 +33,12 @@ import httpx
 
 from service.errors import InputError, RecordInvalid, RecordNotFound
 from service.registry.euctr.fields import parse_id
-from service.registry.euctr.normalise import EUDRACT_KEY, TEXT_KEY
+from service.registry.euctr.normalise import (
+    EUDRACT_KEY,
+    RESULTS_KEY,
+    TEXT_KEY,
+    ended_everywhere,
+)
 from service.registry.euctr.text import (
     EUDRACT,
     Download,
@@ -93,7 +98,18 @@ class EuctrClient:
             raise RecordInvalid(f"{NAME} download of {number} holds other trials ({others})")
         # the download as the register wrote it, less any other trial's records
         text = download.header + "".join(record.text for record in records)
-        return {EUDRACT_KEY: number, TEXT_KEY: text}
+        raw: dict[str, Any] = {EUDRACT_KEY: number, TEXT_KEY: text}
+        if ended_everywhere(raw):  # results are due: the search summary says if they are in
+            said = self._trial_results(number)
+            if said:
+                raw[RESULTS_KEY] = said
+        return raw
+
+    def _trial_results(self, number: str) -> str:
+        """The search summary's "Trial results" of one trial ("View results", "(No results
+        available)"), "" when the summary does not say."""
+        hits = self.search(f"eudract_number:{number}").hits
+        return next((hit.results for hit in hits if hit.eudract_number == number), "")
 
     def _download(self, number: str) -> Download:
         """The full download; one cut short (or empty) is asked for again, up to

@@ -96,6 +96,10 @@ STATUS_LIFECYCLES: dict[str, str] = {
     "trial now transitioned": "unknown",  # its life goes on in CTIS
     "gb - no longer in eu/eea": "unknown",
 }
+# The EU Trials Tracker counts a country record as ended when its P. End of Trial Status is
+# one of these (ebmdatalab/euctr-tracker-code, get_trials_from_db.py: "Completed", "Prematurely
+# Ended"); every other word, a blank one included, is a country not ended.
+TRACKER_ENDED_STATUSES = frozenset({"completed", "prematurely ended"})
 # A record that says nothing of the trial's state today: left out when others speak.
 SILENT_STATUSES = frozenset({"", "no status", "gb - no longer in eu/eea"})
 # The trial's lifecycle from its countries', the first that any country has. A trial ongoing
@@ -125,6 +129,11 @@ def country_name(code: str) -> str:
 
 def country_lifecycle(status: str) -> str:
     return STATUS_LIFECYCLES.get(" ".join(status.split()).casefold(), "unknown")
+
+
+def tracker_ended(status: str) -> bool:
+    """Whether a country's P. End of Trial Status is an end as the EU Trials Tracker counts it."""
+    return " ".join(status.split()).casefold() in TRACKER_ENDED_STATUSES
 
 
 def trial_lifecycle(statuses: Iterable[str]) -> str:

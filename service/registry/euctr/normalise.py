@@ -27,14 +27,20 @@ One snapshot per trial, built as ctrdata reads the register:
 - ``overall_status``: the countries' statuses in words ("Ongoing"; "Completed in FR; Ongoing
   in ES, PT"); ``lifecycle`` from them (``fields.trial_lifecycle``).
 
-Pure: no I/O, no clock. ``normalise`` and ``record_meta`` raise nothing but ``RecordInvalid``
-naming what is wrong (``text: …``).
+``country_facts`` reads, beside the snapshot (and changing none of its values), what the EU
+Trials Tracker's results rule reads of each country record (``findings.eu_rules``): the end of
+trial status of section P alone, its date of the global end of the trial, E.7.1 (phase I), A.7
+(part of a paediatric investigation plan) and a summary line on results, where there is one.
+
+Pure: no I/O, no clock. ``normalise``, ``record_meta`` and ``country_facts`` raise nothing but
+``RecordInvalid`` naming what is wrong (``text: …``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from service.errors import RecordInvalid
@@ -44,6 +50,7 @@ from service.registry.euctr.fields import (
     PREFERRED_COUNTRIES,
     country_name,
     lifecycle,
+    tracker_ended,
 )
 from service.registry.euctr.text import EUDRACT, CountryText, NotADownload, parse_download
 from service.text import fold_text
@@ -51,14 +58,20 @@ from service.text import fold_text
 __all__ = [
     "EUDRACT_KEY",
     "TEXT_KEY",
+    "CountryFacts",
+    "country_facts",
     "country_records",
     "normalise",
     "overall_status",
     "record_meta",
+    "shows_results",
 ]
 
 EUDRACT_KEY = "eudract_number"  # the raw record's keys
 TEXT_KEY = "text"
+# the search summary's "Trial results" line of the trial (the download has none), kept when the
+# client asked for it: for a trial ended in every country, where results are due
+RESULTS_KEY = "trial_results"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _COUNT = re.compile(r"\d{1,12}", re.ASCII)
 _MAX_SHOWN = 40
@@ -81,6 +94,22 @@ CA_DECISION_LABEL = "N. Competent Authority Decision"
 CA_DATE_LABEL = "N. Date of Competent Authority Decision"
 EC_DATE_LABEL = "N. Date of Ethics Committee Opinion"
 FIRST_ENTERED_LABEL = "Date on which this record was first entered in the EudraCT database"
+RESULTS_LABEL = "Trial results"  # a summary line: "View results" / "(No results available)"
+PHASE1_ITEM = "E.7.1"  # "E.7.1 Human pharmacology (Phase I): Yes"
+PIP_ITEM = "A.7"  # "A.7 Trial is part of a Paediatric Investigation Plan: Yes"
+
+
+@dataclass(frozen=True)
+class CountryFacts:
+    """What the EU Trials Tracker reads of one country record to decide whether results are due
+    (its ``get_trials_from_db.py``): the values as the record gives them, none derived."""
+
+    country: str  # "FR", "3RD"
+    end_of_trial_status: str  # P. End of Trial Status alone (the summary's status not used)
+    global_end: str  # P. Date of the global end of the trial (yyyy-mm-dd), "" if none
+    phase1: bool  # E.7.1 Human pharmacology (Phase I): Yes
+    pip: bool  # A.7 Trial is part of a Paediatric Investigation Plan: Yes
+    results: str | None  # the summary's "Trial results" value; None: the record has no such line
 
 
 # --- public API -----------------------------------------------------------------------------
@@ -113,7 +142,7 @@ def normalise(raw: object) -> Snapshot:
         secondary_outcomes=_outcomes(lead, "E.5.2", "E.5.2.1"),
         lead_sponsor=sponsors[0] if sponsors else "",
         collaborators=_sorted_set(sponsors[1:]),
-        has_results=_has_results(countries.values()),
+        has_results=_has_results(countries.values()) or shows_results(trial_results(raw) or ""),
         countries=country_list,
     )
 
@@ -123,6 +152,36 @@ def record_meta(raw: object) -> RecordMeta:
     without parsing the download again: ``normalise`` checks the text holds that trial)."""
     number, _text = _number_and_text(raw)
     return RecordMeta(study_id=number, registry_version=None, last_update_posted="")
+
+
+def trial_results(raw: object) -> str | None:
+    """The search summary's "Trial results" value the client kept in ``raw``; None when it
+    did not ask (the trial is not ended everywhere) or the register did not say."""
+    said = raw.get(RESULTS_KEY) if isinstance(raw, dict) else None
+    return said if isinstance(said, str) and said.strip() else None
+
+
+def ended_everywhere(raw: object) -> bool:
+    """Every country record's P. End of Trial Status is an end (the EU Trials Tracker's)."""
+    facts = country_facts(raw)
+    return bool(facts) and all(tracker_ended(f.end_of_trial_status) for f in facts)
+
+
+def country_facts(raw: object) -> tuple[CountryFacts, ...]:
+    """The results rule's facts of each country record, sorted by code (a country listed twice
+    keeps its later record, as ``normalise`` does)."""
+    _number, records = _records(raw)
+    return tuple(
+        CountryFacts(
+            country=code,
+            end_of_trial_status=_text(record.value(STATUS_LABEL)),
+            global_end=_date(record.value(GLOBAL_END_LABEL)),
+            phase1=_yes(_item(record, PHASE1_ITEM)),
+            pip=_yes(_item(record, PIP_ITEM)),
+            results=_text(record.value(RESULTS_LABEL)) if RESULTS_LABEL in record.fields else None,
+        )
+        for code, record in sorted(_by_country(records).items())
+    )
 
 
 def country_records(countries: Mapping[str, CountryText]) -> tuple[CountryRecord, ...]:
@@ -278,11 +337,14 @@ def _completion_date(records: Iterable[CountryText]) -> StudyDate:
 def _has_results(records: Iterable[CountryText]) -> bool:
     # The protocol download says nothing of results; a summary line "Trial results: View
     # results" (the search download's) is the only word on them a text record can carry.
-    for record in records:
-        said = record.value("Trial results").strip().casefold()
-        if said and "no results" not in said:
-            return True
-    return False
+    return any(shows_results(record.value(RESULTS_LABEL)) for record in records)
+
+
+def shows_results(said: str) -> bool:
+    """Whether a "Trial results" value shows results ("View results"; not "(No results
+    available)", not blank)."""
+    words = said.strip().casefold()
+    return bool(words) and "no results" not in words
 
 
 # --- values ---------------------------------------------------------------------------------
