@@ -1,10 +1,10 @@
 """``create_app``: the routes of the web app, its error pages and its middleware.
 
-Each page family (``records``, ``changes``, ``findings``, ``seeds``, ``outbox``, ``feeds``)
-lists its own routes in ``ROUTES``; this module only puts them together. Errors a reader can
-cause answer with one line naming what is wrong: a bad parameter 400, an unknown record 404,
-a store that does not answer 503 (a read past the statement timeout too). HTML pages answer
-in the layout, ``/api/…`` as JSON.
+Each page family (``records``, ``trials``, ``changes``, ``findings``, ``seeds``, ``outbox``,
+``feeds``) lists its own routes in ``ROUTES``; this module only puts them together. Errors a
+reader can cause answer with one line naming what is wrong: a bad parameter 400, an unknown
+record 404, a store that does not answer 503 (a read past the statement timeout too). HTML
+pages answer in the layout, ``/api/…`` (and ``….json``) as JSON.
 
 Pages run on ``PAGE_WORKERS`` threads of their own, reading through the reader's store (its
 own pool, as large); the probes run on threads of theirs and read the App's store. So a crowd
@@ -30,7 +30,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from service.errors import InputError, StoreError, TrialwatchError
-from service.web import changes, feeds, findings, outbox, records, seeds
+from service.web import changes, feeds, findings, outbox, records, seeds, trials
 from service.web.pages import Reader, html_page, json_answer, public_message
 from service.web.security import FailedAttempts, HostCheck, SecurityHeaders, TokenGate
 
@@ -75,6 +75,7 @@ def create_app(
     pages, probing = CapacityLimiter(PAGE_WORKERS), CapacityLimiter(PROBE_WORKERS)
     page_routes: list[BaseRoute] = [
         *records.ROUTES,
+        *trials.ROUTES,
         *changes.ROUTES,
         *findings.ROUTES,
         *seeds.ROUTES,
@@ -137,7 +138,8 @@ def _stylesheet_text(name: str) -> str:
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    path = request.url.path
+    return path.startswith("/api/") or path.endswith(".json")
 
 
 def error_answer(request: Request, status: int, message: str) -> Response:

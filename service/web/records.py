@@ -2,22 +2,24 @@
 (``/studies/{ID}``).
 
 The list: one ``records_data()`` for both formats. Filters are GET parameters (``q`` a part
-of the id or title, ``status``, ``tag``, ``seed``, ``query`` a saved search's name, ``finding``
-a rule or ``any``), ``sort`` one of ``id`` (the default, the order of ``watch list``),
-``-changed`` (last change, newest first), ``changed`` (oldest first) or ``status``; records
-never changed (or never synced) come last in the orders by change and status. Pages are by
-keyset (``cursor``, ``size``): the store reads one index range per page, and the count stops
-at 10,000. The JSON body is ``watch list --json``'s items for the page; the next page is in
-the ``Link`` header.
+of the id or title, ``status``, ``lifecycle`` the latest version's lifecycle in any registry
+(one of ``LIFECYCLES``, or the groups ``ended`` and ``going``), ``tag``, ``seed``, ``query``
+a saved search's name, ``finding`` a rule or ``any``), ``sort`` one of ``id`` (the default,
+the order of ``watch list``), ``-changed`` (last change, newest first), ``changed`` (oldest
+first) or ``status``; records never changed (or never synced) come last in the orders by
+change and status. Pages are by keyset (``cursor``, ``size``): the store reads one index range
+per page, and the count stops at 10,000. The JSON body is ``watch list --json``'s items for
+the page; the next page is in the ``Link`` header.
 
 A record's page is the report's section for it (``service.report``: facts, charts, outcome
 changes, findings, the seed's publication-vs-registry table) with every stored version, and
 every change with its visual diff (the email's diff of the two values, drawn with classes)
-and an anchor ``#change-ID`` that feeds link to. A record with more than
-``VERSIONS_PER_PAGE`` versions is shown that many at a time, newest first (``?before=N``:
-those stored before the store's sequence N, whatever their numbers), its charts and changes
-those of the versions shown: each version's record is read and normalised again for its
-dates, so thousands at once would take seconds.
+and an anchor ``#change-ID`` that feeds link to. A record registered more than once shows its
+other registrations side by side (``service.web.trials``: the table of ``/trials/{ID}``). A
+record with more than ``VERSIONS_PER_PAGE`` versions is shown that many at a time, newest
+first (``?before=N``: those stored before the store's sequence N, whatever their numbers),
+its charts and changes those of the versions shown: each version's record is read and
+normalised again for its dates, so thousands at once would take seconds.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from starlette.routing import Route
 
 from service.errors import InputError
 from service.findings.rules import RULE_NAMES
-from service.models import StoredChange, WatchInfo
+from service.models import LIFECYCLES, StoredChange, WatchInfo
 from service.notify.render import change_detail, compare_url
 from service.registry.catalog import parse_watch_id
 from service.report import (
@@ -54,11 +56,13 @@ from service.store import (
     ANY_FINDING,
     COUNT_LIMIT,
     WATCH_SORTS,
+    Store,
     WatchFilters,
     WatchKey,
     WatchPage,
     WatchSort,
 )
+from service.trials import ENDED, GOING
 from service.web.pages import (
     BAD_CURSOR,
     MAX_CURSOR_INTEGER,
@@ -74,6 +78,7 @@ from service.web.pages import (
     tw,
     url_with,
 )
+from service.web.trials import TrialView, trial_of, trial_view, with_trials
 
 DEFAULT_SORT: WatchSort = "id"
 SORT_LABELS: dict[str, str] = {
@@ -82,7 +87,13 @@ SORT_LABELS: dict[str, str] = {
     "changed": "Last change, oldest first",
     "status": "Status",
 }
-FILTERS = ("q", "status", "tag", "seed", "query", "finding")
+FILTERS = ("q", "status", "lifecycle", "tag", "seed", "query", "finding")
+# the lifecycle filter: one lifecycle, or a group of them (service.trials' ENDED and GOING)
+LIFECYCLE_GROUPS: dict[str, tuple[str, ...]] = {
+    "ended": tuple(life for life in LIFECYCLES if life in ENDED),
+    "going": tuple(life for life in LIFECYCLES if life in GOING),
+}
+LIFECYCLE_CHOICES: tuple[str, ...] = (*LIFECYCLE_GROUPS, *LIFECYCLES)
 STATUS_VALUE = re.compile(r"[A-Z][A-Z_]{0,39}", re.ASCII)  # how the registry writes statuses
 VERSIONS_PER_PAGE = 100  # a record's versions shown at once
 
@@ -120,6 +131,7 @@ class RecordsData:
     json_url: str
     feed_url: str
     statuses: list[tuple[str, str]]  # (value, words) for the status filter
+    lifecycles: list[tuple[str, str]]  # (value, words) for the lifecycle filter
     searches: list[str]  # saved searches' names for their filter
     rules: tuple[str, ...] = RULE_NAMES
     sort_labels: dict[str, str] = field(default_factory=lambda: dict(SORT_LABELS))
@@ -153,6 +165,7 @@ def records_data(request: Request) -> RecordsData:
         json_url=_twin(request, "/api/studies"),
         feed_url=_feed_url(request),
         statuses=_statuses(filters.status),
+        lifecycles=_lifecycle_options(),
         searches=_search_names(request, values["query"]),
     )
 
@@ -161,9 +174,11 @@ def _filters(request: Request) -> WatchFilters:
     status = parameter(request, "status")
     if status is not None and not STATUS_VALUE.fullmatch(status):
         raise InputError(f"status: {status!r} is not a registry status (e.g. RECRUITING)")
+    lifecycle = choice(request, "lifecycle", LIFECYCLE_CHOICES)
     return WatchFilters(
         text=parameter(request, "q"),
         status=status,
+        lifecycles=LIFECYCLE_GROUPS.get(lifecycle, (lifecycle,)) if lifecycle else (),
         tags=selector_tags(*selectors(request)),
         finding=choice(request, "finding", (ANY_FINDING, *RULE_NAMES)),
     )
@@ -272,6 +287,14 @@ def _statuses(chosen: str | None) -> list[tuple[str, str]]:
     return [(status, status_words(status)) for status in known]
 
 
+def _lifecycle_options() -> list[tuple[str, str]]:
+    groups = [
+        (name, f"{name}: {', '.join(life.replace('_', ' ') for life in members)}")
+        for name, members in LIFECYCLE_GROUPS.items()
+    ]
+    return [*groups, *((life, life.replace("_", " ")) for life in LIFECYCLES)]
+
+
 def _search_names(request: Request, chosen: str) -> list[str]:
     names = [s.name for s in tw(request).store.list_searches()]
     return [*names, chosen] if chosen and chosen not in names else names
@@ -286,7 +309,8 @@ def records_page(request: Request) -> Response:
 
 def records_api(request: Request) -> Response:
     data = records_data(request)
-    return json_answer([w.to_json() for w in data.page.watches], next_url=data.next_url)
+    watches = with_trials(tw(request).store, data.page.watches)
+    return json_answer([w.to_json() for w in watches], next_url=data.next_url)
 
 
 # ---- a record's page ------------------------------------------------------------------------
@@ -329,6 +353,7 @@ class StudyPage:
     total_versions: int = 0  # stored, all pages together
     older_url: str | None = None  # the versions before these, when there are more
     newest_url: str | None = None  # back to the newest, on a later page
+    trial: TrialView | None = None  # its registrations side by side, when there are others
 
 
 def study_data(request: Request) -> StudyPage:
@@ -353,8 +378,18 @@ def study_data(request: Request) -> StudyPage:
         total_versions=study.stored_versions,
         older_url=url_with(request, before=older) + "#versions" if older else None,
         newest_url=url_with(request, before=None) + "#versions" if before else None,
+        trial=_other_registrations(app.store, (registry, study_id)),
         **_tag_kinds(tags),
     )
+
+
+def _other_registrations(store: Store, key: tuple[str, str]) -> TrialView | None:
+    """The record's trial as the table ``/trials/{ID}`` shows, when it has another
+    registration (stored, or only named)."""
+    trial = trial_of(store, key)
+    if trial is None or len(trial.registrations) < 2:
+        return None
+    return trial_view(store, trial, key)
 
 
 def _version_before(request: Request) -> int | None:
