@@ -28,6 +28,8 @@ Control (as the ClinicalTrials.gov emulator's):
   POST /_emu/publish {"registry": "euctr"|"ctis"|"isrctn", "body": text|object, "date": day}
        euctr: one country record's text (replaces the record of that number and country);
        ctis: a retrieve record; isrctn: a <fullTrial> element's XML
+  POST /_emu/results {"id": EudraCT}: the trial's summary says "Trial results: View results"
+       (else "(No results available)", as the register's does)
   POST /_emu/gone {"registry", "id"}; POST /_emu/fault {"path_prefix","kind","count"}
        (kind 403, 429, 500, html, truncated (half the body, then the connection closed),
        or slow); POST /_emu/clear_faults; POST /_emu/reset_stats
@@ -106,6 +108,8 @@ class State:
     def __init__(self) -> None:
         self.euctr: dict[tuple[str, str], str] = {}  # (EudraCT, country) -> record text
         self.euctr_day: dict[str, str] = {}  # EudraCT -> day last updated
+        # EudraCT -> the summary's "Trial results" (the register's results tab, posted)
+        self.euctr_results: dict[str, str] = {}
         self.ctis: dict[str, dict] = {}
         self.isrctn: dict[str, str] = {}  # 8 digits -> <fullTrial> XML
         self.isrctn_updated: dict[str, str] = {}  # 8 digits -> lastUpdated (ISO)
@@ -264,6 +268,9 @@ class Handler(BaseHTTPRequestHandler):
                     else:
                         return self.text(400, "registry?")
                     return self.json_out(200, {"published": out})
+                if url.path == "/_emu/results":  # an EUCTR trial's results posted
+                    S.euctr_results[str(req.get("id", ""))] = "View results"
+                    return self.json_out(200, {"results": str(req.get("id", ""))})
                 if url.path == "/_emu/gone":
                     reg, rid = req.get("registry"), str(req.get("id", ""))
                     if reg == "euctr":
@@ -374,6 +381,8 @@ class Handler(BaseHTTPRequestHandler):
                             f"Start Date: {euctr_field(first, 'Date on which this record was first entered in the EudraCT database')}",
                             f"Medical condition: {euctr_field(first, 'E.1.1 Medical condition(s) being investigated')}",
                             f"Trial protocol: {protocol}",
+                            "Trial results: "
+                            + S.euctr_results.get(n, "(No results available)"),
                             f"Link: https://www.clinicaltrialsregister.eu/ctr-search/search?query=eudract_number:{n}",
                         ]
                     )
@@ -546,6 +555,10 @@ class EuEmulator:
 
     def publish(self, registry: str, body, day: str | None = None) -> dict:
         return self.control("publish", {"registry": registry, "body": body, "date": day})
+
+    def post_results(self, eudract_number: str) -> dict:
+        """The EUCTR trial's results posted: its summary says "Trial results: View results"."""
+        return self.control("results", {"id": eudract_number})
 
     def gone(self, registry: str, study_id: str) -> dict:
         return self.control("gone", {"registry": registry, "id": study_id})

@@ -54,6 +54,8 @@ PATHS: dict[str, str] = {
     "enrollment_count": "f422_in_the_whole_clinical_trial",
     "start_date": "n_date_of_competent_authority_decision",
     "completion_date": "p_date_of_the_global_end_of_the_trial",
+    # the search summary's line, asked for a trial ended everywhere (the download has none)
+    "has_results": "trial_results",
 }  # fmt: skip
 OUTCOME_PATHS = {
     "primary": "e51_primary_end_points",
