@@ -10,7 +10,7 @@ turns into one line on stderr and the exit code (2 for bad input: nothing writte
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -108,25 +108,53 @@ def seeds_list(ctx: click.Context, as_json: bool) -> None:
 @seeds.command("link")
 @click.argument("seed_ids", nargs=-1, metavar="[SEED...]")
 @click.option("--accept", metavar="ID", help="Record a person's choice of registration for SEED.")
+@click.option(
+    "--related",
+    is_flag=True,
+    help="With --accept: ID is a related registration (a later trial), not the seed's own.",
+)
+@click.option(
+    "--again",
+    is_flag=True,
+    help="Search for seeds already linked too (to list their related registrations).",
+)
 @json_option
 @click.pass_context
 def seeds_link(
-    ctx: click.Context, seed_ids: tuple[str, ...], accept: str | None, as_json: bool
+    ctx: click.Context,
+    seed_ids: tuple[str, ...],
+    accept: str | None,
+    related: bool,
+    again: bool,
+    as_json: bool,
 ) -> None:
-    """Rank candidate registrations of seeds that have no confident link yet."""
+    """Rank candidate registrations (in every registry) of seeds without a confident one of
+    their own, and list their related registrations."""
     from service import views
     from service.seeds import service as seeds_service
 
     app = _app(ctx)
     results = seeds_service.link_seeds(
-        app.store, _LazyClient(app), seed_ids, app.clock(), accept=accept
+        app.store,
+        _LazyClient(app),
+        seed_ids,
+        app.clock(),
+        accept=accept,
+        relation="related" if related else "own",
+        registries=[_LazySearch(app, key) for key in SEARCHED_REGISTRIES],
+        again=again,
     )
     if as_json:
-        views.print_json([r.to_json() for r in results])
+        shown = [r.to_json() for r in results]
+        for note in (n for r in shown for n in r.get("notes", ())):
+            views.echo(f"note: {note}", err=True)
+        views.print_json(shown)
         return
     for result in results:  # each seed as soon as it is decided
         views.echo(f"{result.seed}:")
         _print_candidates(result)
+        for note in result.notes:
+            views.echo(f"  note: {note}")
         if result.linked:
             views.echo(f"  now watching {result.linked} (tag seed:{result.seed})")
 
@@ -134,16 +162,36 @@ def seeds_link(
 def _print_candidates(result: seeds_service.LinkResult) -> None:
     from service import views
 
-    if not result.candidates:
+    own = [c for c in result.candidates if c.get("relation", "own") == "own"]
+    related = [c for c in result.candidates if c.get("relation") == "related"]
+    if not own:
         views.echo("  no candidate registrations found: no confident match")
-        return
-    if result.searched and not result.candidates[0]["confident"]:
+    elif result.searched and not own[0]["confident"]:
         views.echo("  no confident match; best candidates:")
-    for item in result.candidates[:5]:
+    for item in own[:5]:
         verdict = "confident" if item["confident"] else "unsure"
-        views.echo(f"  {item['study_id']}  {item['score']:.2f}  {verdict}")
-        for reason in item["reasons"]:
-            views.echo(f"      {reason}")
+        _print_candidate(item, verdict)
+    if related:
+        views.echo("  related registrations (later trials of the same sponsor or centre):")
+    for item in related[:5]:
+        _print_candidate(item, "related")
+
+
+def _print_candidate(item: dict[str, Any], verdict: str) -> None:
+    """One candidate: its id, score, verdict and registry, then its reasons."""
+    from service import views
+
+    views.echo(f"  {item['study_id']}  {item['score']:.2f}  {verdict}  {item['registry']}")
+    for reason in item["reasons"]:
+        views.echo(f"      {reason}")
+
+
+# the registries seed linking searches beside ClinicalTrials.gov (each has a search module)
+SEARCHED_REGISTRIES = ("euctr", "ctis", "isrctn")
+# Linking is interactive: a registry that does not answer after two tries is reported and the
+# others still count, rather than a person waiting through the sync's patient retries.
+_SEARCH_ATTEMPTS = 2
+_SEARCH_RETRY_MAX_SECONDS = 5.0
 
 
 class _LazyClient:
@@ -154,6 +202,40 @@ class _LazyClient:
 
     def search(self, params: dict[str, str], *, limit: int = 100) -> list[dict[str, object]]:
         return self._app.ctgov.search(params, limit=limit)
+
+
+class _LazySearch:
+    """One registry's search (``service/registry/<key>/search.py``), built when first asked:
+    a seed already linked asks no registry, and opens no connection."""
+
+    def __init__(self, app: App, key: str) -> None:
+        self._app = app
+        self.registry = key
+        self.name = key.upper()  # as the registry's client names it in its errors ("EUCTR")
+        self._search: Any = None
+
+    def _built(self) -> Any:
+        if self._search is None:
+            import importlib
+
+            module = importlib.import_module(f"service.registry.{self.registry}.search")
+            settings = getattr(self._app.settings, self.registry)
+            patience = {
+                "max_attempts": min(settings.max_attempts, _SEARCH_ATTEMPTS),
+                "retry_max_seconds": min(settings.retry_max_seconds, _SEARCH_RETRY_MAX_SECONDS),
+            }
+            self._search = module.build_search(
+                settings.model_copy(update=patience), stop=self._app.stopping
+            )
+        return self._search
+
+    def search(
+        self, *, condition: str = "", drug: str = "", sponsor: str = "", limit: int = 20
+    ) -> Any:
+        return self._built().search(condition=condition, drug=drug, sponsor=sponsor, limit=limit)
+
+    def fetch(self, study_id: str) -> Any:
+        return self._built().fetch(study_id)
 
 
 @seeds.command("compare")

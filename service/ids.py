@@ -299,7 +299,7 @@ FORMATS: tuple[IdFormat, ...] = (
 )
 
 # How the WHO portal prefixes member registries ("JPRN-UMIN000012345", "EUCTR2014-003140-12-NL").
-_PORTAL_PREFIX = re.compile(r"(?i)^(?:JPRN|EUCTR)-?", re.ASCII)
+_PORTAL_PREFIX = re.compile(r"(?i)^(?:JPRN|EUCTR|CTIS)-?", re.ASCII)
 _EUCTR_COUNTRY_SUFFIX = re.compile(r"(?i)^(20\d{2}-0\d{5}-\d{2})-[A-Z]{2,3}$", re.ASCII)
 
 

@@ -386,6 +386,7 @@ def _seed_row(item: dict[str, Any]) -> list[Text]:
 
     links = "\n".join(
         one_line(f"{x['study_id']} {x['confidence']:.2f} {x['source']}")
+        + (" related" if x.get("relation") == "related" else "")
         + (" (watched)" if x["watched"] else "")
         for x in item["links"]
     )

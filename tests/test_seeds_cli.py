@@ -8,6 +8,7 @@ import shutil
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import twconfig
@@ -38,15 +39,24 @@ def registry(emulator_factory: Callable[..., Emulator]) -> Emulator:
     return emulator
 
 
+FAST = "requests_per_second = 100.0\nretry_initial_seconds = 0.01\n"
+
+
 @pytest.fixture
-def trialwatch(registry: Emulator, database_url: str, tmp_path: Path) -> Trialwatch:
+def trialwatch(
+    registry: Emulator, eu_emulator: Any, database_url: str, tmp_path: Path
+) -> Trialwatch:
+    # `seeds link` searches EUCTR, CTIS and ISRCTN too: the EU emulator stands in for them
     config = tmp_path / "trialwatch.toml"
-    config.write_text("[ctgov]\nrequests_per_second = 100.0\nretry_initial_seconds = 0.01\n")
+    config.write_text("".join(f"[{key}]\n{FAST}" for key in ("ctgov", "euctr", "ctis", "isrctn")))
     env = {
         "TRIALWATCH_CONFIG": str(config),
         "TRIALWATCH_DATABASE_URL": database_url,
         "TRIALWATCH_CTGOV_API_URL": registry.api_url,
         "TRIALWATCH_CTGOV_HISTORY_URL": registry.history_url,
+        "TRIALWATCH_EUCTR_URL": eu_emulator.url("euctr"),
+        "TRIALWATCH_CTIS_API_URL": eu_emulator.url("ctis"),
+        "TRIALWATCH_ISRCTN_API_URL": eu_emulator.url("isrctn"),
     }
     return twconfig.runner(env)
 
@@ -80,6 +90,7 @@ def test_loading_the_seeds_stores_five_studies_and_watches_nct05605665(
             "confident": True,
             "watched": True,
             "reasons": ["the page's registration number"],
+            "relation": "own",
         }
     ]
 
@@ -260,6 +271,7 @@ def test_a_person_accepts_a_registration_and_it_is_watched(trialwatch: Trialwatc
                     "score": 1.0,
                     "confident": True,
                     "reasons": ["accepted by a person"],
+                    "relation": "own",
                 }
             ],
         }
@@ -309,7 +321,7 @@ def test_compare_reports_the_enrollment_and_phase_discrepancies_after_a_sync(
         ("lenalidomide-cle-braunstein-2012", "NCT00633945", "enrollment", "low"),
         ("lenalidomide-cle-braunstein-2012", "NCT00633945", "enrollment_type", "medium"),
     ]
-    assert "no confident ClinicalTrials.gov link" in result.stderr
+    assert "no confident registration of its own" in result.stderr
     one = trialwatch("seeds", "compare", PAGE_SEED)
     assert "Phase: the document says Phase 1, the registry Phase 1/Phase 2" in one.stdout
 
@@ -378,7 +390,7 @@ def test_compare_names_what_it_could_not_compare_instead_of_no_discrepancies(
     ) in lines
     assert any(
         line.startswith(
-            "leflunomide-pss-bikker-2012: not compared: no confident ClinicalTrials.gov link"
+            "leflunomide-pss-bikker-2012: not compared: no confident registration of its own"
         )
         for line in lines
     )
@@ -463,12 +475,13 @@ def test_a_comparison_with_no_fact_on_both_sides_claims_nothing() -> None:
 
 
 def test_a_registry_that_fails_half_way_leaves_the_seeds_before_it_shown_and_linked(
-    trialwatch: Trialwatch, registry: Emulator
+    trialwatch: Trialwatch, registry: Emulator, eu_emulator: Any
 ) -> None:
     trialwatch("seeds", "load", str(SEEDS))
     accepted = "leflunomide-pss-bikker-2012"
     trialwatch("seeds", "link", accepted, "--accept", "NCT09900015")
-    registry.fault("503", count=-1)  # from now on the registry refuses every request
+    registry.fault("503", count=-1)  # from now on the registries refuse every request
+    eu_emulator.fault("/", "503", count=1000)
     searched = "low-dose-il2-sle-case-humrich-2015"  # no confident link: needs a search
     result = trialwatch("seeds", "link", PAGE_SEED, accepted, searched)
     assert result.exit_code == 1

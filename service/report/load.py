@@ -201,7 +201,10 @@ def _linked_seeds(
 
 
 def _followed(link: SeedLinkData) -> bool:
-    # The same rule as ``seeds compare``: an unconfirmed search hit is a candidate, not a link.
+    # The same rule as ``seeds compare``: an unconfirmed search hit is a candidate, not a link;
+    # a related registration (a later trial of the same sponsor) is another trial's record.
+    if link.relation == "related":
+        return False
     return link.source == "person" or link.confidence >= CONFIDENT
 
 

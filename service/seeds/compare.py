@@ -26,6 +26,19 @@ primary_completion  the registered primary completion is after the           med
 Outcomes are matched with ``service.diff.outcome_similarity`` on the measure (and the time
 frame where the document gives one), at the diff's own pairing threshold.
 
+Every registry compares (the record is the latest stored snapshot of the linked registry,
+as its catalog normaliser made it), each on what it gives; a fact a registry does not keep
+is "not compared", never a discrepancy:
+
+- phases are read as ClinicalTrials.gov codes on both sides (``Phase III``, ``Therapeutic
+  exploratory (Phase II)``: ``service.seeds.phases``);
+- where a registry keeps its end points as one free text (EUCTR, ISRCTN: the catalog's
+  ``outcomes_as_text``), a document's primary outcome is registered when the text holds its
+  words, and the text is not split into "registered primaries" the document must report;
+- a document reporting the actual size is held to the registry's actual enrollment where it
+  keeps one beside its target (CTIS, ISRCTN), else to its count;
+- outside ClinicalTrials.gov, a status is read as its lifecycle (``Ongoing`` → recruiting).
+
 ``seed_discrepancy_changes`` turns the discrepancies a registry update *introduced* into
 change events (kind ``field_changed``, field ``seed:<seed id>:<field>``), so that a record
 drifting away from its publication is notified like any other change.
@@ -38,8 +51,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.diff import OUTCOME_PAIR_THRESHOLD, humanise, outcome_similarity
+from service.errors import InputError
 from service.models import Change, Outcome, Severity, Snapshot
+from service.registry.catalog import registry_info
 from service.seeds.model import ReportedOutcome, Seed
+from service.seeds.phases import phase_codes
+from service.seeds.synonyms import fold, word_set
 
 __all__ = ["Discrepancy", "compare", "coverage", "seed_discrepancy_changes"]
 
@@ -47,6 +64,15 @@ _OPEN = frozenset(
     {"NOT_YET_RECRUITING", "RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING"}
 )
 _ENDED = frozenset({"COMPLETED", "TERMINATED"})
+# the same, as lifecycles (every registry's status read into one vocabulary)
+_OPEN_LIFECYCLES = frozenset({"not_yet_recruiting", "recruiting", "active_not_recruiting"})
+_ENDED_LIFECYCLES = frozenset({"completed", "terminated"})
+# words of an outcome's measure that do not say which measure it is
+_MEASURE_FILLER = word_set(
+    "a an and as at by for from in into of on or the to with was were is are be its their "
+    "patient patients participant participants change changes number proportion rate"
+)
+_CONTAINED = 0.67  # share of a measure's words a free-text end point must hold
 
 
 @dataclass(frozen=True)
@@ -121,7 +147,7 @@ def _gaps(seed: Seed, snap: Snapshot) -> list[tuple[str, str]]:
                 "the document names none as primary",
             ),
         ),
-        ("phase", _why(not seed.design.phases, not snap.phases, gives_none)),
+        ("phase", _why(not seed.design.phases, not phase_codes(snap.phases), gives_none)),
         ("status", _why(page and not seed.status, not snap.overall_status, gives_none)),
     ]
     if not page:  # a registry page has no publication date to hold the registry's dates to
@@ -201,11 +227,13 @@ def _make(
 
 def _enrollment(seed: Seed, snap: Snapshot) -> list[Discrepancy]:
     reported, registered = seed.enrollment.count, snap.enrollment_count
+    kind = f" ({snap.enrollment_type.lower()})" if snap.enrollment_type else ""
+    if seed.enrollment.type == "ACTUAL" and snap.enrollment_actual is not None:
+        registered, kind = snap.enrollment_actual, " (actual)"  # like with like
     if reported is None or registered is None or reported == registered:
         return []
     gap = abs(reported - registered) / max(reported, registered)
     severity: Severity = "high" if gap >= 0.5 else "medium" if gap >= 0.2 else "low"
-    kind = f" ({snap.enrollment_type.lower()})" if snap.enrollment_type else ""
     what = "targets" if seed.enrollment.type == "ESTIMATED" else "reports"
     summary = f"Enrollment: the document {what} {reported}, the registry says {registered}{kind}"
     return [_make(seed, snap, "enrollment", reported, registered, severity, summary)]
@@ -215,7 +243,9 @@ def _enrollment_type(seed: Seed, snap: Snapshot) -> list[Discrepancy]:
     if snap.enrollment_type != "ESTIMATED":
         return []
     published = seed.kind != "registry_page" and seed.enrollment.type == "ACTUAL"
-    ended = snap.overall_status in _ENDED
+    ended = snap.overall_status in _ENDED or (
+        snap.registry != "ctgov" and snap.lifecycle in _ENDED_LIFECYCLES
+    )
     if not (ended or published):
         return []
     why = (
@@ -238,6 +268,8 @@ def _outcomes(seed: Seed, snap: Snapshot) -> list[Discrepancy]:
         found.extend(_primary_outcome(seed, snap, outcome))
     if not mine:
         return found  # the document does not say which outcomes were primary
+    if _outcomes_as_text(snap):
+        return found  # one text holds every end point: none of it is an outcome of its own
     for registered in snap.primary_outcomes:
         if _best_match(registered, mine) is None:
             summary = (
@@ -313,7 +345,26 @@ def _similarity(mine: ReportedOutcome, registered: Outcome) -> float:
 def _best_registered(mine: ReportedOutcome, registered: Sequence[Outcome]) -> Outcome | None:
     scored = [(_similarity(mine, r), i) for i, r in enumerate(registered)]
     best = max(scored, default=(0.0, -1))
-    return registered[best[1]] if best[0] >= OUTCOME_PAIR_THRESHOLD else None
+    if best[0] >= OUTCOME_PAIR_THRESHOLD:
+        return registered[best[1]]
+    # an end point written as free text (EUCTR, ISRCTN) holds several measures in one text
+    return next((r for r in registered if _holds(r.measure, mine.measure)), None)
+
+
+def _holds(text: str, measure: str) -> bool:
+    """Whether a registered text holds most of a measure's distinctive words."""
+    words = {w for w in fold(measure) if len(w) > 2 and w not in _MEASURE_FILLER}
+    if len(words) < 2:  # one word ("mortality") is too little to find in a paragraph
+        return False
+    held = words & set(fold(text))
+    return len(held) / len(words) >= _CONTAINED
+
+
+def _outcomes_as_text(snap: Snapshot) -> bool:
+    try:
+        return registry_info(snap.registry).outcomes_as_text
+    except InputError:  # a registry the catalog does not know keeps its outcomes as a list
+        return False
 
 
 def _best_match(registered: Outcome, mine: Sequence[ReportedOutcome]) -> ReportedOutcome | None:
@@ -330,13 +381,12 @@ def _quote(text: str, limit: int = 70) -> str:
 
 
 def _phase(seed: Seed, snap: Snapshot) -> list[Discrepancy]:
-    mine, theirs = set(seed.design.phases), set(snap.phases)
+    mine, theirs = set(seed.design.phases), set(phase_codes(snap.phases))
     if not mine or not theirs or mine == theirs:
-        return []
+        return []  # a registry value that names no phase ("Other") is not compared
     summary = f"Phase: the document says {_phases(mine)}, the registry {_phases(theirs)}"
-    return [
-        _make(seed, snap, "phase", sorted(mine), sorted(theirs), "medium", summary, *sorted(mine))
-    ]
+    registered = sorted(snap.phases)  # as the registry writes them
+    return [_make(seed, snap, "phase", sorted(mine), registered, "medium", summary, *sorted(mine))]
 
 
 def _phases(values: set[str]) -> str:
@@ -348,14 +398,24 @@ def _status(seed: Seed, snap: Snapshot) -> list[Discrepancy]:
     if not status:
         return []
     if seed.kind == "registry_page":
-        if not seed.status or seed.status == status:
+        if not seed.status or _same_status(seed.status, snap):
             return []
         summary = f"Status: the page says {humanise(seed.status)}, the registry {humanise(status)}"
         return [_make(seed, snap, "status", seed.status, status, "medium", summary, seed.status)]
-    if status in _OPEN:
+    if status in _OPEN or (snap.registry != "ctgov" and snap.lifecycle in _OPEN_LIFECYCLES):
         summary = f"Results are published but the registry still says {humanise(status)}"
         return [_make(seed, snap, "status", "COMPLETED", status, "medium", summary)]
     return []
+
+
+def _same_status(said: str, snap: Snapshot) -> bool:
+    """A page's status (ClinicalTrials.gov's words) against the record's: the words alike,
+    or, in a registry with words of its own, the same lifecycle (unknown: not compared)."""
+    if said == snap.overall_status or snap.registry == "ctgov":
+        return said == snap.overall_status
+    lifecycle = registry_info("ctgov").lifecycle(said)  # a seed's status: ClinicalTrials.gov's
+    known = lifecycle != "unknown" and snap.lifecycle not in ("", "unknown")
+    return not known or lifecycle == snap.lifecycle
 
 
 def _dates(seed: Seed, snap: Snapshot) -> list[Discrepancy]:

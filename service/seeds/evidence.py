@@ -27,6 +27,14 @@ A candidate is ``confident`` only when its score is at least ``CONFIDENT`` (0.8)
 of the runner-up by at least ``MARGIN`` (0.15), and nothing rules it out: every seed drug
 registered, the condition registered, no country conflict, and not started after the
 publication. "No confident match" is the honest answer whenever that does not hold.
+
+Candidates come from every registry. One trial registered twice (ClinicalTrials.gov and
+EUCTR, EUCTR and CTIS after a transition) is one study, not a rival: a candidate whose record
+names the leader's registration, or is named by it (``same_trial``), is never the runner-up.
+Registries write phases in words (``Phase III``): both sides are read as codes
+(``service.seeds.phases``). A record that gives an actual enrollment beside its target (CTIS,
+ISRCTN) is held to the reported size by the actual one, and an EUCTR record's countries
+count as its sites' countries.
 """
 
 from __future__ import annotations
@@ -38,9 +46,25 @@ from dataclasses import dataclass, field
 from service.diff import humanise
 from service.models import Snapshot
 from service.seeds.model import CONFIDENT, Seed
+from service.seeds.phases import phase_codes
 from service.seeds.synonyms import aliases, base_name, fold, mentions, word_set
 
-__all__ = ["MARGIN", "WEIGHTS", "Candidate", "Evidence", "Ranked", "drug_names", "rank", "score"]
+__all__ = [
+    "MARGIN",
+    "WEIGHTS",
+    "Candidate",
+    "Evidence",
+    "Ranked",
+    "drug_names",
+    "rank",
+    "record_organisations",
+    "registered_conditions",
+    "registered_drugs",
+    "same_org",
+    "same_trial",
+    "score",
+    "seed_organisations",
+]
 
 WEIGHTS: dict[str, float] = {
     "drug": 0.25,
@@ -62,6 +86,7 @@ class Candidate:
     snapshot: Snapshot
     organisations: tuple[str, ...] = ()  # organisation, responsible party, officials
     text: str = ""  # brief summary and detailed description
+    registered: str = ""  # when the record was registered (yyyy-mm-dd), "" when not known
 
     @property
     def registry(self) -> str:
@@ -118,17 +143,35 @@ def rank(seed: Seed, candidates: Sequence[Candidate]) -> list[Ranked]:
     """Candidates best first, each with its score, reasons and ``confident`` verdict."""
     scored = sorted(
         ((candidate, *score(seed, candidate)) for candidate in candidates),
-        key=lambda item: (-item[1], item[0].study_id),
+        key=lambda item: (-item[1], item[0].registry, item[0].study_id),
     )
+    leader = scored[0][0] if scored else None
+    # the leader's own registration in another registry is the same study, not a rival
+    rivals = [total for c, total, _ in scored[1:] if not (leader and same_trial(leader, c))]
     ranked: list[Ranked] = []
     for position, (candidate, total, evidence) in enumerate(scored):
-        runner_up = scored[1][1] if position == 0 and len(scored) > 1 else None
+        runner_up = rivals[0] if position == 0 and rivals else None
         verdict = _verdict(total, evidence, runner_up, first=position == 0)
         reasons = [e.reason for e in evidence if e.reason]
+        if position and leader is not None and same_trial(leader, candidate):
+            reasons.append(f"the same trial as {leader.study_id} (one record names the other)")
         ranked.append(
             Ranked(candidate, total, verdict is None, tuple([*reasons, verdict or "confident"]))
         )
     return ranked
+
+
+def same_trial(a: Candidate, b: Candidate) -> bool:
+    """Whether one record names the other's registration (its secondary ids, as
+    ``Snapshot.linked`` reads them): one trial in two registries."""
+    return _names(a.snapshot, b.snapshot) or _names(b.snapshot, a.snapshot)
+
+
+def _names(snap: Snapshot, other: Snapshot) -> bool:
+    if any((x.registry, x.study_id) == (other.registry, other.study_id) for x in snap.linked):
+        return True
+    wanted = other.study_id.casefold()
+    return any(wanted == i.strip().casefold() for i in snap.secondary_ids)
 
 
 def _verdict(
@@ -152,12 +195,26 @@ def _verdict(
 _NOT_A_DRUG = re.compile(r"(?i)placebo|saline|standard (?:of )?care|usual care|vehicle")
 
 
+def registered_drugs(seed: Seed, snap: Snapshot) -> list[str]:
+    """The seed's interventions the record registers (synonyms and brand names count)."""
+    registered = _intervention_text(snap)
+    names = [base_name(i.name) for i in seed.interventions]
+    return [n for n in names if mentions([n, *_other_names(seed, n)], registered)]
+
+
+def registered_conditions(seed: Seed, snap: Snapshot) -> list[str]:
+    """The seed's conditions the record registers (synonyms count)."""
+    registered = " | ".join(
+        [*snap.conditions, *snap.keywords, snap.brief_title, snap.official_title]
+    )
+    return [c for c in seed.conditions if mentions([c], registered)]
+
+
 def _drug(seed: Seed, snap: Snapshot) -> Evidence:
     names = [base_name(i.name) for i in seed.interventions]
     if not names:
         return Evidence(None, "drug: the seed names no intervention")
-    registered = _intervention_text(snap)
-    found = [n for n in names if mentions([n, *_other_names(seed, n)], registered)]
+    found = registered_drugs(seed, snap)
     missing = [n for n in names if n not in found]
     value = len(found) / len(names)
     extra = [
@@ -202,10 +259,7 @@ def _one(intervention: object) -> str:
 def _condition(seed: Seed, snap: Snapshot) -> Evidence:
     if not seed.conditions:
         return Evidence(None, "condition: the seed names none")
-    registered = " | ".join(
-        [*snap.conditions, *snap.keywords, snap.brief_title, snap.official_title]
-    )
-    found = [c for c in seed.conditions if mentions([c], registered)]
+    found = registered_conditions(seed, snap)
     if found:
         return Evidence(1.0, f"condition: {found[0]} registered")
     shown = ", ".join(snap.conditions[:3]) or "none"
@@ -233,7 +287,8 @@ def _org_tokens(name: str) -> frozenset[str]:
     return frozenset(t for t in fold(name) if t not in _GENERIC_ORG_WORDS and not t.isdigit())
 
 
-def _same_org(a: str, b: str) -> bool:
+def same_org(a: str, b: str) -> bool:
+    """Whether two organisation names name one organisation (by their distinctive words)."""
     ta, tb = _org_tokens(a), _org_tokens(b)
     if not ta or not tb:
         return False
@@ -241,24 +296,27 @@ def _same_org(a: str, b: str) -> bool:
     return common >= min(2, len(ta), len(tb)) and common / min(len(ta), len(tb)) >= 0.67
 
 
+def seed_organisations(seed: Seed) -> list[str]:
+    """The seed's sponsor, affiliations and funders."""
+    return [o for o in (seed.sponsor.lead, *seed.sponsor.affiliations, *seed.sponsor.funders) if o]
+
+
+def record_organisations(candidate: Candidate) -> list[tuple[str, str]]:
+    """``(organisation, "sponsor" | "centre")`` of every organisation a record names: its
+    sponsors and the organisations its search hit adds, then its sites."""
+    snap = candidate.snapshot
+    sponsors = [(o, "sponsor") for o in (snap.lead_sponsor, *snap.collaborators) if o]
+    sponsors += [(o, "sponsor") for o in candidate.organisations if o]
+    return [*sponsors, *((s.facility, "centre") for s in snap.locations if s.facility)]
+
+
 def _place(seed: Seed, candidate: Candidate) -> Evidence:
     snap = candidate.snapshot
-    seed_orgs = [
-        o for o in (seed.sponsor.lead, *seed.sponsor.affiliations, *seed.sponsor.funders) if o
-    ]
-    record_orgs = [
-        o
-        for o in (
-            snap.lead_sponsor,
-            *snap.collaborators,
-            *candidate.organisations,
-            *(site.facility for site in snap.locations),
-        )
-        if o
-    ]
+    seed_orgs = seed_organisations(seed)
+    record_orgs = [name for name, _kind in record_organisations(candidate)]
     for mine in seed_orgs:
         for theirs in record_orgs:
-            if _same_org(mine, theirs):
+            if same_org(mine, theirs):
                 return Evidence(1.0, f"place: {theirs} matches {mine}")
     cities = {fold(c) for c in seed.sponsor.cities}
     for site in snap.locations:
@@ -266,14 +324,21 @@ def _place(seed: Seed, candidate: Candidate) -> Evidence:
             return Evidence(0.8, f"place: a site in {site.city}")
     countries = set(seed.sponsor.countries)
     registered = {site.country for site in snap.locations if site.country}
+    # EUCTR has no sites but a record per country; "3RD" (outside the EU/EEA) names none
+    registered |= {c.name for c in snap.countries if c.name and c.country != _THIRD_COUNTRIES}
     if countries and registered & countries:
         return Evidence(0.6, f"place: a site in {sorted(registered & countries)[0]}")
+    if any(c.country == _THIRD_COUNTRIES for c in snap.countries):
+        return Evidence(None, "place: no matching sponsor; countries outside the EU/EEA unnamed")
     if countries and registered:
         sites, wanted = ", ".join(sorted(registered)[:3]), ", ".join(sorted(countries))
         return Evidence(0.0, f"place: sites in {sites}, not {wanted}", "its sites are elsewhere")
     if not (seed_orgs or countries):
         return Evidence(None, "place: the seed names no affiliation or country")
     return Evidence(None, "place: no matching sponsor or site")
+
+
+_THIRD_COUNTRIES = "3RD"  # EUCTR's country record of the trial outside the EU/EEA
 
 
 # ---- design --------------------------------------------------------------------------------------
@@ -285,7 +350,7 @@ _PILOT = re.compile(r"(?i)\bpilot\b")
 def _design(seed: Seed, candidate: Candidate) -> Evidence:
     snap, design = candidate.snapshot, seed.design
     checks: list[tuple[float, str]] = []
-    if design.phases and snap.phases:
+    if design.phases and phase_codes(snap.phases):  # "Other" names no phase
         checks.append(_phase_check(design.phases, snap.phases))
     if design.allocation and snap.allocation:
         same = design.allocation == snap.allocation or (
@@ -301,7 +366,8 @@ def _design(seed: Seed, candidate: Candidate) -> Evidence:
         has_placebo = any("placebo" in f"{i.name} {i.type}".casefold() for i in snap.interventions)
         checks.append((1.0 if has_placebo == design.placebo else 0.0, _placebo_note(has_placebo)))
     if design.pilot:
-        said = _PILOT.search(" ".join([snap.brief_title, snap.official_title, candidate.text]))
+        text = candidate.text or snap.brief_summary or ""
+        said = _PILOT.search(" ".join([snap.brief_title, snap.official_title, text]))
         checks.append((1.0 if said else 0.5, "called a pilot" if said else "not called a pilot"))
     if not checks:
         return Evidence(None, "design: nothing to compare")
@@ -309,11 +375,12 @@ def _design(seed: Seed, candidate: Candidate) -> Evidence:
     return Evidence(value, "design: " + ", ".join(note for _, note in checks))
 
 
-def _phase_check(mine: Sequence[str], theirs: Sequence[str]) -> tuple[float, str]:
-    shown = "/".join(humanise(p) for p in theirs)
-    if set(mine) == set(theirs):
+def _phase_check(mine: Sequence[str], registered: Sequence[str]) -> tuple[float, str]:
+    theirs = phase_codes(registered)
+    shown = "/".join(humanise(p) for p in sorted(theirs)) or "/".join(registered)
+    if set(mine) == theirs:
         return 1.0, f"{shown} as reported"
-    if set(mine) & set(theirs):
+    if set(mine) & theirs:
         return 0.7, f"{shown} (reported {'/'.join(humanise(p) for p in mine)})"
     return 0.0, f"{shown}, not {'/'.join(humanise(p) for p in mine)}"
 
@@ -335,9 +402,11 @@ def _placebo_note(has_placebo: bool) -> str:
 
 def _size(seed: Seed, snap: Snapshot) -> Evidence:
     reported, registered = seed.enrollment.count, snap.enrollment_count
+    kind = f" ({snap.enrollment_type.lower()})" if snap.enrollment_type else ""
+    if seed.enrollment.type == "ACTUAL" and snap.enrollment_actual is not None:
+        registered, kind = snap.enrollment_actual, " (actual)"  # like with like
     if reported is None or registered is None:
         return Evidence(None, "")
-    kind = f" ({snap.enrollment_type.lower()})" if snap.enrollment_type else ""
     note = f"enrollment: {reported} reported, {registered} registered{kind}"
     if max(reported, registered) == 0:
         return Evidence(1.0, note)

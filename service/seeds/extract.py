@@ -234,9 +234,11 @@ def _citation(text: str) -> Citation:
     )
 
 
+# what introduces a document's own registration number, in any registry trialwatch knows
+# (CTIS: "EU CT number 2023-505613-24-00", "EU CT No."; the WHO portal's "EUCTR…" / "CTIS…")
 _REGISTRATION_CUE = re.compile(
     r"(?i)(?:regist\w*|trial\s+(?:number|id\w*)|identifier|clinicaltrials\.gov|eudract|isrctn|"
-    r"nct\s+number)[^.\n]{0,40}$"
+    r"nct\s+number|eu\s*ct\s*(?:no\b|number)|ctis|euctr)[^.\n]{0,40}$"
 )
 
 

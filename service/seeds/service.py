@@ -1,8 +1,13 @@
-"""What the ``trialwatch seeds`` commands do, over the store and the registry client.
+"""What the ``trialwatch seeds`` commands do, over the store and the registry clients.
 
 Each function validates everything first and writes after, so bad input writes nothing.
-Only ClinicalTrials.gov links are watched (trialwatch cannot fetch other registries yet), and
-only confident or person-accepted ones, with the tag ``seed:<seed id>``.
+Links to the registries trialwatch fetches (``WATCHED_REGISTRIES``) are watched when they are
+confident or person-accepted, with the tag ``seed:<seed id>``.
+
+A link is the seed's own registration or a related one (``service.seeds.related``: a later
+trial of the same sponsor or centre). Both are watched once followed; only the own
+registration is compared with the document (``seeds compare``, the discrepancies a sync
+introduces): a follow-up trial differs from its pilot by design, not by discrepancy.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from service.seeds.compare import Discrepancy, compare, coverage, seed_discrepan
 from service.seeds.evidence import Ranked
 from service.seeds.extract import Draft, extract
 from service.seeds.files import load_seed_dir, seed_toml
-from service.seeds.link import Searcher, find_candidates
+from service.seeds.link import RegistrySearch, Searcher, find_candidates
 from service.seeds.model import CONFIDENT, RegistryLink, Seed
+from service.seeds.related import split
 from service.store import SeedData, SeedLinkData, Store, StoredSeed
 
 __all__ = [
+    "RELATIONS",
     "WATCHED_REGISTRIES",
     "CompareReport",
     "Comparison",
@@ -44,6 +51,8 @@ __all__ = [
 
 # the registries trialwatch can fetch (service.registry.catalog.WATCHED)
 WATCHED_REGISTRIES = ("ctgov", "euctr", "ctis", "isrctn")
+# a link is the seed's own registration or a related one (a later trial of its sponsor)
+RELATIONS = ("own", "related")
 
 
 # ---- load ----------------------------------------------------------------------------------------
@@ -126,6 +135,12 @@ def _followed(link: SeedLinkData) -> bool:
     return not _why_not_watched(link)
 
 
+def _compared(link: SeedLinkData) -> bool:
+    """Followed and the seed's own registration: a related trial is not the study the
+    document reports, so it is watched but never compared with it."""
+    return _followed(link) and link.relation == "own"
+
+
 # ---- list ----------------------------------------------------------------------------------------
 
 
@@ -150,11 +165,19 @@ def _seed_json(stored: StoredSeed) -> dict[str, Any]:
                 "source": link.source,
                 "confident": link.source == "person" or link.confidence >= CONFIDENT,
                 "watched": _followed(link),
-                "reasons": list(link.reasons),
+                "reasons": [*_relation_words(link), *link.reasons],
+                "relation": link.relation,
             }
-            for link in stored.links
+            for link in _own_first(stored.links)
         ],
     }
+
+
+def _relation_words(link: SeedLinkData) -> list[str]:
+    # said in the reasons too: the web page shows a link's reasons, not its fields
+    if link.relation == "related":
+        return ["a related registration (a later trial), not the seed's own"]
+    return []
 
 
 def seed_of(stored: StoredSeed) -> Seed:
@@ -190,42 +213,69 @@ def _stored(store: Store, seed_ids: Sequence[str]) -> list[StoredSeed]:
 @dataclass(frozen=True)
 class LinkResult:
     seed: str
-    candidates: list[dict[str, Any]]
+    candidates: list[dict[str, Any]]  # the own registration's candidates, then related ones
     searched: bool
     linked: str = ""  # the study id now watched because of this run, if any
+    notes: tuple[str, ...] = ()  # a line for each registry that did not answer
 
     def to_json(self) -> dict[str, Any]:
-        return {"seed": self.seed, "candidates": self.candidates}
+        shown: dict[str, Any] = {"seed": self.seed, "candidates": self.candidates}
+        if self.notes:
+            shown["notes"] = list(self.notes)
+        return shown
 
 
 def link_seeds(
     store: Store,
-    client: Searcher,
+    client: Searcher | None,
     seed_ids: Sequence[str],
     now: datetime,
     *,
     accept: str | None = None,
+    relation: str = "own",
+    registries: Sequence[RegistrySearch] = (),
+    again: bool = False,
 ) -> Iterator[LinkResult]:
-    """Rank candidate registrations of seeds without a confident link (or record ``accept``).
+    """Rank candidate registrations of seeds without a confident own registration, and list
+    their related registrations (or record ``accept`` as the seed's ``relation``).
+
+    ``client`` searches ClinicalTrials.gov, ``registries`` the others; ``again`` searches
+    for seeds already linked too (to list their related registrations).
 
     The arguments are checked now; the results come one seed at a time, each once it is
     decided and recorded, so that a registry failing half-way (or absent: see the README's
     offline notes) still leaves the seeds before it linked, and shown.
     """
+    if relation not in RELATIONS:
+        raise InputError(f"unknown relation {relation!r} (one of: {', '.join(RELATIONS)})")
     if accept is not None:
-        return iter([_accept(store, seed_ids, accept, now)])
-    return _link_each(store, client, _stored(store, seed_ids), now)
+        return iter([_accept(store, seed_ids, accept, now, relation)])
+    if relation != "own":
+        raise InputError("--related goes with --accept ID (the related registration to record)")
+    return _link_each(store, client, registries, _stored(store, seed_ids), now, again=again)
 
 
 def _link_each(
-    store: Store, client: Searcher, seeds: list[StoredSeed], now: datetime
+    store: Store,
+    client: Searcher | None,
+    registries: Sequence[RegistrySearch],
+    seeds: list[StoredSeed],
+    now: datetime,
+    *,
+    again: bool,
 ) -> Iterator[LinkResult]:
+    down: dict[str, str] = {}  # registries that failed in this run: not asked again
     for stored in seeds:
-        confident = [link for link in stored.links if _confident(link)]
-        if confident:
-            yield LinkResult(stored.seed_id, [_link_json(x) for x in confident], False)
+        own = [link for link in stored.links if _confident(link) and link.relation == "own"]
+        if own and not again:
+            shown = [link for link in stored.links if _confident(link)]
+            yield LinkResult(stored.seed_id, [_link_json(x) for x in _own_first(shown)], False)
         else:
-            yield _search(store, client, stored, now)
+            yield _search(store, client, registries, stored, now, down)
+
+
+def _own_first(links: Sequence[SeedLinkData]) -> list[SeedLinkData]:
+    return sorted(links, key=lambda link: link.relation != "own")  # stable: strongest first
 
 
 def _confident(link: SeedLinkData) -> bool:
@@ -244,17 +294,46 @@ def _link_json(link: SeedLinkData) -> dict[str, Any]:
         "score": round(link.confidence, 3),
         "confident": True,
         "reasons": [reasons[link.source], *link.reasons],
+        "relation": link.relation,
     }
 
 
-def _search(store: Store, client: Searcher, stored: StoredSeed, now: datetime) -> LinkResult:
-    found = find_candidates(seed_of(stored), client)
+def _search(
+    store: Store,
+    client: Searcher | None,
+    registries: Sequence[RegistrySearch],
+    stored: StoredSeed,
+    now: datetime,
+    down: dict[str, str],
+) -> LinkResult:
+    seed = seed_of(stored)
+    found = find_candidates(seed, client, registries, skip=dict(down))
+    down.update(found.failed)
+    own = [x for x in stored.links if _confident(x) and x.relation == "own"]
+    parts = split(
+        seed,
+        found.ranked,
+        own_ids=[(x.registry, x.study_id) for x in own],
+        own_start=_own_start(store, own),
+        related_ids=[(x.registry, x.study_id) for x in stored.links if x.relation == "related"],
+    )
     linked = ""
-    top = found.ranked[0] if found.ranked else None
-    if top is not None and top.confident:
+    top = parts.own[0] if parts.own else None
+    if top is not None and top.confident and not own:
         _record(store, stored.seed_id, _search_link(top), now)
         linked = top.candidate.study_id
-    return LinkResult(stored.seed_id, [r.to_json() for r in found.ranked[:10]], True, linked)
+    candidates = [{**r.to_json(), "relation": "own"} for r in parts.own[:10]]
+    candidates += [r.to_json() for r in parts.related[:10]]
+    return LinkResult(stored.seed_id, candidates, True, linked, found.notes)
+
+
+def _own_start(store: Store, own: Sequence[SeedLinkData]) -> str:
+    """When the seed's own registration began, from its stored record (when synced)."""
+    for link in own:
+        snapshot = store.latest_snapshot(link.registry, link.study_id)
+        if snapshot is not None and snapshot.start_date.date:
+            return snapshot.start_date.date
+    return ""
 
 
 def _search_link(top: Ranked) -> SeedLinkData:
@@ -267,13 +346,19 @@ def _search_link(top: Ranked) -> SeedLinkData:
     )
 
 
-def _accept(store: Store, seed_ids: Sequence[str], accept: str, now: datetime) -> LinkResult:
+def _accept(
+    store: Store, seed_ids: Sequence[str], accept: str, now: datetime, relation: str
+) -> LinkResult:
     if len(seed_ids) != 1:
         raise InputError("--accept needs exactly one SEED (the seed study the id belongs to)")
     chosen = parse_registry_id(accept)
     stored = _stored(store, seed_ids)[0]
     link = SeedLinkData(
-        registry=chosen.registry, study_id=chosen.study_id, confidence=1.0, source="person"
+        registry=chosen.registry,
+        study_id=chosen.study_id,
+        confidence=1.0,
+        source="person",
+        relation=relation,
     )
     _record(store, stored.seed_id, link, now)
     linked = chosen.study_id if chosen.registry in WATCHED_REGISTRIES else ""
@@ -328,11 +413,11 @@ def compare_seeds(store: Store, seed_ids: Sequence[str]) -> CompareReport:
 
 
 def _comparisons(store: Store, stored: StoredSeed) -> list[Comparison]:
-    followed = [link for link in stored.links if _followed(link)]
+    followed = [link for link in stored.links if _compared(link)]
     if not followed:
         why = (
-            "no confident ClinicalTrials.gov link (rank candidates with `trialwatch seeds link "
-            f"{stored.seed_id}`, or record one with `--accept ID`)"
+            "no confident registration of its own (rank candidates with `trialwatch seeds "
+            f"link {stored.seed_id}`, or record one with `--accept ID`)"
         )
         return [Comparison(stored.seed_id, not_compared=why)]
     seed = seed_of(stored)
@@ -352,7 +437,8 @@ def _comparisons(store: Store, stored: StoredSeed) -> list[Comparison]:
 def discrepancy_changes(store: Store, old: Snapshot | None, new: Snapshot) -> list[Change]:
     """After a sync stored ``new``: the seed discrepancies that version introduced, as changes.
 
-    Only seeds that follow the record (a confident or accepted link) are compared.
+    Only seeds that follow the record as their own registration (a confident or accepted
+    link) are compared.
     """
     return linked_discrepancy_changes(store.seeds_linked_to(new.registry, new.study_id), old, new)
 
@@ -367,7 +453,7 @@ def linked_discrepancy_changes(
             (x for x in stored.links if (x.registry, x.study_id) == (new.registry, new.study_id)),
             None,
         )
-        if link is not None and _followed(link):
+        if link is not None and _compared(link):
             changes.extend(seed_discrepancy_changes(seed_of(stored), old, new))
     return changes
 

@@ -1,6 +1,12 @@
 """Seed studies (the documents trialwatch starts from) and their links to registry records.
 
 The store keeps each seed as the JSON of its validated file; ``service.seeds`` owns the model.
+
+A link is the seed's own registration (``relation`` "own") or a related registration (a later
+trial of the same sponsor or centre: "related"). The relation is kept in the link's
+``reasons`` JSON: a list of reasons for an own link (every link stored before relations
+existed is one), ``{"relation": "related", "reasons": [...]}`` for a related one. So the
+schema, and every reader of it, stays as it was; only this module reads the column.
 """
 
 from __future__ import annotations
@@ -8,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,6 +38,7 @@ class SeedLinkData:
     source: str  # document | search | person
     reasons: tuple[str, ...] = ()
     from_file: bool = False  # written in the seed file (reloading the file may remove it)
+    relation: str = "own"  # own | related (a later trial of the same sponsor or centre)
 
 
 @dataclass(frozen=True)
@@ -174,22 +182,38 @@ def _seed_link_row(
         confidence=link.confidence,
         source=link.source,
         from_file=from_file,
-        reasons=list(link.reasons),
+        reasons=_reasons_json(link),
         created_at=now,
         updated_at=now,
     )
 
 
 def _update_link(row: SeedLinkRow, link: SeedLinkData, now: datetime, *, from_file: bool) -> None:
-    changed = (row.confidence, row.source, list(row.reasons or ())) != (
-        link.confidence,
-        link.source,
-        list(link.reasons),
-    )
-    row.confidence, row.source, row.reasons = link.confidence, link.source, list(link.reasons)
+    stored = _reasons_json(link)
+    changed = (row.confidence, row.source, row.reasons) != (link.confidence, link.source, stored)
+    row.confidence, row.source, row.reasons = link.confidence, link.source, stored
     row.from_file = from_file
     if changed:
         row.updated_at = now
+
+
+def _reasons_json(link: SeedLinkData) -> Any:
+    """The ``reasons`` column of a link: its reasons, with its relation when it is related."""
+    if link.relation == "own":
+        return list(link.reasons)
+    return {"relation": link.relation, "reasons": list(link.reasons)}
+
+
+def _relation_and_reasons(stored: Any) -> tuple[str, tuple[str, ...]]:
+    """(relation, reasons) of a ``reasons`` column as ``_reasons_json`` wrote it."""
+    if isinstance(stored, dict):
+        relation = stored.get("relation")
+        reasons = stored.get("reasons")
+        return (
+            relation if isinstance(relation, str) and relation else "own",
+            tuple(str(r) for r in reasons) if isinstance(reasons, list) else (),
+        )
+    return "own", tuple(str(r) for r in stored) if isinstance(stored, list) else ()
 
 
 def _stored_seeds(session: Session, rows: Sequence[SeedRow]) -> list[StoredSeed]:
@@ -201,14 +225,16 @@ def _stored_seeds(session: Session, rows: Sequence[SeedRow]) -> list[StoredSeed]
             .where(SeedLinkRow.seed_row_id.in_(ids[start : start + 500]))
             .order_by(SeedLinkRow.confidence.desc(), SeedLinkRow.registry_key, SeedLinkRow.study_id)
         ):
+            relation, reasons = _relation_and_reasons(link.reasons)
             links[link.seed_row_id].append(
                 SeedLinkData(
                     registry=link.registry_key,
                     study_id=link.study_id,
                     confidence=link.confidence,
                     source=link.source,
-                    reasons=tuple(link.reasons or ()),
+                    reasons=reasons,
                     from_file=link.from_file,
+                    relation=relation,
                 )
             )
     return [
