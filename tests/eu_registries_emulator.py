@@ -381,8 +381,7 @@ class Handler(BaseHTTPRequestHandler):
                             f"Start Date: {euctr_field(first, 'Date on which this record was first entered in the EudraCT database')}",
                             f"Medical condition: {euctr_field(first, 'E.1.1 Medical condition(s) being investigated')}",
                             f"Trial protocol: {protocol}",
-                            "Trial results: "
-                            + S.euctr_results.get(n, "(No results available)"),
+                            "Trial results: " + S.euctr_results.get(n, "(No results available)"),
                             f"Link: https://www.clinicaltrialsregister.eu/ctr-search/search?query=eudract_number:{n}",
                         ]
                     )
