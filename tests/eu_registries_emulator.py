@@ -540,6 +540,14 @@ class EuEmulator:
             "isrctn": f"{self.base}/isrctn/api",
         }[registry]
 
+    def environment(self) -> dict[str, str]:
+        """The environment that points trialwatch's three EU/UK registries here."""
+        return {
+            "TRIALWATCH_EUCTR_URL": self.url("euctr"),
+            "TRIALWATCH_CTIS_API_URL": self.url("ctis"),
+            "TRIALWATCH_ISRCTN_API_URL": self.url("isrctn"),
+        }
+
     def control(self, action: str, body: dict | None = None) -> dict:
         import urllib.request
 

@@ -27,9 +27,7 @@ def trialwatch(eu_emulator: EuEmulator, database_url: str, tmp_path: Path) -> tw
             tmp_path,
             config,
             database_url,
-            TRIALWATCH_EUCTR_URL=eu_emulator.url("euctr"),
-            TRIALWATCH_CTIS_API_URL=eu_emulator.url("ctis"),
-            TRIALWATCH_ISRCTN_API_URL=eu_emulator.url("isrctn"),
+            **eu_emulator.environment(),
         )
     )
 

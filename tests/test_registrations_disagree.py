@@ -213,9 +213,7 @@ def trial(
         database_url,
         TRIALWATCH_CTGOV_API_URL=ctgov.api_url,
         TRIALWATCH_CTGOV_HISTORY_URL=ctgov.history_url,
-        TRIALWATCH_EUCTR_URL=eu_emulator.url("euctr"),
-        TRIALWATCH_CTIS_API_URL=eu_emulator.url("ctis"),
-        TRIALWATCH_ISRCTN_API_URL=eu_emulator.url("isrctn"),
+        **eu_emulator.environment(),
     )
     made = Trial(ctgov, eu_emulator, environ)
     yield made

@@ -189,9 +189,7 @@ def trialwatch(
         "TRIALWATCH_DATABASE_URL": database_url,
         "TRIALWATCH_CTGOV_API_URL": registry.api_url,
         "TRIALWATCH_CTGOV_HISTORY_URL": registry.history_url,
-        "TRIALWATCH_EUCTR_URL": eu_emulator.url("euctr"),
-        "TRIALWATCH_CTIS_API_URL": eu_emulator.url("ctis"),
-        "TRIALWATCH_ISRCTN_API_URL": eu_emulator.url("isrctn"),
+        **eu_emulator.environment(),
     }
     return twconfig.runner(env)
 

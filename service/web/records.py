@@ -287,11 +287,12 @@ def _statuses(chosen: str | None) -> list[tuple[str, str]]:
     return [(status, status_words(status)) for status in known]
 
 
+GROUP_WORDS = {"ended": "ended", "going": "still going"}
+
+
 def _lifecycle_options() -> list[tuple[str, str]]:
-    groups = [
-        (name, f"{name}: {', '.join(life.replace('_', ' ') for life in members)}")
-        for name, members in LIFECYCLE_GROUPS.items()
-    ]
+    # (short words: a select is as wide as its longest option, and the form must fit a phone)
+    groups = [(name, f"any {GROUP_WORDS.get(name, name)}") for name in LIFECYCLE_GROUPS]
     return [*groups, *((life, life.replace("_", " ")) for life in LIFECYCLES)]
 
 
