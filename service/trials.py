@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 from service.diff import unpaired_outcomes
@@ -80,7 +81,7 @@ class Trial:
 
     registrations: list[Registration] = field(default_factory=list)
 
-    @property
+    @cached_property
     def disagreements(self) -> list[Disagreement]:
         stored = [r for r in self.registrations if r.snapshot is not None]
         found = [_lifecycles(stored), *_enrollments(stored), _completions(stored)]

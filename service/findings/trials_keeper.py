@@ -87,7 +87,10 @@ class TrialsKeeper:
         return stored
 
     def _holding(self, trials: list[Trial], cycle_started: datetime) -> dict[Key, _Holding]:
-        """The trials' findings that hold now, by the registration each is kept on."""
+        """The trials' findings that hold now, by the registration each is kept on. The
+        versions' history is read only for trials whose registrations disagree at all (most
+        agree: a cycle over many linked records must not parse every version of each)."""
+        trials = [trial for trial in trials if trial.disagreements]
         keys = [(r.registry, r.study_id) for t in trials for r in t.registrations if r.snapshot]
         histories = self._histories(keys)
         today = self.clock().date()
