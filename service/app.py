@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -216,13 +217,11 @@ class App:
             ids = None if targets is None else list(targets[registry])
             done = sum(r.checked for r in reports)
             step = (lambda n, before=done: progress(before + n)) if progress else None
-            try:
+            with self._aborting():
                 reports.append(self.monitor_for(registry).sync(ids, progress=step, **options))
-            except BaseException as exc:
-                self.store.abandon_runs(f"cycle aborted: {exc}", self.clock())
-                raise
         if targets is None and not options.get("dry_run"):
-            reports += self._sync_followed(options)
+            with self._aborting():
+                reports += self._sync_followed(options)
         report = SyncReport.merged(reports)
         if not options.get("dry_run") and reports:
             report.changes += self._review_trials(started, report)
@@ -231,13 +230,22 @@ class App:
             self.alerter.after_sync(report)
         return report
 
+    @contextmanager
+    def _aborting(self) -> Iterator[None]:
+        """A part of a cycle: should it raise, no sync run is left ``running``."""
+        try:
+            yield
+        except BaseException as exc:
+            self.store.abandon_runs(f"cycle aborted: {exc}", self.clock())
+            raise
+
     def follow_links(self) -> dict[str, list[str]]:
         """Watch the registrations of every trial a record watched with ``--linked`` (the tag
         ``linked``) belongs to, tagged so too: registry → the ids newly watched."""
         from service.registry.catalog import WATCHED
         from service.trial_store import trial_members
 
-        followed = [(w.registry, w.study_id) for w in self.store.list_watches() if LINKED in w.tags]
+        followed = self.store.tagged_watches(LINKED)
         if not followed:
             return {}
         members = trial_members(self.store)

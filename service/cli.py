@@ -37,6 +37,7 @@ from service.safeload import MIB, load_json, read_bounded
 if TYPE_CHECKING:  # for annotations only: importing these costs most of a second
     from service.app import App
     from service.models import Snapshot
+    from service.store import Store
 
 WATCHED = ("ctgov", "euctr", "ctis", "isrctn")  # service.registry.catalog.WATCHED
 
@@ -265,11 +266,28 @@ def watch_remove(ctx: click.Context, study_ids: tuple[str, ...], as_json: bool) 
     )
     if not_watched:
         raise InputError(f"not watched: {', '.join(not_watched)} (see `trialwatch watch list`)")
+    unfollowed = _unfollow(store, [(r, i) for r, ids in groups.items() for i in ids])
     removed = [i for r, ids in groups.items() for i in store.remove_watches(r, ids)]
     if as_json:
         views.print_json(removed)
-    else:
-        views.echo(f"no longer watched: {', '.join(removed)}")
+        return
+    views.echo(f"no longer watched: {', '.join(removed)}")
+    if unfollowed:
+        names = ", ".join(study_id for _, study_id in unfollowed)
+        views.echo(f"still watched, no longer following their trial's links: {names}")
+
+
+def _unfollow(store: Store, keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A record removed from a trial watched with --linked would be watched again by the next
+    sync: its trial stops being followed (the tag ``linked`` taken off), its other
+    registrations stay watched."""
+    from service.app import LINKED
+    from service.trial_store import trial_members
+
+    members = trial_members(store)
+    trial = {other for key in keys for other in members.get(key, ())} - set(keys)
+    dropped = store.drop_tag(LINKED, trial | set(keys))
+    return [key for key in dropped if key in trial]
 
 
 # ---- sync, changes, history ------------------------------------------------------------------

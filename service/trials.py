@@ -215,11 +215,12 @@ def _primary_outcomes(stored: list[Registration]) -> Disagreement | None:
 
 def _outcomes_apart(a: Registration, b: Registration) -> str | None:
     assert a.snapshot is not None and b.snapshot is not None
+    a_text = registry_info(a.registry).outcomes_as_text
+    b_text = registry_info(b.registry).outcomes_as_text
+    if a_text and b_text:
+        return None  # two free texts (EUCTR's, ISRCTN's) word the same end points too apart
     only_a, only_b = unpaired_outcomes(
-        a.snapshot.primary_outcomes,
-        b.snapshot.primary_outcomes,
-        a_text=registry_info(a.registry).outcomes_as_text,
-        b_text=registry_info(b.registry).outcomes_as_text,
+        a.snapshot.primary_outcomes, b.snapshot.primary_outcomes, a_text=a_text, b_text=b_text
     )
     if not only_a and not only_b:
         return None

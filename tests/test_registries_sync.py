@@ -443,8 +443,12 @@ def test_watch_add_linked_follows_the_trial_into_every_registry_in_the_same_cycl
     table = twconfig.runner({**environment, "COLUMNS": "160"})("watch", "list").stdout
     (euctr_row,) = [line for line in table.splitlines() if line.startswith(EUCTR)]
     assert NCT in euctr_row
+    # a registration removed stays removed: its trial is no longer followed
+    removed = trialwatch("watch", "remove", EUCTR)
+    assert f"no longer following their trial's links: {NCT}" in removed.stdout
+    synced(trialwatch)
+    assert [w["study_id"] for w in trialwatch("watch", "list", "--json").json()] == [NCT]
     # known already: a record watched again with --linked brings its trial at once
-    trialwatch("watch", "remove", EUCTR)
     added = trialwatch("watch", "add", "--linked", NCT, "--json").json()
     assert {(a["registry"], a["study_id"], a["added"]) for a in added} == {
         ("ctgov", NCT, False),

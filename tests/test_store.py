@@ -414,6 +414,37 @@ def test_migration_0005_removes_duplicate_versions_keeping_the_first(database_ur
     assert latest == 3
 
 
+def test_migration_0011_makes_stored_eu_records_due_for_their_results_rules(
+    database_url: str,
+) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from service.migrate import alembic_config
+    from service.store import create_store_engine
+
+    engine = create_store_engine(database_url)
+    command.upgrade(alembic_config(engine), "0010")
+    with engine.begin() as db:
+        for record_id, registry, study_id, seq, due in [
+            (1, "euctr", "2021-002179-21", 1, None),  # stored: due at once
+            (2, "ctis", "2023-505613-24-00", 1, None),
+            (3, "ctis", "2024-510663-34-00", 0, None),  # never fetched: nothing to review
+            (4, "ctgov", "NCT05605665", 1, None),  # its rules ran all along
+            (5, "euctr", "2016-004489-24", 1, "2030-01-01"),  # (cannot happen: kept)
+        ]:
+            db.execute(text(
+                "INSERT INTO records (id, registry, study_id, title, overall_status, state, "
+                "content_hash, latest_seq, last_update_posted, first_seen_at, findings_due) "
+                "VALUES (:id, :r, :s, '', '', 'active', 'h', :seq, '', :t, :due)"
+            ), dict(id=record_id, r=registry, s=study_id, seq=seq, t=T0, due=due))  # fmt: skip
+    command.upgrade(alembic_config(engine), "head")
+    with engine.connect() as db:
+        due = dict(db.execute(text("SELECT id, findings_due FROM records")).tuples().all())
+    engine.dispose()
+    assert due == {1: "2000-01-01", 2: "2000-01-01", 3: None, 4: None, 5: "2030-01-01"}
+
+
 EMPTY_REPORT = {
     "checked": 0, "new": 0, "changed": 0, "unchanged": 0, "failed": 0, "requests": 0,
     "errors": [],

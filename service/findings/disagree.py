@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from service.findings.rules import Finding
-from service.trials import Disagreement, Key, Trial
+from service.trials import ENDED, GOING, Disagreement, Key, Trial
 
 RULE = "registrations_disagree"
 SOURCE = (
@@ -71,12 +71,14 @@ def anchor(trial: Trial) -> Key | None:
 
 
 def _apart_days(disagreement: Disagreement, since: Mapping[Key, date], today: date) -> int:
-    """How long the lifecycles have been apart: since the later of the days the registrations
-    concerned began saying what they say now (unknown: not yet)."""
-    days = [since.get(key) for key, _ in disagreement.values]
-    if not days or any(day is None for day in days):
-        return 0
-    return (today - max(d for d in days if d is not None)).days
+    """How long the lifecycles have been apart: for each ended and going registration, since
+    the later of the days each began saying what it says now; the longest-standing such pair
+    counts (a registration joining the trial later does not restart the clock). Unknown
+    days: not yet."""
+    ended = [since.get(key) for key, life in disagreement.values if life in ENDED]
+    going = [since.get(key) for key, life in disagreement.values if life in GOING]
+    pairs = [max(e, g) for e in ended for g in going if e is not None and g is not None]
+    return (today - min(pairs)).days if pairs else 0
 
 
 def _detail(trial: Trial, kept: list[Disagreement], since: Mapping[Key, date]) -> dict[str, Any]:

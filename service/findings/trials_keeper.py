@@ -12,7 +12,7 @@ sightings are.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -67,10 +67,10 @@ class TrialsKeeper:
         ``cycle_started``: records first seen since are new to the watch list."""
         if not self.enabled:
             return []
-        holding = self._holding(load_trials(self.store, min_stored=2), cycle_started)
         known = {
             (f.registry, f.study_id): f for f in self.store.list_findings(only_open=True, rule=RULE)
         }
+        holding = self._holding(load_trials(self.store, min_stored=2), known, cycle_started)
         decisions = _Decisions()
         for key, now in holding.items():
             was = known.get(key)
@@ -86,43 +86,52 @@ class TrialsKeeper:
             log.info("%s: %s", change.study_id, change.summary)
         return stored
 
-    def _holding(self, trials: list[Trial], cycle_started: datetime) -> dict[Key, _Holding]:
-        """The trials' findings that hold now, by the registration each is kept on. The
-        versions' history is read only for trials whose registrations disagree at all (most
-        agree: a cycle over many linked records must not parse every version of each)."""
+    def _holding(
+        self, trials: list[Trial], known: Mapping[Key, FindingInfo], cycle_started: datetime
+    ) -> dict[Key, _Holding]:
+        """The trials' findings that hold now, by the registration each is kept on: where it is
+        open already while that record is still one of the trial's (a registration joining
+        or leaving must not move it), else the trial's first stored registration. The
+        versions' history is read only for trials whose lifecycles are apart (the only
+        disagreement that waits)."""
         trials = [trial for trial in trials if trial.disagreements]
-        keys = [(r.registry, r.study_id) for t in trials for r in t.registrations if r.snapshot]
-        histories = self._histories(keys)
         today = self.clock().date()
+        lifecycles_apart = [
+            key
+            for trial in trials
+            if any(d.field == "lifecycle" for d in trial.disagreements)
+            for key in _stored(trial)
+        ]
+        since = self._since(lifecycles_apart)
+        first_seen = self._first_seen([key for trial in trials for key in _stored(trial)])
         holding: dict[Key, _Holding] = {}
         for trial in trials:
-            members = [(r.registry, r.study_id) for r in trial.registrations if r.snapshot]
-            since = {k: d for k in members if (d := self._since(k, histories)) is not None}
+            members = _stored(trial)
             finding = registrations_disagree(trial, since, today, self.disagree_days)
-            where = anchor(trial)
-            if finding is None or where is None:
+            if finding is None or not members:
                 continue
-            new = any(histories[k][0] >= cycle_started for k in members if k in histories)
+            where = next((key for key in members if key in known), anchor(trial) or members[0])
+            new = any(first_seen.get(key, cycle_started) >= cycle_started for key in members)
             holding[where] = _Holding(finding, historical=new)
         return holding
 
-    def _histories(self, keys: list[Key]) -> dict[Key, tuple[datetime, list[tuple[str, str]]]]:
-        by_registry: dict[str, list[str]] = {}
-        for registry, study_id in keys:
-            by_registry.setdefault(registry, []).append(study_id)
-        return {
-            (registry, study_id): history
-            for registry, ids in by_registry.items()
-            for study_id, history in self.store.status_since(registry, ids).items()
-        }
+    def _since(self, keys: list[Key]) -> dict[Key, date]:
+        """The day each record of ``keys`` began saying its current lifecycle."""
+        found: dict[Key, date] = {}
+        for registry, ids in _by_registry(keys).items():
+            lifecycle = registry_info(registry).lifecycle
+            for study_id, (_, history) in self.store.status_since(registry, ids).items():
+                day = status_since(history, lifecycle)
+                if day is not None:
+                    found[(registry, study_id)] = day
+        return found
 
-    @staticmethod
-    def _since(
-        key: Key, histories: dict[Key, tuple[datetime, list[tuple[str, str]]]]
-    ) -> date | None:
-        if key not in histories:
-            return None
-        return status_since(histories[key][1], registry_info(key[0]).lifecycle)
+    def _first_seen(self, keys: list[Key]) -> dict[Key, datetime]:
+        return {
+            (registry, study_id): seen
+            for registry, ids in _by_registry(keys).items()
+            for study_id, seen in self.store.first_seen(registry, ids).items()
+        }
 
     def _update(self, key: Key, now: _Holding | None, was: FindingInfo | None) -> FindingUpdate:
         registry, study_id = key
@@ -138,3 +147,14 @@ class TrialsKeeper:
             due=None,
             keep_due=True,
         )
+
+
+def _stored(trial: Trial) -> list[Key]:
+    return [(r.registry, r.study_id) for r in trial.registrations if r.snapshot is not None]
+
+
+def _by_registry(keys: Iterable[Key]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for registry, study_id in dict.fromkeys(keys):
+        found.setdefault(registry, []).append(study_id)
+    return found

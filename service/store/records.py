@@ -158,6 +158,39 @@ class RecordStore(StoreBase):
             )
         return sorted(removed)
 
+    def first_seen(self, registry: str, study_ids: Sequence[str]) -> dict[str, datetime]:
+        """When each stored record of ``study_ids`` was first seen."""
+        found: dict[str, datetime] = {}
+        with self._session() as session:
+            for start in range(0, len(study_ids), 500):
+                rows = session.execute(
+                    select(RECORDS.c.study_id, RECORDS.c.first_seen_at).where(
+                        RECORDS.c.registry == registry,
+                        RECORDS.c.study_id.in_(study_ids[start : start + 500]),
+                    )
+                )
+                found.update((study_id, seen) for study_id, seen in rows)
+        return found
+
+    def tagged_watches(self, tag: str) -> list[tuple[str, str]]:
+        """The (registry, study id) of every watch tagged ``tag`` (tags are JSON: filtered
+        here, two short columns a watch)."""
+        query = select(WATCHES.c.registry, WATCHES.c.study_id, WATCHES.c.tags)
+        with self._session() as session:
+            return sorted((r, s) for r, s, tags in session.execute(query) if tag in (tags or ()))
+
+    def drop_tag(self, tag: str, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Take ``tag`` off the watches of ``keys`` that have it; those it was taken off."""
+        wanted = set(keys)
+        dropped: list[tuple[str, str]] = []
+        with self._session() as session:
+            for row in session.scalars(select(WatchRow)):
+                key = (row.registry_key, row.study_id)
+                if key in wanted and tag in (row.tags or ()):
+                    row.tags = [t for t in row.tags if t != tag]
+                    dropped.append(key)
+        return sorted(dropped)
+
     def watch_count(self, registry: str) -> int:
         with self._session() as session:
             count = session.scalar(

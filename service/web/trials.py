@@ -151,10 +151,16 @@ def trial_links(store: Store, keys: Sequence[Key]) -> dict[Key, list[Key]]:
     return links
 
 
+WALK_PAGE = 50  # a page of records up to this long has its trials walked, not read whole
+
+
 def with_trials(store: Store, watches: Sequence[WatchInfo]) -> list[WatchInfo]:
     """``watches`` with their ``trial`` filled as ``watch list`` fills it (the other
-    registrations of each record's trial), walked from these records only."""
-    links = trial_links(store, [(w.registry, w.study_id) for w in watches])
+    registrations of each record's trial): walked from these records for a short page; a
+    long one reads every record's links once instead (a walk step ORs a LIKE per id: 600 of
+    them took 3 s at 100,000 records, one pass ~300 ms)."""
+    keys = [(w.registry, w.study_id) for w in watches]
+    links = trial_links(store, keys) if len(keys) <= WALK_PAGE else store.watched_links()
     members: dict[Key, list[Key]] = {}
     for keys in connected(links):
         for key in keys:
