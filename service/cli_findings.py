@@ -38,7 +38,8 @@ def findings(
     """Transparency findings: results overdue, outcomes switched after the start, …
 
     Each is open while its rule holds and resolved when it stops; opening and resolving are
-    change events (finding_opened / finding_resolved) notified like any change.
+    change events (finding_opened / finding_resolved) notified like any change. Each is
+    shown with its evidence in words and, while open, how far its deadline is from today.
     """
     from service import views
     from service.app import App
@@ -57,4 +58,4 @@ def findings(
     elif not found:
         views.echo("no findings" + (" open" if only_open else ""))
     else:
-        views.show(views.findings_table(found))
+        views.show(views.findings_table(found, today=app.clock().date()))

@@ -286,9 +286,21 @@ class FindingsSettings(Section):
     stale_verified_days: int = Field(730, ge=1, le=36500)
     stale_completion_days: int = Field(365, ge=1, le=36500)
     retrospective_grace_days: int = Field(0, ge=0, le=3650)
+    # enrollment_shortfall: the phases it looks at (API v2 values; [] = any phase)
+    shortfall_phases: tuple[str, ...] = ("PHASE2", "PHASE3")
     # registrations_disagree: how long one registration may say ended while another still
     # says recruiting or active (the other registry's update often lags by weeks)
     disagree_days: int = Field(60, ge=0, le=3650)
+
+    @field_validator("shortfall_phases")
+    @classmethod
+    def _known_phases(cls, phases: tuple[str, ...]) -> tuple[str, ...]:
+        from service.findings.rules import PHASES
+
+        unknown = [p for p in phases if p not in PHASES]
+        if unknown:
+            raise ValueError(f"unknown phase {unknown[0]!r} (one of {', '.join(PHASES)})")
+        return phases
 
 
 class DeliverySettings(Section):

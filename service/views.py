@@ -17,7 +17,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -345,7 +345,12 @@ FINDING_COLUMNS = (
 )
 
 
-def findings_table(found: Sequence[FindingInfo], width: int | None = None) -> Table:
+def findings_table(
+    found: Sequence[FindingInfo], width: int | None = None, today: date | None = None
+) -> Table:
+    """The findings, each summary followed by its evidence in words (one ``Label: value``
+    line each, outcome steps as was → now) and, while open, its deadline counted from
+    ``today``."""
     from rich.text import Text
 
     rows = [
@@ -354,13 +359,28 @@ def findings_table(found: Sequence[FindingInfo], width: int | None = None) -> Ta
             Text(one_line(f.rule.replace("_", " "))),
             Text(f.state, style="red" if f.state == "open" and f.severity == "high" else ""),
             Text(when(f.opened_at if f.state == "open" else f.resolved_at)),
-            Text(one_line(f.summary)),
+            Text("\n".join(_finding_lines(f, today))),
         ]
         for f in found
     ]
     opened = sum(1 for f in found if f.state == "open")
     caption = f"{len(found)} finding(s), {opened} open"
     return fitted_table(caption, FINDING_COLUMNS, rows, width or console().width)
+
+
+def _finding_lines(finding: FindingInfo, today: date | None) -> list[str]:
+    from service.findings.words import finding_words
+
+    words = finding_words(finding.detail, None if finding.state == "resolved" else today)
+    head = one_line(finding.summary) + (f" ({words.when})" if words.when else "")
+    lines = [head] + [f"  {one_line(row.label)}: {one_line(row.text)}" for row in words.rows]
+    for step in words.steps:
+        lines.append(f"  {one_line(step.title)}")
+        lines += [
+            f"    {one_line(before) or '–'} → {one_line(after) or '–'}"
+            for before, after in step.pairs
+        ]
+    return lines
 
 
 # ---- seeds --------------------------------------------------------------------------------------

@@ -90,7 +90,15 @@ ALLOWED: dict[str, set[str]] = {
         "store",
     },
     "report.charts": {"diff", "findings.rules", "models", "report.load", "svg", "templates"},
-    "report.view": {"diff", "models", "notify.render", "report.charts", "report.load", "svg"},
+    "report.view": {
+        "diff",
+        "findings.words",
+        "models",
+        "notify.render",
+        "report.charts",
+        "report.load",
+        "svg",
+    },
     "report.display": {"report.load", "report.view", "templates"},
     "registry.sourced": {"errors", "registry.base", "registry.catalog", "registry.source"},
     "registry.polite": {
@@ -303,6 +311,7 @@ ALLOWED: dict[str, set[str]] = {
     "registry.ctgov_facts": set(),
     "findings.rules": {"registry.ctgov_facts", "models"},
     "findings.stored": {"models"},
+    "findings.words": {"diff"},
     "findings.keeper": {
         "errors",
         "findings.disagree",
@@ -315,10 +324,18 @@ ALLOWED: dict[str, set[str]] = {
         "settings",
         "store",
         "problems",
+        "text",
     },
     "history": {"errors", "registry.base", "registry.ctgov_normalise", "store", "problems"},
     "registry.base": {"errors"},
-    "notify.render": {"models", "diff", "errors", "templates", "registry.catalog"},
+    "notify.render": {
+        "models",
+        "diff",
+        "errors",
+        "templates",
+        "registry.catalog",
+        "findings.words",
+    },
     "svg": set(),
     "outbox": {"store", "notify.base", "notify.render", "settings", "errors", "clock"},
 }
@@ -346,6 +363,7 @@ PURE = {
     "findings.rules",
     "findings.eu_rules",
     "findings.disagree",
+    "findings.words",
 }
 IMPURE_MODULES = {"httpx", "sqlalchemy", "alembic", "socket", "time", "os", "random", "smtplib"}
 

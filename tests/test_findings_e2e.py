@@ -93,7 +93,8 @@ def test_findings_open_and_resolve_as_the_records_change(
     first = findings(trialwatch)
     assert states(first, OVERDUE, "results_overdue") == ["open"]
     [overdue] = [f for f in first if f["rule"] == "results_overdue"]
-    assert overdue["detail"]["deadline"] == "2021-04-12" and "FDAAA" in overdue["source"]
+    assert overdue["detail"]["due_date"] == "2021-03-13" and "FDAAA" in overdue["source"]
+    assert overdue["detail"]["overdue_after"] == "2021-04-12"
     assert overdue["historical"] is True  # found on first sight: stored, not alerted
     assert trialwatch("notify").exit_code == 0
     assert webhook_receiver.requests == []
@@ -110,7 +111,9 @@ def test_findings_open_and_resolve_as_the_records_change(
     assert states(after, SWITCHED, "enrollment_shortfall") == ["open"]
     for study_id in (SWITCHED, POSTED):
         assert states(after, study_id, "results_overdue") == []
+    # primary completion 2025-12-15 (estimated): due 2026-12-15, so due soon on first sight
     assert [f["rule"] for f in findings(trialwatch, "--open", "--study", SWITCHED)] == [
+        "results_due_soon",
         "primary_outcome_changed_after_start",
         "enrollment_shortfall",
     ]
@@ -127,6 +130,8 @@ def test_findings_open_and_resolve_as_the_records_change(
     }
     assert notified == {
         (OVERDUE, "finding_resolved", "finding:results_overdue"),
+        # results submitted 2026-11-18, after the due date 2021-03-13: the Tracker's "late"
+        (OVERDUE, "finding_opened", "finding:results_reported_late"),
         (SWITCHED, "finding_opened", "finding:primary_outcome_changed_after_start"),
         (SWITCHED, "finding_opened", "finding:enrollment_shortfall"),
     }
@@ -174,8 +179,10 @@ def test_subscriptions_can_name_the_rules_they_want(
 def test_results_become_overdue_on_the_day_without_the_record_changing(
     registry: Emulator, database_url: str
 ) -> None:
-    days = iter(["2021-04-12", "2021-04-13", "2021-04-14"])
-    today = [datetime(2021, 4, 1, 6, tzinfo=UTC)]
+    # primary completion 2020-03-13: due 2021-03-13 (due soon from 30 days before it),
+    # overdue after the TrialsTracker's 30 days' grace, from 2021-04-13
+    days = iter(["2021-03-13", "2021-03-14", "2021-04-12", "2021-04-13", "2021-04-14"])
+    today = [datetime(2021, 3, 1, 6, tzinfo=UTC)]
     store = Store.open(database_url)
     store.add_watches("ctgov", [OVERDUE], [], today[0])
     settings = CtgovSettings(
@@ -200,13 +207,12 @@ def test_results_become_overdue_on_the_day_without_the_record_changing(
             seen.append({(c.kind, c.field) for c in report.changes})
     assert seen == [
         set(),
-        {
-            ("finding_opened", "finding:results_overdue"),
-            ("finding_resolved", "finding:results_due_soon"),
-        },
+        {("finding_resolved", "finding:results_due_soon")},
+        set(),
+        {("finding_opened", "finding:results_overdue")},
         set(),
     ]
-    assert registry.requests == 3  # one probe a cycle: the date, not the registry, moved
+    assert registry.requests == 5  # one probe a cycle: the date, not the registry, moved
     store.close()
 
 
@@ -218,4 +224,4 @@ def test_the_report_shows_each_records_findings_with_their_source(
     assert trialwatch("report", OVERDUE, "--out", str(out)).exit_code == 0
     page = out.read_text()
     assert "Transparency findings" in page and "results overdue" in page
-    assert "FDAAA 801" in page and "2021-04-12" in page
+    assert "FDAAA 801" in page and "2021-03-13" in page

@@ -57,8 +57,9 @@ def status(ps: dict[str, Any], **values: Any) -> None:
 def test_an_fda_regulated_trial_without_results_past_its_deadline_is_overdue() -> None:
     found = evaluate(chain(("2020-10-01", real("NCT03418623"))), TODAY)
     overdue = found["results_overdue"]
-    # primary completion 2020-03-13 + 1 year + 30 days
-    assert overdue.detail["deadline"] == "2021-04-12"
+    # primary completion 2020-03-13 + 1 year: due 2021-03-13, overdue after 30 days' grace
+    assert overdue.detail["due_date"] == "2021-03-13"
+    assert overdue.detail["overdue_after"] == "2021-04-12"
     assert overdue.severity == "high" and "FDAAA" in overdue.source
     assert "results_due_soon" not in found
 
@@ -71,7 +72,9 @@ def test_results_submitted_resolve_it() -> None:
 def test_it_is_not_overdue_a_day_before_the_deadline_and_due_soon_then() -> None:
     record = real("NCT03418623")
     assert "results_overdue" not in rules_now(("x", record), today=date(2021, 4, 12))
-    assert "results_due_soon" in rules_now(("x", record), today=date(2021, 4, 1))
+    # due soon in the 30 days before the due date (2021-03-13), not before the grace's end
+    assert "results_due_soon" in rules_now(("x", record), today=date(2021, 3, 1))
+    assert "results_due_soon" not in rules_now(("x", record), today=date(2021, 4, 1))
     assert "results_overdue" in rules_now(("x", record), today=date(2021, 4, 13))
 
 
@@ -80,7 +83,8 @@ def test_a_certificate_of_delay_moves_the_deadline_to_three_years() -> None:
     found = evaluate(chain(("x", record)), date(2023, 1, 1))
     assert found == {}
     later = evaluate(chain(("x", record)), TODAY)["results_overdue"]
-    assert later.detail["deadline"] == "2023-04-12"
+    assert later.detail["due_date"] == "2023-03-13"
+    assert later.detail["overdue_after"] == "2023-04-12"
 
 
 def test_a_month_only_completion_date_counts_from_the_months_end() -> None:
@@ -88,8 +92,9 @@ def test_a_month_only_completion_date_counts_from_the_months_end() -> None:
         ps["statusModule"]["primaryCompletionDateStruct"] = {"date": "2020-02", "type": "ACTUAL"}
 
     found = evaluate(chain(("x", edited(real("NCT03418623"), month_only))), TODAY)
-    # 2020-02-29 (the month's end) + 1 year = 2021-02-28, + 30 days
-    assert found["results_overdue"].detail["deadline"] == "2021-03-30"
+    # 2020-02-29 (the month's end) + 1 year = 2021-02-28, overdue after 30 days more
+    assert found["results_overdue"].detail["due_date"] == "2021-02-28"
+    assert found["results_overdue"].detail["overdue_after"] == "2021-03-30"
 
 
 @pytest.mark.parametrize(
@@ -106,10 +111,13 @@ def test_a_month_only_completion_date_counts_from_the_months_end() -> None:
             lambda ps: ps["designModule"]["designInfo"].update(primaryPurpose="DEVICE_FEASIBILITY"),
         ),
         (
-            "started before the rule, no US site",
+            # the TrialsTracker's pACT: with FDA flags no location test; without, a US site
+            "started before the rule, no FDA flags, no US site",
             lambda ps: (
                 status(ps, startDateStruct={"date": "2016-05", "type": "ACTUAL"}),
                 ps["contactsLocationsModule"].update(locations=[]),
+                ps["oversightModule"].pop("isFdaRegulatedDrug"),
+                ps["oversightModule"].pop("isFdaRegulatedDevice"),
             ),
         ),
         ("observational", lambda ps: ps["designModule"].update(studyType="OBSERVATIONAL")),
@@ -148,7 +156,7 @@ def test_a_primary_outcome_reworded_after_the_start_is_found_with_both_wordings(
     [step] = finding.detail["steps"]
     assert (step["from_version"], step["to_version"], step["posted"]) == (0, 1, "2026-01-10")
     assert step["after"][0] == step["before"][0] + " (centrally adjudicated)"
-    assert finding.severity == "high"
+    assert finding.severity == "medium"  # reworded only (added/removed/moved: high)
 
 
 def test_a_primary_outcome_changed_before_the_start_is_not_a_finding() -> None:
@@ -176,9 +184,11 @@ def test_a_secondary_outcome_changed_after_the_start_is_not_this_finding() -> No
 
 
 def test_a_trial_registered_after_it_started_is_retrospective() -> None:
-    found = evaluate(chain(("x", real("NCT05594173"))), TODAY)
+    found = evaluate(chain(("x", real("NCT04207047"))), TODAY)
     finding = found["retrospective_registration"]
-    assert finding.severity == "low" and finding.detail["first_submitted"] == "2022-10-21"
+    assert finding.severity == "low" and finding.detail["first_submitted"] == "2019-12-17"
+    # observational (ICMJE covers interventional trials): not this finding
+    assert "retrospective_registration" not in rules_now(("x", real("NCT05594173")))
 
 
 def test_a_start_date_moved_after_the_registration_is_retroactive() -> None:
@@ -187,7 +197,9 @@ def test_a_start_date_moved_after_the_registration_is_retroactive() -> None:
         before, lambda ps: status(ps, startDateStruct={"date": "2020-01-06", "type": "ACTUAL"})
     )
     found = evaluate(chain(("2019-12-20", before), ("2020-02-01", after)), TODAY)
-    assert "retroactive_start_date" in found and "retrospective_registration" not in found
+    # the earliest recorded actual start still holds: the move does not hide it
+    assert "retroactive_start_date" in found and "retrospective_registration" in found
+    assert found["retrospective_registration"].detail["start_date"] == "2018-10-02"
     assert found["retroactive_start_date"].detail["old_start"] == "2018-10-02"
 
 

@@ -233,6 +233,14 @@ def test_each_disagreement_kind_opens_and_resolves_on_the_trials_first_registrat
     assert {(v["registry"], v["value"]) for v in values} == {("ctgov", 400), ("euctr", 600)}
     assert "WHO ICTRP" in finding.source
 
+    # the same kind apart, another figure: the finding says the new one, and is not told again
+    trial.publish(twin(enrollment(350)))
+    assert trial.sync() == set()
+    (finding,) = trial.app.store.list_findings(only_open=True, rule=RULE)
+    values = finding.detail["disagreements"][0]["values"]
+    assert {(v["registry"], v["value"]) for v in values} == {("ctgov", 350), ("euctr", 600)}
+    assert "enrollment 350 in NCT00973089" in finding.summary
+
     # also an end point the EUCTR record does not name: the finding says what is apart now
     trial.publish(twin(lambda s: (enrollment(400)(s), mmse_instead_of_adas_cog(s))))
     assert trial.sync() == {("finding_opened", NCT), ("finding_resolved", NCT)}

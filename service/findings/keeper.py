@@ -5,10 +5,20 @@ resolves findings, each a change event (``finding_opened`` / ``finding_resolved`
 
 Findings found on a first sighting or by a history backfill are stored as historical and not
 notified (a new watch list must not send an alert per old finding).
+
+A finding that still holds but says something else now (another reason: ``status_stale``
+because the completion date passed rather than the verification; other evidence: a new
+deadline, other figures) is refreshed in place: its summary, detail, severity and source
+become the rule's new ones, its opening day and historical mark stay. That is not notified:
+the contract's change kinds are a closed vocabulary (a new kind is a contract change), so there
+is no ``finding_updated`` event; the pages, the feed's next entries and ``trialwatch findings``
+show the new text. Day counts ("N days ago") are not stored: they are worked out from the
+detail's dates when a finding is shown (``service.findings.words``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,6 +39,7 @@ from service.registry.catalog import normalise
 from service.registry.ctgov_facts import trial_facts
 from service.settings import FindingsSettings
 from service.store import FindingUpdate, NewVersion, Store
+from service.text import storable
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +187,12 @@ class FindingsKeeper:
         today = self._today()
         holding = self._rules.evaluate(chain, today, self.thresholds)
         opened = [f for rule, f in holding.items() if rule not in known]
+        updated = [f for rule, f in holding.items() if rule in known and moved(known[rule], f)]
         # (a finding of the trials' rule is the TrialsKeeper's to resolve, not this record's)
         resolved = [known[r] for r in known if r not in holding and r != DISAGREE_RULE]
         next_due = self._rules.next_review(chain[-1].facts, today, self.thresholds)
         due = next_due.isoformat() if next_due else None
-        if not opened and not resolved and due == stored_due:
+        if not opened and not resolved and not updated and due == stored_due:
             return None
         changes = [opened_change(study_id, self.registry, f) for f in opened]
         changes += [resolved_change(study_id, self.registry, f) for f in resolved]
@@ -191,6 +203,7 @@ class FindingsKeeper:
             routes=self.router(study_id, changes, historical) if changes else [],
             historical=historical,
             due=due,
+            updated=updated,
         )
 
     def _save(
@@ -257,6 +270,22 @@ class FindingsKeeper:
 
     def _today(self) -> date:
         return self.clock().date()
+
+
+def moved(stored: FindingInfo, finding: Finding) -> bool:
+    """Whether an open finding's rule now says something else of it (its text, evidence,
+    severity or source), as the store would keep it."""
+    return (
+        storable(finding.summary) != stored.summary
+        or _as_stored(finding.detail) != stored.detail
+        or finding.severity != stored.severity
+        or finding.source != stored.source
+    )
+
+
+def _as_stored(detail: dict[str, Any]) -> Any:
+    """``detail`` as it comes back from the store's JSON column (tuples as lists …)."""
+    return json.loads(json.dumps(storable(detail)))
 
 
 def opened_change(study_id: str, registry: str, finding: Finding) -> Change:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from service.findings.disagree import RULE, anchor, registrations_disagree, status_since
-from service.findings.keeper import opened_change, resolved_change
+from service.findings.keeper import moved, opened_change, resolved_change
 from service.findings.rules import Finding
 from service.findings.stored import FindingInfo
 from service.models import Change, Route, StoredChange
@@ -76,6 +76,8 @@ class TrialsKeeper:
             was = known.get(key)
             if was is None or was.detail.get("kinds") != now.finding.detail["kinds"]:
                 decisions.add(key, self._update(key, now, was))
+            elif moved(was, now.finding):  # the same kinds apart, other values: kept current
+                decisions.add(key, _refreshed(now.finding))
         for key, was in known.items():
             if key not in holding:
                 decisions.add(key, self._update(key, None, was))
@@ -158,3 +160,11 @@ def _by_registry(keys: Iterable[Key]) -> dict[str, list[str]]:
     for registry, study_id in dict.fromkeys(keys):
         found.setdefault(registry, []).append(study_id)
     return found
+
+
+def _refreshed(finding: Finding) -> FindingUpdate:
+    """An open finding's new text and evidence, stored in place and not told (as the record
+    rules' refreshes)."""
+    return FindingUpdate(
+        (), (), (), (), historical=False, due=None, keep_due=True, updated=[finding]
+    )

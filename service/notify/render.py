@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from service.diff import diff_opcodes, humanise
 from service.errors import InputError
+from service.findings.words import FindingWords, finding_words
 from service.models import StoredChange, severity_rank
 from service.registry.catalog import registry_info
 from service.templates import macro as template_macro
@@ -45,6 +46,7 @@ __all__ = [
     "email_html",
     "email_subject",
     "email_text",
+    "finding_detail",
     "render",
     "study_url",
     "webhook_body",
@@ -445,7 +447,12 @@ def _study_text(study: StudyChanges) -> list[str]:
             lines.append(f"Compare: {link}")
         for change in group.changes:
             lines.append(f"  [{change.severity}] {change.summary}")
-            lines += [f"      {detail}" for detail in _text_details(change.old, change.new)]
+            details = (
+                _finding_text(change)
+                if change.kind in _FINDING_KINDS
+                else _text_details(change.old, change.new)
+            )
+            lines += [f"      {detail}" for detail in details]
         lines.append("")
     return lines
 
@@ -464,6 +471,19 @@ def _text_details(old: Any, new: Any) -> list[str]:
                 details += [f"{_label(key)} now: {_text_value(b)}"]
         return details
     return []
+
+
+def _finding_text(change: StoredChange) -> list[str]:
+    """A finding's evidence as ``Label: value`` lines, its outcome steps as was/now."""
+    resolved = change.kind == "finding_resolved"
+    words = _event_words(change)
+    lines = ["Resolved: the rule no longer holds. It held on:"] if resolved else []
+    lines += [f"{row.label}: {_text_value(row.text)}" for row in words.rows]
+    for step in words.steps:
+        lines.append(f"{step.title}:")
+        for before, after in step.pairs:
+            lines += [f"  was: {_text_value(before)}", f"  now: {_text_value(after)}"]
+    return lines
 
 
 def _text_value(text: str) -> str:
@@ -610,12 +630,47 @@ def _change_view(change: StoredChange) -> _ChangeView:
 def change_detail(change: StoredChange) -> _Node | None:
     """The visual diff of one change, by the shape of its values (None: nothing to show)."""
     old, new = change.old, change.new
+    if change.kind in _FINDING_KINDS:
+        return finding_detail(_event_words(change), resolved=change.kind == "finding_resolved")
     if change.kind in ("record_added", "record_unavailable", "results_posted"):
         return None
     if change.kind == "date_changed":
         return _scalar(_date_text(old), _date_text(new))
     enum = change.field.endswith(_ENUM_FIELDS)
     return _value_diff(old, new, enum=enum, context=change.kind.startswith("outcome_"))
+
+
+_FINDING_KINDS = ("finding_opened", "finding_resolved")
+
+
+def _event_words(change: StoredChange) -> FindingWords:
+    """A finding event's detail in words, its days counted from the day it was detected (an
+    event is rendered the same on every delivery and at every feed poll)."""
+    detail = change.new if change.kind == "finding_opened" else change.old
+    today = None if change.kind == "finding_resolved" else change.detected_at.date()
+    return finding_words(detail if isinstance(detail, dict) else {}, today)
+
+
+def finding_detail(words: FindingWords, *, resolved: bool = False) -> _Node | None:
+    """A finding's evidence as labelled rows (``service.findings.words``), its outcome steps
+    as before/after word diffs; a resolved finding's evidence is shown as it was, muted, under
+    a line saying it is resolved (not struck through: nothing was deleted)."""
+    rows = [_Row("Resolved", _Node("plain", text="the rule no longer holds; it held on"))]
+    rows = rows if resolved else []
+    rows += [_Row(row.label, _Node("plain", text=row.text), muted=resolved) for row in words.rows]
+    for step in words.steps:
+        items = [_outcome_item(before, after) for before, after in step.pairs]
+        if step.unchanged:
+            items.append(_Item("note", _plural(step.unchanged, "outcome", "outcomes") + " kept"))
+        items += [_Item("note", change) for change in step.changes]
+        rows.append(_Row(step.title, _Node("items", items=tuple(items)), muted=resolved))
+    return _Node("rows", rows=tuple(rows)) if rows else None
+
+
+def _outcome_item(before: str, after: str) -> _Item:
+    if before and after:
+        return _Item("diff", "", _Node("words", segments=_word_segments(before, after)))
+    return _Item("ins", after) if after else _Item("del", before)
 
 
 def _value_diff(old: Any, new: Any, *, enum: bool = False, context: bool = False) -> _Node | None:

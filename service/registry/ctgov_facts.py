@@ -15,6 +15,19 @@ from datetime import date
 from typing import Any
 
 _DATE = re.compile(r"(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?")
+# the FDAAA TrialsTracker's US locations (its converter's ``has_us_loc``); the API v2 spells
+# the last one either way
+US_COUNTRIES = frozenset(
+    {
+        "United States",
+        "American Samoa",
+        "Guam",
+        "Northern Mariana Islands",
+        "Puerto Rico",
+        "Virgin Islands (U.S.)",
+        "U.S. Virgin Islands",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,12 @@ class PartialDate:
         year, month, day = _parts(self.text)
         return date(year, month or 1, day or 1)
 
+    @property
+    def precision(self) -> str:
+        """``day``, ``month`` or ``year``: how much of the date the registry wrote."""
+        _, month, day = _parts(self.text)
+        return "day" if day is not None else "month" if month is not None else "year"
+
 
 @dataclass(frozen=True)
 class TrialFacts:
@@ -49,7 +68,7 @@ class TrialFacts:
     fda_regulated_drug: bool | None
     fda_regulated_device: bool | None
     primary_purpose: str
-    has_us_site: bool
+    has_us_site: bool  # a site in the US or a US territory (the TrialsTracker's list)
     start: PartialDate | None
     primary_completion: PartialDate | None
     completion: PartialDate | None
@@ -61,6 +80,12 @@ class TrialFacts:
     enrollment_type: str
     why_stopped: str
     primary_outcomes: tuple[str, ...]  # the measures, as written
+    intervention_types: tuple[str, ...] = ()  # DRUG, DEVICE, BIOLOGICAL, … as written
+    # results submitted but not yet posted (``derivedSection.miscInfoModule.submissionTracking``):
+    # the first submission since the last cancellation, None if none or the last was cancelled
+    results_pending_submitted: PartialDate | None = None
+    results_submission_cancelled: bool = False  # the latest submission was cancelled
+    last_update_posted: PartialDate | None = None  # lastUpdatePostDateStruct: this version's day
 
 
 def trial_facts(raw: dict[str, Any]) -> TrialFacts:
@@ -71,6 +96,8 @@ def trial_facts(raw: dict[str, Any]) -> TrialFacts:
     design = _obj(protocol, "designModule")
     oversight = _obj(protocol, "oversightModule")
     enrollment = _obj(design, "enrollmentInfo")
+    tracking = _obj(_obj(_obj(study, "derivedSection"), "miscInfoModule"), "submissionTracking")
+    pending, cancelled = _pending_submission(tracking)
     return TrialFacts(
         study_type=_str(design, "studyType"),
         phases=tuple(p for p in _list(design, "phases") if isinstance(p, str)),
@@ -92,7 +119,34 @@ def trial_facts(raw: dict[str, Any]) -> TrialFacts:
         primary_outcomes=tuple(
             _str(o, "measure") for o in _list(_obj(protocol, "outcomesModule"), "primaryOutcomes")
         ),
+        intervention_types=tuple(
+            _str(i, "type")
+            for i in _list(_obj(protocol, "armsInterventionsModule"), "interventions")
+            if isinstance(i, dict) and _str(i, "type")
+        ),
+        results_pending_submitted=pending,
+        results_submission_cancelled=cancelled,
+        last_update_posted=_struct_date(status, "lastUpdatePostDateStruct"),
     )
+
+
+def _pending_submission(tracking: dict[str, Any]) -> tuple[PartialDate | None, bool]:
+    """Results submitted and in quality control, as the FDAAA TrialsTracker counts them
+    (``trial_computer.qa_start_dates``): the earliest submission after the latest cancelled
+    one counts as submitted; a cancelled latest submission counts as none."""
+    infos = []
+    for info in _list(tracking, "submissionInfos"):
+        if not isinstance(info, dict) or not _valid_date(_str(info, "releaseDate")):
+            continue
+        cancelled = bool(_str(info, "unreleaseDate")) or info.get("unreleaseDateUnknown") is True
+        infos.append((PartialDate(_str(info, "releaseDate")), cancelled))
+    infos.sort(key=lambda item: item[0].earliest)
+    restart: PartialDate | None = None
+    for submitted, cancelled in reversed(infos):
+        if cancelled:
+            return restart, restart is None
+        restart = submitted
+    return restart, False
 
 
 def _parts(text: str) -> tuple[int, int | None, int | None]:
@@ -124,7 +178,7 @@ def _plain_date(module: dict[str, Any], key: str) -> PartialDate | None:
 
 def _has_us_site(protocol: dict[str, Any]) -> bool:
     locations = _list(_obj(protocol, "contactsLocationsModule"), "locations")
-    return any(isinstance(loc, dict) and loc.get("country") == "United States" for loc in locations)
+    return any(isinstance(loc, dict) and loc.get("country") in US_COUNTRIES for loc in locations)
 
 
 def _obj(node: Any, key: str) -> dict[str, Any]:

@@ -17,8 +17,9 @@ from datetime import date
 from typing import Any
 
 from service.diff import humanise
+from service.findings.words import finding_words
 from service.models import Outcome, StoredChange, StudyDate
-from service.notify.render import compare_url, study_url
+from service.notify.render import compare_url, finding_detail, study_url
 from service.report.charts import (
     DATE_SERIES,
     Figure,
@@ -142,6 +143,8 @@ class _FindingRow:
     resolved: str
     summary: str
     source: str
+    when: str = ""  # an open finding's deadline from the report's day, "" if none
+    detail: Any = None  # its evidence in words (a diff node of notify.render), or None
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,7 @@ def study_view(study: StudyData, as_of: date) -> StudyView:
         enrollment=enrollment_chart(study.versions),
         dates=_dates_block(study.versions),
         outcomes=outcome_rows(study),
-        findings=finding_rows(study),
+        findings=finding_rows(study, as_of),
         seeds=_seed_views(study),
         changes=change_rows(study),
     )
@@ -350,21 +353,28 @@ def outcome_rows(study: StudyData) -> list[_OutcomeRow]:
     return [_outcome_row(study, c, dates) for c in study.changes if c.kind in _OUTCOME_VERBS]
 
 
-def finding_rows(study: StudyData) -> list[_FindingRow]:
-    """What the transparency rules found: open ones first, each with its evidence's source."""
+def finding_rows(study: StudyData, as_of: date | None = None) -> list[_FindingRow]:
+    """What the transparency rules found: open ones first, each with its evidence in words
+    and its source; an open finding's deadline counted from ``as_of`` (the day shown)."""
     ordered = sorted(study.findings, key=lambda f: (f.state != "open", f.opened_at))
-    return [
-        _FindingRow(
-            rule=f.rule.replace("_", " "),
-            state=f.state,
-            severity=f.severity,
-            opened=f.opened_at.date().isoformat(),
-            resolved=f.resolved_at.date().isoformat() if f.resolved_at else "",
-            summary=f.summary,
-            source=f.source,
+    rows = []
+    for f in ordered:
+        resolved = f.state == "resolved"
+        words = finding_words(f.detail, None if resolved else as_of)
+        rows.append(
+            _FindingRow(
+                rule=f.rule.replace("_", " "),
+                state=f.state,
+                severity=f.severity,
+                opened=f.opened_at.date().isoformat(),
+                resolved=f.resolved_at.date().isoformat() if f.resolved_at else "",
+                summary=f.summary,
+                source=f.source,
+                when=words.when,
+                detail=finding_detail(words, resolved=resolved),
+            )
         )
-        for f in ordered
-    ]
+    return rows
 
 
 def _version_dates(study: StudyData) -> dict[int, str]:

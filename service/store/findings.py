@@ -62,6 +62,9 @@ class FindingUpdate:
     historical: bool
     due: str | None  # the day date-dependent rules are next due, yyyy-MM-dd
     keep_due: bool = False  # a review of other rules (the trials'): the record's due day stands
+    # open findings that still hold with another summary or detail: refreshed in place, their
+    # opening day, severity and historical mark kept (no change event: see save_findings)
+    updated: Sequence[Finding] = ()
 
 
 class FindingStore(StoreBase):
@@ -96,9 +99,12 @@ class FindingStore(StoreBase):
         run_id: int | None,
         now: datetime,
     ) -> list[StoredChange]:
-        """Open and resolve the findings of each record of ``decided`` (study id → what its
-        review decided), with their change events and notifications, in one transaction;
-        remember when each record's date-dependent rules are next due. Returns the change
+        """Open, refresh and resolve the findings of each record of ``decided`` (study id →
+        what its review decided), with their change events and notifications, in one
+        transaction; remember when each record's date-dependent rules are next due. A
+        refreshed finding (``updated``: it still holds, for another reason or with other
+        evidence) gets its new summary, detail, severity and source in place and no change
+        event: the contract's change kinds are a closed vocabulary. Returns the change
         events, record by record in ``decided``'s order. A value the database cannot hold
         raises ``StoreRefused`` (nothing written)."""
         try:
@@ -210,6 +216,7 @@ def _save_findings(
                 )
                 .values(state="resolved", resolved_at=now)
             )
+    _refresh(connection, by_record)
     opened = [
         _finding_values(record_id, f, now, d.historical)
         for record_id, d in by_record.items()
@@ -223,6 +230,38 @@ def _save_findings(
         if d.changes
     ]
     return [change for changes in attach_events(session, events, now, run_id) for change in changes]
+
+
+def _refresh(connection: Any, decided: Mapping[int, FindingUpdate]) -> None:
+    """The open findings that still hold, with their new text and evidence (one statement)."""
+    refreshed = [
+        {
+            "rid": record_id,
+            "rule_name": f.rule,
+            "new_summary": storable(f.summary),
+            "new_detail": storable(f.detail),
+            "new_source": f.source,
+            "new_severity": f.severity,
+        }
+        for record_id, d in decided.items()
+        for f in d.updated
+    ]
+    if refreshed:
+        connection.execute(
+            update(FINDINGS)
+            .where(
+                FINDINGS.c.record_id == bindparam("rid"),
+                FINDINGS.c.rule == bindparam("rule_name"),
+                FINDINGS.c.state == "open",
+            )
+            .values(
+                summary=bindparam("new_summary"),
+                detail=bindparam("new_detail"),
+                source=bindparam("new_source"),
+                severity=bindparam("new_severity"),
+            ),
+            refreshed,
+        )
 
 
 def _remember_due(connection: Any, decided: Mapping[int, FindingUpdate], now: datetime) -> None:

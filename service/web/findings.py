@@ -9,9 +9,8 @@ prints them, the next page in the ``Link`` header.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -22,6 +21,8 @@ from starlette.routing import Route
 from service.errors import InputError
 from service.findings.rules import RULE_NAMES
 from service.findings.stored import FindingInfo
+from service.findings.words import finding_words
+from service.notify.render import finding_detail
 from service.store import FindingFilter
 from service.web.changes import study_parameter
 from service.web.pages import (
@@ -48,7 +49,8 @@ class FindingItem:
     record_url: str  # the findings of its record's page
     opened: str
     resolved: str  # "" while open
-    detail: list[tuple[str, list[str]]]  # the detail object: a label and its lines
+    when: str  # an open finding's deadline from today ("due 2021-04-12, 30 days ago"), or ""
+    detail: Any  # the detail in words: a diff node (notify.render.finding_detail), or None
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def findings_data(request: Request) -> FindingsData:
     return FindingsData(
         form=form,
         filtered=any(form.values()),
-        items=[_item(row.finding) for row in shown],
+        items=[_item(row.finding, tw(request).clock().date()) for row in shown],
         next_url=next_url,
         first_url=url_with(request, cursor=None) if after is not None else None,
         api_url="/api/findings" + (f"?{query}" if query else ""),
@@ -114,42 +116,19 @@ def _when(moment: datetime | None) -> str:
     return aware.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _item(finding: FindingInfo) -> FindingItem:
+def _item(finding: FindingInfo, today: date) -> FindingItem:
+    """A finding as the page shows it: its evidence in words, its deadline counted from
+    ``today`` while it is open (a resolved finding's deadline no longer matters)."""
+    resolved = finding.state == "resolved"
+    words = finding_words(finding.detail, None if resolved else today)
     return FindingItem(
         finding=finding,
         record_url=f"/studies/{quote(finding.study_id, safe='')}#findings",
         opened=_when(finding.opened_at),
         resolved=_when(finding.resolved_at),
-        detail=[(_label(k), _lines(v)) for k, v in finding.detail.items() if v not in (None, "")],
+        when=words.when,
+        detail=finding_detail(words, resolved=resolved),
     )
-
-
-def _label(key: str) -> str:
-    words = key.replace("_", " ")
-    return words[:1].upper() + words[1:]
-
-
-def _lines(value: Any) -> list[str]:
-    """A detail value as lines: one per item of a list of objects (a rule's steps), else one.
-    It is the rule's evidence: shown whole, not summarised."""
-    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
-        return [_text(v) for v in value]
-    return [_text(value)]
-
-
-def _text(value: Any) -> str:
-    """Scalars as they are, lists joined, objects as ``Key: value; …``."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if value is None:
-        return "none"
-    if isinstance(value, str | int | float):
-        return str(value)
-    if isinstance(value, list):
-        return ", ".join(_text(v) for v in value)
-    if isinstance(value, dict):
-        return "; ".join(f"{_label(str(k))}: {_text(v)}" for k, v in value.items())
-    return json.dumps(value, ensure_ascii=False)
 
 
 def findings_page(request: Request) -> Response:

@@ -40,13 +40,17 @@ def test_the_findings_page_shows_results_overdue_with_its_evidence(
         li
         for li in soup.select("li.finding-entry")
         if li.select_one(f"a[href='/studies/{OVERDUE_STUDY}#findings']")
-        and li.select_one(".rule").text == "results_overdue"
+        and li.select_one(".rule").text == "results overdue"
     ]
     assert len(entries) == 1
     text = entries[0].get_text(" ", strip=True)
     assert expected["summary"] in text
     assert expected["source"] in text  # the rule's citation
-    assert expected["detail"]["deadline"] in text
+    detail = expected["detail"]
+    assert (detail.get("due_date") or detail["deadline"]) in text
+    # the evidence in words: labels and values, not the rule's keys and the registry's enums
+    assert "Primary completion" in text and "(actual)" in text
+    assert "primary_completion_date" not in text and "ACTUAL" not in text
     assert "opened" in text and "open" in entries[0].select_one(".finding-state").text
     assert entries[0].select_one(".pill.sev-high") is not None
 
