@@ -372,6 +372,11 @@ def _progress(total: Callable[[], int], *, enabled: bool) -> Iterator[Callable[[
 @click.option("--since", metavar="ISO", help="Only changes detected at or after this time.")
 @click.option("--kind", type=LazyChoice(_change_kinds), help="Only this kind of change.")
 @click.option(
+    "--grade",
+    type=click.Choice(["editorial", "minor", "major"]),
+    help="Only outcome changes of this grade.",
+)
+@click.option(
     "--limit", type=click.IntRange(1, MAX_INTEGER), help="At most this many (oldest first)."
 )
 @json_option
@@ -381,6 +386,7 @@ def changes(
     study_id: str | None,
     since: str | None,
     kind: str | None,
+    grade: str | None,
     limit: int | None,
     as_json: bool,
 ) -> None:
@@ -390,7 +396,11 @@ def changes(
     study = parse_watch_id(study_id)[1] if study_id else None
     app = app_of(ctx)
     found = app.store.list_changes(
-        study_id=study, since=parse_since(since, app.clock()), kind=kind, limit=limit
+        study_id=study,
+        since=parse_since(since, app.clock()),
+        kind=kind,
+        limit=limit,
+        grade=grade,
     )
     if as_json:
         views.print_json([c.to_json() for c in found])

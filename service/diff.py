@@ -40,7 +40,18 @@ outcome that moves between lists is recognised as the same outcome:
    tokens without numbers and time units) of at least ``MEASURE_GATE`` (0.35), so a shared
    time frame, time points or boilerplate description never pair two different measures.
    Candidates are taken greedily, best score first (ties: same list, then nearer position,
-   then list order), each outcome at most once.
+   then list order), each outcome at most once;
+4. a rewritten title: the rest pair when the description carries the outcome — at least
+   ``DESCRIPTION_WORDS`` (5) distinct tokens, similar by ``DESCRIPTION_PAIR`` (0.8) or more,
+   shared by no other outcome of either version, naming what both measures measure (half of
+   each one's words) — and the time frames, when both are given, are similar by half or
+   more ("Mental health symptoms" → "SDQ Total Difficulties score", defined by the same
+   SDQ description at 6 weeks).
+
+Between steps 2 and 3, outcomes whose text differs only editorially (see Grades: a spelling
+corrected, an acronym spelled out, a placeholder filled in, time points moved into the time
+frame) pair as well, in the same list first: "C-Petpide" → "C-Peptide" shares no token. Being
+word by word, this step runs only up to ``MAX_EDITORIAL_PAIRS`` (2,500) leftover pairs.
 
 Exact matching is O(n) with hashing; only the leftovers are scored pairwise, so a long outcome
 list with one reworded entry costs one comparison. Past ``MAX_PAIR_SCORES`` leftover pairs the
@@ -57,6 +68,34 @@ old record's (none for an added outcome), so both sides are addressable; ``outco
 the list named by ``field``. Summaries of rewordings show both sides cut to the same place
 around the first differing word (``service.text.change_window``), never the first 80
 characters of each.
+
+Grades
+------
+Every outcome event carries a ``grade``, as registry-history research grades outcome changes
+(COMPare; the "major discrepancy" studies):
+
+``major``
+    a primary outcome added or removed, or moved between the primary and another list; a
+    component joined to or taken out of a primary outcome's measure ("Overall survival" →
+    "Overall survival and progression-free survival"; "Death, MI or stroke" → "Death, MI,
+    stroke or hospitalisation"; in the description too when the outcome says it is a
+    composite): an end point appended inside an existing entry.
+``minor``
+    the same outcome measured differently: time frame or time points changed, measurement
+    method, metric or aggregation changed, detail added to or dropped from a definition;
+    a secondary or other outcome added, removed or moved between those two lists.
+``editorial``
+    meaning untouched: punctuation, capitalisation, spelling corrected (one edit in a word,
+    two in a long one, never a digit, never hyper/hypo or pre/post), an acronym added,
+    dropped or spelled out ("OS" → "Overall survival (OS)"), a placeholder time frame or
+    description ("N/A", "TBD", "see description", "-") filled in or emptied, text moved
+    between the measure and the time frame or description without other change.
+
+A registry that keeps a kind's end points as one free text (EUCTR, ISRCTN): a rewording of the
+primary text beyond the editorial is ``major`` (it may add or drop an end point, which the
+text cannot tell apart). A secondary or other outcome is never graded ``major`` (only a
+primary outcome's changes are major discrepancies). Edits that are only cosmetic
+(``cosmetic_key``) give no event.
 
 Severity
 --------
@@ -76,9 +115,8 @@ date_changed                primary completion: medium; start and completion: lo
                             medium when the date moves by more than one year (either way)
 phase_changed               medium
 results_posted              high
-outcome_* (primary)         high — any change touching a primary outcome: added, removed,
-                            modified, or reclassified into or out of the primary list
-outcome_* (secondary/other) medium
+outcome_*                   follows the event's grade (below): major high, minor
+                            medium, editorial low
 field_changed, medium       why stopped, lead sponsor, conditions, interventions, arms,
                             eligibility, study type, allocation, intervention model,
                             primary purpose, masking, results withdrawn
@@ -92,6 +130,7 @@ field_changed, low          brief/official title, acronym, brief summary, detail
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -113,6 +152,7 @@ from service.models import (
     Intervention,
     Location,
     Outcome,
+    OutcomeGrade,
     OutcomeType,
     Severity,
     Snapshot,
@@ -122,9 +162,20 @@ from service.registry.catalog import registry_info
 from service.registry.source import RegistryInfo
 
 # diff_opcodes is re-exported for notify.render, whose design allows it models and diff only.
-from service.text import change_window, cosmetic_key, diff_opcodes, match_tokens
+from service.text import (
+    STOPWORDS,
+    cased_words,
+    change_window,
+    cosmetic_key,
+    diff_opcodes,
+    match_tokens,
+    plain_words,
+    unlisted,
+)
 
 __all__ = [
+    "DESCRIPTION_PAIR",
+    "DESCRIPTION_WORDS",
     "MAX_PAIR_SCORES",
     "MEASURE_GATE",
     "OUTCOME_PAIR_THRESHOLD",
@@ -146,12 +197,18 @@ Style = Literal[
 
 OUTCOME_PAIR_THRESHOLD = 0.5
 MEASURE_GATE = 0.35
+# A rewritten title still pairs when a distinctive description carries the outcome.
+DESCRIPTION_PAIR = 0.8
+DESCRIPTION_WORDS = 5
 # an outcome is named in another registration's free text when most of its measure's words are
 NAMED_IN_TEXT = 0.6
 _WEIGHTS = (0.60, 0.25, 0.15)  # measure, time frame, description
 # Leftover outcomes (after exact pairing) are scored pairwise up to this many pairs; past it
 # (10,000 reworded outcomes would be 10^8 pairs: minutes and GBs) they pair by position.
 MAX_PAIR_SCORES = 40_000
+# Editorial pairing compares texts word by word (~35 µs a pair): only this many leftover
+# pairs (a record's few edited outcomes) are tried; past it similarity pairing alone runs.
+MAX_EDITORIAL_PAIRS = 2_500
 _CLIP = 80
 _CLIP_MOVED = 50  # each side of a rewording told inside a reclassification summary
 _CLIP_PART = 50  # each side of one changed part of an arm, intervention or eligibility
@@ -321,6 +378,18 @@ class _Delta(NamedTuple):
 _NO_DELTA = _Delta([], [], [])
 
 
+def _same_but_list_markup(before: Any, after: Any) -> bool:
+    """Whether two texts (or eligibilities) differ only in how a list is written: Markdown
+    ``*``/``1.`` lines, an HTML list, bullet characters (``service.text.unlisted``)."""
+    if isinstance(before, str) and isinstance(after, str):
+        return unlisted(before) == unlisted(after)
+    if isinstance(before, Eligibility) and isinstance(after, Eligibility):
+        return before.model_copy(update={"criteria": unlisted(before.criteria)}) == (
+            after.model_copy(update={"criteria": unlisted(after.criteria)})
+        )
+    return False
+
+
 def _field_changes(old: Snapshot, new: Snapshot, info: RegistryInfo) -> list[Change]:
     changes: list[Change] = []
     for name, spec in TRACKED_FIELDS.items():
@@ -336,7 +405,7 @@ def _field_changes(old: Snapshot, new: Snapshot, info: RegistryInfo) -> list[Cha
             delta = _multiset_delta(before, after)
             if not any(delta):
                 continue
-        elif before == after:
+        elif before == after or _same_but_list_markup(before, after):
             continue
         label = info.labels.get(name, spec.label)
         change = _field_change(new, spec, path, label, (before, after), delta)
@@ -797,7 +866,9 @@ def pair_outcomes(
     # across lists (an outcome moved).
     _pair_exact(old, new, pairs, free_old, lambda t, o: (t, *_cosmetic(o)))
     _pair_exact(old, new, pairs, free_old, lambda t, o: _cosmetic(o))
+    _pair_editorial(old, new, pairs, free_old)
     _pair_similar(old, new, pairs, free_old)
+    _pair_by_description(old, new, pairs, free_old)
     return pairs
 
 
@@ -879,6 +950,93 @@ def _pair_similar(
             del free_old[o]
 
 
+def _pair_editorial(
+    old: Sequence[tuple[OutcomeType, Outcome]],
+    new: Sequence[tuple[OutcomeType, Outcome]],
+    pairs: dict[int, int],
+    free_old: dict[int, None],
+) -> None:
+    """Outcomes whose text differs only editorially (a spelling corrected, an acronym spelled
+    out, a placeholder filled in, time points moved into the time frame) pair before any
+    scoring: "C-Petpide" → "C-Peptide" shares no token, yet is the same outcome. The same
+    list first, then across lists; in list order."""
+    free_new = [pos for pos in range(len(new)) if pos not in pairs]
+    if not free_old or not free_new or len(free_old) * len(free_new) > MAX_EDITORIAL_PAIRS:
+        return
+    for same_list in (True, False):
+        for n in free_new:
+            if n in pairs:
+                continue
+            for o in list(free_old):
+                if (old[o][0] == new[n][0]) != same_list:
+                    continue
+                if _editorially_equal(old[o][1], new[n][1]):
+                    pairs[n] = o
+                    del free_old[o]
+                    break
+
+
+def _editorially_equal(a: Outcome, b: Outcome) -> bool:
+    if not plain_words(a.measure) or not plain_words(b.measure):
+        return False
+    return _moved_between_parts(a, b) or all(
+        _editorial_text(before, after) for _, before, after in _reworded_parts(a, b)
+    )
+
+
+def _pair_by_description(
+    old: Sequence[tuple[OutcomeType, Outcome]],
+    new: Sequence[tuple[OutcomeType, Outcome]],
+    pairs: dict[int, int],
+    free_old: dict[int, None],
+) -> None:
+    """A rewritten title: an outcome whose measure was rewritten past the gate still pairs
+    when its description carries it — a description of at least ``DESCRIPTION_WORDS`` words,
+    alike by ``DESCRIPTION_PAIR`` or more, that no other outcome of either version shares —
+    and its time frame does not contradict it (alike by half, or filled in or emptied)."""
+    free_new = [pos for pos in range(len(new)) if pos not in pairs]
+    if not free_old or not free_new or len(free_old) * len(free_new) > MAX_PAIR_SCORES:
+        return
+    old_keys = Counter(cosmetic_key(o.description) for _, o in old)
+    new_keys = Counter(cosmetic_key(o.description) for _, o in new)
+    old_features = {
+        pos: _features(old[pos][1])
+        for pos in free_old
+        if old_keys[cosmetic_key(old[pos][1].description)] == 1
+    }
+    new_features = {
+        pos: _features(new[pos][1])
+        for pos in free_new
+        if new_keys[cosmetic_key(new[pos][1].description)] == 1
+    }
+    candidates: list[tuple[float, bool, int, int]] = []
+    for o, of in old_features.items():
+        if len(of.description) < DESCRIPTION_WORDS:
+            continue
+        for n, nf in new_features.items():
+            if len(nf.description) < DESCRIPTION_WORDS:
+                continue
+            said = _set_similarity(of.description, nf.description)
+            if said < DESCRIPTION_PAIR:
+                continue
+            timed = of.time_frame and nf.time_frame
+            if timed and _set_similarity(of.time_frame, nf.time_frame) < 0.5:
+                continue
+            if not (_named(of.content, nf.description) and _named(nf.content, of.description)):
+                continue  # a boilerplate description names neither measure
+            candidates.append((-said, old[o][0] != new[n][0], o, n))
+    candidates.sort(key=lambda c: (c[0], c[1], abs(c[2] - c[3]), c[2], c[3]))
+    for _, _, o, n in candidates:
+        if o in free_old and n not in pairs:
+            pairs[n] = o
+            del free_old[o]
+
+
+def _named(measure: frozenset[str], description: frozenset[str]) -> bool:
+    """Whether a description names what a measure measures (half its words or more)."""
+    return bool(measure) and len(measure & description) / len(measure) >= 0.5
+
+
 def _pair_by_position(
     old: Sequence[tuple[OutcomeType, Outcome]],
     new: Sequence[tuple[OutcomeType, Outcome]],
@@ -925,7 +1083,7 @@ def _outcome_changes(old: Snapshot, new: Snapshot, info: RegistryInfo) -> list[C
     changes: list[Change] = []
     for pos, slot in enumerate(new_slots):
         if pos in pairs:
-            change = _paired_change(new, old_slots[pairs[pos]], slot)
+            change = _paired_change(new, old_slots[pairs[pos]], slot, info.outcomes_as_text)
             if change is not None:
                 changes.append(change)
         else:
@@ -967,21 +1125,22 @@ def _reworded_parts(old: Outcome, new: Outcome) -> list[tuple[str, str, str]]:
     return parts
 
 
-def _paired_change(snap: Snapshot, old: _Slot, new: _Slot) -> Change | None:
+def _paired_change(snap: Snapshot, old: _Slot, new: _Slot, as_text: bool = False) -> Change | None:
     """The one event of an outcome found in both versions: reclassified when it moved (the
     summary also says what was reworded), else modified when its text changed beyond the
     cosmetic, else none."""
     parts = _reworded_parts(old.outcome, new.outcome)
-    severity = _outcome_severity(old.type, new.type)
+    if old.type == new.type and not parts:
+        return None
+    grade = _grade(old, new, as_text)
+    severity = _GRADE_SEVERITY[grade]
     if old.type != new.type:
         summary = f'Outcome moved from {old.type} to {new.type}: "{_clip(new.outcome.measure)}"'
         if parts:
             summary += f" ({_rewording(parts)})"
         return _change(
-            snap, "outcome_reclassified", new, old, old.type, new.type, severity, summary
+            snap, "outcome_reclassified", new, old, old.type, new.type, severity, summary, grade
         )
-    if not parts:
-        return None
     return _change(
         snap,
         "outcome_modified",
@@ -991,12 +1150,14 @@ def _paired_change(snap: Snapshot, old: _Slot, new: _Slot) -> Change | None:
         _outcome_json(new.outcome),
         severity,
         _modified_summary(parts, new),
+        grade,
     )
 
 
 def _outcome_event(snap: Snapshot, kind: ChangeKind, slot: _Slot) -> Change:
     added = kind == "outcome_added"
     value = _outcome_json(slot.outcome)
+    grade = _grade(None, slot)
     return _change(
         snap,
         kind,
@@ -1004,9 +1165,10 @@ def _outcome_event(snap: Snapshot, kind: ChangeKind, slot: _Slot) -> Change:
         None if added else slot,
         None if added else value,
         value if added else None,
-        _outcome_severity(slot.type),
+        _GRADE_SEVERITY[grade],
         f"{slot.type.capitalize()} outcome {'added' if added else 'removed'}: "
         f'"{_clip(slot.outcome.measure)}"',
+        grade,
     )
 
 
@@ -1019,6 +1181,7 @@ def _change(
     new: Any,
     severity: Severity,
     summary: str,
+    grade: OutcomeGrade | None = None,
 ) -> Change:
     return Change(
         registry=snap.registry,
@@ -1031,11 +1194,8 @@ def _change(
         summary=summary,
         outcome_type=slot.type,
         old_field=None if old_slot is None else old_slot.path,
+        grade=grade,
     )
-
-
-def _outcome_severity(*types: OutcomeType) -> Severity:
-    return "high" if "primary" in types else "medium"
 
 
 def _modified_summary(parts: list[tuple[str, str, str]], new: _Slot) -> str:
@@ -1053,3 +1213,248 @@ def _rewording(parts: list[tuple[str, str, str]]) -> str:
         label = "reworded" if name == "measure" else f"{name} changed"
         said.append(f"{label}: {_window_pair(before, after, _CLIP_MOVED)}")
     return "; ".join(said)
+
+
+# --------------------------------------------------------------------------- outcome grades
+
+# Time frames and descriptions that say nothing: filling one in (or emptying it) is editorial.
+_PLACEHOLDERS = frozenset(
+    {
+        "", "a", "na", "n a", "none", "tbd", "tba", "to be determined", "not applicable",
+        "not available", "see description", "see above", "see below", "see measure",
+        "see outcome measure", "as above", "not specified", "unknown", "x", "0",
+    }
+)  # fmt: skip
+# Words that join text moved between the measure and the time frame or description: "Pain at
+# week 6" = "Pain" + "week 6".
+_JOINERS = frozenset(
+    {"a", "an", "the", "at", "in", "on", "by", "over", "during", "to", "up", "through",
+     "until", "from", "for", "of", "time", "frame", "timeframe", "measured", "assessed"}
+)  # fmt: skip
+# A component joined to a measure: "Death and stroke", "Death; stroke", "Death/stroke".
+_CONJUNCTION = re.compile(r"(?:^|\s)(?:and|or|plus|as well as)(?:\s|$)|[,;/+&]", re.IGNORECASE)
+_CONJUNCTION_WORDS = frozenset({"and", "or", "plus", "as", "well"})
+_TIME_WORDS = frozenset(
+    {"week", "weeks", "month", "months", "day", "days", "hour", "hours", "minute", "minutes",
+     "year", "years", "wk", "wks", "mo", "yr", "yrs", "h", "hr", "hrs", "baseline", "visit",
+     "end", "treatment", "follow", "up", "followup", "time", "point", "points"}
+)  # fmt: skip
+# Prefixes a one-letter "typo" can flip into the opposite meaning.
+_OPPOSITES = (("hyper", "hypo"), ("pre", "post"), ("in", "ex"), ("increase", "decrease"))
+# An acronym: two capitals at least ("OS", "HbA1c", "iDFS"), or a capital and a digit ("FEV1").
+_ACRONYM = re.compile(r"(?=[a-z0-9]*[A-Z])(?=.*[A-Z].*[A-Z]|[A-Z].*\d)[A-Za-z0-9]{2,10}")
+# What says an outcome is a composite, whose components are end points of their own.
+_COMPOSITE_WORDS = frozenset({"composite", "mace", "combined"})
+_GRADE_SEVERITY: dict[OutcomeGrade, Severity] = {
+    "major": "high",
+    "minor": "medium",
+    "editorial": "low",
+}
+
+
+def _is_placeholder(text: str) -> bool:
+    return " ".join(plain_words(text)) in _PLACEHOLDERS or not plain_words(text)
+
+
+def _acronym_edit(before: str, after: str) -> bool:
+    """Whether ``after`` is ``before`` with acronyms added, dropped or spelled out and nothing
+    else: "Overall survival" → "Overall survival (OS)", "OS" → "Overall survival",
+    "FEV1" → "Forced expiratory volume in 1 second (FEV1)"."""
+    a, b = cased_words(before), cased_words(after)
+    la, lb = [w.lower() for w in a], [w.lower() for w in b]
+    ops = difflib.SequenceMatcher(a=la, b=lb, autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in ops:
+        if tag == "equal":
+            continue
+        if i2 - i1 <= j2 - j1:
+            one, run, words, at, end = a[i1:i2], b[j1:j2], b, j1, j2
+        else:
+            one, run, words, at, end = b[j1:j2], a[i1:i2], a, i1, i2
+        following = words[end] if end < len(words) else ""
+        if not _acronym_change(one, run, words[:at], following):
+            return False
+    return True
+
+
+def _acronym_change(one: list[str], run: list[str], before: list[str], following: str) -> bool:
+    """One side of a difference is an acronym alone (or nothing) and the other its words, the
+    acronym after its words, or the acronym alone after the words it stands for (or the
+    words alone before the acronym they spell out)."""
+    if not one:
+        if len(run) == 1 and _acronym_of(run[0], before[-2 * len(run[0]) - 2 :]):
+            return True  # "(OS)" added after "overall survival"
+        return _acronym_of(following, run, whole=True)  # "forced … second" before "(FEV1)"
+    if len(one) != 1 or not _ACRONYM.fullmatch(one[0]):
+        return False
+    acronym = one[0]
+    if run and run[-1].lower() == acronym.lower():
+        run = run[:-1]
+    return bool(run) and _acronym_of(acronym, run, whole=True)
+
+
+def _acronym_of(acronym: str, words: Sequence[str], *, whole: bool = False) -> bool:
+    """Whether ``acronym`` stands for the last words of ``words`` (all of them if ``whole``):
+    they start with its first letter and hold its letters in order, about one word a letter."""
+    if not _ACRONYM.fullmatch(acronym):
+        return False
+    letters = acronym.lower()
+    sizes = [len(words)] if whole else range(1, len(words) + 1)
+    for size in sizes:
+        run = [w.lower() for w in words[len(words) - size :]]
+        if not run or run[0][0] != letters[0]:
+            continue
+        meaningful = [w for w in run if w not in _JOINERS]
+        if len(meaningful) > len(letters) + 1:
+            continue
+        joined = iter("".join(run))
+        if all(c in joined for c in letters):
+            return True
+    return False
+
+
+def _typo(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with a spelling mistake corrected (or made): one edit (two in a
+    long word) in a word of five letters or more ("pain" → "gain" is another word), a plural
+    ``s``, no digit touched, no prefix turned into its opposite."""
+    if a == b or a + "s" == b or a == b + "s":
+        return True
+    if any(c.isdigit() for c in a + b) or min(len(a), len(b)) < 5:
+        return False
+    for x, y in _OPPOSITES:
+        if (a.startswith(x) and b.startswith(y)) or (a.startswith(y) and b.startswith(x)):
+            return False
+    allowed = 2 if min(len(a), len(b)) >= 9 else 1
+    return _edits(a, b, allowed) <= allowed
+
+
+def _edits(a: str, b: str, limit: int) -> int:
+    """Optimal string alignment distance of ``a`` and ``b`` (a transposition is one edit),
+    cut off past ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        prev2, prev = prev, row
+    return prev[len(b)]
+
+
+def _same_words(a: list[str], b: list[str]) -> bool:
+    """Equal word lists but for spelling corrections and words joined or split."""
+    if a == b or "".join(a) == "".join(b):
+        return True
+    if len(a) != len(b):
+        return False
+    return all(_typo(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _editorial_text(before: str, after: str) -> bool:
+    """Whether two texts of one outcome part say the same: punctuation, capitalisation,
+    spelling, an acronym added or spelled out, or a placeholder filled in or emptied."""
+    blank_before, blank_after = _is_placeholder(before), _is_placeholder(after)
+    if blank_before and blank_after:
+        return True  # "N/A" → "", "TBD" → "-": nothing said either way
+    if blank_before and before.strip():
+        return True  # a placeholder filled in
+    if blank_before or blank_after:
+        return False  # text given where there was none, or dropped: detail added or lost
+    a, b = plain_words(before), plain_words(after)
+    if _same_words(a, b):
+        return True
+    return _acronym_edit(before, after)
+
+
+def _moved_between_parts(old: Outcome, new: Outcome) -> bool:
+    """Whether the outcome's words are the same once the parts are read as one text: time
+    points moved out of the measure into the time frame (or back), a definition moved into
+    the description. Placeholders and joining words ("at", "over") are left out."""
+
+    def words(outcome: Outcome) -> Counter[str]:
+        said: Counter[str] = Counter()
+        for _, attr in _PARTS:
+            text = getattr(outcome, attr)
+            if not _is_placeholder(text):
+                said.update(w for w in plain_words(text) if w not in _JOINERS)
+        return said
+
+    return words(old) == words(new)
+
+
+def _component_change(
+    before: str,
+    after: str,
+    moved: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset()),
+) -> bool:
+    """Whether ``after`` is ``before`` with a component (an end point) joined to it or taken
+    out of it: the words inserted or deleted come with a conjunction ("and", ";", "/") and
+    name something measured, not a time point."""
+    a, b = Counter(plain_words(before)), Counter(plain_words(after))
+    added, dropped = set(b - a), set(a - b)
+    # words that came from (or went to) another part of the outcome were moved, not joined
+    added = added - _CONJUNCTION_WORDS - moved[0]
+    dropped = dropped - _CONJUNCTION_WORDS - moved[1]
+    if (added and dropped) or not (added or dropped):
+        return False  # a rewording, not a component joined or taken out
+    content = {
+        w
+        for w in added or dropped
+        if not w[0].isdigit() and w not in STOPWORDS and w not in _JOINERS
+        and w not in _TIME_WORDS
+    }  # fmt: skip
+    longer, shorter = (after, before) if added else (before, after)
+    joins = len(_CONJUNCTION.findall(longer)) > len(_CONJUNCTION.findall(shorter))
+    return bool(content) and joins
+
+
+def _other_words(a: Outcome, b: Outcome, part: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(words the other parts than ``part`` lost, words they gained) from ``a`` to ``b``: text
+    moved from there into ``part`` (or out of it there) is not a component joined or taken
+    out."""
+
+    def words(o: Outcome) -> frozenset[str]:
+        return frozenset(
+            w for _, attr in _PARTS if attr != part for w in plain_words(getattr(o, attr))
+        )
+
+    return words(a) - words(b), words(b) - words(a)
+
+
+def _composite(outcome: Outcome) -> bool:
+    words = plain_words(outcome.measure) + plain_words(outcome.description)
+    return not _COMPOSITE_WORDS.isdisjoint(words) or "major adverse" in " ".join(words)
+
+
+def _grade(old: _Slot | None, new: _Slot | None, as_text: bool = False) -> OutcomeGrade:
+    """How much an outcome event changes what the trial measures (module docstring, Grades).
+
+    ``as_text``: the registry keeps a kind's end points as one free text (EUCTR's E.5.1,
+    ISRCTN's primaryOutcome), so a rewording of the primary text may add or drop an end point
+    that cannot be told apart: major unless editorial."""
+    if old is None or new is None:  # added or removed
+        slot = new or old
+        assert slot is not None
+        return "major" if slot.type == "primary" else "minor"
+    primary = "primary" in (old.type, new.type)
+    if old.type != new.type:
+        return "major" if primary else "minor"
+    a, b = old.outcome, new.outcome
+    if _editorially_equal(a, b):
+        return "editorial"
+    if as_text and primary and not _editorial_text(a.measure, b.measure):
+        return "major"
+    if primary and (
+        _component_change(a.measure, b.measure, _other_words(a, b, "measure"))
+        or (
+            _composite(a)
+            and _composite(b)
+            and _component_change(a.description, b.description, _other_words(a, b, "description"))
+        )
+    ):
+        return "major"
+    return "minor"

@@ -17,6 +17,9 @@ Severity = Literal["low", "medium", "high"]
 SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high")
 
 OutcomeType = Literal["primary", "secondary", "other"]
+# How much an outcome change alters what is measured (least first); see ``service.diff``.
+OutcomeGrade = Literal["editorial", "minor", "major"]
+OUTCOME_GRADES: tuple[OutcomeGrade, ...] = ("editorial", "minor", "major")
 OUTCOME_TYPES: tuple[OutcomeType, ...] = ("primary", "secondary", "other")
 
 ChangeKind = Literal[
@@ -234,10 +237,13 @@ class Change(Frozen):
     # Outcome kinds: the outcome's position in the old record (``field`` is the new one;
     # for a removed outcome both name the old position, an added one has none).
     old_field: str | None = None
+    # Outcome kinds: how much the change alters what the trial measures (``diff`` module
+    # docstring, "Grades"); none on other kinds and on outcome events stored before grading.
+    grade: OutcomeGrade | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
-        for optional in ("outcome_type", "old_field"):
+        for optional in ("outcome_type", "old_field", "grade"):
             if data[optional] is None:
                 del data[optional]
         return data

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from service.errors import ConfigError, UnsafeDocument
-from service.models import CHANGE_KINDS, Severity
+from service.models import CHANGE_KINDS, OUTCOME_GRADES, Severity
 from service.registry.ctgov_fields import API_URL, HISTORY_URL
 from service.registry.ctis.fields import URL as CTIS_URL
 from service.registry.euctr.fields import URL as EUCTR_URL
@@ -239,6 +239,7 @@ class Subscription(Section):
     studies: list[str] = ["*"]
     kinds: list[str] = ["*"]
     findings: list[str] = ["*"]  # for finding_opened/finding_resolved: which rules
+    grades: list[str] = ["*"]  # for outcome events: editorial | minor | major
     min_severity: Severity = "low"
     mode: Literal["immediate", "digest"] = "immediate"
     digest_cron: str | None = None
@@ -250,6 +251,15 @@ class Subscription(Section):
         if unknown:
             raise ValueError(f"unknown change kind {unknown[0]!r}")
         return kinds
+
+    @field_validator("grades")
+    @classmethod
+    def _known_grades(cls, grades: list[str]) -> list[str]:
+        unknown = [g for g in grades if g != "*" and g not in OUTCOME_GRADES]
+        if unknown:
+            known = ", ".join(OUTCOME_GRADES)
+            raise ValueError(f"unknown outcome grade {unknown[0]!r} (one of {known})")
+        return grades
 
     @field_validator("findings")
     @classmethod

@@ -1,7 +1,9 @@
 """Which channels hear of which changes: subscriptions matched against change events (pure).
 
 A subscription selects studies (``*``, registry ids, ``tag:NAME``, ``seed:ID`` or
-``query:NAME`` — the watch tags), kinds (``*`` or a list) and a minimum severity. ``*`` means
+``query:NAME`` — the watch tags), kinds (``*`` or a list), outcome grades (``grades``:
+``*`` or a list of ``editorial``/``minor``/``major``; it narrows outcome events only, and an
+outcome event without a grade — stored before grading — passes) and a minimum severity. ``*`` means
 every kind except ``record_added``: a new watch list of 500 trials should not send 500
 alerts; name ``record_added`` to be told of first sightings.
 
@@ -26,6 +28,7 @@ def matches(subscription: Subscription, change: Change, tags: Iterable[str]) -> 
         _study_selected(subscription.studies, change.study_id, set(tags))
         and _kind_selected(subscription.kinds, change.kind)
         and _rule_selected(subscription.findings, change)
+        and _grade_selected(subscription.grades, change)
         and severity_rank(change.severity) >= severity_rank(subscription.min_severity)
     )
 
@@ -35,6 +38,11 @@ def _rule_selected(rules: Sequence[str], change: Change) -> bool:
     if "*" in rules or not change.kind.startswith("finding_"):
         return True
     return change.field.removeprefix("finding:") in rules
+
+
+def _grade_selected(grades: Sequence[str], change: Change) -> bool:
+    """``grades = [...]`` narrows outcome events to those grades; other kinds pass."""
+    return "*" in grades or change.grade is None or change.grade in grades
 
 
 def _study_selected(selectors: Sequence[str], study_id: str, tags: set[str]) -> bool:

@@ -29,13 +29,16 @@ from typing import TypeVar
 
 __all__ = [
     "MAX_DIFF_CELLS",
+    "cased_words",
     "change_window",
     "cosmetic_key",
     "diff_opcodes",
     "fold_key",
     "fold_text",
     "match_tokens",
+    "plain_words",
     "storable",
+    "unlisted",
 ]
 
 # Characters that can start markup, an entity, an escape or a line structure. Text without any
@@ -395,9 +398,67 @@ _OUTCOME_CACHE = 1 << 14
 
 @functools.lru_cache(maxsize=_OUTCOME_CACHE)
 def cosmetic_key(text: str) -> str:
-    """``text`` with letter case, all spacing and number words folded away: two outcome texts
-    with the same key differ only cosmetically (``VO2max`` = ``VO2 max`` = ``vo2 MAX``)."""
-    return "".join(_digits(fold_key(text)).split())
+    """``text`` with letter case, all spacing, number words and list markers folded away: two
+    outcome texts with the same key differ only cosmetically (``VO2max`` = ``VO2 max`` =
+    ``vo2 MAX``; a Markdown list = the same list in HTML)."""
+    return "".join(_digits(unlisted(fold_key(text))).split())
+
+
+# A list marker left in folded text: a bullet standing alone, or a list number ("1." "2)").
+_BULLET = re.compile(
+    r"(?:(?<=\s)|^)[\u2022\u25e6\u25aa\u25ab\u2023\u2043\u25cf\u25cb\u25a0\u25a1\u2219\u00b7*+-](?=\s|$)"
+)
+_LIST_NUMBER = re.compile(r"(?:(?<=\s)|^)(\d{1,2})[.)](?=\s)")
+
+
+def unlisted(text: str) -> str:
+    """Folded ``text`` without list markers: a list written in Markdown (``* a`` lines,
+    ``1. a`` lines, escaped or not), in HTML (``<ul><li>``, which folding drops) or with
+    bullet characters (``&bull; a``) reads the same. A number counts as a list marker only in
+    a run 1, 2, 3… (one alone only at the start): "Pain at 1. week" keeps its number; a
+    bullet only standing alone, never after a number ("1 - 2 weeks" keeps its dash)."""
+    if _BULLET.search(text) is not None:
+        text = _BULLET.sub(_drop_bullet, text)
+    numbers = [int(n) for n in _LIST_NUMBER.findall(text)]
+    if (
+        numbers
+        and numbers == list(range(1, len(numbers) + 1))
+        and (len(numbers) > 1 or _LIST_NUMBER.match(text.lstrip()) is not None)
+    ):
+        text = _LIST_NUMBER.sub("", text)
+    return " ".join(text.split())
+
+
+def _drop_bullet(match: re.Match[str]) -> str:
+    before = match.string[: match.start()].rstrip()
+    return match.group(0) if before[-1:].isdigit() else ""
+
+
+# Words as a reader sees them: letters and digits runs, hyphens and punctuation dropped.
+_WORD = re.compile(r"[^\W_]+")
+
+
+def plain_words(text: str) -> list[str]:
+    """The words of ``text`` with markup, punctuation, hyphens and letter case folded away and
+    number words as digits: two texts with the same words differ only in punctuation or
+    capitalisation (``Time-to-event, (days)`` = ``time to event days``)."""
+    return list(_plain_words(text))
+
+
+@functools.lru_cache(maxsize=_OUTCOME_CACHE)
+def _plain_words(text: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(_digits(fold_key(text))))
+
+
+def cased_words(text: str) -> list[str]:
+    """The words of ``text`` (markup and punctuation dropped) in their own letter case, to
+    tell an acronym (``FEV1``, ``OS``) from a word."""
+    return list(_cased_words(text))
+
+
+@functools.lru_cache(maxsize=_OUTCOME_CACHE)
+def _cased_words(text: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(fold_text(text)))
 
 
 # --- outcome text: tokens for pairing --------------------------------------------------------

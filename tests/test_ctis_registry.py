@@ -713,7 +713,11 @@ def test_diff_a_status_change() -> None:
 def test_diff_a_reworded_primary_end_point() -> None:
     (change,) = diffed(edit_end_point)
     assert (change.kind, change.outcome_type) == ("outcome_modified", "primary")
-    assert change.field == f"{PRIMARY}[0]" and change.severity == "high"
+    # "(Panel A)" added: detail added to the definition, a minor change (medium)
+    assert change.field == f"{PRIMARY}[0]" and (change.grade, change.severity) == (
+        "minor",
+        "medium",
+    )
 
 
 def test_diff_planned_and_actual_enrollment() -> None:

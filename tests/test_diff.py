@@ -512,7 +512,7 @@ def test_humanise_turns_registry_enums_into_words(value: str, human: str) -> Non
 # --------------------------------------------------------------------------- outcomes
 
 
-def test_a_reworded_primary_outcome_is_modified_and_high() -> None:
+def test_a_reworded_primary_outcome_is_modified_minor_and_medium() -> None:
     reworded = outcome(
         "Proportion of Treg cells in peripheral blood (per protocol population)",
         description="Flow cytometry",
@@ -520,7 +520,8 @@ def test_a_reworded_primary_outcome_is_modified_and_high() -> None:
     change = only_change(primary_outcomes=(reworded,))
     assert change.kind == "outcome_modified"
     assert change.field == OUTCOMES + "primaryOutcomes[0]"
-    assert (change.outcome_type, change.severity) == ("primary", "high")
+    # detail added to the definition: the same outcome measured differently (minor → medium)
+    assert (change.outcome_type, change.grade, change.severity) == ("primary", "minor", "medium")
     assert change.old == {
         "measure": TREG.measure,
         "time_frame": "Week 12",

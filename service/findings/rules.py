@@ -354,7 +354,7 @@ def primary_outcome_changed_after_start(
             continue
         if date.fromisoformat(after.posted) <= start.latest:
             continue
-        primary = [c for c in after.changes if _touches_primary(c)]
+        primary = [c for c in after.changes if _touches_primary(c) and _grade(c) != "editorial"]
         if primary:
             steps.append(_outcome_step(before, after, primary, start))
     if not steps:
@@ -383,6 +383,14 @@ def primary_outcome_changed_after_start(
     )
 
 
+def _grade(change: Change) -> str:
+    """The event's grade (``service.diff``, "Grades"); an event stored before grading is read
+    by its kind: added, removed or moved major, reworded minor."""
+    if change.grade is not None:
+        return change.grade
+    return "major" if change.kind in MAJOR_OUTCOME_KINDS else "minor"
+
+
 def _touches_primary(change: Change) -> bool:
     if change.kind == "outcome_reclassified":
         return "primary" in (change.old, change.new)
@@ -392,7 +400,7 @@ def _touches_primary(change: Change) -> bool:
 def _outcome_step(
     before: VersionFacts, after: VersionFacts, changes: list[Change], start: PartialDate
 ) -> dict[str, Any]:
-    major = [c.summary for c in changes if c.kind in MAJOR_OUTCOME_KINDS]
+    major = [c.summary for c in changes if _grade(c) == "major"]
     return {
         "from_version": before.version,
         "to_version": after.version,

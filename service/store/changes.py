@@ -89,6 +89,7 @@ class ChangeStore(StoreBase):
         since: datetime | None = None,
         kind: str | None = None,
         limit: int | None = None,
+        grade: str | None = None,
     ) -> list[StoredChange]:
         query = select(ChangeRow, RecordRow).join(RecordRow, RecordRow.id == ChangeRow.record_id)
         if study_id:
@@ -97,6 +98,8 @@ class ChangeStore(StoreBase):
             query = query.where(ChangeRow.detected_at >= since)
         if kind:
             query = query.where(ChangeRow.kind == kind)
+        if grade:  # outcome events only; those stored before grading have none
+            query = query.where(ChangeRow.grade == grade)
         query = query.order_by(ChangeRow.id)
         if limit:
             query = query.limit(limit)

@@ -55,6 +55,7 @@ def _change_values(
         "summary": change.summary,
         "outcome_type": change.outcome_type,
         "old_field": change.old_field,
+        "grade": change.grade,
         "historical": historical,
         "detected_at": now,
     }
@@ -75,6 +76,7 @@ def _stored_change(row: ChangeRow | Row[Any], record: RecordRow | Row[Any]) -> S
         summary=row.summary,
         outcome_type=row.outcome_type,
         old_field=row.old_field,
+        grade=row.grade,
         detected_at=row.detected_at,
         from_version=row.from_version,
         to_version=row.to_version,

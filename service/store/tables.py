@@ -140,6 +140,7 @@ class ChangeRow(Base):
     summary: Mapped[str] = mapped_column(Text)
     outcome_type: Mapped[str | None] = mapped_column(String(16))
     old_field: Mapped[str | None] = mapped_column(String(255))  # outcome kinds: old position
+    grade: Mapped[str | None] = mapped_column(String(16))  # outcome kinds: editorial|minor|major
     historical: Mapped[bool] = mapped_column(Boolean, default=False)
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
