@@ -234,17 +234,11 @@ watch.add_command(query)
 def watch_list(ctx: click.Context, as_json: bool) -> None:
     """The watched records, their status and when they were last checked."""
     from service import views
-    from service.models import LinkedId
     from service.trial_store import trial_members
+    from service.trials import with_trials
 
     store = app_of(ctx).store
-    trials = trial_members(store)
-    watches = [
-        w.model_copy(
-            update={"trial": tuple(LinkedId(*k) for k in trials.get((w.registry, w.study_id), ()))}
-        )
-        for w in store.list_watches()
-    ]
+    watches = with_trials(store.list_watches(), trial_members(store))
     if as_json:
         views.print_json([w.to_json() for w in watches])
     else:
@@ -284,6 +278,8 @@ def _unfollow(store: Store, keys: list[tuple[str, str]]) -> list[tuple[str, str]
     from service.app import LINKED
     from service.trial_store import trial_members
 
+    if not store.tagged_watches(LINKED):
+        return []  # (no trial is followed: its links need not be read)
     members = trial_members(store)
     trial = {other for key in keys for other in members.get(key, ())} - set(keys)
     dropped = store.drop_tag(LINKED, trial | set(keys))

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from service.models import Snapshot
 from service.store import Store
-from service.trials import Key, Trial, connected, containing, group
+from service.trials import Key, Trial, by_registry, connected, containing, group, members
 
 
 def load_trials(store: Store, keys: Iterable[Key] = (), *, min_stored: int = 1) -> list[Trial]:
@@ -18,36 +18,27 @@ def load_trials(store: Store, keys: Iterable[Key] = (), *, min_stored: int = 1) 
     wanted = set(keys)
     links = store.watched_links()
     shown: list[list[Key]] = []
-    for members in connected(links):
-        stored = [key for key in members if key in links]
+    for keys_of_trial in connected(links):
+        stored = [key for key in keys_of_trial if key in links]
         if len(stored) < min_stored:
             continue
-        if wanted and not wanted.intersection(members):
+        if wanted and not wanted.intersection(keys_of_trial):
             continue
-        if wanted or len(members) > 1:
+        if wanted or len(keys_of_trial) > 1:
             shown.append(stored)
-    trials = group(_snapshots(store, [key for members in shown for key in members]))
+    trials = group(snapshots(store, [key for stored in shown for key in stored]))
     return containing(trials, wanted) if wanted else [t for t in trials if len(t.registrations) > 1]
 
 
 def trial_members(store: Store) -> dict[Key, list[Key]]:
-    """Each watched record's trial: the other registrations connected to it by links (either
-    way, through any record), named or stored; only records registered more than once."""
-    members: dict[Key, list[Key]] = {}
-    links = store.watched_links()
-    for group_keys in connected(links):
-        for key in group_keys:
-            if key in links and len(group_keys) > 1:
-                members[key] = [k for k in group_keys if k != key]
-    return members
+    """Each watched record's trial: the other registrations connected to it (``members``)."""
+    return members(store.watched_links())
 
 
-def _snapshots(store: Store, keys: list[Key]) -> list[Snapshot]:
-    by_registry: dict[str, list[str]] = {}
-    for registry, study_id in keys:
-        by_registry.setdefault(registry, []).append(study_id)
+def snapshots(store: Store, keys: Iterable[Key]) -> list[Snapshot]:
+    """The latest stored snapshot of each record of ``keys`` that has one."""
     return [
         snapshot
-        for registry, study_ids in sorted(by_registry.items())
+        for registry, study_ids in sorted(by_registry(keys).items())
         for snapshot in store.latest_snapshots(registry, study_ids).values()
     ]

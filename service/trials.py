@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import Any
 
 from service.diff import unpaired_outcomes
-from service.models import Snapshot
+from service.models import LinkedId, Snapshot, WatchInfo
 from service.registry.catalog import registry_info
 
 Key = tuple[str, str]  # (registry, study id)
@@ -131,6 +131,35 @@ def connected(links: Mapping[Key, Iterable[Key]]) -> list[list[Key]]:
     for key in sorted(parent):
         members.setdefault(root(key), []).append(key)
     return list(members.values())
+
+
+def members(links: Mapping[Key, Iterable[Key]]) -> dict[Key, list[Key]]:
+    """Each record of ``links`` registered more than once: the other registrations of its
+    trial (connected by links either way, through any record), named or stored."""
+    found: dict[Key, list[Key]] = {}
+    for keys in connected(links):
+        for key in keys:
+            if key in links and len(keys) > 1:
+                found[key] = [k for k in keys if k != key]
+    return found
+
+
+def with_trials(watches: Sequence[WatchInfo], trials: Mapping[Key, list[Key]]) -> list[WatchInfo]:
+    """``watches`` with their ``trial`` filled from ``trials`` (``members``)."""
+    return [
+        w.model_copy(
+            update={"trial": tuple(LinkedId(*k) for k in trials.get((w.registry, w.study_id), ()))}
+        )
+        for w in watches
+    ]
+
+
+def by_registry(keys: Iterable[Key]) -> dict[str, list[str]]:
+    """``keys`` as registry → study ids, each once, in their order."""
+    found: dict[str, list[str]] = {}
+    for registry, study_id in dict.fromkeys(keys):
+        found.setdefault(registry, []).append(study_id)
+    return found
 
 
 def containing(trials: Sequence[Trial], keys: Iterable[Key]) -> list[Trial]:

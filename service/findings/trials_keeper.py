@@ -12,7 +12,7 @@ sightings are.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -25,7 +25,7 @@ from service.registry.catalog import registry_info
 from service.settings import FindingsSettings
 from service.store import FindingUpdate, Store
 from service.trial_store import load_trials
-from service.trials import Key, Trial
+from service.trials import Key, Trial, by_registry
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class TrialsKeeper:
     def _since(self, keys: list[Key]) -> dict[Key, date]:
         """The day each record of ``keys`` began saying its current lifecycle."""
         found: dict[Key, date] = {}
-        for registry, ids in _by_registry(keys).items():
+        for registry, ids in by_registry(keys).items():
             lifecycle = registry_info(registry).lifecycle
             for study_id, (_, history) in self.store.status_since(registry, ids).items():
                 day = status_since(history, lifecycle)
@@ -131,7 +131,7 @@ class TrialsKeeper:
     def _first_seen(self, keys: list[Key]) -> dict[Key, datetime]:
         return {
             (registry, study_id): seen
-            for registry, ids in _by_registry(keys).items()
+            for registry, ids in by_registry(keys).items()
             for study_id, seen in self.store.first_seen(registry, ids).items()
         }
 
@@ -153,13 +153,6 @@ class TrialsKeeper:
 
 def _stored(trial: Trial) -> list[Key]:
     return [(r.registry, r.study_id) for r in trial.registrations if r.snapshot is not None]
-
-
-def _by_registry(keys: Iterable[Key]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for registry, study_id in dict.fromkeys(keys):
-        found.setdefault(registry, []).append(study_id)
-    return found
 
 
 def _refreshed(finding: Finding) -> FindingUpdate:

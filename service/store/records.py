@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.errors import StoreConflict, StoreError
@@ -181,14 +181,20 @@ class RecordStore(StoreBase):
 
     def drop_tag(self, tag: str, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         """Take ``tag`` off the watches of ``keys`` that have it; those it was taken off."""
-        wanted = set(keys)
+        wanted = sorted(set(keys))
         dropped: list[tuple[str, str]] = []
         with self._session() as session:
-            for row in session.scalars(select(WatchRow)):
-                key = (row.registry_key, row.study_id)
-                if key in wanted and tag in (row.tags or ()):
-                    row.tags = [t for t in row.tags if t != tag]
-                    dropped.append(key)
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = session.scalars(
+                    select(WatchRow).where(
+                        tuple_(WatchRow.registry_key, WatchRow.study_id).in_(chunk)
+                    )
+                )
+                for row in rows:
+                    if tag in (row.tags or ()):
+                        row.tags = [t for t in row.tags if t != tag]
+                        dropped.append((row.registry_key, row.study_id))
         return sorted(dropped)
 
     def watch_count(self, registry: str) -> int:

@@ -78,7 +78,7 @@ from service.web.pages import (
     tw,
     url_with,
 )
-from service.web.trials import TrialView, trial_of, trial_view, with_trials
+from service.web.trials import TrialView, page_trials, trial_of, trial_view
 
 DEFAULT_SORT: WatchSort = "id"
 SORT_LABELS: dict[str, str] = {
@@ -310,7 +310,7 @@ def records_page(request: Request) -> Response:
 
 def records_api(request: Request) -> Response:
     data = records_data(request)
-    watches = with_trials(tw(request).store, data.page.watches)
+    watches = page_trials(tw(request).store, data.page.watches)
     return json_answer([w.to_json() for w in watches], next_url=data.next_url)
 
 

@@ -26,11 +26,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.models import LinkedId, Snapshot, StudyDate, WatchInfo
+from service.models import Snapshot, StudyDate, WatchInfo
 from service.registry.catalog import parse_watch_id, registry_info, study_url
 from service.report import status_colour, status_words
 from service.store import Store
-from service.trials import Key, Registration, Trial, connected, containing, group
+from service.trial_store import snapshots
+from service.trials import Key, Registration, Trial, containing, group, members, with_trials
 from service.web.pages import html_page, json_answer, tw
 
 # The rows of the table, each a fact compared across the registrations, and the field of
@@ -122,16 +123,7 @@ def trial_of(store: Store, key: Key) -> Trial | None:
     records): too slow for every record page. So the trial is walked from ``key`` instead, a
     step a query (the records the ids at hand are, or are named by), and grouped as
     ``load_trials`` groups: ``group`` over the latest snapshots of the records found."""
-    links = trial_links(store, [key])
-    by_registry: dict[str, list[str]] = {}
-    for registry, study_id in sorted(links):
-        by_registry.setdefault(registry, []).append(study_id)
-    snapshots = [
-        snapshot
-        for registry, study_ids in by_registry.items()
-        for snapshot in store.latest_snapshots(registry, study_ids).values()
-    ]
-    found = containing(group(snapshots), [key])
+    found = containing(group(snapshots(store, trial_links(store, [key]))), [key])
     return found[0] if found else None
 
 
@@ -154,24 +146,14 @@ def trial_links(store: Store, keys: Sequence[Key]) -> dict[Key, list[Key]]:
 WALK_PAGE = 50  # a page of records up to this long has its trials walked, not read whole
 
 
-def with_trials(store: Store, watches: Sequence[WatchInfo]) -> list[WatchInfo]:
+def page_trials(store: Store, watches: Sequence[WatchInfo]) -> list[WatchInfo]:
     """``watches`` with their ``trial`` filled as ``watch list`` fills it (the other
     registrations of each record's trial): walked from these records for a short page; a
     long one reads every record's links once instead (a walk step ORs a LIKE per id: 600 of
     them took 3 s at 100,000 records, one pass ~300 ms)."""
     keys = [(w.registry, w.study_id) for w in watches]
     links = trial_links(store, keys) if len(keys) <= WALK_PAGE else store.watched_links()
-    members: dict[Key, list[Key]] = {}
-    for keys in connected(links):
-        for key in keys:
-            if key in links and len(keys) > 1:
-                members[key] = [k for k in keys if k != key]
-    return [
-        w.model_copy(
-            update={"trial": tuple(LinkedId(*k) for k in members.get((w.registry, w.study_id), ()))}
-        )
-        for w in watches
-    ]
+    return with_trials(watches, members(links))
 
 
 def trial_view(store: Store, trial: Trial, asked: Key) -> TrialView:
