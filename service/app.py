@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from service.clock import Clock, utcnow
-from service.errors import ConfigError
+from service.errors import ConfigError, StoreError
 from service.settings import Settings
 from service.store import Store
 
@@ -276,7 +276,8 @@ class App:
 
     def _review_trials(self, started: datetime, report: SyncReport) -> list[StoredChange]:
         """The trials' finding (registrations that disagree), after every registry's cycle.
-        Its failure is a warning of the cycle: each record's own work is stored already."""
+        A bug in it is a warning of the cycle (each record's own work is stored already); a store
+        that fails ends the cycle as any store write does."""
         from service.findings.trials_keeper import TrialsKeeper
 
         keeper = TrialsKeeper(
@@ -289,6 +290,8 @@ class App:
         )
         try:
             return keeper.review(started)
+        except StoreError:
+            raise  # the store itself failing ends the cycle, as any of its writes would
         except Exception as exc:
             log.exception("the trials' findings review failed")
             from service.problems import Problem
