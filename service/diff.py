@@ -158,6 +158,7 @@ from service.models import (
     Snapshot,
     StudyDate,
 )
+from service.outcome_lists import list_items, restructure
 from service.registry.catalog import registry_info
 from service.registry.source import RegistryInfo
 
@@ -765,6 +766,12 @@ def _surplus(items: Iterable[Any], fps: list[Any], surplus: Counter[Any]) -> lis
 # --------------------------------------------------------------------------- outcomes
 
 
+# (plain words that came into an entry from outcomes merged into it, words that left it for
+# outcomes split out of it): see service.outcome_lists
+_Moved = tuple[frozenset[str], frozenset[str]]
+_NOT_MOVED: _Moved = (frozenset(), frozenset())
+
+
 @dataclass(frozen=True, slots=True)
 class _Slot:
     type: OutcomeType
@@ -1080,21 +1087,92 @@ def _outcome_changes(old: Snapshot, new: Snapshot, info: RegistryInfo) -> list[C
         [(new_slots[i].type, new_slots[i].outcome) for i in rest_new],
     )
     pairs |= {rest_new[n]: rest_old[o] for n, o in found.items()}
+    lists = restructure(
+        [(s.type, s.outcome) for s in old_slots], [(s.type, s.outcome) for s in new_slots], pairs
+    )
     changes: list[Change] = []
     for pos, slot in enumerate(new_slots):
         if pos in pairs:
-            change = _paired_change(new, old_slots[pairs[pos]], slot, info.outcomes_as_text)
+            moved = (
+                lists.moved_in.get(pos, frozenset()),
+                lists.moved_out.get(pairs[pos], frozenset()),
+            )
+            change = _paired_change(new, old_slots[pairs[pos]], slot, info.outcomes_as_text, moved)
             if change is not None:
                 changes.append(change)
-        else:
-            changes.append(_outcome_event(new, "outcome_added", slot))
+    changes.extend(
+        _piece_event(new, old_slots[p.old], new_slots[p.new], p.split) for p in lists.pieces
+    )
+    pieces_new = {p.new for p in lists.pieces}
+    pieces_old = {p.old for p in lists.pieces}
+    changes.extend(
+        _outcome_event(new, "outcome_added", slot)
+        for pos, slot in enumerate(new_slots)
+        if pos not in pairs and pos not in pieces_new
+    )
     paired_old = set(pairs.values())
     changes.extend(
         _outcome_event(new, "outcome_removed", slot)
         for pos, slot in enumerate(old_slots)
-        if pos not in paired_old
+        if pos not in paired_old and pos not in pieces_old
     )
     return changes
+
+
+def _piece_event(snap: Snapshot, old: _Slot, new: _Slot, split: bool) -> Change:
+    """The event of an outcome split out of an entry that held several (``split``), or merged
+    into one: modified in the same list, reclassified when it moved to another on the way (a
+    component demoted from a primary entry, or promoted into one)."""
+    summary = _piece_summary(old, new, split)
+    if old.type != new.type:
+        grade: OutcomeGrade = "major" if "primary" in (old.type, new.type) else "minor"
+        old_value: Any = old.type
+        new_value: Any = new.type
+        kind: ChangeKind = "outcome_reclassified"
+    else:
+        whole, piece = (old.outcome, new.outcome) if split else (new.outcome, old.outcome)
+        grade = _piece_grade(piece, whole, new.type)
+        old_value, new_value = _outcome_json(old.outcome), _outcome_json(new.outcome)
+        kind = "outcome_modified"
+    severity = _GRADE_SEVERITY[grade]
+    return _change(snap, kind, new, old, old_value, new_value, severity, summary, grade)
+
+
+def _piece_summary(old: _Slot, new: _Slot, split: bool) -> str:
+    measure = _quoted(_clip(new.outcome.measure if split else old.outcome.measure))
+    entry = (
+        f"{old.type} outcome {old.index + 1}" if split else f"{new.type} outcome {new.index + 1}"
+    )
+    if old.type != new.type:
+        if split:
+            return f"Part of {entry} moved to {new.type}: {measure}"
+        return f"{old.type.capitalize()} outcome {measure} moved into {entry}"
+    if split:
+        return f"{entry.capitalize()} split: {measure} is now an entry of its own"
+    return f"{old.type.capitalize()} outcome {measure} merged into {entry}"
+
+
+def _piece_grade(piece: Outcome, whole: Outcome, kind: OutcomeType) -> OutcomeGrade:
+    """A list split or merged says the same (editorial) unless the piece says more than the
+    entry did (minor); a primary composite taken apart into its components, or components
+    combined into one, changes the end point the trial is judged on (major)."""
+    if kind == "primary" and _composite(whole) and not _composite(piece):
+        return "major"
+    return "editorial" if _carried(piece, whole) else "minor"
+
+
+def _carried(piece: Outcome, whole: Outcome) -> bool:
+    """Whether an outcome split out of (or merged into) ``whole`` says nothing ``whole`` did not:
+    its words are the whole's, and its time frame the whole's or a placeholder."""
+    said = {w for _, attr in _PARTS for w in plain_words(getattr(whole, attr))}
+    words = {
+        w
+        for _, attr in _PARTS
+        if not _is_placeholder(getattr(piece, attr))
+        for w in plain_words(getattr(piece, attr))
+    }
+    timed = _is_placeholder(piece.time_frame) or _editorial_text(whole.time_frame, piece.time_frame)
+    return timed and words <= said | _JOINERS | _CONJUNCTION_WORDS
 
 
 def _whole_text_pairs(old: list[_Slot], new: list[_Slot]) -> dict[int, int]:
@@ -1125,14 +1203,16 @@ def _reworded_parts(old: Outcome, new: Outcome) -> list[tuple[str, str, str]]:
     return parts
 
 
-def _paired_change(snap: Snapshot, old: _Slot, new: _Slot, as_text: bool = False) -> Change | None:
+def _paired_change(
+    snap: Snapshot, old: _Slot, new: _Slot, as_text: bool = False, moved: _Moved = _NOT_MOVED
+) -> Change | None:
     """The one event of an outcome found in both versions: reclassified when it moved (the
     summary also says what was reworded), else modified when its text changed beyond the
     cosmetic, else none."""
     parts = _reworded_parts(old.outcome, new.outcome)
     if old.type == new.type and not parts:
         return None
-    grade = _grade(old, new, as_text)
+    grade = _grade(old, new, as_text, moved)
     severity = _GRADE_SEVERITY[grade]
     if old.type != new.type:
         summary = f'Outcome moved from {old.type} to {new.type}: "{_clip(new.outcome.measure)}"'
@@ -1408,8 +1488,32 @@ def _component_change(
         and w not in _TIME_WORDS
     }  # fmt: skip
     longer, shorter = (after, before) if added else (before, after)
-    joins = len(_CONJUNCTION.findall(longer)) > len(_CONJUNCTION.findall(shorter))
+    joins = _joins(longer) > _joins(shorter)
     return bool(content) and joins
+
+
+def _joins(text: str) -> int:
+    """How many components ``text`` joins: conjunctions, and the items of a list."""
+    return len(_CONJUNCTION.findall(text)) + list_items(text)
+
+
+def _only_moved(a: Outcome, b: Outcome, moved: _Moved) -> bool:
+    """Whether ``a`` became ``b`` only by giving words to outcomes split out of it (``moved[1]``)
+    or taking words from outcomes merged into it (``moved[0]``): the rest says the same."""
+    into, out = moved
+    if not (into or out) or not _editorial_text(a.time_frame, b.time_frame):
+        return False
+    ignored = _CONJUNCTION_WORDS | _JOINERS | STOPWORDS
+    for attr in ("measure", "description"):
+        before, after = (
+            Counter(plain_words(getattr(a, attr))),
+            Counter(plain_words(getattr(b, attr))),
+        )
+        if not ({w for w in after - before} - ignored <= into):
+            return False
+        if not ({w for w in before - after} - ignored <= out):
+            return False
+    return True
 
 
 def _other_words(a: Outcome, b: Outcome, part: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -1430,7 +1534,9 @@ def _composite(outcome: Outcome) -> bool:
     return not _COMPOSITE_WORDS.isdisjoint(words) or "major adverse" in " ".join(words)
 
 
-def _grade(old: _Slot | None, new: _Slot | None, as_text: bool = False) -> OutcomeGrade:
+def _grade(
+    old: _Slot | None, new: _Slot | None, as_text: bool = False, moved: _Moved = _NOT_MOVED
+) -> OutcomeGrade:
     """How much an outcome event changes what the trial measures (module docstring, Grades).
 
     ``as_text``: the registry keeps a kind's end points as one free text (EUCTR's E.5.1,
@@ -1444,12 +1550,13 @@ def _grade(old: _Slot | None, new: _Slot | None, as_text: bool = False) -> Outco
     if old.type != new.type:
         return "major" if primary else "minor"
     a, b = old.outcome, new.outcome
-    if _editorially_equal(a, b):
+    if _editorially_equal(a, b) or _only_moved(a, b, moved):
         return "editorial"
     if as_text and primary and not _editorial_text(a.measure, b.measure):
         return "major"
+    lost, gained = _other_words(a, b, "measure")
     if primary and (
-        _component_change(a.measure, b.measure, _other_words(a, b, "measure"))
+        _component_change(a.measure, b.measure, (lost | moved[0], gained | moved[1]))
         or (
             _composite(a)
             and _composite(b)

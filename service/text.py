@@ -34,6 +34,7 @@ __all__ = [
     "cosmetic_key",
     "diff_opcodes",
     "fold_key",
+    "fold_list_text",
     "fold_text",
     "match_tokens",
     "plain_words",
@@ -401,7 +402,29 @@ def cosmetic_key(text: str) -> str:
     """``text`` with letter case, all spacing, number words and list markers folded away: two
     outcome texts with the same key differ only cosmetically (``VO2max`` = ``VO2 max`` =
     ``vo2 MAX``; a Markdown list = the same list in HTML)."""
-    return "".join(_digits(unlisted(fold_key(text))).split())
+    # a list's items kept apart by "; " (``fold_list_text``) read as the same list run together
+    return "".join(_digits(unlisted(fold_key(text))).replace(";", " ").split())
+
+
+# A list item: a Markdown line starting with a bullet or a number, or an HTML <li>.
+_ITEM_LINE = re.compile(r"^[ \t]*(?:[*+-]|\d{1,9}[.)])[ \t]+", re.MULTILINE)
+_HTML_ITEM = re.compile(r"<li\b[^>]*>", re.IGNORECASE)
+
+
+def fold_list_text(value: object) -> str:
+    """``fold_text``, with the items of a list (Markdown lines, HTML ``<li>``) kept apart by
+    "; " instead of run together: an outcome measure's end points stay countable ("A; B; C"),
+    and the same list in Markdown or HTML folds alike."""
+    if not isinstance(value, str) or ("\n" not in value and "<" not in value):
+        return fold_text(value)
+    splitter = _HTML_ITEM if _HTML_ITEM.search(value) else _ITEM_LINE
+    head, *items = splitter.split(value)
+    folded = [one for one in (fold_text(item).rstrip(";, ") for item in items) if one]
+    if len(folded) < 2:
+        return fold_text(value)
+    listed = "; ".join(folded)
+    lead = fold_text(head)
+    return f"{lead} {listed}" if lead else listed
 
 
 # A list marker left in folded text: a bullet standing alone, or a list number ("1." "2)").

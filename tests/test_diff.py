@@ -33,7 +33,7 @@ from service.models import (
 )
 from service.registry.ctgov_fields import FIELD_PATHS
 from service.registry.ctgov_normalise import normalise
-from service.text import cosmetic_key
+from service.text import cosmetic_key, unlisted
 
 OUTCOMES = "protocolSection.outcomesModule."
 
@@ -865,6 +865,8 @@ def _equivalent(name: str, old: Any, new: Any) -> bool:
     """Whether two values of a field are the same content (unordered lists as multisets)."""
     if old == new:
         return True
+    if isinstance(old, str) and isinstance(new, str) and unlisted(old) == unlisted(new):
+        return True  # list markup and spacing alone are never reported (a real text is folded)
     if not TRACKED_FIELDS[name].unordered:
         return False
 

@@ -566,3 +566,213 @@ def test_a_change_of_meaning_one_letter_away_is_not_editorial(before: str, after
         ["minor"],
         ["major", "major"],  # too far apart to pair: removed + added
     )
+
+
+# ------------------------------------------------------------- lists split, merged, taken apart
+
+
+def _merge(first: int, second: int, measure: str, *, descriptions: bool = False) -> Edit:
+    """Two primary outcomes written as one entry, as sponsors tidy a list."""
+
+    def edit(outcomes: Outcomes) -> None:
+        primaries = outcomes["primaryOutcomes"]
+        other = primaries.pop(second)
+        merged = dict(primaries[first], measure=measure)
+        if descriptions:
+            merged["description"] = f"{merged['description']} {other['description']}"
+        primaries[first] = merged
+
+    return edit
+
+
+def _split_mace(outcomes: Outcomes) -> None:
+    """NCT03475563's 30-day MACE composite replaced by its three components."""
+    primaries = outcomes["primaryOutcomes"]
+    mace = primaries.pop(1)
+    for measure in (
+        "Repeated revascularization of the target lesion (TLR)",
+        "Myocardial infarction (MI)",
+        "Cardiac death",
+    ):
+        primaries.insert(1, {"measure": measure, "timeFrame": mace["timeFrame"]})
+
+
+CO_PRIMARY = (
+    "Co-primary: (1) number of chewing cycles per bolus; (2) total chewing duration per bolus"
+)
+
+
+def _co_primary(outcomes: Outcomes) -> None:
+    """NCT05594173's two primary outcomes written as one co-primary entry."""
+    primaries = outcomes["primaryOutcomes"]
+    primaries[0]["measure"] = CO_PRIMARY
+    del primaries[1]
+
+
+def _then(*edits: Edit) -> Edit:
+    def edit(outcomes: Outcomes) -> None:
+        for one in edits:
+            one(outcomes)
+
+    return edit
+
+
+def _demote_chewing_duration(outcomes: Outcomes) -> None:
+    primary = outcomes["primaryOutcomes"][0]
+    primary["measure"] = "Co-primary: (1) number of chewing cycles per bolus"
+    outcomes["secondaryOutcomes"] = [dict(primary, measure="Total chewing duration per bolus")]
+
+
+def _promote_perceived_stress(outcomes: Outcomes) -> None:
+    del outcomes["secondaryOutcomes"][6]
+    outcomes["primaryOutcomes"][0]["measure"] = "Mental health symptoms and perceived stress"
+
+
+def _retimed(time_frame: str) -> Edit:
+    def edit(outcomes: Outcomes) -> None:
+        for outcome in outcomes["primaryOutcomes"]:
+            outcome["timeFrame"] = time_frame
+
+    return edit
+
+
+# (id, record, edit applied to the real record, backwards, [(kind, grade)] expected, sorted)
+RESTRUCTURED: list[tuple[str, str, Edit, bool, list[tuple[str, str]]]] = [
+    (
+        "two-entries-merged",
+        "NCT00763412.json",
+        _merge(0, 2, "BMI and CRP"),
+        False,
+        [("outcome_modified", "editorial")] * 2,
+    ),
+    (
+        "one-entry-split-in-two",
+        "NCT00763412.json",
+        _merge(0, 2, "BMI and CRP"),
+        True,
+        [("outcome_modified", "editorial")] * 2,
+    ),
+    (
+        "merged-with-their-definitions",
+        "NCT05594173.json",
+        _merge(
+            0, 1, "Number of Chewing Cycles and Total Chewing Duration Per Bolus", descriptions=True
+        ),
+        False,
+        [("outcome_modified", "editorial")] * 2,
+    ),
+    (
+        "split-and-retimed",
+        "NCT00763412.json",
+        _then(_merge(0, 2, "BMI and CRP"), _retimed("1 year")),
+        True,
+        [("outcome_modified", "minor")] * 3,  # BMI, CRP split out, and Body Composition retimed
+    ),
+    (
+        "composite-taken-apart-into-its-components",
+        "NCT03475563.json",
+        _split_mace,
+        False,
+        [("outcome_modified", "major")] * 3,
+    ),
+    (
+        "component-demoted-to-secondary",
+        "NCT05594173.json",
+        _demote_chewing_duration,
+        False,
+        [("outcome_modified", "major"), ("outcome_reclassified", "major")],
+    ),
+    (
+        "component-promoted-into-the-entry",
+        "NCT05594173.json",
+        _demote_chewing_duration,
+        True,
+        [("outcome_modified", "major"), ("outcome_reclassified", "major")],
+    ),
+    (
+        "secondary-promoted-into-an-entry",
+        "NCT03630471.json",
+        _promote_perceived_stress,
+        False,
+        [("outcome_modified", "major"), ("outcome_reclassified", "major")],
+    ),
+    (
+        "an-outcome-named-in-an-unchanged-composite-is-added",
+        "NCT03475563.json",
+        add("primaryOutcomes", measure="Cardiac death", timeFrame="30 days"),
+        False,
+        [("outcome_added", "major")],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "backwards", "expected"),
+    [pytest.param(n, e, b, x, id=case) for case, n, e, b, x in RESTRUCTURED],
+)
+def test_a_restructured_list_is_what_it_is_never_removed_and_added(
+    name: str, edit: Edit, backwards: bool, expected: list[tuple[str, str]]
+) -> None:
+    raw = load(name)
+    if edit is _demote_chewing_duration:  # from (or to) the record's outcomes as one co-primary
+        _co_primary(raw["protocolSection"]["outcomesModule"])
+    other = copy.deepcopy(raw)
+    edit(other["protocolSection"]["outcomesModule"])
+    events = outcome_events(other, raw) if backwards else outcome_events(raw, other)
+    assert sorted((e.kind, e.grade) for e in events) == expected, [e.summary for e in events]
+
+
+def test_a_split_names_the_entry_it_came_from() -> None:
+    events = edited("NCT00763412.json", _merge(0, 2, "BMI and CRP"), backwards=True)
+    assert 'Primary outcome 1 split: "CRP" is now an entry of its own' in [
+        e.summary for e in events
+    ]
+    merged = edited("NCT00763412.json", _merge(0, 2, "BMI and CRP"))
+    assert 'Primary outcome "CRP" merged into primary outcome 1' in [e.summary for e in merged]
+
+
+def _listed(items: list[str], html: bool) -> str:
+    if html:
+        return "Co-primary:<ol>" + "".join(f"<li>{item}</li>" for item in items) + "</ol>"
+    return "Co-primary:\n" + "\n".join(f"{n}. {item}" for n, item in enumerate(items, 1))
+
+
+@pytest.mark.parametrize("html", [False, True], ids=["markdown", "html"])
+def test_an_end_point_appended_to_a_list_inside_an_entry_is_major(html: bool) -> None:
+    items = ["Number of chewing cycles per bolus", "Total chewing duration per bolus"]
+    raw = load("NCT05594173.json")
+    before, after, reformatted = (copy.deepcopy(raw) for _ in range(3))
+    before["protocolSection"]["outcomesModule"]["primaryOutcomes"][0]["measure"] = _listed(
+        items, html
+    )
+    after["protocolSection"]["outcomesModule"]["primaryOutcomes"][0]["measure"] = _listed(
+        [*items, "Maximal bite force"], html
+    )
+    reformatted["protocolSection"]["outcomesModule"]["primaryOutcomes"][0]["measure"] = _listed(
+        items, not html
+    )
+    [event] = outcome_events(before, after)
+    assert (event.kind, event.grade) == ("outcome_modified", "major")
+    assert outcome_events(before, reformatted) == []  # the same list in the other markup
+
+
+def test_any_two_primary_outcomes_of_any_record_merged_are_never_removed_or_added() -> None:
+    """A property over the real records: two primary outcomes of one time frame written as one
+    entry ("A and B") is a restructured list, never a swap."""
+    tried = 0
+    for path in RECORDS:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = raw.get("study", raw)
+        primaries = raw["protocolSection"]["outcomesModule"].get("primaryOutcomes", [])
+        for first in range(min(len(primaries), 4)):
+            for second in range(first + 1, min(len(primaries), 4)):
+                a, b = primaries[first], primaries[second]
+                if a.get("timeFrame") != b.get("timeFrame"):
+                    continue
+                merged = copy.deepcopy(raw)
+                outcomes = merged["protocolSection"]["outcomesModule"]
+                _merge(first, second, f"{a['measure']} and {b['measure']}")(outcomes)
+                kinds = {e.kind for e in outcome_events(raw, merged)}
+                assert kinds <= {"outcome_modified"}, (path.name, first, second, kinds)
+                tried += 1
+    assert tried >= 5

@@ -49,7 +49,7 @@ from service.registry.shape import (
     sorted_set,
     whole_number,
 )
-from service.text import fold_text
+from service.text import fold_list_text, fold_text
 
 __all__ = [
     "ENROLLMENT_COUNT_PATH",
@@ -277,9 +277,10 @@ def _outcomes(module: Json) -> dict[str, Any]:
 
 
 def _outcome(item: Json, at: str) -> Outcome:
+    # a list inside an outcome keeps its items apart: each may be an end point of its own
     return Outcome(
-        measure=_text(item, "measure", at),
-        description=_text(item, "description", at),
+        measure=_list_text(item, "measure", at),
+        description=_list_text(item, "description", at),
         time_frame=_text(item, "timeFrame", at),
     )
 
@@ -418,6 +419,11 @@ def _text(parent: Json, key: str, where: str) -> str:
     if value.__class__ is str:  # the common case, kept to one call: this runs per text field
         return fold_text(value)
     return _fold(value, where, key)
+
+
+def _list_text(parent: Json, key: str, where: str) -> str:
+    value = parent.get(key)
+    return fold_list_text(value) if value.__class__ is str else _fold(value, where, key)
 
 
 def _texts(parent: Json, key: str, where: str) -> Iterator[str]:
