@@ -1040,8 +1040,17 @@ def _pair_by_description(
 
 
 def _named(measure: frozenset[str], description: frozenset[str]) -> bool:
-    """Whether a description names what a measure measures (half its words or more)."""
+    """Whether a description names what a measure measures (half its words or more), or the
+    measure names nothing ("Primary Outcome", "Endpoint 1": a title left as a placeholder)."""
+    if measure and all(w in _UNNAMED or w.isdigit() for w in measure):
+        return True
     return bool(measure) and len(measure & description) / len(measure) >= 0.5
+
+
+# Words of a measure that names no outcome: "Primary Outcome", "Main endpoint 1".
+_UNNAMED = frozenset(
+    {"primary", "secondary", "other", "main", "outcome", "endpoint", "end", "point"}
+)
 
 
 def _pair_by_position(
@@ -1171,7 +1180,11 @@ def _carried(piece: Outcome, whole: Outcome) -> bool:
         if not _is_placeholder(getattr(piece, attr))
         for w in plain_words(getattr(piece, attr))
     }
-    timed = _is_placeholder(piece.time_frame) or _editorial_text(whole.time_frame, piece.time_frame)
+    timed = (
+        _is_placeholder(piece.time_frame)
+        or _editorial_text(whole.time_frame, piece.time_frame)
+        or set(plain_words(piece.time_frame)) <= set(plain_words(whole.time_frame))
+    )
     return timed and words <= said | _JOINERS | _CONJUNCTION_WORDS
 
 
@@ -1501,10 +1514,10 @@ def _only_moved(a: Outcome, b: Outcome, moved: _Moved) -> bool:
     """Whether ``a`` became ``b`` only by giving words to outcomes split out of it (``moved[1]``)
     or taking words from outcomes merged into it (``moved[0]``): the rest says the same."""
     into, out = moved
-    if not (into or out) or not _editorial_text(a.time_frame, b.time_frame):
+    if not (into or out):
         return False
     ignored = _CONJUNCTION_WORDS | _JOINERS | STOPWORDS
-    for attr in ("measure", "description"):
+    for _, attr in _PARTS:
         before, after = (
             Counter(plain_words(getattr(a, attr))),
             Counter(plain_words(getattr(b, attr))),

@@ -47,6 +47,10 @@ _LINE_ITEM = re.compile(
 # Items written inline: "1) death; 2) stroke", "(1) death (2) stroke".
 _INLINE_ITEM = re.compile(r"(?:^|\s)\(?(\d{1,2})\)")
 
+# Words that say nothing of what is measured; "baseline" stays: "at baseline" and "at week 1"
+# are two pieces of "at baseline and week 1".
+_FUNCTION = STOPWORDS - {"baseline"}
+
 Pool = Sequence[tuple[OutcomeType, Outcome]]
 
 
@@ -99,7 +103,7 @@ def _content(text: str) -> dict[str, str]:
     return {
         _stem(w): w
         for w in plain_words(text)
-        if w not in STOPWORDS and w not in _FILLER and not w[0].isdigit() and len(w) > 1
+        if w not in _FUNCTION and w not in _FILLER and not w[0].isdigit() and len(w) > 1
     }
 
 

@@ -706,6 +706,15 @@ RESTRUCTURED: list[tuple[str, str, Edit, bool, list[tuple[str, str]]]] = [
 ]
 
 
+def restructured_events(name: str, edit: Edit, backwards: bool) -> list[Change]:
+    raw = load(name)
+    if edit is _demote_chewing_duration:  # from (or to) the record's outcomes as one co-primary
+        _co_primary(raw["protocolSection"]["outcomesModule"])
+    other = copy.deepcopy(raw)
+    edit(other["protocolSection"]["outcomesModule"])
+    return outcome_events(other, raw) if backwards else outcome_events(raw, other)
+
+
 @pytest.mark.parametrize(
     ("name", "edit", "backwards", "expected"),
     [pytest.param(n, e, b, x, id=case) for case, n, e, b, x in RESTRUCTURED],
@@ -713,12 +722,7 @@ RESTRUCTURED: list[tuple[str, str, Edit, bool, list[tuple[str, str]]]] = [
 def test_a_restructured_list_is_what_it_is_never_removed_and_added(
     name: str, edit: Edit, backwards: bool, expected: list[tuple[str, str]]
 ) -> None:
-    raw = load(name)
-    if edit is _demote_chewing_duration:  # from (or to) the record's outcomes as one co-primary
-        _co_primary(raw["protocolSection"]["outcomesModule"])
-    other = copy.deepcopy(raw)
-    edit(other["protocolSection"]["outcomesModule"])
-    events = outcome_events(other, raw) if backwards else outcome_events(raw, other)
+    events = restructured_events(name, edit, backwards)
     assert sorted((e.kind, e.grade) for e in events) == expected, [e.summary for e in events]
 
 
