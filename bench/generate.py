@@ -19,7 +19,18 @@ without holding the records in memory:
 --records DIR`` can load (fine for a few thousand studies; its in-memory store is not meant for
 100,000).
 
-    .venv/bin/python bench/generate.py 2000 /tmp/records [--seed 1] [--files]
+``--zip`` writes a *bulk download* instead: ``out_dir/registry.zip``, one ``NCT….json`` member
+per study as in ClinicalTrials.gov's full download (``trialwatch import-bulk`` reads it), written
+one study at a time (constant memory, 600,000 studies included), with ``registry.json`` beside
+it (the cache key: a zip with the same key is kept).
+
+    .venv/bin/python bench/generate.py 2000 /tmp/records [--seed 1] [--files | --zip]
+
+``--zstd-dict`` trains the zstd dictionary the store compresses raw records with
+(``service/store/raw.zstdict``) on ``count`` studies generated from the real shapes:
+
+    .venv/bin/python bench/generate.py 3000 service/store/raw.zstdict --zstd-dict \
+        --seed 7 --templates tests/data/records --templates ../shared/reference/ctgov
 
 ``mutate`` makes the next version of a study (a status, enrollment, date, site or outcome
 update, or a cosmetic edit of untracked text): ``run.py`` publishes it for the 1% cycle.
@@ -30,7 +41,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -395,6 +408,60 @@ def write_files(count: int, out_dir: Path, templates: Sequence[Template], seed: 
         (out_dir / f"{nct}.json").write_bytes(body)
 
 
+def write_bulk_zip(
+    count: int, out_dir: Path, templates: Sequence[Template], seed: int = 1
+) -> dict[str, Any]:
+    """``out_dir/registry.zip``: the registry's bulk download, one ``NCT….json`` per study,
+    streamed member by member (nothing but the current study in memory). Written under a
+    temporary name and renamed when complete, so an interrupted run never leaves a zip that
+    looks finished. Returns its key (``registry.json``), with the zip's size."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final, partial = out_dir / "registry.zip", out_dir / "registry.zip.partial"
+    # Deflate level 1: a 17 GB registry compresses in a minute or two instead of six, and
+    # reading it back (what import-bulk is timed on) costs the same at any level.
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for nct, body, _posted, _study in iter_studies(count, templates, seed):
+            archive.writestr(f"{nct}.json", body)
+    os.replace(partial, final)
+    meta = dataset_key(count, templates, seed) | {"zip_bytes": final.stat().st_size}
+    (out_dir / "registry.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def ensure_bulk_zip(
+    count: int, out_dir: Path, templates: Sequence[Template], seed: int = 1
+) -> dict[str, Any]:
+    """The bulk zip in ``out_dir``, generated only when missing or made with other settings."""
+    key_path, zip_path = out_dir / "registry.json", out_dir / "registry.zip"
+    if key_path.exists() and zip_path.exists():
+        meta: dict[str, Any] = json.loads(key_path.read_text())
+        if {k: meta.get(k) for k in ("count", "seed", "generator", "templates")} == dataset_key(
+            count, templates, seed
+        ):
+            return meta
+        key_path.unlink()
+    return write_bulk_zip(count, out_dir, templates, seed)
+
+
+DICTIONARY_BYTES = 112 * 1024  # zstd's default; 64 or 256 KiB did no better on unseen shapes
+
+
+def train_dictionary(
+    count: int, out_path: Path, templates: Sequence[Template], seed: int = 7
+) -> int:
+    """Train the store's zstd dictionary on ``count`` generated studies, serialised as the
+    store serialises a raw record (sorted keys, compact); returns its size in bytes."""
+    import zstandard  # the bench's generator runs without it otherwise
+
+    samples = [
+        json.dumps(study, sort_keys=True, separators=(",", ":")).encode()
+        for _nct, _body, _posted, study in iter_studies(count, templates, seed)
+    ]
+    data = zstandard.train_dictionary(DICTIONARY_BYTES, samples).as_bytes()
+    out_path.write_bytes(data)
+    return len(data)
+
+
 def dataset_key(count: int, templates: Sequence[Template], seed: int) -> dict[str, Any]:
     """What identifies a dataset: a cached directory with the same key is reused."""
     return {
@@ -428,9 +495,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--templates", type=Path, action="append", help="records to vary (repeatable)"
     )
-    parser.add_argument("--files", action="store_true", help="one NCT….json file per study")
+    shape = parser.add_mutually_exclusive_group()
+    shape.add_argument("--files", action="store_true", help="one NCT….json file per study")
+    shape.add_argument("--zip", action="store_true", help="a bulk download: out_dir/registry.zip")
+    shape.add_argument(
+        "--zstd-dict", action="store_true", help="train the store's zstd dictionary: out_dir is it"
+    )
     args = parser.parse_args(argv)
     templates = load_templates(args.templates or DEFAULT_TEMPLATES)
+    if args.zstd_dict:
+        size = train_dictionary(args.count, args.out_dir, templates, args.seed)
+        print(f"{size:,}-byte dictionary from {args.count} studies written to {args.out_dir}")
+        return
+    if args.zip:
+        meta = write_bulk_zip(args.count, args.out_dir, templates, args.seed)
+        print(f"{args.count} studies, {meta['zip_bytes'] / 1e6:.1f} MB zipped, in {args.out_dir}")
+        return
     if args.files:
         write_files(args.count, args.out_dir, templates, args.seed)
         print(f"{args.count} studies written to {args.out_dir}/NCT*.json")

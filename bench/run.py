@@ -40,9 +40,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -751,6 +751,8 @@ def _s(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    if args.registry:
+        return registry_main(args)
     count = FULL_N if args.full else args.n
     peers = min(args.peers, count)
     templates = generate.load_templates(args.templates or generate.DEFAULT_TEMPLATES)
@@ -830,6 +832,492 @@ def registry_size(watched: int) -> int:
     return watched + round(watched * REGISTRY_EXTRA)
 
 
+# ---- --registry: the whole registry on one machine (issue 26) ----------------------------------
+#
+# One function a row. The baseline (this part) builds the 600,000-record bulk zip once
+# (``generate.ensure_bulk_zip``, kept in ``--registry-data``) and times ``trialwatch import-bulk
+# --all`` into a fresh store, once on SQLite and once on PostgreSQL; the SQLite store is kept
+# in ``--registry-data`` (``baseline.db``) for the registry-day, quiet-day and page-time rows.
+
+REGISTRY_N = 600_000
+REGISTRY_DATA = CACHE / "registry"
+REFERENCE_CTGOV = ROOT.parent / "shared" / "reference" / "ctgov"
+REGISTRY_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/bench600k"
+BASELINE_TARGETS = (15 * 60.0, 1024.0, 10.0)  # wall s, peak RSS MB (all processes), SQLite GB
+RSS_SAMPLE_SECONDS = 0.5
+
+
+def registry_templates(extra: Sequence[Path] | None) -> list[generate.Template]:
+    """The real shapes the registry is made of: tests/data/records, the reference records of
+    ../shared where the checkout has them, and ``--templates``."""
+    dirs = [*generate.DEFAULT_TEMPLATES, *([REFERENCE_CTGOV] if REFERENCE_CTGOV.is_dir() else [])]
+    return generate.load_templates([*dirs, *(extra or [])])
+
+
+@dataclass(frozen=True)
+class BaselineRow:
+    """``trialwatch import-bulk --all`` of the whole registry into an empty store."""
+
+    database: str
+    studies: int
+    stored: int
+    wall: float
+    cpu: float  # user + system seconds of the command and its worker processes
+    rss_mb: float  # the peak of the command's processes together, sampled
+    main_rss_mb: float  # the main (writer) process alone, from wait4
+    store_bytes: int
+    zip_bytes: int
+    load: float = 0.0  # the mean 1-minute load average while it ran (other jobs included)
+
+
+def registry_zip(args: argparse.Namespace) -> Path:
+    """The bulk download of ``--registry-n`` studies, generated once into ``--registry-data``."""
+    templates = registry_templates(args.templates)
+    started = time.perf_counter()
+    print(f"bulk zip: {args.registry_n:,} studies in {args.registry_data}", flush=True)
+    generate.ensure_bulk_zip(args.registry_n, args.registry_data, templates, args.seed)
+    print(f"  ready in {time.perf_counter() - started:.1f} s", flush=True)
+    return args.registry_data / "registry.zip"
+
+
+def baseline_row(database: str, url: str, zip_path: Path, workdir: Path) -> BaselineRow:
+    """Time ``trialwatch import-bulk ZIP --all --json`` into the empty store at ``url``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "trialwatch.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIALWATCH_")}
+    command = [TRIALWATCH_BIN / "trialwatch", "--config", config, "import-bulk", zip_path]
+    print(f"baseline on {database}: import-bulk --all ...", flush=True)
+    done, tree_rss, load = _measured_tree([*command, "--all", "--json"], env, workdir)
+    if done.returncode != 0:
+        raise SystemExit(f"import-bulk failed: {done.stderr.strip()[-2000:]}")
+    report = json.loads(done.stdout)
+    row = BaselineRow(
+        database,
+        int(report["read"]),
+        int(report["stored"]),
+        done.wall,
+        done.cpu,
+        max(tree_rss, done.rss_mb),
+        done.rss_mb,
+        store_bytes(url),
+        zip_path.stat().st_size,
+        load,
+    )
+    print(
+        f"  {row.stored:,} stored in {row.wall:.0f} s, CPU {row.cpu:.0f} s, {row.rss_mb:.0f} MB, "
+        f"{row.store_bytes / 1e9:.2f} GB",
+        flush=True,
+    )
+    return row
+
+
+def _measured_tree(
+    command: Sequence[str | Path], env: dict[str, str], cwd: Path
+) -> tuple[Measured, float, float]:
+    """``run_measured`` (its CPU time counts the worker processes it waited for), the peak
+    RSS of the command and its worker processes together, sampled from /proc (wait4's peak is
+    the largest single process's, not their sum), and the machine's mean load meanwhile."""
+    peak = [0.0]
+    loads: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(RSS_SAMPLE_SECONDS):
+            peak[0] = max(peak[0], _tree_rss_mb(os.getpid()) - _own_rss_mb())
+            loads.append(os.getloadavg()[0])
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        done = run_measured(command, env=env, cwd=cwd)
+    finally:
+        stop.set()
+        sampler.join()
+    return done, peak[0], sum(loads) / len(loads) if loads else 0.0
+
+
+def _tree_rss_mb(root: int) -> float:
+    """The resident memory of ``root`` and every process under it, in MB."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue  # it ended meanwhile
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(_rss_mb(pid) for pid in tree)
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _own_rss_mb() -> float:
+    return _rss_mb(os.getpid())
+
+
+def store_bytes(url: str) -> int:
+    """The store's size on disk: SQLite's file (and its WAL), PostgreSQL's database."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        parts = [path, path.with_name(path.name + "-wal")]
+        return sum(p.stat().st_size for p in parts if p.exists())
+    import psycopg  # the bench's PostgreSQL rows need the postgres extra
+
+    with psycopg.connect(_libpq(url)) as connection:
+        row = connection.execute("SELECT pg_database_size(current_database())").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def fresh_postgres(url: str) -> None:
+    """Drop and create the database of ``url`` (an import into an empty store is measured)."""
+    import psycopg
+
+    base, name = _libpq(url).rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def baseline_rows(
+    args: argparse.Namespace, zip_path: Path, done: Callable[[list[BaselineRow]], None]
+) -> list[BaselineRow]:
+    """The baseline on SQLite (the store kept as ``baseline.db``) and on PostgreSQL; ``done``
+    is told the rows so far after each (an hour's run keeps what it measured if stopped)."""
+    rows: list[BaselineRow] = []
+    store = args.registry_data / "baseline.db"
+    for leftover in (store, store.with_name("baseline.db-wal"), store.with_name("baseline.db-shm")):
+        leftover.unlink(missing_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="trialwatch-registry-"))
+    try:
+        rows.append(baseline_row("SQLite", f"sqlite:///{store}", zip_path, workdir / "sqlite"))
+        (args.registry_data / "baseline.json").write_text(
+            json.dumps({"store": str(store), "zip": str(zip_path), "studies": rows[0].stored})
+        )
+        done(rows)
+        if args.registry_postgres:
+            fresh_postgres(args.registry_postgres)
+            rows.append(
+                baseline_row("PostgreSQL", args.registry_postgres, zip_path, workdir / "pg")
+            )
+            done(rows)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+BASELINE_ROWS = "baseline-rows.json"  # the baseline's figures, for --registry-reuse
+
+
+def _baseline_done(args: argparse.Namespace, rows: Sequence[BaselineRow]) -> None:
+    (args.registry_data / BASELINE_ROWS).write_text(
+        json.dumps([asdict(row) for row in rows], indent=2) + "\n"
+    )
+    write_registry(args, rows, [])
+
+
+def load_baseline(data_dir: Path) -> list[BaselineRow]:
+    """The baseline rows a previous run measured (``--registry-reuse``)."""
+    path = data_dir / BASELINE_ROWS
+    if not path.exists() or not (data_dir / "baseline.db").exists():
+        raise SystemExit(f"--registry-reuse: no baseline in {data_dir} (run --registry first)")
+    return [BaselineRow(**row) for row in json.loads(path.read_text())]
+
+
+def baseline_lines(rows: Sequence[BaselineRow]) -> list[str]:
+    """The baseline's table and its targets, as markdown lines."""
+    wall_target, rss_target, sqlite_gb = BASELINE_TARGETS
+    lines = [
+        "| store | studies | stored | wall s | CPU s | CPU s / cores | machine load "
+        "| peak RSS MB (all processes) | writer RSS MB | store on disk GB | studies/s |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    cores = os.cpu_count() or 1
+    for row in rows:
+        lines.append(
+            f"| {row.database} | {row.studies:,} | {row.stored:,} | {row.wall:,.0f} "
+            f"| {row.cpu:,.0f} | {row.cpu / cores:,.0f} | {row.load:.1f} | {row.rss_mb:,.0f} "
+            f"| {row.main_rss_mb:,.0f} | {row.store_bytes / 1e9:.2f} "
+            f"| {row.studies / row.wall:,.0f} |"
+        )
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| baseline ({row.database}): ≤ {wall_target / 60:.0f} min wall "
+            f"| {row.wall / 60:.1f} min | {_yes(row.wall <= wall_target)} |"
+        )
+        lines.append(
+            f"| baseline ({row.database}): peak RSS ≤ 1 GB | {row.rss_mb:,.0f} MB "
+            f"| {_yes(row.rss_mb <= rss_target)} |"
+        )
+        if row.database == "SQLite":
+            lines.append(
+                f"| baseline (SQLite): store ≤ {sqlite_gb:.0f} GB | {row.store_bytes / 1e9:.2f} GB "
+                f"| {_yes(row.store_bytes <= sqlite_gb * 1e9)} |"
+            )
+    return lines
+
+
+def registry_main(args: argparse.Namespace) -> int:
+    """``--registry``: the whole-registry rows, written to their section of results.md."""
+    args.registry_data.mkdir(parents=True, exist_ok=True)
+    zip_path = registry_zip(args)
+    # the baseline's rows are written as soon as they are measured (an hour's run keeps them
+    # if what follows fails or is stopped), then again with the rows that follow
+    if args.registry_reuse:
+        rows = load_baseline(args.registry_data)
+        print(f"baseline: reused ({BASELINE_ROWS} and baseline.db)", flush=True)
+    else:
+        rows = baseline_rows(args, zip_path, lambda rows: _baseline_done(args, rows))
+    following = [
+        "### A registry day, a quiet day (every study watched; `sync --json` processes)",
+        "",
+        *registry_day_lines(registry_day_rows(args)),
+        "",
+        f"### Pages and API at {args.registry_n:,} records (`bench/web_pages.py`)",
+        "",
+        *page_time_lines(args),
+        "### One-shot commands on 2,000 watched (`bench/startup.py`)",
+        "",
+        *startup_lines(),
+        "",
+    ]
+    write_registry(args, rows, following)
+    return 0
+
+
+def write_registry(
+    args: argparse.Namespace, rows: Sequence[BaselineRow], following: Sequence[str]
+) -> None:
+    """Print the whole-registry section (the baseline, then ``following``: the markdown of
+    the rows measured on it) and write it to results.md."""
+    lines = [
+        f"## Whole registry: {args.registry_n:,} studies ({_now()})",
+        "",
+        f"Machine: {_machine()}. Not pinned: the import uses every "
+        "core (worker processes decode, normalise and compress; the main process writes).",
+        f"Command: `.venv/bin/python bench/run.py {_registry_shown(args)}`. The bulk zip "
+        f"({rows[0].zip_bytes / 1e9:.1f} GB, {args.registry_n:,} `NCT….json` members) is "
+        "generated from the real record shapes (`bench/generate.py --zip`); each baseline is "
+        "`trialwatch import-bulk registry.zip --all --json` into an empty store. *CPU s* counts "
+        "the worker processes; *CPU s / cores* is the wall time the import would take with "
+        "every core its own; *machine load*: the mean 1-minute load average while it ran "
+        "(above the core count, other jobs shared the machine); *peak RSS* is the command's "
+        f"processes together, sampled every {RSS_SAMPLE_SECONDS:g} s.",
+        "",
+        "### Baseline: `import-bulk` of the whole registry",
+        "",
+        *baseline_lines(rows),
+        "",
+        *following,
+    ]
+    report = "\n".join(lines)
+    print("\n" + report)
+    write_section("registry", report)
+    print(f"written to {RESULTS}")
+
+
+# ---- --registry: a day, a quiet day, page times and start-up at that scale (helper "scale") -----
+#
+# On a copy of the SQLite baseline (``baseline.db``: every study of the registry watched), with
+# the bench emulator serving the same registry (``--registry-data``/dataset, the same studies
+# as the zip): the first sync after the baseline (no cycle before it: the full probe, ~1,400
+# requests of 430 ids), a registry day (one study in ``REGISTRY_DAY_SHARE`` changed, posted
+# across the registry, found through the changed-since listing) and a quiet day (1 request).
+# Then the web app's pages on a store of 600,000 records (``bench/web_pages.py``, SQLite and
+# PostgreSQL) and the one-shot commands on 2,000 watched (``bench/startup.py``).
+
+REGISTRY_DAY_SHARE = 120  # a registry day changes one study in this many: 5,000 of 600,000
+REGISTRY_DAY_TARGETS = (180.0, 5.0)  # seconds: a registry day, a quiet day (issue 26)
+PAGE_TARGET_MS = 200.0
+WEB_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/tw_bench_web600k"
+
+
+class BaselineTrialwatch(Trialwatch):
+    """``Trialwatch`` on a store that already watches the whole registry (the baseline's
+    copy): no ``init`` or ``watch add``; its cycles as ``Trialwatch.cycle`` times them."""
+
+    def __init__(self, workdir: Path, emulator: Emulator, ids: Sequence[str]) -> None:
+        self.workdir = workdir
+        self.emulator = emulator
+        self.ids = list(ids)
+        self.profile = False
+        self.config = workdir / "trialwatch.toml"
+        self.config.write_text(_trialwatch_config(workdir, emulator.api_url))
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TRIALWATCH_")}
+        self.last_report = {}
+
+
+def copy_store(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite store (its WAL included), page by page."""
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst, pages=65_536)
+
+
+def registry_day_rows(args: argparse.Namespace) -> list[Row]:
+    """The first sync after the baseline (the full probe), a registry day, a quiet day."""
+    baseline = args.registry_data / "baseline.db"
+    if not baseline.exists():
+        print(f"no {baseline}: the registry day is skipped", flush=True)
+        return []
+    templates = registry_templates(args.templates)
+    data_dir = args.registry_data / "dataset"
+    print(f"registry dataset for the emulator: {data_dir}", flush=True)
+    generate.ensure_dataset(args.registry_n, data_dir, templates, args.seed)
+    workdir = Path(tempfile.mkdtemp(prefix="trialwatch-registry-day-"))
+    started = time.perf_counter()
+    copy_store(baseline, workdir / "trialwatch.db")
+    print(f"  baseline copied in {time.perf_counter() - started:.0f} s", flush=True)
+    emulator = Emulator(data_dir, workdir, 0.0)
+    registry_ids = [generate.nct_id(i) for i in range(args.registry_n)]
+    tool = BaselineTrialwatch(workdir, emulator, registry_ids)
+    try:
+        rows = [_registry_cycle(tool, emulator, "first sync after the baseline (full probe)")]
+        changes = max(20, args.registry_n // REGISTRY_DAY_SHARE)
+        day = publish_day(emulator, registry_ids, args.registry_n, changes, args.seed, templates)
+        rows.append(_registry_day(tool, emulator, day))
+        rows.append(_registry_cycle(tool, emulator, "quiet day"))
+    finally:
+        emulator.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+def _registry_cycle(tool: Trialwatch, emulator: Emulator, label: str) -> Row:
+    print(f"  {label} ...", flush=True)
+    row = tool.cycle(label)
+    row = replace(row, outcome=row.outcome + _kinds(emulator.kinds()))
+    print(f"  {_line(row)}", flush=True)
+    return row
+
+
+def _registry_day(tool: Trialwatch, emulator: Emulator, day: Day) -> Row:
+    """The day's cycle, and how many of the watched records that moved the store now has at
+    their new date (all of them: the whole registry is watched, new records aside)."""
+    label = f"registry day: {len(day.updated) + len(day.registered):,} changes"
+    row = _registry_cycle(tool, emulator, label)
+    served = emulator.posted(day.updated)
+    stored = tool.stored_posted(day.updated)
+    found = sum(1 for i in day.updated if stored.get(i) == served.get(i))
+    note = f"; {found:,} of {len(day.updated):,} watched changes found"
+    return replace(row, outcome=row.outcome + note, found=(found, len(day.updated)))
+
+
+def registry_day_lines(rows: Sequence[Row]) -> list[str]:
+    """The cycles' table and their targets, as markdown lines."""
+    if not rows:
+        return ["Not run: no baseline store (`baseline.db`)."]
+    lines = [
+        "| cycle | watched | requests (emulator) | wall s | of which the cycle s | CPU s "
+        "| peak RSS MB | outcome |",
+        "|---|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    lines += [
+        f"| {r.cycle} | {r.watched:,} | {r.emulator_requests:,} | {r.wall:.1f} "
+        f"| {_s(r.cycle_seconds)} | {r.cpu:.1f} | {r.rss_mb:.0f} | {r.outcome} |"
+        for r in rows
+    ]
+    day_target, quiet_target = REGISTRY_DAY_TARGETS
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    for row in rows:
+        if row.found is not None:
+            found, published = row.found
+            lines.append(
+                f"| registry day ≤ {day_target / 60:.0f} min, every watched change found "
+                f"| {row.wall:.1f} s, {found:,} of {published:,} "
+                f"| {_yes(row.wall <= day_target and found == published)} |"
+            )
+        elif row.cycle == "quiet day":
+            lines.append(
+                f"| quiet day ≤ {quiet_target:g} s, 1 request | {row.wall:.1f} s, "
+                f"{row.emulator_requests} | "
+                f"{_yes(row.wall <= quiet_target and row.emulator_requests == 1)} |"
+            )
+    return lines
+
+
+def page_time_lines(args: argparse.Namespace) -> list[str]:
+    """``bench/web_pages.py`` at ``--registry-n`` records, on SQLite and on PostgreSQL: its
+    table as it prints it, and whether every page's p95 is within the target."""
+    lines = []
+    stores = [("SQLite", ["--db", str(args.registry_data / "web.db")])]
+    if args.registry_postgres:
+        stores.append(("PostgreSQL", ["--postgres", WEB_POSTGRES]))
+    for name, where in stores:
+        print(f"page times on {name} ...", flush=True)
+        command = [sys.executable, BENCH / "web_pages.py", "--n", str(args.registry_n), *where]
+        done = run_measured(command, cwd=ROOT)
+        if done.returncode != 0:
+            lines += [f"{name}: web_pages.py failed: {done.stderr.strip()[-500:]}", ""]
+            continue
+        table = [line for line in done.stdout.splitlines() if not line.startswith("built")]
+        worst = max(_p95s(table), default=0.0)
+        lines += [
+            f"{name}:",
+            "",
+            "```",
+            *table,
+            "```",
+            "",
+            f"Worst p95: {worst:.0f} ms (target ≤ {PAGE_TARGET_MS:.0f} ms: "
+            f"{_yes(worst <= PAGE_TARGET_MS)}).",
+            "",
+        ]
+    return lines
+
+
+def _p95s(table: Sequence[str]) -> list[float]:
+    found = []
+    for line in table:
+        match = re.search(r"\s(\d{3})\s+([\d.]+)\s+([\d.]+)\s+[\d,]+\s", line)
+        if match and match.group(1) == "200":
+            found.append(float(match.group(3)))
+    return found
+
+
+def startup_lines() -> list[str]:
+    """``bench/startup.py`` (the one-shot commands on 2,000 watched), as it prints it."""
+    python = TRIALWATCH_BIN / "python"
+    print("one-shot start-up ...", flush=True)
+    done = run_measured([python, BENCH / "startup.py", "--runs", "11"], cwd=ROOT)
+    if done.returncode != 0:
+        return [f"startup.py failed: {done.stderr.strip()[-500:]}"]
+    return ["```", *done.stdout.splitlines(), "```"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _registry_shown(args: argparse.Namespace) -> str:
+    shown = ["--registry"]
+    if args.registry_n != REGISTRY_N:
+        shown.append(f"--registry-n {args.registry_n}")
+    if args.registry_reuse:
+        shown.append("--registry-reuse")
+    if args.registry_postgres != REGISTRY_POSTGRES:
+        shown.append(f"--registry-postgres '{args.registry_postgres}'")
+    return " ".join(shown)
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark trialwatch against its peers.")
     parser.add_argument("--n", type=int, default=QUICK_N, help="studies watched (default 2000)")
@@ -852,6 +1340,23 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin the emulator and the tools to cores"
+    )
+    parser.add_argument(
+        "--registry", action="store_true", help="the whole registry (bench/README.md)"
+    )
+    parser.add_argument("--registry-n", type=int, default=REGISTRY_N, help="its studies")
+    parser.add_argument(
+        "--registry-reuse",
+        action="store_true",
+        help="keep the baseline store and figures of the last --registry run",
+    )
+    parser.add_argument(
+        "--registry-data", type=Path, default=REGISTRY_DATA, help="where its zip and store stay"
+    )
+    parser.add_argument(
+        "--registry-postgres",
+        default=REGISTRY_POSTGRES,
+        help="the PostgreSQL database the baseline is also timed on (dropped first; '' skips)",
     )
     return parser.parse_args(argv)
 

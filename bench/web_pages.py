@@ -22,7 +22,11 @@ JSON twin and a record's page, and prints the median and 95th percentile of each
 app; skipped while they 404).
 
     .venv/bin/python bench/web_pages.py [--n 100000] [--db /tmp/tw-web-bench.db] [--rebuild]
-                                        [--runs 30]
+                                        [--runs 30] [--postgres URL]
+
+``--postgres URL`` builds and times the same store in that PostgreSQL database instead (created
+when missing, rebuilt when it holds another number of watches), with the planner's statistics
+refreshed after the build as the web app does when it starts.
 """
 
 from __future__ import annotations
@@ -341,7 +345,11 @@ def cases(study: str) -> list[Case]:
         Case("api/studies, size=500", "/api/studies?size=500&sort=-changed"),
         Case("record page (4 versions)", f"/studies/{study}"),
         Case("changes", "/changes"),
+        Case("api/changes", "/api/changes"),
         Case("changes feed", "/feeds/changes.atom"),
+        Case("findings", "/findings"),
+        Case("findings, one rule, open", "/findings?rule=status_stale&state=open"),
+        Case("api/findings", "/api/findings"),
     ]
 
 
@@ -419,14 +427,63 @@ def report(results: list[tuple[Case, int, list[float], int]]) -> Iterator[str]:
         yield f"{case.name:38} {figures}  {case.path[:60]}"
 
 
+def ensure_postgres(url: str, plan: Plan, rebuild: bool) -> None:
+    """The store in the PostgreSQL database at ``url``: kept when it holds ``plan.n`` watches,
+    else (re)built in a fresh database."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    target = make_url(url)
+    admin = psycopg.connect(
+        host=target.host, port=target.port or 5432, user=target.username,
+        password=target.password, dbname="postgres", autocommit=True,
+    )  # fmt: skip
+    with admin:
+        exists = admin.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)
+        ).fetchone()
+        if exists and not rebuild and _watch_count(url) == plan.n:
+            return
+        if exists:
+            admin.execute(f'DROP DATABASE "{target.database}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{target.database}"')
+    started = time.perf_counter()
+    build(url, plan)
+    store = Store.open(url)
+    store.refresh_planner_statistics()
+    store.close()
+    print(f"built {plan.n:,} watched records in {time.perf_counter() - started:.0f} s: {url}")
+
+
+def _watch_count(url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(text("SELECT count(*) FROM watches")) or 0)
+    except Exception:  # no tables yet: a database a build was stopped in
+        return -1
+    finally:
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--db", type=Path, default=Path("/tmp/tw-web-bench.db"))
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--postgres", metavar="URL", help="time a PostgreSQL store instead")
     args = parser.parse_args()
     plan = Plan(args.n, study_id(args.n // 2))
+    if args.postgres:
+        ensure_postgres(args.postgres, plan, args.rebuild)
+        results = asyncio.run(measure(args.postgres, plan.study, args.runs))
+        print(f"{plan.n:,} watched records, PostgreSQL, {args.runs} runs per page, in-process")
+        for line in report(results):
+            print(line)
+        return
     url = f"sqlite:///{args.db}"
     stamp = args.db.with_suffix(".json")
     wanted = {"n": plan.n, "version": BENCH_VERSION}

@@ -218,13 +218,21 @@ class App:
             done = sum(r.checked for r in reports)
             step = (lambda n, before=done: progress(before + n)) if progress else None
             with self._aborting():
-                reports.append(self.monitor_for(registry).sync(ids, progress=step, **options))
+                monitor = self.monitor_for(registry)
+                reports.append(monitor.sync(ids, progress=step, finish=False, **options))
         if targets is None and not options.get("dry_run"):
             with self._aborting():
                 reports += self._sync_followed(options)
         report = SyncReport.merged(reports)
-        if not options.get("dry_run") and reports:
-            report.changes += self._review_trials(started, report)
+        monitors = [self.monitor_for(r) for r in dict.fromkeys(r.registry for r in reports)]
+        with self._aborting():
+            if not options.get("dry_run") and reports:
+                runs = {m.registry: m.running_run for m in monitors}
+                report.changes += self._review_trials(started, report, runs)
+            # the runs end after the trials' review: until then their messages are held, so
+            # the finding a change opens there travels with the change
+            for monitor in monitors:
+                monitor.finish_runs()
         self.store.check()
         if not options.get("dry_run"):
             self.alerter.after_sync(report)
@@ -269,12 +277,14 @@ class App:
             added = self.follow_links()
             for registry, ids in added.items():
                 log.info("watching %d more registration(s) in %s", len(ids), registry)
-                reports.append(self.monitor_for(registry).sync(ids, **options))
+                reports.append(self.monitor_for(registry).sync(ids, finish=False, **options))
             if not added:
                 break
         return reports
 
-    def _review_trials(self, started: datetime, report: SyncReport) -> list[StoredChange]:
+    def _review_trials(
+        self, started: datetime, report: SyncReport, runs: Mapping[str, int | None]
+    ) -> list[StoredChange]:
         """The trials' finding (registrations that disagree), after every registry's cycle.
         A bug in it is a warning of the cycle (each record's own work is stored already); a store
         that fails ends the cycle as any store write does."""
@@ -289,7 +299,7 @@ class App:
             ).event_routes(study_id, changes, historical),
         )
         try:
-            return keeper.review(started)
+            return keeper.review(started, runs)
         except StoreError:
             raise  # the store itself failing ends the cycle, as any of its writes would
         except Exception as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ from service.safeload import MIB, load_json, read_bounded
 
 if TYPE_CHECKING:  # for annotations only: importing these costs most of a second
     from service.app import App
-    from service.models import Snapshot
+    from service.models import Snapshot, WatchInfo
     from service.store import Store
 
 WATCHED = ("ctgov", "euctr", "ctis", "isrctn")  # service.registry.catalog.WATCHED
@@ -222,7 +223,7 @@ def watch_add(
     for pair in pairs:
         views.echo(f"{pair[1]}: {'now watched' if pair in added else 'already watched'}")
     if added:
-        views.echo("Next: `trialwatch sync` fetches them.")
+        views.echo(f"Next: `trialwatch sync` fetches {'it' if len(added) == 1 else 'them'}.")
 
 
 watch.add_command(query)
@@ -238,11 +239,26 @@ def watch_list(ctx: click.Context, as_json: bool) -> None:
     from service.trials import with_trials
 
     store = app_of(ctx).store
-    watches = with_trials(store.list_watches(), trial_members(store))
+    watches = _not_found(store, with_trials(store.list_watches(), trial_members(store)))
     if as_json:
         views.print_json([w.to_json() for w in watches])
-    else:
-        views.show(views.watches_table(watches))
+        return
+    views.show(views.watches_table(watches))
+    for hint in views.not_found_hints(watches):
+        views.echo(hint)
+
+
+def _not_found(store: Store, watches: list[WatchInfo]) -> list[WatchInfo]:
+    """The watches whose id the registry said it never had, in state ``not found``."""
+    from service.views import NOT_FOUND
+
+    missing = store.not_found_watches()
+    return [
+        w.model_copy(update={"state": NOT_FOUND})
+        if (w.registry, w.study_id) in missing and w.versions == 0
+        else w
+        for w in watches
+    ]
 
 
 @watch.command("remove")
@@ -373,8 +389,12 @@ def _progress(total: Callable[[], int], *, enabled: bool) -> Iterator[Callable[[
     help="Only outcome changes of this grade.",
 )
 @click.option(
-    "--limit", type=click.IntRange(1, MAX_INTEGER), help="At most this many (oldest first)."
+    "--limit",
+    type=click.IntRange(1, MAX_INTEGER),
+    help="Only the N most recent (still listed oldest first, unless --newest).",
+    metavar="N",
 )
+@click.option("--newest", is_flag=True, help="Newest first.")
 @json_option
 @click.pass_context
 def changes(
@@ -384,24 +404,34 @@ def changes(
     kind: str | None,
     grade: str | None,
     limit: int | None,
+    newest: bool,
     as_json: bool,
 ) -> None:
-    """Stored change events, oldest first."""
+    """Stored change events, oldest first (a log: the latest at the bottom); --newest turns
+    the order round. --limit N keeps the N most recent either way."""
+    from itertools import islice
+
     from service import views
 
     study = parse_watch_id(study_id)[1] if study_id else None
     app = app_of(ctx)
-    found = app.store.list_changes(
+    # with --limit the newest N are read, newest first, and nothing before them
+    latest_first = newest or limit is not None
+    stored = app.store.iter_changes(
         study_id=study,
         since=parse_since(since, app.clock()),
         kind=kind,
-        limit=limit,
         grade=grade,
+        newest=latest_first,
     )
+    found = list(islice(stored, limit))
+    if latest_first != newest:
+        found.reverse()
     if as_json:
         views.print_json([c.to_json() for c in found])
     else:
-        views.show(views.changes_lines(found, f"{len(found)} change(s)"))
+        title = views.plural(len(found), "change") + (", newest first" if newest else "")
+        views.show(views.changes_lines(found, title))
 
 
 @cli.command()
@@ -449,10 +479,39 @@ def import_bulk_command(ctx: click.Context, zip_path: Path, watch_all: bool, as_
     """Baseline from the registry's bulk download (a zip of one JSON per study): the watched
     studies in it (or all, with --all) are stored without change events; syncs go on from there."""
     from service import views
-    from service.bulk import import_bulk
+    from service.bulk import BulkProgress, BulkReport, import_bulk
 
     app = app_of(ctx)
-    report = import_bulk(app.store, zip_path, clock=app.clock, watch_all=watch_all)
+
+    def shown_import() -> BulkReport:
+        """The import, with a progress bar (rate, time left) on a terminal's stderr."""
+        if as_json or not views.stderr.is_terminal:
+            report = import_bulk(app.store, zip_path, clock=app.clock, watch_all=watch_all)
+        else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            # the rate and time left as the import counts them (rich's own estimate follows only
+            # the last few updates, and members skipped as stored at the start would skew it)
+            rate = TextColumn("{task.fields[rate]:,.0f} studies/s, {task.fields[left]} left")
+            columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), rate)
+            with Progress(*columns, console=views.stderr, transient=True) as bar:
+                task = bar.add_task("import", total=None, rate=0.0, left="…")
+
+                def shown(at: BulkProgress) -> None:
+                    left = "…" if at.eta is None else f"{int(at.eta) // 60}:{int(at.eta) % 60:02d}"
+                    bar.update(task, completed=at.read, total=at.total, rate=at.rate, left=left)
+
+                report = import_bulk(
+                    app.store, zip_path, clock=app.clock, watch_all=watch_all, progress=shown
+                )
+        return report
+
+    try:
+        report = shown_import()
+    except KeyboardInterrupt:
+        # whole batches are stored: the next run skips them and goes on from there
+        views.echo("interrupted: run the same command again to go on where it stopped", err=True)
+        raise SystemExit(130) from None
     if as_json:
         views.print_json(report.to_json())
     else:
@@ -486,7 +545,7 @@ def diff_command(old_path: Path, new_path: Path, as_json: bool) -> None:
     elif not found:
         views.echo("no reportable changes")
     else:
-        views.show(views.changes_lines(found, f"{len(found)} change(s)"))
+        views.show(views.changes_lines(found, views.plural(len(found), "change")))
 
 
 DIFF_MAX_BYTES = 64 * MIB  # the largest record with results is a few MiB
@@ -579,11 +638,12 @@ def _print_outbox(rows: list[dict[str, Any]], as_json: bool, title: str) -> None
     if as_json:
         views.print_json(rows)
         return
-    views.echo(f"{len(rows)} notification(s) {title}")
+    views.echo(f"{views.plural(len(rows), 'notification')} {title}")
     for row in rows:
         views.echo(
-            f"  #{row['id']} {row['channel']} {row['study_id']}: {row['changes']} change(s), "
-            f"{row['attempts']} attempt(s), due {row['due_at']}"
+            f"  #{row['id']} {row['channel']} {row['study_id']}: "
+            f"{views.plural(row['changes'], 'change')}, "
+            f"{views.plural(row['attempts'], 'attempt')}, due {row['due_at']}"
             + (f", last error: {row['last_error']}" if row["last_error"] else "")
         )
 
@@ -675,6 +735,10 @@ def main() -> None:
     # job runs every few minutes should not pay for it. Marking the module absent makes
     # httpx's guarded import fall back to its stub.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    # pydantic looks for plugins (entry points) when it builds its first model: it imports
+    # importlib.metadata (with zipfile, email, csv) and reads every installed package's
+    # metadata, ~20-30 ms of a one-shot command. trialwatch uses no pydantic plugin.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         cli(prog_name="trialwatch")  # click ends with SystemExit, also on success
     except SystemExit as done:

@@ -64,8 +64,10 @@ def query_add(
     if as_json:
         views.print_json({"name": name, "params": params, "matches": total})
         return
-    views.echo(f"saved search {name!r}: {total} record(s) match now")
-    views.echo("Next: `trialwatch sync` watches them (tag query:" + name + ").")
+    matching = "record matches" if total == 1 else "records match"
+    views.echo(f"saved search {name!r}: {total:,} {matching} now")
+    them = "it" if total == 1 else "them"
+    views.echo(f"Next: `trialwatch sync` watches {them} (tag query:{name}).")
 
 
 @query.command("list")
@@ -84,7 +86,8 @@ def query_list(ctx: click.Context, as_json: bool) -> None:
     for s in searches:
         criteria = ", ".join(f"{k}={v!r}" for k, v in s.params.items())
         refreshed = views.when(s.refreshed_at)
-        views.echo(f"{s.name}: {criteria}; {len(s.matches)} matched; refreshed {refreshed}")
+        matched = views.plural(len(s.matches), "record")
+        views.echo(f"{s.name}: {criteria}; {matched} matched; refreshed {refreshed}")
 
 
 @query.command("remove")

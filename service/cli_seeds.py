@@ -49,6 +49,8 @@ def seeds_load(ctx: click.Context, directory: Path | None, as_json: bool) -> Non
 
     app = _app(ctx)
     report = seeds_service.load_seeds(app.store, directory or DEFAULT_DIR, app.clock())
+    for warning in report.draft_warnings():
+        views.echo(f"warning: {warning}", err=True)
     if as_json:
         views.print_json(report.to_json())
         return
@@ -118,6 +120,12 @@ def seeds_list(ctx: click.Context, as_json: bool) -> None:
     is_flag=True,
     help="Search for seeds already linked too (to list their related registrations).",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --accept: accept a registration the evidence rules out (another drug, "
+    "started after the publication).",
+)
 @json_option
 @click.pass_context
 def seeds_link(
@@ -126,10 +134,12 @@ def seeds_link(
     accept: str | None,
     related: bool,
     again: bool,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Rank candidate registrations (in every registry) of seeds without a confident one of
-    their own, and list their related registrations."""
+    their own, and list their related registrations. What it starts watching is fetched at
+    once, so `seeds compare` can follow."""
     from service import views
     from service.seeds import service as seeds_service
 
@@ -143,11 +153,15 @@ def seeds_link(
         relation="related" if related else "own",
         registries=[_LazySearch(app, key) for key in SEARCHED_REGISTRIES],
         again=again,
+        force=force,
     )
     if as_json:
-        shown = [r.to_json() for r in results]
+        listed = list(results)
+        shown = [r.to_json() for r in listed]
         for note in (n for r in shown for n in r.get("notes", ())):
             views.echo(f"note: {note}", err=True)
+        for line in _fetch_linked(app, listed):
+            views.echo(f"note: {line}", err=True)
         views.print_json(shown)
         return
     for result in results:  # each seed as soon as it is decided
@@ -157,6 +171,27 @@ def seeds_link(
             views.echo(f"  note: {note}")
         if result.linked:
             views.echo(f"  now watching {result.linked} (tag seed:{result.seed})")
+        for line in _fetch_linked(app, [result]):
+            views.echo(f"  {line}")
+
+
+def _fetch_linked(app: App, results: list[seeds_service.LinkResult]) -> list[str]:
+    """Fetch (one sync cycle of just these) the registrations the run started watching
+    that are not stored yet, so `seeds compare` has something to compare with; a line that
+    says what happened."""
+    targets: dict[str, list[str]] = {}
+    for result in results:
+        registry, study_id = result.linked_registry, result.linked
+        if study_id and app.store.latest_snapshot(registry, study_id) is None:
+            targets.setdefault(registry, []).append(study_id)
+    if not targets:
+        return []
+    ids = [i for ids in targets.values() for i in ids]
+    report = app.sync(targets)
+    failed = {e["study_id"]: e["error"] for e in report.errors}
+    lines = [f"fetched {i}: `trialwatch seeds compare` can use it" for i in ids if i not in failed]
+    lines += [f"not fetched: {error} (`trialwatch sync` tries again)" for error in failed.values()]
+    return lines
 
 
 def _print_candidates(result: seeds_service.LinkResult) -> None:

@@ -10,6 +10,7 @@ the records they newly match are fetched in the same cycle.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
@@ -28,7 +29,7 @@ from service.models import Change, Route, Snapshot
 from service.registry.base import Registry
 from service.searches import Refresh, SavedSearches
 from service.settings import CtgovSettings, FindingsSettings, SourceSettings, Subscription
-from service.store import Store
+from service.store import NotFound, Store
 from service.subscriptions import route
 from service.text import storable
 
@@ -53,6 +54,7 @@ class Monitor:
         self.client = client
         self.clock = clock
         self.subscriptions = subscriptions
+        self._unfinished: list[tuple[Cycle, SyncReport]] = []
         self.settings = settings or CtgovSettings(history=False)
         self.history = HistoryFetcher(client, clock)
         # changes a new version causes beyond its own fields: publication-vs-registry
@@ -104,9 +106,12 @@ class Monitor:
         dry_run: bool = False,
         progress: Callable[[int], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        finish: bool = True,
     ) -> SyncReport:
         """One cycle. ``should_stop`` is asked between studies; when it says yes, the cycle
-        ends there, keeping every study it finished."""
+        ends there, keeping every study it finished. ``finish=False``: the run stays
+        ``running`` (its messages held) until ``finish_runs()``, so that what the caller adds
+        after it (the trials' findings) travels in the same messages."""
         requests_before = self.client.requests
         watched = self.store.watched_ids(self.registry)
         ids = list(study_ids) if study_ids is not None else watched
@@ -119,7 +124,14 @@ class Monitor:
         if not explicit and not dry_run and self._searchable:
             searched, ids = self._refresh_searches(stamp, ids)
             tally.note(searched.warnings)
+        not_found = {
+            study_id: seen
+            for (_, study_id), seen in self.store.not_found_watches(self.registry).items()
+        }
+        if not explicit:  # an id named on the command line is asked for whatever the wait
+            ids = [i for i in ids if not self._resting(not_found.get(i), started)]
         cycle = self._cycle(ids, started, explicit=explicit, dry_run=dry_run, stop=should_stop)
+        cycle = dataclasses.replace(cycle, not_found=not_found)
         settled = settle(cycle, stamp)
         tally.give(dict.fromkeys(settled.unchanged, "unchanged"))
         tally.note(settled.problems)
@@ -141,8 +153,30 @@ class Monitor:
             cycle=stamp.cycle() | settled.cycle,
             registry=self.registry,
         )
-        self._finish_run(cycle, report)
+        if finish:
+            self._finish_run(cycle, report)
+        else:
+            self._unfinished.append((cycle, report))
         return report
+
+    @property
+    def running_run(self) -> int | None:
+        """The run of this registry's latest unfinished cycle (``sync(finish=False)``)."""
+        return next((c.run_id for c, _ in reversed(self._unfinished) if c.run_id), None)
+
+    def finish_runs(self) -> None:
+        """Finish the runs ``sync(finish=False)`` left running."""
+        while self._unfinished:
+            cycle, report = self._unfinished.pop(0)
+            self._finish_run(cycle, report)
+
+    def _resting(self, not_found: NotFound | None, now: datetime) -> bool:
+        """Whether an id the registry said it never had waits this cycle out: it is asked
+        again only ``not_found_retry_days`` (calendar days) after it was last asked."""
+        days = self.settings.not_found_retry_days
+        if not_found is None or days == 0:
+            return False
+        return (now.date() - not_found.checked_at.date()).days < days
 
     @property
     def _searchable(self) -> bool:
@@ -225,6 +259,15 @@ class Monitor:
             self.store.mark_fetched(self.registry, seen, cycle.started)
         if kept.checked:
             self.store.mark_checked(self.registry, kept.checked, self.clock(), kept.moved_dates)
+        self._mark_not_found(cycle, tally, kept)
+
+    def _mark_not_found(self, cycle: Cycle, tally: Tally, kept: Stored) -> None:
+        """When each id the registry does not have was asked for (and first reported); the
+        ids it serves again are no longer reported."""
+        missing = [p.study_id for p in tally.problems if p.reason == "not_found"]
+        self.store.mark_not_found(self.registry, missing, self.clock())
+        found = [i for i in kept.fetched if i in cycle.not_found]
+        self.store.clear_not_found(self.registry, found)
 
     def _after(
         self, cycle: Cycle, changes: list[Change], tally: Tally, searched: Refresh

@@ -122,6 +122,7 @@ class Daemon:
 
     def run(self) -> None:
         self.app.check_subscriptions()  # a wrong subscription stops the daemon before it starts
+        self._check_ports()
         health = self._health_check()
         server = self._start_health_server(health)
         web = self._start_web(health)
@@ -142,6 +143,17 @@ class Daemon:
                 web.stop()
             if server is not None:
                 server.stop()
+
+    def _check_ports(self) -> None:
+        """The web app and the probes on one port: each would take it from the other (the
+        second bind fails), so that is a wrong setting, named as such, before either starts."""
+        web_port = self.app.settings.web.port
+        if self.health_port and web_port == self.health_port:
+            raise ConfigError(
+                f"[web] port and [daemon] health_port (or --health-port) are both {web_port}: "
+                "give each its own port, or leave health_port unset (the web app serves "
+                "/healthz, /readyz and /metrics too)"
+            )
 
     def _add_jobs(self) -> None:
         common = {"max_instances": 1, "coalesce": True, "replace_existing": True}

@@ -118,6 +118,9 @@ class ClientSettings(Section):
     max_attempts: int = Field(5, ge=1, le=20)
     retry_initial_seconds: float = Field(1.0, ge=0, le=HOUR)
     retry_max_seconds: float = Field(120.0, ge=0, le=DAY)
+    # a watched id the registry says it never had is reported once, then asked for again
+    # only this often (0: every cycle)
+    not_found_retry_days: int = Field(7, ge=0, le=366)
 
 
 class CtgovSettings(ClientSettings):

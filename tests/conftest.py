@@ -16,6 +16,15 @@ TESTS_DATA = Path(__file__).parent / "data"
 EmulatorFactory = Callable[..., Emulator]
 
 
+@pytest.fixture(autouse=True)
+def _output_as_on_a_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest-xdist's workers export COLUMNS=80 and LINES=24, which trialwatch reads as a
+    person's chosen width: without them, output is laid out as for a pipe or a file (what
+    cron and scripts get), as in a run without workers. Tests of a width set COLUMNS."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+
+
 @pytest.fixture
 def emulator_factory() -> Iterator[EmulatorFactory]:
     """Start emulators on demand: ``emulator_factory(records_dirs, **Emulator.start options)``.

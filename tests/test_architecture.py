@@ -143,6 +143,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": {
         "store.backfill",
         "store.base",
+        "store.baseline",
         "store.browse_records",
         "store.browse_changes",
         "store.changes",
@@ -216,6 +217,14 @@ ALLOWED: dict[str, set[str]] = {
     "store.searches": {"errors", "store.base", "store.tables"},
     "store.seeds": {"errors", "store.base", "store.tables"},
     "store.meta": {"errors", "store.base", "store.tables"},
+    "store.baseline": {
+        "models",
+        "store.base",
+        "store.batches",
+        "store.records",
+        "store.rows",
+        "store.tables",
+    },
     "safeload": {"errors"},
     "quick_exit": set(),
     "urls": set(),

@@ -432,3 +432,84 @@ def test_a_sigterm_that_lands_inside_a_job_submission_still_stops_the_daemon(
     assert not handler.is_alive(), "the SIGTERM handler waits for a lock its own thread holds"
     running.join(timeout=10)
     assert not running.is_alive() and not scheduler.running
+
+
+@pytest.mark.parametrize("registry", ["refusing", "answering 503"])
+def test_sigterm_stops_the_daemon_within_5_s_while_it_retries_an_unreachable_registry(
+    registry: str,
+    tmp_path: Path,
+    emulator_factory: Callable[..., Emulator],
+    sqlite_url: str,
+) -> None:
+    """Container runtimes kill 10 s after SIGTERM: a daemon waiting between retries of a
+    registry that refuses connections (or answers 503) stops at once, with exit status 0."""
+    if registry == "refusing":
+        api_url = history_url = f"http://127.0.0.1:{free_port()}/api/v2"
+    else:
+        emulator = emulator_factory([TESTS_DATA / "records"])
+        emulator.fault("503", count=-1)
+        api_url, history_url = emulator.api_url, emulator.history_url
+    config = tmp_path / "daemon.toml"
+    config.write_text(
+        f'[ctgov]\napi_url = "{api_url}"\nhistory_url = "{history_url}"\n'
+        "requests_per_second = 50.0\nmax_attempts = 10\n"
+        "retry_initial_seconds = 30\nretry_max_seconds = 60\n"
+        "[schedule]\nsync_every_seconds = 3600\n"
+    )
+    env = {**os.environ, "TRIALWATCH_CONFIG": str(config), "TRIALWATCH_DATABASE_URL": sqlite_url}
+    subprocess.run(
+        [sys.executable, "-m", "service", "watch", "add", "NCT00763412"],
+        env=env, cwd=ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "run"],
+            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: "daemon started" in log.read_text(errors="replace"), timeout=30,
+                   what="the daemon to start")  # fmt: skip
+        # its first attempt failed at once: the daemon now waits 15-30 s before the next one
+        time.sleep(2)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=20)
+        took = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    output = log.read_text(errors="replace")
+    assert took < 5.0, f"the daemon took {took:.2f} s to stop:\n{output[-3000:]}"
+    assert code == 0, output[-3000:]
+    assert "Traceback" not in output
+
+
+def test_the_daemons_web_app_announces_itself_at_info_not_as_a_warning(
+    start_daemon: Callable[..., Daemon],
+) -> None:
+    web_port = free_port()
+    daemon = start_daemon(ctgov=f"[web]\nport = {web_port}\n")
+    wait_until(lambda: "daemon started" in daemon.log.read_text(), timeout=30,
+               what="the daemon to start")  # fmt: skip
+    [line] = [ln for ln in daemon.log.read_text().splitlines() if "web app on" in ln]
+    assert f" INFO trialwatch.web: web app on http://127.0.0.1:{web_port}/" in line
+    assert daemon.stop() == 0
+
+
+def test_a_web_port_that_is_the_health_port_is_a_wrong_setting_naming_both(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    port = free_port()
+    config = tmp_path / "clash.toml"
+    config.write_text(f"[web]\nport = {port}\n[daemon]\nhealth_port = {port}\n")
+    env = {**os.environ, "TRIALWATCH_CONFIG": str(config), "TRIALWATCH_DATABASE_URL": sqlite_url}
+    ran = subprocess.run(
+        [sys.executable, "-m", "service", "run"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ran.returncode == 2, ran.stderr
+    [line] = [ln for ln in ran.stderr.splitlines() if ln.strip()]
+    assert "[web] port" in line and "[daemon] health_port" in line and str(port) in line
+    assert "Traceback" not in ran.stderr

@@ -152,3 +152,10 @@ def test_an_unknown_key_still_shows_in_words() -> None:
         "NEW FLAG": "some value",
     }
     assert finding_words(None) == finding_words({})
+
+
+def test_where_results_were_found_submitted_is_said_in_words() -> None:
+    words = finding_words({"results_submitted_from": "resultsFirstSubmitDate"})
+    said = " ".join(f"{row.label}: {row.text}" for row in words.rows)
+    assert "the date results were first submitted" in said
+    assert "resultsFirstSubmitDate" not in said

@@ -170,3 +170,42 @@ def test_a_notifier_killed_mid_send_is_replaced_and_the_event_id_kept(
     assert replacement.signature_valid
     assert len({m.message["Trialwatch-Event-Id"] for m in smtp_server.received}) == 1
     assert json.loads(trialwatch("outbox", "--json").stdout) == []
+
+
+def test_the_finding_a_change_opens_travels_in_the_changes_message(
+    registry: Emulator,
+    smtp_server: SmtpServer,
+    webhook_receiver: WebhookReceiver,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """One sync in which NCT05605665 completes in 2023 and becomes an FDA-regulated drug
+    trial, with no results posted, opens a finding (results overdue): the changes and the
+    finding go out as one email and one webhook, not two each."""
+    config = (
+        twconfig.ctgov(registry.api_url, registry.history_url)
+        + twconfig.table("[delivery]", retry_initial_seconds=0, lease_seconds=1)
+        + twconfig.table("[findings]", enabled=True)
+        + twconfig.email(smtp_server.host, smtp_server.port)
+        + twconfig.webhook(webhook_receiver.url)
+        + twconfig.subscription("mail")
+        + twconfig.subscription("hook")
+    )
+    trialwatch = twconfig.runner(twconfig.environment(tmp_path, config, database_url))
+    trialwatch("watch", "add", "NCT05605665")
+    trialwatch("sync")
+    registry.publish(fda_regulated(load("v1.json")), date="2024-01-10")
+    assert trialwatch("sync").exit_code == 0
+    result = trialwatch("notify", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["sent"] == 2
+    [mail] = smtp_server.received
+    [hook] = webhook_receiver.requests
+    kinds = [c["kind"] for c in json.loads(hook.body)["changes"]]
+    assert "status_changed" in kinds and "finding_opened" in kinds
+    assert "Finding" in mail.message.get_body(("plain",)).get_content()
+
+
+def fda_regulated(record: dict[str, Any]) -> dict[str, Any]:
+    record["protocolSection"]["oversightModule"]["isFdaRegulatedDrug"] = True
+    return record

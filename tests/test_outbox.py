@@ -358,3 +358,50 @@ def test_an_in_memory_store_delivers_every_channel_on_one_thread(clock: Clock) -
         assert store.list_outbox() == []
     finally:
         store.close()
+
+
+FINISHED = {
+    "errors": [],
+    **dict.fromkeys(("checked", "new", "changed", "unchanged", "failed", "requests"), 0),
+}
+
+
+def test_what_one_sync_queues_for_a_study_goes_out_as_one_message_once_the_sync_ends(
+    store: Store, sender: RecordingSender, clock: Clock
+) -> None:
+    """A daemon delivers while it syncs: what a running sync queued for a study waits for the
+    sync's end, and what the same sync adds later (the finding a change opens, another
+    version) joins that message instead of going out as a second one."""
+    run_id = store.start_run(T0)
+    route = Route(channel="mail", mode="immediate", change_indexes=(0,), due_at=T0)
+    for status in ("ACTIVE_NOT_RECRUITING", "COMPLETED"):
+        snapshot = Snapshot(study_id="NCT05605665", brief_title="A trial", overall_status=status)
+        version = NewVersion("ctgov", snapshot, {}, None, "", T0)
+        store.save_version(version, [status_change("NCT05605665", status)], run_id, [route])
+        assert dispatcher(store, sender, clock).deliver_due().sent == 0  # the sync goes on
+    assert len(store.list_outbox()) == 1
+    store.finish_run(run_id, FINISHED, T0)
+    assert dispatcher(store, sender, clock).deliver_due().sent == 1
+    [message] = sender.sent
+    assert [c.new for c in message.studies[0].changes] == ["ACTIVE_NOT_RECRUITING", "COMPLETED"]
+    # a later sync's changes are a message of their own
+    later = store.start_run(T0)
+    snapshot = Snapshot(study_id="NCT05605665", brief_title="A trial", overall_status="TERMINATED")
+    version = NewVersion("ctgov", snapshot, {}, None, "", T0)
+    store.save_version(version, [status_change("NCT05605665", "TERMINATED")], later, [route])
+    store.finish_run(later, FINISHED, T0)
+    assert dispatcher(store, sender, clock).deliver_due().sent == 1
+    assert [len(m.studies[0].changes) for m in sender.sent] == [2, 1]
+
+
+def test_a_message_of_a_sync_whose_process_died_waits_an_hour_at_most(
+    store: Store, sender: RecordingSender, clock: Clock
+) -> None:
+    run_id = store.start_run(T0)  # never finished: as if its process had been killed
+    route = Route(channel="mail", mode="immediate", change_indexes=(0,), due_at=T0)
+    snapshot = Snapshot(study_id="NCT05605665", brief_title="A trial", overall_status="COMPLETED")
+    version = NewVersion("ctgov", snapshot, {}, None, "", T0)
+    store.save_version(version, [status_change("NCT05605665", "COMPLETED")], run_id, [route])
+    assert dispatcher(store, sender, clock).deliver_due().sent == 0
+    clock.advance(3601)
+    assert dispatcher(store, sender, clock).deliver_due().sent == 1

@@ -515,6 +515,8 @@ def test_grades_are_stored_and_listed_with_changes_grade(
         assert only["grade"] == grade
         assert only["severity"] == SEVERITY[grade]
     assert run("changes", "--grade", "huge").exit_code != 0
+    text = run("changes", "--grade", "major").output
+    assert "major: Primary outcome removed: " in text  # the grade leads an outcome event's line
 
 
 # --------------------------------------------------------------------------- the finding

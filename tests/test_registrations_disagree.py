@@ -283,3 +283,47 @@ def test_the_record_rules_never_resolve_the_trials_finding(trial: Trial) -> None
     # the record's own rules review it (a new version): the trials' finding stands, untold
     assert trial.sync() == set()
     assert trial.open_kinds() == ["enrollment"]
+
+
+def test_the_trials_finding_travels_in_the_message_of_the_change_that_opened_it(
+    emulator_factory: Callable[..., Emulator],
+    eu_emulator: EuEmulator,
+    webhook_receiver: Any,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The trials' review runs after every registry's cycle; the registry's run stays under
+    way until it is done, so the finding goes out with the enrollment change, as one webhook."""
+    ctgov = emulator_factory()
+    config = (
+        twconfig.table("[ctgov]", history=False, incremental=False, **FAST)
+        + "".join(twconfig.table(f"[{key}]", **FAST) for key in ("euctr", "ctis", "isrctn"))
+        + twconfig.table("[findings]", enabled=True)
+        + twconfig.table("[delivery]", retry_initial_seconds=0, lease_seconds=1)
+        + twconfig.webhook(webhook_receiver.url)
+        + twconfig.subscription("hook")
+    )
+    environ = twconfig.environment(
+        tmp_path,
+        config,
+        database_url,
+        TRIALWATCH_CTGOV_API_URL=ctgov.api_url,
+        TRIALWATCH_CTGOV_HISTORY_URL=ctgov.history_url,
+        **eu_emulator.environment(),
+    )
+    for name in ("TEST_HOOK_SECRET",):  # the App in this process reads secrets from os.environ
+        monkeypatch.setenv(name, environ[name])
+    trial = Trial(ctgov, eu_emulator, environ)
+    try:
+        trial.sync()
+        trial.app.deliver()  # on the trial's clock
+        webhook_receiver.requests.clear()
+        trial.publish(twin(enrollment(400)))
+        assert trial.sync(days=1) == {("finding_opened", NCT)}  # a day after the first
+        assert trial.app.deliver().sent == 1
+        [hook] = webhook_receiver.requests
+        kinds = [c["kind"] for c in json.loads(hook.body)["changes"]]
+        assert "enrollment_changed" in kinds and "finding_opened" in kinds
+    finally:
+        trial.app.close()

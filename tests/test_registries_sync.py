@@ -423,7 +423,7 @@ def test_trials_puts_a_trials_registrations_side_by_side(trialwatch: twconfig.Ru
     assert [("ctgov", "NCT04665037"), ("ctis", CTIS), ("euctr", "2019-003842-34")] in groups
     (mine,) = trialwatch("trials", EUCTR, "--json").json()
     assert {r["study_id"]: r["stored"] for r in mine["registrations"]} == {NCT: True, EUCTR: True}
-    assert "2 trial(s) registered more than once" in trialwatch("trials").stdout
+    assert "2 trials registered more than once" in trialwatch("trials").stdout
 
 
 def test_watch_add_linked_follows_the_trial_into_every_registry_in_the_same_cycle(

@@ -38,8 +38,10 @@ from service.report import (
     partial_date,
     render_report,
 )
+from service.report.charts import dates_chart, status_band
 from service.seeds.service import load_seeds
 from service.store import Store
+from service.svg import Circle, Line, Rect, Text
 
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 XSS = "<script>alert(1)</script>"
@@ -170,7 +172,12 @@ def many_versions(count: int) -> StudyData:
 
 
 def svgs(page: str) -> list[str]:
-    return re.findall(r'<svg class="chart".*?</svg>', page, flags=re.S)
+    """The charts as drawn for a wide column (each is drawn for a phone's width too)."""
+    return re.findall(r'<svg class="chart size-wide".*?</svg>', page, flags=re.S)
+
+
+def narrow_svgs(page: str) -> list[str]:
+    return re.findall(r'<svg class="chart size-narrow".*?</svg>', page, flags=re.S)
 
 
 def chart(page: str, label: str) -> str:
@@ -239,7 +246,7 @@ def test_the_report_is_rendered_from_the_packaged_templates() -> None:
     assert page.startswith('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">')
     assert page.endswith("</footer>\n</main></body></html>")
     assert ":root { --ink: #1f2933;" in page  # the stylesheet, inlined from report.css
-    assert page.count("<svg") == 3 and page.count("</svg>") == 3
+    assert page.count("<svg") == 6 and page.count("</svg>") == 6  # wide and narrow
 
 
 def test_the_page_loads_nothing_and_runs_nothing() -> None:
@@ -321,9 +328,11 @@ def test_a_watched_record_not_synced_yet_is_listed_without_charts() -> None:
 
 def test_sixty_versions_keep_the_charts_bounded() -> None:
     page = render_report([many_versions(60)], generated_at=NOW)
-    assert len(page) < 200_000
+    assert len(page) < 280_000  # every chart twice: for a wide column and for a phone
     for svg in svgs(page):
         assert 'viewBox="0 0 960 ' in svg
+    for svg in narrow_svgs(page):
+        assert 'viewBox="0 0 360 ' in svg
     for label in ("Enrollment by version", "Start and completion dates by version"):
         svg = chart(page, label)
         version_labels = re.findall(r'class="label">v(\d+)<', svg)
@@ -512,12 +521,18 @@ CHROMIUM_FLAGS = [
 ]
 # Reads what Chromium laid out; only the test's copy of the page carries it.
 PROBE = """<script>
-const charts = [...document.querySelectorAll("svg.chart")].map((svg) => {
+const shown = [...document.querySelectorAll("svg.chart")]
+  .filter((svg) => svg.getBoundingClientRect().width > 0);
+const charts = shown.map((svg) => {
   const box = svg.getBoundingClientRect();
   return [svg.getAttribute("aria-label"), Math.round(box.width), Math.round(box.height)];
 });
+const scale = (svg) => svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+const labels = shown.flatMap((svg) => [...svg.querySelectorAll("text")].map((text) =>
+  parseFloat(getComputedStyle(text).fontSize) * scale(svg)));
 document.body.dataset.probe = JSON.stringify({
-  charts, scripts: document.scripts.length,
+  charts, scripts: document.scripts.length, smallest: Math.min(...labels),
+  wide: document.documentElement.scrollWidth, window: window.innerWidth,
   titles: [...document.querySelectorAll("h2")].map((h) => h.textContent),
 });
 </script>"""
@@ -577,3 +592,78 @@ def test_chromium_draws_the_charts_without_console_errors(tmp_path: Path) -> Non
     assert len(probe["charts"]) == 6
     for label, chart_width, chart_height in probe["charts"]:
         assert chart_width > 600 and chart_height > 50, (label, chart_width, chart_height)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_report_reads_on_a_phone_and_a_desktop(tmp_path: Path, width: int) -> None:
+    """At a phone's width the phone drawings are shown (labels of 11 px or more, not 5) and
+    nothing scrolls sideways; at 1280 px the wide ones. (Chromium's command line keeps its
+    window 500 px wide at least: the Selenium suite checks 390 px on the web app's pages.)"""
+    page = render_report([study(), many_versions(60)], generated_at=NOW)
+    probed = tmp_path / "probe.html"
+    page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    probed.write_text(page.replace("</body>", PROBE + "</body>"))
+    dumped = chromium(tmp_path, probed, "--dump-dom", f"--window-size={width},2000")
+    match = re.search(r'data-probe="([^"]*)"', dumped.stdout)
+    assert match, dumped.stderr[-2000:]
+    probe = json.loads(html.unescape(match.group(1)))
+    assert len(probe["charts"]) == 6  # one drawing of each chart shown
+    assert probe["smallest"] >= 11, probe["smallest"]
+    assert probe["wide"] <= probe["window"], (probe["wide"], probe["window"])
+
+
+# ---- the status band (issue 25) ---------------------------------------------------------------
+
+
+def band_shapes(versions: tuple[VersionPoint, ...], as_of: date, **options: Any) -> list[Any]:
+    return list(status_band(versions, as_of, **options).chart.shapes)
+
+
+def test_the_status_band_starts_where_the_trial_did_not_at_the_first_stored_version() -> None:
+    # watched from its third version on: the band still starts at the registration
+    versions = study().versions[2:]
+    shapes = band_shapes(versions, NOW.date(), registered=date(2021, 3, 1))
+    first = next(s for s in shapes if isinstance(s, Rect))
+    assert first.x == 8 and first.data_status == ""  # from the chart's left edge
+    assert first.title == "No version stored before 2022-02-14"
+    assert first.width > 100  # a year of the six on the axis had no stored version
+    figure = status_band(versions, NOW.date(), registered=date(2021, 3, 1))
+    assert "No version stored" in [k.text for k in figure.keys]
+    # without a registration date, the record's start date (2021-06-01) begins the axis
+    assert band_shapes(versions, NOW.date())[0].title == "No version stored before 2022-02-14"
+
+
+def test_a_few_days_of_a_recent_status_are_drawn_and_labelled() -> None:
+    as_of = NOW.date()
+    versions = (
+        point(0, "2018-01-10", "RECRUITING"),
+        point(1, (as_of - timedelta(days=4)).isoformat(), "TERMINATED"),
+    )
+    for width_chart in status_band(versions, as_of).charts:
+        rects = [s for s in width_chart.shapes if isinstance(s, Rect)]
+        terminated = next(r for r in rects if r.data_status == "TERMINATED")
+        assert terminated.width >= 3  # visible, never a hairline
+        texts = [s.text for s in width_chart.shapes if isinstance(s, Text)]
+        assert "Terminated" in texts, width_chart.width  # named above the band
+
+
+def test_primary_completion_and_completion_lines_never_hide_each_other() -> None:
+    versions = study().versions  # the last version gives both as 2025-03-31
+    assert versions[-1].primary_completion.date == versions[-1].completion.date
+    for drawn in status_band(versions, NOW.date()).charts:
+        lines = {
+            s.stroke: s.x1 for s in drawn.shapes if isinstance(s, Line) and s.stroke in COLOURS
+        }
+        assert set(lines) == set(COLOURS)
+        assert abs(lines[COLOURS[0]] - lines[COLOURS[1]]) >= 4
+    chart, _ = dates_chart(versions)
+    last = {
+        s.stroke: s.cy
+        for s in chart.shapes
+        if isinstance(s, Circle) and s.stroke in COLOURS and "v5" in s.title
+    }
+    assert abs(last[COLOURS[0]] - last[COLOURS[1]]) >= 3  # side by side, not one on the other
+
+
+COLOURS = ("#c2410c", "#4338ca")  # primary completion, completion (DATE_SERIES)

@@ -190,6 +190,12 @@ def test_importing_the_five_documents_drafts_loadable_seed_files(
     loaded = trialwatch("seeds", "load", str(tmp_path / "drafts"))
     assert loaded.exit_code == 0, loaded.stderr
     assert "watching NCT05605665" in loaded.stdout
+    # a draft that still lists what it lacks is loaded, with one line saying it is unchecked
+    warnings = loaded.stderr.strip().splitlines()
+    assert len(warnings) == 4  # the registry page's draft lacks nothing
+    assert all(w.startswith("warning: ") and "still a draft (missing: " in w for w in warnings)
+    assert any("missing: design.phases, outcomes, links" in w for w in warnings)
+    assert all(w.endswith("then delete its `missing` list") for w in warnings)
 
 
 def test_importing_never_overwrites_a_seed_file_without_force(
@@ -257,8 +263,18 @@ def test_linking_again_does_not_search_for_seeds_already_linked(
 def test_a_person_accepts_a_registration_and_it_is_watched(trialwatch: Trialwatch) -> None:
     trialwatch("seeds", "load", str(SEEDS))
     seed = "leflunomide-pss-bikker-2012"
-    result = trialwatch("seeds", "link", seed, "--accept", "nct09900015", "--json")
+    # the same drug, condition and hospital, but it started four years after the paper
+    refused = trialwatch("seeds", "link", seed, "--accept", "nct09900015")
+    assert refused.exit_code == 2
+    assert refused.stderr.strip().splitlines() == [
+        "trialwatch: error: NCT09900015 is ruled out as the registration of "
+        f"{seed}: it started after the publication (2016 > 2012) "
+        "(accept it anyway with --force)"
+    ]
+    assert "NCT09900015" not in watches(trialwatch)
+    result = trialwatch("seeds", "link", seed, "--accept", "nct09900015", "--force", "--json")
     assert result.exit_code == 0, result.stderr
+    assert "note: fetched NCT09900015" in result.stderr
     assert result.json() == [
         {
             "seed": seed,
@@ -279,6 +295,24 @@ def test_a_person_accepts_a_registration_and_it_is_watched(trialwatch: Trialwatc
     assert [(x["study_id"], x["source"], x["watched"]) for x in listed["links"]] == [
         ("NCT09900015", "person", True)
     ]
+
+
+def test_accepting_what_nothing_rules_out_needs_no_force_and_compare_can_follow(
+    trialwatch: Trialwatch,
+) -> None:
+    trialwatch("seeds", "load", str(SEEDS))
+    seed = "baricitinib-ss-pilot-bai-2022"
+    result = trialwatch("seeds", "link", seed, "--accept", "NCT04916756")
+    assert result.exit_code == 0, result.stderr
+    assert "fetched NCT04916756" in result.stdout
+    compared = trialwatch("seeds", "compare", seed)
+    assert compared.exit_code == 0, compared.stderr
+    assert "not compared" not in compared.stdout.splitlines()[0]
+    # a later trial of the same team started after the paper by nature: related needs no force
+    later = trialwatch(
+        "seeds", "link", "leflunomide-pss-bikker-2012", "--accept", "NCT09900015", "--related"
+    )
+    assert later.exit_code == 0, later.stderr
 
 
 @pytest.mark.parametrize(
@@ -305,10 +339,13 @@ def test_compare_reports_the_enrollment_and_phase_discrepancies_after_a_sync(
     trialwatch: Trialwatch,
 ) -> None:
     trialwatch("seeds", "load", str(SEEDS))
-    trialwatch("seeds", "link")
+    linked = trialwatch("seeds", "link")
+    # what linking started watching is fetched at once: compare can follow
+    assert "fetched NCT00633945" in linked.stdout and "fetched NCT04916756" in linked.stdout
     before = trialwatch("seeds", "compare", "--json")
-    assert before.json() == []
-    assert "has not been synced yet" in before.stderr
+    assert {d["study_id"] for d in before.json()} == {"NCT00633945"}
+    # the page's registration was watched by `seeds load`, which fetches nothing
+    assert f"{PAGE_SEED}: NCT05605665 has not been synced yet" in before.stderr
     assert trialwatch("sync").exit_code == 0
     result = trialwatch("seeds", "compare", "--json")
     assert result.exit_code == 0, result.stderr
@@ -477,7 +514,7 @@ def test_a_registry_that_fails_half_way_leaves_the_seeds_before_it_shown_and_lin
 ) -> None:
     trialwatch("seeds", "load", str(SEEDS))
     accepted = "leflunomide-pss-bikker-2012"
-    trialwatch("seeds", "link", accepted, "--accept", "NCT09900015")
+    trialwatch("seeds", "link", accepted, "--accept", "NCT09900015", "--force")
     registry.fault("503", count=-1)  # from now on the registries refuse every request
     eu_emulator.fault("/", "503", count=1000)
     searched = "low-dose-il2-sle-case-humrich-2015"  # no confident link: needs a search

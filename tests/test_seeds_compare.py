@@ -256,3 +256,14 @@ def test_a_document_with_nothing_comparable_checks_nothing(completed: Snapshot) 
     assert "primary outcomes (the document names none as primary)" in unchecked
     assert "dates (the document's publication year is not known)" in unchecked
     assert checked == ("enrollment type", "status")  # the record's own facts: still checked
+
+
+def test_a_discrepancy_whose_field_kept_its_value_is_no_event(
+    page_seed: Seed, recruiting: Snapshot, completed: Snapshot
+) -> None:
+    # v0 → v1 of the demo record: the status became COMPLETED while the enrollment stayed an
+    # estimate; the estimate is now a discrepancy, but "ESTIMATED → ESTIMATED" is no change
+    assert recruiting.enrollment_type == completed.enrollment_type == "ESTIMATED"
+    changes = seed_discrepancy_changes(page_seed, recruiting, completed)
+    assert all(c.old != c.new for c in changes)
+    assert not any(c.field.endswith(":enrollment_type") for c in changes)

@@ -3,7 +3,9 @@ and on the phrase shapes the issue names."""
 
 from __future__ import annotations
 
+import json
 import re
+import textwrap
 import unicodedata
 from pathlib import Path
 
@@ -232,6 +234,86 @@ def test_removing_the_word_pilot_from_a_pilot_leaves_it_unknown_not_false() -> N
     text = variant("000_leflunomide_pss.txt", "phase II pilot study", "phase II study")
     design = extract(text).seed.design
     assert design.pilot is None and design.phases == ("PHASE2",)
+
+
+@pytest.mark.parametrize(
+    ("original", "earlier"),
+    [
+        ("In previous studies, we have", "In a previous pilot study, we have"),
+        ("two independent clinical studies showed", "two independent pilot studies showed"),
+        ("In previous studies, we have", "Following an earlier pilot (Humrich et al.), we have"),
+    ],
+)
+def test_a_document_that_mentions_an_earlier_pilot_is_not_a_pilot(
+    original: str, earlier: str
+) -> None:
+    """The IL-2 case report, made to cite an earlier pilot: the report is no pilot itself."""
+    text = variant("003_low_dose_il2_sle.txt", original, earlier)
+    assert earlier in text
+    design = extract(text).seed.design
+    assert design.pilot is None and "pilot" not in design.words
+
+
+def test_this_pilot_is_a_pilot_even_beside_an_earlier_one() -> None:
+    text = variant(
+        "003_low_dose_il2_sle.txt",
+        "In previous studies, we have",
+        "In this pilot study, after a previous pilot study, we have",
+    )
+    assert extract(text).seed.design.pilot is True
+
+
+REFERENCE = Path("/work/shared/reference/ctgov")
+
+
+@pytest.mark.parametrize("study_id", ["NCT02210780", "NCT03418623", "NCT00763412"])
+def test_the_condition_a_title_names_is_found_though_no_synonym_table_knows_it(
+    study_id: str,
+) -> None:
+    """A paper-like text from a real record: its title, then its summary. The condition is
+    the one the title names (atopic dermatitis, alcohol use disorder, cystic fibrosis)."""
+    record = json.loads((REFERENCE / f"{study_id}.json").read_text())
+    protocol = record["protocolSection"]
+    title = protocol["identificationModule"]["briefTitle"]
+    text = f"{title}\n\n{protocol['descriptionModule']['briefSummary']}"
+    (condition,) = extract(text).seed.conditions
+    assert condition.casefold() in title.casefold()
+    registered = [c.casefold() for c in protocol["conditionsModule"]["conditions"]]
+    assert any(condition.casefold() in c for c in registered), (condition, registered)
+
+
+def test_a_title_in_sentence_case_keeps_its_names() -> None:
+    text = variant(
+        "002_lenalidomide_cle.txt",
+        "treatment-refractory cutaneous lupus erythematosus",
+        "treatment-refractory Behçet's disease",
+    )
+    assert extract(text).seed.conditions == ("Behçet's disease",)
+
+
+def test_outcome_measures_of_a_hard_wrapped_document_are_one_line_each() -> None:
+    """A paper copied from a PDF breaks its lines anywhere, inside an endpoint too."""
+    text = textwrap.fill(
+        (DOCUMENTS / "001_baricitinib_ss.txt").read_text(encoding="utf-8")
+        + " The primary endpoint was the change in ESSDAI at week 12. Secondary endpoints "
+        "included ESSPRI, unstimulated salivary flow rate and serum IgG.",
+        width=60,
+    )
+    outcomes = [(o.type, o.measure) for o in extract(text).seed.outcomes]
+    assert outcomes == [
+        ("primary", "change in ESSDAI at week 12"),
+        ("secondary", "ESSPRI"),
+        ("secondary", "unstimulated salivary flow rate"),
+        ("secondary", "serum IgG"),
+    ]
+
+
+def test_the_registry_pages_outcomes_are_one_line_each() -> None:
+    seed = draft_of("004_nct05605665_page.txt").seed
+    assert seed.outcomes
+    for outcome in seed.outcomes:
+        for value in (outcome.measure, outcome.time_frame, outcome.description):
+            assert "\n" not in value and value == value.strip()
 
 
 # ---- nothing to extract --------------------------------------------------------------------------

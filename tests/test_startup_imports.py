@@ -1,6 +1,10 @@
 """Start-up stays short because the command line loads heavy modules only when a command needs
 them: importing ``service.cli``, ``--help`` and ``--version`` load no settings, store, HTTP
-client or rich; ``diff`` loads no store, settings or HTTP client.
+client or rich; ``diff`` loads no store, settings or HTTP client; the one-shot reading commands
+(``watch list``, ``changes``, ``findings`` with ``--json``) and a sync on a store already at the
+newest schema load no migration tool (the schema check is one read of the stored version), no
+HTTP client for a command that asks no registry, and no rules, sync cycle or registry client
+they do not run.
 
 Checked by what a fresh interpreter holds in ``sys.modules`` afterwards, not by timing (which
 depends on the machine; ``bench/startup.py`` measures it). A control run of ``watch list``
@@ -49,6 +53,29 @@ NOT_FOR_SYNC = {
     "service.notify.render",
     "sqlalchemy.dialects.postgresql",
     "httpx._main",
+    "alembic",  # the store is at the newest schema: one read of its version, no migration tool
+    "mako",
+}
+# What reading the store prints needs the store, its models and click; not these: a store at
+# the newest schema is not migrated, no registry is asked, nothing is synced or reviewed, and
+# JSON is printed without rich's tables.
+NOT_FOR_READING = {
+    "alembic",
+    "mako",
+    "httpx",
+    "httpcore",
+    "rich",
+    "jinja2",
+    "apscheduler",
+    "prometheus_client",
+    "service.monitor",
+    "service.cycle",
+    "service.registry.ctgov",
+    "service.registry.ctgov_normalise",
+    "service.findings.rules",
+    "service.seeds.service",
+    "service.notify.render",
+    "sqlalchemy.dialects.postgresql",
 }
 # What a diff needs (the diff engine, the normaliser, views to print) may load; these not.
 NOT_FOR_DIFF = {"sqlalchemy", "httpx", "service.store", "service.app", "service.settings"}
@@ -129,3 +156,25 @@ def test_a_one_shot_sync_of_a_changed_record_loads_only_what_it_uses(
         kinds = {kind for (kind,) in db.execute("SELECT kind FROM changes")}
     assert "status_changed" in kinds  # it fetched, diffed and stored the new version
     assert modules & NOT_FOR_SYNC == set()
+
+
+@pytest.mark.parametrize(
+    ("command", "allowed"),
+    [
+        (["watch", "list"], set()),
+        (["changes"], set()),
+        (["findings"], {"service.findings.rules"}),  # it checks --rule against the rules' names
+    ],
+    ids=["watch list", "changes", "findings"],
+)
+def test_a_one_shot_read_of_a_store_at_the_newest_schema_loads_only_what_it_prints(
+    tmp_path: Path, emulator: Emulator, command: list[str], allowed: set[str]
+) -> None:
+    study = json.loads(RECORD.read_text(encoding="utf-8"))
+    study_id = study["protocolSection"]["identificationModule"]["nctId"]
+    emulator.publish(study)
+    for args in (["init"], ["watch", "add", study_id], ["sync"]):
+        loaded(tmp_path, *args, registry=emulator)
+    modules = loaded(tmp_path, *command, "--json", registry=emulator)
+    assert {"sqlalchemy", "service.store"} <= modules  # it did read the store
+    assert modules & (NOT_FOR_READING - allowed) == set()

@@ -501,3 +501,45 @@ def test_a_large_page_of_first_sightings_links_each_row_to_its_own_record(store:
         )
     states = store.record_states("ctgov", ids)
     assert [states[i].latest_registry_version for i in ids] == list(range(1, 2501))
+
+
+def test_migration_0014_keeps_the_feed_entry_ids_readers_already_have(database_url: str) -> None:
+    """The feeds' entry ids became the store's own (urn:uuid:) with 0014: the changes stored
+    before keep their old tag: ids, so a feed reader never sees one of them twice."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from service.migrate import alembic_config
+    from service.store import create_store_engine
+    from service.web.feeds import entry_id
+
+    engine = create_store_engine(database_url)
+    command.upgrade(alembic_config(engine), "0013")
+    with engine.begin() as db:
+        db.execute(text(
+            "INSERT INTO records (id, registry, study_id, title, overall_status, state, "
+            "content_hash, latest_seq, last_update_posted, first_seen_at) "
+            "VALUES (1, 'ctgov', 'NCT05605665', '', '', 'active', 'h2', 2, '', :t)"
+        ), {"t": T0})  # fmt: skip
+        for version_id in (1, 2):
+            db.execute(text(
+                "INSERT INTO record_versions (id, record_id, seq, content_hash, snapshot, "
+                "raw_gz, last_update_posted, fetched_at) "
+                "VALUES (:id, 1, :id, :h, '{}', :raw, '', :t)"
+            ), dict(id=version_id, h=f"h{version_id}", raw=b"", t=T0))  # fmt: skip
+        for change_id in (1, 2, 3):
+            db.execute(text(
+                "INSERT INTO changes (id, record_id, to_version_id, kind, field, severity, "
+                "summary, historical, detected_at) VALUES (:id, 1, 2, 'status_changed', "
+                "'protocolSection.statusModule.overallStatus', 'medium', 's', false, :t)"
+            ), {"id": change_id, "t": T0})  # fmt: skip
+    command.upgrade(alembic_config(engine), "head")
+    engine.dispose()
+    store = Store.open(database_url)
+    try:
+        upto, store_id = store.legacy_entry_ids_upto(), store.store_id()
+    finally:
+        store.close()
+    assert upto == 3
+    assert entry_id(store_id, 3, upto) == "tag:trialwatch,2026:change/3"  # as readers have it
+    assert entry_id(store_id, 4, upto).startswith("urn:uuid:")  # a change stored after

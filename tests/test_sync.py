@@ -216,7 +216,8 @@ def test_a_watched_id_the_registry_never_had_fails_alone(trialwatch: Trialwatch)
     assert report["errors"] == [
         {
             "study_id": "NCT09999999",
-            "error": "NCT09999999: not found in the registry",
+            "error": "NCT09999999: not found in the registry: `trialwatch watch remove "
+            "NCT09999999` if the id is wrong (asked again every 7 days)",
             "reason": "not_found",
         }
     ]
@@ -361,7 +362,7 @@ def test_the_human_output_names_each_change(trialwatch: Trialwatch, registry: Em
     registry.publish(load(DEMO / "v1.json"), date="2024-01-10")
     result = trialwatch("sync")
     assert "Overall status: Recruiting → Completed" in result.stdout
-    assert "1 checked: 0 new, 1 changed, 0 unchanged, 0 failed; 2 registry request(s)" in (
+    assert "1 checked: 0 new, 1 changed, 0 unchanged, 0 failed; 2 registry requests (probe)" in (
         result.stdout
     )
     history = trialwatch("history", "NCT05605665").stdout

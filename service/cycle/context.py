@@ -4,7 +4,7 @@ are notified (``Routes``). A cycle's state is not here: it is what the phases re
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -15,7 +15,7 @@ from service.history import HistoryFetcher
 from service.models import Change, Route, Snapshot
 from service.registry.base import Registry
 from service.settings import CtgovSettings, SourceSettings, Subscription
-from service.store import RecordState, Store
+from service.store import NotFound, RecordState, Store
 from service.subscriptions import route
 
 
@@ -81,6 +81,8 @@ class Cycle:
     dry_run: bool
     run_id: int | None  # its sync_runs row (none on a dry run)
     should_stop: Callable[[], bool]  # asked between studies: yes ends the cycle there
+    # the ids the registry said it never had, reported already (not again: a warning)
+    not_found: Mapping[str, NotFound] = field(default_factory=dict)
 
     @property
     def registry(self) -> str:

@@ -243,7 +243,7 @@ class _Page:
         cycle = self.cycle
         state = cycle.states.get(study_id)
         if state is None or state.content_hash is None:
-            self._fail(study_id, f"{study_id}: not found in the registry", "not_found")
+            self._not_found(study_id)
             return
         if state.state == "unavailable":
             self.out.verdicts[study_id] = "unchanged"
@@ -260,6 +260,24 @@ class _Page:
         if stored is not None:
             self.out.changes.append(stored)
         self.out.verdicts[study_id] = "changed"
+
+    def _not_found(self, study_id: str) -> None:
+        """A watched id never stored that the registry does not have: a failure the first
+        time, with what to do; after that a warning (the cycle asks again only every
+        ``not_found_retry_days``: a typo is not to fail every sync)."""
+        hint = f"`trialwatch watch remove {study_id}` if the id is wrong"
+        reported = self.cycle.not_found.get(study_id)
+        if reported is None:
+            days = self.cycle.settings.not_found_retry_days
+            every = f"every {days} day{'s' if days != 1 else ''}" if days else "every cycle"
+            message = f"{study_id}: not found in the registry: {hint} (asked again {every})"
+            self._fail(study_id, message, "not_found")
+            return
+        since = reported.reported_at.date().isoformat()
+        message = f"{study_id}: still not found in the registry (since {since}): {hint}"
+        log.info("%s", message)
+        self.out.verdicts[study_id] = "unchanged"
+        self.out.problems.append(Problem.warning(study_id, message, "not_found"))
 
     def _fail(self, study_id: str, message: str, reason: Reason) -> None:
         log.warning("%s", message)

@@ -62,9 +62,12 @@ class TrialsKeeper:
         self.clock = clock
         self.router = router
 
-    def review(self, cycle_started: datetime) -> list[StoredChange]:
+    def review(
+        self, cycle_started: datetime, runs: Mapping[str, int | None] | None = None
+    ) -> list[StoredChange]:
         """Open, replace and resolve the trials' findings; the change events stored.
-        ``cycle_started``: records first seen since are new to the watch list."""
+        ``cycle_started``: records first seen since are new to the watch list; ``runs``: each
+        registry's sync run still under way, whose messages the findings join."""
         if not self.enabled:
             return []
         known = {
@@ -83,7 +86,8 @@ class TrialsKeeper:
                 decisions.add(key, self._update(key, None, was))
         stored: list[StoredChange] = []
         for registry, decided in decisions.by_registry.items():
-            stored += self.store.save_findings(registry, decided, None, self.clock())
+            run_id = (runs or {}).get(registry)
+            stored += self.store.save_findings(registry, decided, run_id, self.clock())
         for change in stored:
             log.info("%s: %s", change.study_id, change.summary)
         return stored

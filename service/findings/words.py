@@ -100,8 +100,10 @@ CODES = {
     "completion_passed": "completion date long past",
     "completed_below_ratio": "completed below the anticipated enrollment",
     "terminated_for_accrual": "terminated for poor accrual",
+    "resultsFirstSubmitDate": "the date results were first submitted",
+    "submissionTracking": "results submissions under quality control review",
 }
-CODE_KEYS = frozenset({"reason", "reasons", "grade"})
+CODE_KEYS = frozenset({"reason", "reasons", "grade", "results_submitted_from"})
 REGISTRIES = {
     "ctgov": "ClinicalTrials.gov",
     "euctr": "EU Clinical Trials Register",
@@ -218,6 +220,25 @@ def enum_words(value: str) -> str:
         return value.replace("_", " ")
     words = humanise(value)
     return words.lower() if words != value else value.replace("_", " ").lower()
+
+
+# Each rule's name as a reader says it (the codes stay in URLs, JSON and the CLI's filters).
+RULE_WORDS: dict[str, str] = {
+    "results_overdue": "Results overdue",
+    "results_due_soon": "Results due soon",
+    "results_reported_late": "Results reported late",
+    "primary_outcome_changed_after_start": "Primary outcome changed after the start",
+    "retroactive_start_date": "Start date moved back after the start",
+    "retrospective_registration": "Registered after the start",
+    "enrollment_shortfall": "Enrollment short of the plan",
+    "status_stale": "Status not kept up to date",
+    "registrations_disagree": "Registrations of one trial disagree",
+}
+
+
+def rule_words(rule: str) -> str:
+    """A rule in words; a rule this table does not know yet, its code in words."""
+    return RULE_WORDS.get(rule) or rule.replace("_", " ").capitalize()
 
 
 # ---- the pieces -------------------------------------------------------------------------------

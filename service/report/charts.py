@@ -23,11 +23,14 @@ from service.templates import number
 
 __all__ = [
     "CHART_WIDTH",
+    "CHART_WIDTHS",
     "DATE_SERIES",
+    "NARROW_WIDTH",
     "STATUS_COLOURS",
     "Figure",
     "Key",
     "dates_chart",
+    "dates_drawing",
     "enrollment_chart",
     "partial_date",
     "series",
@@ -37,6 +40,10 @@ __all__ = [
 ]
 
 CHART_WIDTH = 960  # SVG user units; the page scales charts to its column width
+# A phone's column (about 370 px) would shrink a 960-wide chart's 12-unit labels to 5 px: each
+# chart is also drawn this wide, and the style sheet shows one or the other by the width.
+NARROW_WIDTH = 360
+CHART_WIDTHS = (CHART_WIDTH, NARROW_WIDTH)
 
 TimeScale = Callable[[date], float]  # a date to a position on a chart
 CountScale = Callable[[float], float]  # an enrollment count to a height on a chart
@@ -53,9 +60,15 @@ class Key:
 
 @dataclass(frozen=True)
 class Figure:
-    chart: Chart
+    chart: Chart  # drawn CHART_WIDTH wide
     keys: list[Key]
     caption: str = ""
+    narrow: Chart | None = None  # the same, drawn NARROW_WIDTH wide (phones)
+
+    @property
+    def charts(self) -> tuple[Chart, ...]:
+        """Every drawing of it, widest first."""
+        return (self.chart,) if self.narrow is None else (self.chart, self.narrow)
 
 
 # ---- time helpers ---------------------------------------------------------------------------
@@ -231,41 +244,93 @@ def _spells(versions: Sequence[VersionPoint], days: Sequence[date], end: date) -
     return spells
 
 
-def status_band(versions: Sequence[VersionPoint], as_of: date) -> Figure:
-    """The overall status over time: one coloured run per status spell, to the report date."""
-    width, height, left, right = CHART_WIDTH, 100, 8, 8
-    top, band = 10, 38
+_NOT_STORED = "#eef1f4"  # the band before the first stored version: its status is not known
+_CALLOUT = 7.2  # user units per character of a 12-unit bold label (an estimate, on the safe side)
+
+
+def status_band(
+    versions: Sequence[VersionPoint], as_of: date, *, registered: date | None = None
+) -> Figure:
+    """The overall status over time: one coloured run per status spell, to the report date.
+
+    The time axis starts at the record's start date or its registration (``registered``)
+    when either is before the first stored version: a record first watched years into its
+    run shows where that run began (grey, no version stored). The latest version's primary
+    completion and completion dates are vertical lines, pushed apart where they fall on the
+    same day so that neither hides the other."""
+    keys = _status_legend(versions)
+    wide, extra = _band(versions, as_of, registered, CHART_WIDTH)
+    narrow, _ = _band(versions, as_of, registered, NARROW_WIDTH)
+    caption = (
+        f"Each version is a tick under the band. The latest status runs to the report date "
+        f"({as_of.isoformat()})."
+    )
+    if any(k.colour == _NOT_STORED for k in extra):
+        caption += " Grey: before the first stored version, whose status is not known."
+    return Figure(wide, keys + extra, caption, narrow)
+
+
+def _band(
+    versions: Sequence[VersionPoint], as_of: date, registered: date | None, width: int
+) -> tuple[Chart, list[Key]]:
+    """The band drawn ``width`` wide, and the legend keys of what it adds to the statuses."""
+    height, left, right, top, band = 112, 8, 8, 22, 38
     days = _version_days(versions, as_of)
     end = max(days[-1], as_of)
-    lo, hi = _span(days[0], end, 1)
+    start = partial_date(versions[-1].start.date)
+    begin = min(d for d in (days[0], start, registered) if d is not None)
+    lo, hi = _span(begin, end, 1)
     span = (hi - lo).days
 
     def x(day: date) -> float:
         return left + (width - left - right) * (day - lo).days / span
 
+    shapes: list[Shape] = []
+    keys: list[Key] = []
+    if days[0] > lo:
+        tip = f"No version stored before {days[0].isoformat()}"
+        shapes.append(Rect(x(lo), top, x(days[0]) - x(lo), band, _NOT_STORED, "#fff", 1, "", tip))
+        keys.append(Key("swatch", "No version stored", _NOT_STORED))
     spells = _spells(versions, days, end)
     # markers of very short spells go on top, so that no neighbour hides them
-    spells.sort(key=lambda s: x(s.end) - x(s.start) < _SLIVER)
-    shapes: list[Shape] = [shape for s in spells for shape in _spell_shapes(s, x, top, band)]
+    ordered = sorted(spells, key=lambda s: x(s.end) - x(s.start) < _SLIVER)
+    shapes += [shape for s in ordered for shape in _spell_shapes(s, x, top, band)]
+    shapes += _callouts(spells, x, width - right)
+    lines, line_keys = _milestones(versions[-1], x, lo, hi, top, band)
+    shapes += lines
+    keys += line_keys
     # a tick per version under the band: several versions on one day show as one tick
     for day in sorted(set(days)):
         shapes.append(Line(x(day), top + band + 3, x(day), top + band + 10, stroke="#1f2933"))
-    ticks, step = _time_ticks(lo, hi, max_ticks=10)
+    ticks, step = _time_ticks(lo, hi, max_ticks=max(3, width // 96))
     for tick in ticks:
         shapes.append(Line(x(tick), top + band + 14, x(tick), top + band + 19, cls="axis"))
-        shapes.append(Text(x(tick), top + band + 33, _tick_label(tick, step)))
+        shapes.append(_inside(x(tick), top + band + 33, _tick_label(tick, step), width))
     if not ticks:
         shapes.append(Text(left, top + band + 33, lo.isoformat(), anchor="start"))
         shapes.append(Text(width - right, top + band + 33, hi.isoformat(), anchor="end"))
-    caption = (
-        f"Each version is a tick under the band. The latest status runs to the report date "
-        f"({as_of.isoformat()})."
-    )
-    chart = Chart(width, height, "Overall status over time", tuple(shapes))
-    return Figure(chart, _status_legend(versions), caption)
+    return Chart(width, height, "Overall status over time", tuple(shapes)), keys
+
+
+def _inside(at: float, y: float, label: str, width: float) -> Text:
+    """A tick label centred on its tick, unless that would cut it at an edge of the chart
+    (a tick at the axis's very start): then it starts, or ends, at the tick."""
+    half = len(label) * _GLYPH / 2
+    if at - half < 0:
+        return Text(at, y, label, anchor="start")
+    if at + half > width:
+        return Text(at, y, label, anchor="end")
+    return Text(at, y, label)
+
+
+_GLYPH = 6.8  # user units per character of a 12-unit label (an estimate, on the safe side)
 
 
 _SLIVER = 3.0  # px: a spell narrower than this is drawn as a marker
+
+
+def _label_fits(spell: _Spell, x: TimeScale) -> bool:
+    return x(spell.end) - x(spell.start) >= len(status_words(spell.status)) * _CALLOUT + 12
 
 
 def _spell_shapes(spell: _Spell, x: TimeScale, top: float, band: float) -> list[Shape]:
@@ -282,13 +347,63 @@ def _spell_shapes(spell: _Spell, x: TimeScale, top: float, band: float) -> list[
         )
         return [marker]
     rect = Rect(x0, top, x1 - x0, band, fill, "#fff", 1, spell.status, tip)
-    if x1 - x0 < len(words) * 7.2 + 12:
+    if not _label_fits(spell, x):
         return [rect]
     ink = "#1f2933" if spell.status in _LIGHT or spell.status not in STATUS_COLOURS else "#fff"
     label = Text(
         x0 + 8, top + band / 2 + 4, words, anchor="start", cls="band-label", style=f"fill:{ink}"
     )
     return [rect, label]
+
+
+def _callouts(spells: Sequence[_Spell], x: TimeScale, right: float) -> list[Shape]:
+    """Labels above the band for spells too short to hold their own (a few days of
+    "Terminated" at the end of a long run), the latest first, as many as fit side by side."""
+    shapes: list[Shape] = []
+    taken: list[tuple[float, float]] = []
+    for spell in reversed(spells):
+        if _label_fits(spell, x):
+            continue
+        words = status_words(spell.status)
+        size = len(words) * _CALLOUT
+        at = x(spell.start)
+        x0, anchor = (at, "start") if at + size <= right else (x(spell.end), "end")
+        span = (x0, x0 + size) if anchor == "start" else (x0 - size, x0)
+        if any(a < span[1] + 6 and span[0] < b + 6 for a, b in taken):
+            continue
+        taken.append(span)
+        shapes.append(Text(x0, 12, words, anchor=anchor, cls="band-label"))
+    return shapes
+
+
+_DODGE = 4.0  # user units between two date lines that fall on (nearly) the same day
+
+
+def _milestones(
+    last: VersionPoint, x: TimeScale, lo: date, hi: date, top: float, band: float
+) -> tuple[list[Shape], list[Key]]:
+    """The latest version's primary completion and completion as vertical lines (dashed
+    while estimated), each a legend key; two on one day are drawn side by side."""
+    shapes: list[Shape] = []
+    keys: list[Key] = []
+    placed: list[float] = []
+    for name, label, colour in DATE_SERIES[1:]:
+        value: StudyDate = getattr(last, name)
+        day = partial_date(value.date)
+        if day is None:
+            continue
+        kind = " (estimated)" if value.type == "ESTIMATED" else ""
+        if not lo <= day <= hi:
+            keys.append(Key("line", f"{label} {value.date}{kind}: off this axis", colour))
+            continue
+        at = x(day)
+        while any(abs(at - other) < _DODGE for other in placed):
+            at += _DODGE
+        placed.append(at)
+        dash = "4 3" if value.type == "ESTIMATED" else ""
+        shapes.append(Line(at, top - 4, at, top + band + 4, stroke=colour, width=2, dash=dash))
+        keys.append(Key("line", f"{label} {value.date}{kind}", colour))
+    return shapes, keys
 
 
 def _status_legend(versions: Sequence[VersionPoint]) -> list[Key]:
@@ -314,11 +429,17 @@ def _nice_max(value: float) -> tuple[float, float]:
 def enrollment_chart(versions: Sequence[VersionPoint]) -> Figure | None:
     """Enrollment as a step line over versions; ACTUAL points filled, ESTIMATED hollow.
     None when no version gives a count (the page says so instead of drawing an empty chart)."""
-    counts = [v.enrollment_count for v in versions]
-    known = [c for c in counts if c is not None]
-    if not known:
+    if all(v.enrollment_count is None for v in versions):
         return None
-    width, height, left, right, top, bottom = CHART_WIDTH, 236, 64, 24, 26, 50
+    keys = _enrollment_legend(versions)
+    narrow = _enrollment_drawing(versions, NARROW_WIDTH)
+    return Figure(_enrollment_drawing(versions, CHART_WIDTH), keys, narrow=narrow)
+
+
+def _enrollment_drawing(versions: Sequence[VersionPoint], width: int) -> Chart:
+    known = [v.enrollment_count for v in versions if v.enrollment_count is not None]
+    height, top, bottom = 236, 26, 50
+    left, right = (64, 24) if width > NARROW_WIDTH else (48, 14)
     plot_h = height - top - bottom
     axis = _VersionAxis(left, width - left - right, len(versions))
     y_max, y_step = _nice_max(max(known) * 1.08)
@@ -335,8 +456,7 @@ def enrollment_chart(versions: Sequence[VersionPoint]) -> Figure | None:
     shapes += _enrollment_points(versions, axis, y)
     shapes += _enrollment_values(versions, axis, y)
     shapes += _version_labels(axis, versions, height - bottom + 18)
-    chart = Chart(width, height, "Enrollment by version", tuple(shapes))
-    return Figure(chart, _enrollment_legend(versions))
+    return Chart(width, height, "Enrollment by version", tuple(shapes))
 
 
 def _enrollment_steps(
@@ -440,7 +560,17 @@ def series(versions: Sequence[VersionPoint], name: str) -> list[StudyDate]:
 
 def dates_chart(versions: Sequence[VersionPoint]) -> tuple[Chart, list[Key]]:
     """Start, primary completion and completion as step lines over versions (time upwards)."""
-    width, height, left, right, top, bottom = CHART_WIDTH, 270, 78, 180, 16, 50
+    types = {getattr(v, n).type for v in versions for n, _, _ in DATE_SERIES if getattr(v, n).date}
+    keys = _point_legend(types, "Actual date", "Estimated (anticipated) date")
+    keys.append(Key("", "A line that climbs is a date that slipped later."))
+    return dates_drawing(versions, CHART_WIDTH), keys
+
+
+def dates_drawing(versions: Sequence[VersionPoint], width: int) -> Chart:
+    """The dates chart ``width`` wide. Narrow, the lines' names are left to the summary above
+    the chart (its coloured lines), and the plot takes the width they would have had."""
+    height, top, bottom = 270, 16, 50
+    left, right = (78, 180) if width > NARROW_WIDTH else (64, 14)
     plot_h = height - top - bottom
     axis = _VersionAxis(left, width - left - right, len(versions))
     parsed = [
@@ -459,18 +589,37 @@ def dates_chart(versions: Sequence[VersionPoint]) -> tuple[Chart, list[Key]]:
         shapes.append(Line(left, y(tick), width - right, y(tick), cls="grid"))
         shapes.append(Text(left - 8, y(tick) + 4, _tick_label(tick, step), anchor="end"))
     ends: list[tuple[float, str, str]] = []
+    offsets = _dodges(versions)
     for name, label, colour in DATE_SERIES:
-        drawn, end = _date_series(versions, name, label, colour, axis, y)
+        drawn, end = _date_series(versions, name, label, colour, axis, _shifted(y, offsets[name]))
         shapes += drawn
         if end is not None:
             ends.append((end, label, colour))
-    shapes += _series_labels(ends, width - right + 10, top, top + plot_h)
+    if width > NARROW_WIDTH:
+        shapes += _series_labels(ends, width - right + 10, top, top + plot_h)
     shapes += _version_labels(axis, versions, height - bottom + 18)
-    chart = Chart(width, height, "Start and completion dates by version", tuple(shapes))
-    types = {getattr(v, n).type for v in versions for n, _, _ in DATE_SERIES if getattr(v, n).date}
-    keys = _point_legend(types, "Actual date", "Estimated (anticipated) date")
-    keys.append(Key("", "A line that climbs is a date that slipped later."))
-    return chart, keys
+    return Chart(width, height, "Start and completion dates by version", tuple(shapes))
+
+
+def _dodges(versions: Sequence[VersionPoint]) -> dict[str, float]:
+    """A small vertical offset per series, where two of them give the same day in some
+    version (a primary completion that is also the completion): each line stays in sight."""
+    shared: set[str] = set()
+    for v in versions:
+        days = [(name, partial_date(getattr(v, name).date)) for name, _, _ in DATE_SERIES]
+        for name, day in days:
+            if day is not None and sum(1 for _, other in days if other == day) > 1:
+                shared.add(name)
+    order = [name for name, _, _ in DATE_SERIES if name in shared]
+    middle = (len(order) - 1) / 2
+    return {
+        name: (order.index(name) - middle) * _DODGE if name in shared else 0.0
+        for name, _, _ in DATE_SERIES
+    }
+
+
+def _shifted(y: TimeScale, offset: float) -> TimeScale:
+    return y if not offset else (lambda day: y(day) + offset)
 
 
 def _date_series(

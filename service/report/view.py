@@ -17,14 +17,16 @@ from datetime import date
 from typing import Any
 
 from service.diff import humanise
-from service.findings.words import finding_words
+from service.findings.words import finding_words, rule_words
 from service.models import Outcome, StoredChange, StudyDate
 from service.notify.render import compare_url, finding_detail, study_url
 from service.report.charts import (
     DATE_SERIES,
+    NARROW_WIDTH,
     Figure,
     Key,
     dates_chart,
+    dates_drawing,
     enrollment_chart,
     partial_date,
     series,
@@ -105,6 +107,7 @@ class _Dates:
     summary: list[_SlipLine]
     chart: Chart
     keys: list[Key]
+    narrow: Chart  # the chart drawn for a phone's width
     labels: list[str]
     rows: list[_DateRow]
 
@@ -290,6 +293,7 @@ def _dates_block(versions: Sequence[VersionPoint]) -> _Dates | None:
         summary=_slip_summary(versions),
         chart=chart,
         keys=keys,
+        narrow=dates_drawing(versions, NARROW_WIDTH),
         labels=[label for _, label, _ in DATE_SERIES],
         rows=dates_table(versions),
     )
@@ -363,7 +367,7 @@ def finding_rows(study: StudyData, as_of: date | None = None) -> list[_FindingRo
         words = finding_words(f.detail, None if resolved else as_of)
         rows.append(
             _FindingRow(
-                rule=f.rule.replace("_", " "),
+                rule=rule_words(f.rule),
                 state=f.state,
                 severity=f.severity,
                 opened=f.opened_at.date().isoformat(),

@@ -46,7 +46,7 @@ drifting away from its publication is notified like any other change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,10 +166,27 @@ def _why(document: bool, registry: bool, document_why: str) -> str:
 def seed_discrepancy_changes(seed: Seed, old: Snapshot | None, new: Snapshot) -> list[Change]:
     """Discrepancies present for ``new`` but not for ``old``, as change events.
 
-    With no ``old`` (the record's first sighting) every discrepancy is new.
+    With no ``old`` (the record's first sighting) every discrepancy is new. A discrepancy that
+    appears while its own field kept its value (the enrollment still ESTIMATED, newly a
+    discrepancy because the status became COMPLETED) is no event: it would read "ESTIMATED →
+    ESTIMATED", and the field that did change has its own event.
     """
-    before = {d.key for d in compare(seed, old)} if old is not None else set()
-    return [_change(seed, d, old) for d in compare(seed, new) if d.key not in before]
+    if old is None:
+        return [_change(seed, d, None) for d in compare(seed, new)]
+    before = {d.key for d in compare(seed, old)}
+    return [
+        _change(seed, d, old)
+        for d in compare(seed, new)
+        if d.key not in before and not _unchanged(d.field, old, new)
+    ]
+
+
+def _unchanged(field: str, old: Snapshot, new: Snapshot) -> bool:
+    """Whether the registry gives ``field`` the same value in both versions (a field this
+    module cannot read back is taken as changed)."""
+    if field not in _REGISTRY_VALUES:
+        return False
+    return _registry_value(field, old) == _registry_value(field, new)
 
 
 def _change(seed: Seed, found: Discrepancy, old: Snapshot | None) -> Change:
@@ -185,18 +202,26 @@ def _change(seed: Seed, found: Discrepancy, old: Snapshot | None) -> Change:
     )
 
 
+# what each discrepancy's field reads of a registry version
+_REGISTRY_VALUES: dict[str, Callable[[Snapshot], Any]] = {
+    "enrollment": lambda snap: (snap.enrollment_count, snap.enrollment_actual),
+    "enrollment_type": lambda snap: snap.enrollment_type,
+    "phase": lambda snap: list(snap.phases),
+    "status": lambda snap: (snap.overall_status, snap.lifecycle),
+    "start_date": lambda snap: snap.start_date.date,
+    "primary_completion": lambda snap: snap.primary_completion_date.date,
+    "primary_outcome": lambda snap: [o.measure for o in snap.primary_outcomes],
+    "registered_primary": lambda snap: [o.measure for o in snap.primary_outcomes],
+}
+
+
 def _registry_value(field: str, snap: Snapshot) -> Any:
-    values: dict[str, Any] = {
-        "enrollment": snap.enrollment_count,
-        "enrollment_type": snap.enrollment_type,
-        "phase": list(snap.phases),
-        "status": snap.overall_status,
-        "start_date": snap.start_date.date,
-        "primary_completion": snap.primary_completion_date.date,
-        "primary_outcome": [o.measure for o in snap.primary_outcomes],
-        "registered_primary": [o.measure for o in snap.primary_outcomes],
-    }
-    return values.get(field)
+    read = _REGISTRY_VALUES.get(field)
+    if read is None:
+        return None
+    value = read(snap)
+    # the event shows the count and the status as the registry gives them
+    return value[0] if field in ("enrollment", "status") else value
 
 
 def _make(

@@ -60,6 +60,7 @@ __all__ = [
     "record_organisations",
     "registered_conditions",
     "registered_drugs",
+    "ruled_out",
     "same_org",
     "same_trial",
     "score",
@@ -159,6 +160,14 @@ def rank(seed: Seed, candidates: Sequence[Candidate]) -> list[Ranked]:
             Ranked(candidate, total, verdict is None, tuple([*reasons, verdict or "confident"]))
         )
     return ranked
+
+
+def ruled_out(seed: Seed, candidate: Candidate) -> str:
+    """Why ``candidate`` cannot be the seed's own registration whatever its score (a drug the
+    document names is not among its interventions, it started after the publication), or
+    "" when nothing rules it out."""
+    _, evidence = score(seed, candidate)
+    return next((e.veto for e in evidence if e.veto), "")
 
 
 def same_trial(a: Candidate, b: Candidate) -> bool:

@@ -207,6 +207,7 @@ def _clean_outcome(outcome: ReportedOutcome) -> ReportedOutcome:
     return outcome.model_copy(
         update={
             "measure": fold_text(outcome.measure),
+            "time_frame": fold_text(outcome.time_frame),
             "description": fold_text(outcome.description),
         }
     )

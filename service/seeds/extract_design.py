@@ -62,9 +62,13 @@ def design_of(text: str, title: str, page: Page | None, kind: str) -> Design:
     words: list[str] = []
     fields: dict[str, object] = {}
     for pattern, word, implied in _DESIGN_WORDS:
-        if pattern.search(scope) or (
-            word == "parallel" and page and page.first("design") == "PARALLEL"
-        ):
+        if word == "pilot":
+            said = _own_pilot(title, scope)
+        else:
+            said = pattern.search(scope) is not None or (
+                word == "parallel" and page is not None and page.first("design") == "PARALLEL"
+            )
+        if said:
             words.append(word)
             for key, value in implied.items():
                 fields.setdefault(key, value)
@@ -83,6 +87,36 @@ def design_of(text: str, title: str, page: Page | None, kind: str) -> Design:
         arms=tuple(_clean_arm(arm) for arm in arms),
         **fields,  # type: ignore[arg-type]
     )
+
+
+_PILOT = re.compile(r"(?i)\bpilot\b")
+# what says a pilot is another study: an earlier one the document builds on or cites
+_OTHER_BEFORE = re.compile(
+    r"(?i)\b(?:previous(?:ly)?|earlier|prior|preceding|former|published|original|initial|"
+    r"results\s+of|findings\s+of|based\s+on|following|extension\s+of|"
+    r"follow-?up\s+(?:of|to))\b[^.;]{0,40}$"
+)
+_THIS = re.compile(r"(?i)\b(?:this|the\s+present|the\s+current)\s+(?:[\w-]+\s+){0,3}$")
+_OTHER_AFTER = re.compile(
+    r"(?i)^[^.;]{0,40}?(?:\bet\s+al\b|\[\d|\(\s*(?:ref|\d)|"
+    r"\b(?:showed|demonstrated|suggested|reported|found)\b)"
+)
+
+
+def _own_pilot(title: str, text: str) -> bool:
+    """Whether the document calls its own study a pilot: in its title, or in a mention that
+    is not about an earlier pilot it builds on ("our previous pilot", "a pilot study [12]
+    showed …"), which makes the study a follow-up, not a pilot."""
+    if _PILOT.search(title):
+        return True
+    for match in _PILOT.finditer(text):
+        before = text[max(0, match.start() - 60) : match.start()]
+        after = text[match.end() : match.end() + 60]
+        if _THIS.search(before):
+            return True
+        if not _OTHER_BEFORE.search(before) and not _OTHER_AFTER.match(after):
+            return True
+    return False
 
 
 def _design_scope(text: str, page: Page | None) -> str:

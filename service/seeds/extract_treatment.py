@@ -13,7 +13,15 @@ import re
 from service.seeds.extract_design import DURATION
 from service.seeds.model import ReportedOutcome, SeedArm, SeedIntervention
 from service.seeds.registry_page import Page
-from service.seeds.synonyms import CONDITIONS, DRUGS, aliases, canonical, find_terms, fold
+from service.seeds.synonyms import (
+    CONDITIONS,
+    DRUGS,
+    aliases,
+    canonical,
+    find_terms,
+    fold,
+    word_set,
+)
 from service.text import fold_text
 
 __all__ = ["conditions_of", "interventions_of", "paper_outcomes"]
@@ -31,10 +39,69 @@ def conditions_of(title: str, text: str, page: Page | None) -> tuple[str, ...]:
         return tuple(dict.fromkeys(names))
     # A paper's title names the condition it studied; later ones there are often outcomes
     # ("…and potential risk of a systemic lupus flare").
-    in_title = find_terms(title, CONDITIONS)
-    if in_title:
-        return (in_title[0][1],)
+    # The first the title names wins; the table's name where it knows the condition.
+    known = find_terms(title, CONDITIONS)[:1]
+    shaped = _title_condition(title)
+    if shaped and (not known or shaped[0][1] <= known[0][0]):
+        return (shaped[0][2],)
+    if known:
+        return (known[0][1],)
     return _most_frequent(find_terms(text, CONDITIONS))
+
+
+# The last word of a condition's name: a disease word, or a suffix that names one (-itis,
+# -osis, -oma, -emia, -pathy); the synonym table knows only a few conditions, titles name any.
+_CONDITION_HEAD = re.compile(
+    r"(?i)^(?:syndrome|disease|disorders?|cancers?|carcinoma|lymphoma|leuka?emia|tumou?rs?|"
+    r"diabetes|asthma|lupus|erythematosus|sclerosis|fibrosis|psoriasis|obesity|hypertension|"
+    r"insufficiency|failure|infections?|injur(?:y|ies)|dysphagia|depression|schizophrenia|"
+    r"[a-z]+itis|[a-z]{3,}osis|[a-z]{3,}oma|[a-z]+a?emia|[a-z]+pathy)$"
+)
+# Words that end a condition's name on its left: who has it, what is done, how severe it is.
+_NOT_CONDITION = word_set(
+    "a an and as at by for from in into of on or the to with without versus vs among "
+    "patients patient subjects individuals people adults adult children women men participants "
+    "volunteers cases study trial treatment therapy effect effects efficacy safety refractory "
+    "treatment-refractory active severe moderate mild moderate-to-severe newly diagnosed "
+    "established early advanced recurrent"
+)
+_GENERIC_HEADS = word_set(
+    "syndrome disease disorder cancer carcinoma tumor tumour infection failure injury "
+    "injurie insufficiency"
+)
+# words the disease shapes take in that are not diseases
+_NOT_HEAD = word_set("diagnosis prognosis academia empathy sympathy diploma aroma stroma")
+_TITLE_WORD = re.compile(r"[\w'’-]+|[^\w\s]")
+
+
+def _title_condition(title: str) -> list[tuple[int, int, str]]:
+    """The first condition a title names by shape, with where it starts and ends ("… With
+    Atopic Dermatitis (AD)" → "atopic dermatitis"): a disease word and the words before it
+    that qualify it, up to a word for people, treatment or severity, or punctuation."""
+    matches = list(_TITLE_WORD.finditer(title))
+    words = [m.group() for m in matches]
+    for end, word in enumerate(words):
+        if not _CONDITION_HEAD.match(word) or word.casefold() in _NOT_HEAD:
+            continue
+        start = end
+        while start > 0 and end - start < 4:
+            before = words[start - 1]
+            if not re.match(r"[\w'’-]", before) or before.casefold() in _NOT_CONDITION:
+                break
+            start -= 1
+        if start == end and word.casefold().rstrip("s") in _GENERIC_HEADS:
+            continue  # "a disease", "the syndrome": which one, the title does not say
+        name = _as_condition(words[start : end + 1])
+        return [(matches[start].start(), matches[end].end(), name)]
+    return []
+
+
+def _as_condition(words: list[str]) -> str:
+    """As the title writes it ("Crohn's disease", "IgA nephropathy"), but in lower case when
+    every word is capitalised: a title in Title Case says nothing of names."""
+    if all(w[:1].isupper() for w in words):
+        return " ".join(w.casefold() for w in words)
+    return " ".join(words)
 
 
 def interventions_of(title: str, text: str, page: Page | None) -> tuple[SeedIntervention, ...]:
@@ -149,12 +216,13 @@ _SECONDARY = re.compile(
 def paper_outcomes(text: str) -> tuple[ReportedOutcome, ...]:
     """Outcomes a paper states as its primary or secondary end points."""
     found: list[ReportedOutcome] = []
+    # one line each: a document copied from a PDF breaks its lines mid-sentence
     primary = _PRIMARY.search(text)
     if primary:
-        found.append(ReportedOutcome(type="primary", measure=primary.group(1).strip()))
+        found.append(ReportedOutcome(type="primary", measure=fold_text(primary.group(1))))
     secondary = _SECONDARY.search(text)
     if secondary:
         for part in re.split(r",\s*(?:and\s+)?|\s+and\s+", secondary.group(1)):
-            if len(part.strip()) >= 3:
-                found.append(ReportedOutcome(type="secondary", measure=part.strip()))
+            if len(fold_text(part)) >= 3:
+                found.append(ReportedOutcome(type="secondary", measure=fold_text(part)))
     return tuple(found)

@@ -54,6 +54,7 @@ __all__ = [
     "Searcher",
     "Terms",
     "candidate_from_study",
+    "fetch_candidate",
     "find_candidates",
     "queries",
     "registry_terms",
@@ -363,3 +364,21 @@ def _candidate(hit: RegistryHit) -> Candidate:
         text=hit.snapshot.brief_summary or "",
         registered=hit.registered,
     )
+
+
+# ---- one record, named by a person ---------------------------------------------------------------
+
+
+def fetch_candidate(
+    registry: str, study_id: str, client: Searcher | None, registries: Sequence[RegistrySearch]
+) -> Candidate | None:
+    """The record a person names (``seeds link --accept``) as a candidate, to weigh it like
+    a search hit; None when its registry has no search here. A registry that does not
+    answer raises its ``RegistryError``."""
+    if registry == CTGOV:
+        if client is None:
+            return None
+        found = client.search({"filter.ids": study_id}, limit=1)
+        return candidate_from_study(found[0]) if found else None
+    search = next((s for s in registries if s.registry == registry), None)
+    return _candidate(search.fetch(study_id)) if search is not None else None

@@ -18,14 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from service.errors import InputError
+from service.errors import InputError, RegistryError
 from service.ids import parse_registry_id
 from service.models import Change, Snapshot
 from service.seeds.compare import Discrepancy, compare, coverage, seed_discrepancy_changes
-from service.seeds.evidence import Ranked
+from service.seeds.evidence import Ranked, ruled_out
 from service.seeds.extract import Draft, extract
 from service.seeds.files import load_seed_dir, seed_toml
-from service.seeds.link import RegistrySearch, Searcher, find_candidates
+from service.seeds.link import RegistrySearch, Searcher, fetch_candidate, find_candidates
 from service.seeds.model import CONFIDENT, RegistryLink, Seed
 from service.seeds.related import split
 from service.store import SeedData, SeedLinkData, Store, StoredSeed
@@ -63,6 +63,16 @@ class LoadReport:
     verdicts: dict[str, str] = field(default_factory=dict)  # seed id -> added|updated|unchanged
     watched: dict[str, list[str]] = field(default_factory=dict)  # seed id -> registry ids
     not_watched: dict[str, list[str]] = field(default_factory=dict)  # seed id -> "id (why)"
+    # seed files that are still drafts (``missing`` left in): path -> what the draft lacks
+    drafts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def draft_warnings(self) -> list[str]:
+        """A line per seed file still a draft: loaded, but not checked against its document."""
+        return [
+            f"{path}: still a draft (missing: {', '.join(missing)}): check it against the "
+            "document, then delete its `missing` list"
+            for path, missing in self.drafts.items()
+        ]
 
     def to_json(self) -> list[dict[str, Any]]:
         return [
@@ -81,6 +91,7 @@ def load_seeds(store: Store, directory: Path, now: datetime) -> LoadReport:
     files = load_seed_dir(directory)
     data = [_seed_data(f.seed, str(f.path)) for f in files]
     report = LoadReport(verdicts=store.save_seeds(data, now))
+    report.drafts = {str(f.path): f.seed.missing for f in files if f.seed.missing}
     for stored in store.list_seeds([f.seed.id for f in files]):
         _watch_links(store, stored, now, report)
     return report
@@ -217,6 +228,7 @@ class LinkResult:
     searched: bool
     linked: str = ""  # the study id now watched because of this run, if any
     notes: tuple[str, ...] = ()  # a line for each registry that did not answer
+    linked_registry: str = ""  # the registry of ``linked``
 
     def to_json(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"seed": self.seed, "candidates": self.candidates}
@@ -235,12 +247,15 @@ def link_seeds(
     relation: str = "own",
     registries: Sequence[RegistrySearch] = (),
     again: bool = False,
+    force: bool = False,
 ) -> Iterator[LinkResult]:
     """Rank candidate registrations of seeds without a confident own registration, and list
     their related registrations (or record ``accept`` as the seed's ``relation``).
 
     ``client`` searches ClinicalTrials.gov, ``registries`` the others; ``again`` searches
-    for seeds already linked too (to list their related registrations).
+    for seeds already linked too (to list their related registrations). An ``accept``ed own
+    registration that the evidence rules out (see ``evidence.ruled_out``) is refused unless
+    ``force``: a person may know better, but should say so knowingly.
 
     The arguments are checked now; the results come one seed at a time, each once it is
     decided and recorded, so that a registry failing half-way (or absent: see the README's
@@ -249,7 +264,8 @@ def link_seeds(
     if relation not in RELATIONS:
         raise InputError(f"unknown relation {relation!r} (one of: {', '.join(RELATIONS)})")
     if accept is not None:
-        return iter([_accept(store, seed_ids, accept, now, relation)])
+        checker = _RuleOut(client, registries) if relation == "own" and not force else None
+        return iter([_accept(store, seed_ids, accept, now, relation, checker)])
     if relation != "own":
         raise InputError("--related goes with --accept ID (the related registration to record)")
     return _link_each(store, client, registries, _stored(store, seed_ids), now, again=again)
@@ -317,14 +333,14 @@ def _search(
         own_start=_own_start(store, own),
         related_ids=[(x.registry, x.study_id) for x in stored.links if x.relation == "related"],
     )
-    linked = ""
+    linked = registry = ""
     top = parts.own[0] if parts.own else None
     if top is not None and top.confident and not own:
         _record(store, stored.seed_id, _search_link(top), now)
-        linked = top.candidate.study_id
+        linked, registry = top.candidate.study_id, top.candidate.registry
     candidates = [{**r.to_json(), "relation": "own"} for r in parts.own[:10]]
     candidates += [r.to_json() for r in parts.related[:10]]
-    return LinkResult(stored.seed_id, candidates, True, linked, found.notes)
+    return LinkResult(stored.seed_id, candidates, True, linked, found.notes, registry)
 
 
 def _own_start(store: Store, own: Sequence[SeedLinkData]) -> str:
@@ -346,13 +362,45 @@ def _search_link(top: Ranked) -> SeedLinkData:
     )
 
 
+@dataclass(frozen=True)
+class _RuleOut:
+    """Weighs the registration a person accepts as a seed's own, as a search hit is."""
+
+    client: Searcher | None
+    registries: Sequence[RegistrySearch]
+
+    def why(self, stored: StoredSeed, registry: str, study_id: str) -> tuple[str, str]:
+        """(why the record is ruled out, or ""; a note when it could not be weighed)."""
+        try:
+            candidate = fetch_candidate(registry, study_id, self.client, self.registries)
+        except RegistryError as exc:
+            return "", f"not weighed against the document: {exc}"
+        if candidate is None:
+            return "", f"not weighed against the document: the registry does not serve {study_id}"
+        return ruled_out(seed_of(stored), candidate), ""
+
+
 def _accept(
-    store: Store, seed_ids: Sequence[str], accept: str, now: datetime, relation: str
+    store: Store,
+    seed_ids: Sequence[str],
+    accept: str,
+    now: datetime,
+    relation: str,
+    checker: _RuleOut | None,
 ) -> LinkResult:
     if len(seed_ids) != 1:
         raise InputError("--accept needs exactly one SEED (the seed study the id belongs to)")
     chosen = parse_registry_id(accept)
     stored = _stored(store, seed_ids)[0]
+    notes: tuple[str, ...] = ()
+    if checker is not None and chosen.registry in WATCHED_REGISTRIES:
+        veto, note = checker.why(stored, chosen.registry, chosen.study_id)
+        if veto:
+            raise InputError(
+                f"{chosen.study_id} is ruled out as the registration of {stored.seed_id}: "
+                f"{veto} (accept it anyway with --force)"
+            )
+        notes = (note,) if note else ()
     link = SeedLinkData(
         registry=chosen.registry,
         study_id=chosen.study_id,
@@ -361,8 +409,11 @@ def _accept(
         relation=relation,
     )
     _record(store, stored.seed_id, link, now)
-    linked = chosen.study_id if chosen.registry in WATCHED_REGISTRIES else ""
-    return LinkResult(stored.seed_id, [_link_json(link)], False, linked)
+    watched = chosen.registry in WATCHED_REGISTRIES
+    linked = chosen.study_id if watched else ""
+    return LinkResult(
+        stored.seed_id, [_link_json(link)], False, linked, notes, chosen.registry if watched else ""
+    )
 
 
 def _record(store: Store, seed_id: str, link: SeedLinkData, now: datetime) -> None:

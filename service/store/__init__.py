@@ -30,6 +30,7 @@ from service.store.base import (
     database_url,
     shown_url,
 )
+from service.store.baseline import BaselineRows, baseline_rows, save_baseline, stored_ids
 from service.store.browse_changes import (
     BrowsedChange,
     BrowsedFinding,
@@ -49,11 +50,13 @@ from service.store.browse_records import (
 )
 from service.store.changes import SYNC_LOCK, ChangeStore, CycleMark, run_status
 from service.store.findings import FindingStore, FindingUpdate, StoredVersion
+from service.store.meta import MetaStore
 from service.store.outbox import WORKER_LOCK, Delivery, OutboxStore, StudyDelivery
 from service.store.records import (
     FirstSighting,
     NewVersion,
     NextVersion,
+    NotFound,
     RecordState,
     RecordStore,
 )
@@ -83,6 +86,7 @@ __all__ = [
     "WATCH_SORTS",
     "WORKER_LOCK",
     "Base",
+    "BaselineRows",
     "BrowsedChange",
     "BrowsedFinding",
     "ChangeFilter",
@@ -95,6 +99,7 @@ __all__ = [
     "FirstSighting",
     "NewVersion",
     "NextVersion",
+    "NotFound",
     "OutboxChangeRow",
     "OutboxRow",
     "RecordRow",
@@ -119,10 +124,13 @@ __all__ = [
     "WatchPage",
     "WatchRow",
     "WatchSort",
+    "baseline_rows",
     "create_store_engine",
     "database_url",
     "run_status",
+    "save_baseline",
     "shown_url",
+    "stored_ids",
 ]
 
 
@@ -134,6 +142,7 @@ class Store(
     SearchStore,
     OutboxStore,
     SeedStore,
+    MetaStore,
     RecordBrowser,
     ChangeBrowser,
 ):

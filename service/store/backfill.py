@@ -7,8 +7,6 @@ its past versions are fetched later, within a time budget per cycle, and slotted
 
 from __future__ import annotations
 
-import json
-import zlib
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -19,7 +17,13 @@ from service.models import Change, Route, Snapshot, StoredChange
 from service.store.base import StoreBase
 from service.store.outbox import _queue
 from service.store.records import NewVersion
-from service.store.rows import _change_values, _raw_gz, _stored_change, _version_number
+from service.store.rows import (
+    _change_values,
+    _raw_gz,
+    _stored_change,
+    _version_number,
+    raw_json,
+)
 from service.store.tables import VERSIONS, ChangeRow, RecordRow, VersionRow
 from service.text import storable
 
@@ -72,7 +76,7 @@ class BackfillQueue(StoreBase):
             return NewVersion(
                 registry=registry,
                 snapshot=Snapshot.model_validate_json(row.snapshot),
-                raw=json.loads(zlib.decompress(row.raw_gz)),
+                raw=raw_json(row.raw_gz),
                 registry_version=row.registry_version,
                 last_update_posted=row.last_update_posted,
                 fetched_at=row.fetched_at,

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from service.models import Change, Route, StoredChange
 from service.store.base import StoreBase, _first_line, _sqlite_file, log, shown_url
 from service.store.batches import Events, attach_events
 from service.store.rows import _record, _stored_change
-from service.store.tables import SYNC_RUNS, ChangeRow, RecordRow, SyncRunRow
+from service.store.tables import CHANGES, RECORDS, SYNC_RUNS, SyncRunRow
 
 SYNC_LOCK = 0x7472_6961_6C77  # "trialw": the advisory lock key of the sync cycle
 RUN_LOCK = 0x7472_756E  # "trun": the advisory lock class of a sync run's presence
@@ -49,6 +50,15 @@ _LIVE_RUNS = (
     )
     .bindparams(run_lock=RUN_LOCK)
     .columns(column("objid", Integer))
+)
+
+
+CHANGE_PAGE = 1000  # changes a page of ``iter_changes``
+
+# The change log's columns and its record's id, Core (an ORM pair a row costs a long log
+# several times the time): ``_stored_change`` reads the record's registry as registry_key.
+_CHANGES = select(*CHANGES.c, RECORDS.c.registry.label("registry_key"), RECORDS.c.study_id).join(
+    RECORDS, RECORDS.c.id == CHANGES.c.record_id
 )
 
 
@@ -91,20 +101,43 @@ class ChangeStore(StoreBase):
         limit: int | None = None,
         grade: str | None = None,
     ) -> list[StoredChange]:
-        query = select(ChangeRow, RecordRow).join(RecordRow, RecordRow.id == ChangeRow.record_id)
+        found = self.iter_changes(study_id=study_id, since=since, kind=kind, grade=grade)
+        return list(islice(found, limit) if limit else found)
+
+    def iter_changes(
+        self,
+        *,
+        study_id: str | None = None,
+        since: datetime | None = None,
+        kind: str | None = None,
+        grade: str | None = None,
+        page_size: int = CHANGE_PAGE,
+        newest: bool = False,
+    ) -> Iterator[StoredChange]:
+        """Stored changes oldest first (``newest``: newest first), read ``page_size`` at a time
+        by keyset on the id (a short transaction a page): a whole registry's million changes
+        are never all in memory, and the caller may stop early (``--limit``) without reading
+        the rest."""
+        query = _CHANGES.order_by(CHANGES.c.id.desc() if newest else CHANGES.c.id)
         if study_id:
-            query = query.where(RecordRow.study_id == study_id)
+            query = query.where(RECORDS.c.study_id == study_id)
         if since:
-            query = query.where(ChangeRow.detected_at >= since)
+            query = query.where(CHANGES.c.detected_at >= since)
         if kind:
-            query = query.where(ChangeRow.kind == kind)
+            query = query.where(CHANGES.c.kind == kind)
         if grade:  # outcome events only; those stored before grading have none
-            query = query.where(ChangeRow.grade == grade)
-        query = query.order_by(ChangeRow.id)
-        if limit:
-            query = query.limit(limit)
-        with self._session() as session:
-            return [_stored_change(change, record) for change, record in session.execute(query)]
+            query = query.where(CHANGES.c.grade == grade)
+        after: int | None = None
+        while True:
+            page = query
+            if after is not None:
+                page = page.where(CHANGES.c.id < after if newest else CHANGES.c.id > after)
+            with self._session() as session:
+                rows = session.execute(page.limit(page_size)).all()
+            yield from (_stored_change(row, row) for row in rows)
+            if len(rows) < page_size:
+                return
+            after = rows[-1].id
 
     # ---- sync runs -----------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +34,7 @@ from service.errors import StoreError
 from service.models import Route, StoredChange
 from service.store.base import StoreBase, _first_line, log, shown_url
 from service.store.rows import _stored_change
-from service.store.tables import ChangeRow, OutboxChangeRow, OutboxRow, RecordRow
+from service.store.tables import ChangeRow, OutboxChangeRow, OutboxRow, RecordRow, SyncRunRow
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,13 @@ class OutboxStore(StoreBase):
         free = OutboxRow.lease_until.is_(None) | (OutboxRow.lease_until < now)
         if self.engine.dialect.name == "postgresql":
             free |= _claimer_gone()
-        claimable = (OutboxRow.status == "pending") & (OutboxRow.due_at <= now) & free
+        claimable = (
+            (OutboxRow.status == "pending")
+            & (OutboxRow.due_at <= now)
+            & free
+            # immediate messages wait for their sync to end; a digest goes out at its time
+            & ((OutboxRow.mode != "immediate") | ~_sync_in_progress(now))
+        )
         with self._claim_session(worker) as session:
             groups = list(
                 session.scalars(
@@ -278,6 +284,31 @@ class OutboxStore(StoreBase):
         return missing
 
 
+# How long a message waits for the sync run that queued it to finish, at most, counted from
+# its newest change: a run whose process was killed stays ``running`` until the next run marks
+# it interrupted.
+HOLD_FOR_RUNNING_SYNC = timedelta(hours=1)
+
+
+def _sync_in_progress(now: datetime) -> ColumnElement[bool]:
+    """A message whose changes a sync run still under way stored: that run may yet add to
+    it (the finding a change opens is reviewed after the change is stored; a daemon delivers
+    while it syncs), so it waits for the run to end, and goes out whole, once. Correlated
+    (per pending message, through ``outbox_changes.outbox_id``'s index), never a scan of
+    every change ever queued."""
+    return (
+        select(OutboxChangeRow.id)
+        .join(ChangeRow, ChangeRow.id == OutboxChangeRow.change_id)
+        .join(SyncRunRow, SyncRunRow.id == ChangeRow.sync_run_id)
+        .where(
+            OutboxChangeRow.outbox_id == OutboxRow.id,
+            SyncRunRow.status == "running",
+            ChangeRow.detected_at > now - HOLD_FOR_RUNNING_SYNC,
+        )
+        .exists()
+    )
+
+
 def _name_digests(session: Session, outbox_ids: Sequence[int]) -> None:
     """Give the digest rows just claimed that have no event id yet one per group."""
     unnamed = session.execute(
@@ -401,24 +432,87 @@ def _queue(
     routes: Sequence[Route],
     now: datetime,
 ) -> None:
+    """Queue ``changes`` of one record for each route's channel. Changes of a sync that
+    already queued a message for this record and channel, not yet handed to a sender, join
+    that message (the finding a change opens travels with the change: one message per study,
+    sync and channel); otherwise a new one is queued."""
     for route in routes:
-        event_id = str(uuid.uuid4()) if route.mode == "immediate" else None
-        digest_key = f"digest:{route.channel}:{route.due_at.isoformat()}"
-        outbox = OutboxRow(
-            event_id=event_id,
-            channel=route.channel,
-            mode=route.mode,
-            group_key=event_id or digest_key,
-            record_id=record_id,
-            status="pending",
-            attempts=0,
-            created_at=now,
-            due_at=route.due_at,
-            last_error="",
+        outbox = _joinable(session, record_id, route, changes) or _new_outbox(
+            session, record_id, route, now
         )
-        session.add(outbox)
-        session.flush()
         session.add_all(
             OutboxChangeRow(outbox_id=outbox.id, change_id=changes[i].id, channel=route.channel)
             for i in route.change_indexes
         )
+
+
+def _new_outbox(session: Session, record_id: int, route: Route, now: datetime) -> OutboxRow:
+    event_id = str(uuid.uuid4()) if route.mode == "immediate" else None
+    outbox = OutboxRow(
+        event_id=event_id,
+        channel=route.channel,
+        mode=route.mode,
+        group_key=event_id or _digest_key(route),
+        record_id=record_id,
+        status="pending",
+        attempts=0,
+        created_at=now,
+        due_at=route.due_at,
+        last_error="",
+    )
+    session.add(outbox)
+    session.flush()
+    return outbox
+
+
+def _digest_key(route: Route) -> str:
+    return f"digest:{route.channel}:{route.due_at.isoformat()}"
+
+
+def _joinable(
+    session: Session, record_id: int, route: Route, changes: Sequence[ChangeRow]
+) -> OutboxRow | None:
+    """The record's pending message to ``route``'s channel that ``changes`` may join: never
+    claimed (no sender has read it, so its event id has carried nothing yet), of the same
+    mode (a digest: the same digest) and, immediate, queued by the same sync run. Locked
+    (PostgreSQL) so a worker claiming it meanwhile either waits for this transaction or
+    finds it claimed, never reads it without the changes joining it."""
+    same = (
+        (OutboxRow.record_id == record_id)
+        & (OutboxRow.channel == route.channel)
+        & (OutboxRow.mode == route.mode)
+        & (OutboxRow.status == "pending")
+        & OutboxRow.claimed_by.is_(None)
+        & (OutboxRow.attempts == 0)
+    )
+    if route.mode == "digest":
+        same &= OutboxRow.group_key == _digest_key(route)
+    else:
+        run_id = _run_of(session, changes)
+        if run_id is None:  # not stored by a sync: its own message
+            return None
+        queued_in = (
+            select(OutboxChangeRow.outbox_id)
+            .join(ChangeRow, ChangeRow.id == OutboxChangeRow.change_id)
+            .where(
+                ChangeRow.sync_run_id == run_id,
+                ChangeRow.record_id == record_id,
+            )
+        )
+        same &= OutboxRow.id.in_(queued_in)
+    return session.scalar(
+        # SKIP LOCKED: a message a sender is claiming is not joined (the changes get one of
+        # their own) and a sync never waits on a claim that waits on the sync's own rows
+        select(OutboxRow)
+        .where(same)
+        .order_by(OutboxRow.id.desc())
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _run_of(session: Session, changes: Sequence[ChangeRow]) -> int | None:
+    """The sync run ``changes`` were stored by (callers may hand over rows with ids only)."""
+    if not changes:
+        return None
+    return session.scalar(select(ChangeRow.sync_run_id).where(ChangeRow.id == changes[0].id))

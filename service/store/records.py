@@ -6,13 +6,12 @@ so a crash leaves either both or neither), first sightings in bulk, and reading 
 from __future__ import annotations
 
 import json
-import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy import Row, String, bindparam, cast, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.errors import StoreConflict, StoreError
@@ -36,9 +35,11 @@ from service.store.rows import (
     _version_number,
     links_of,
     listed_status,
+    raw_json,
     refusal,
 )
 from service.store.tables import (
+    RECORD_LINKS,
     RECORDS,
     VERSIONS,
     WATCHES,
@@ -47,6 +48,43 @@ from service.store.tables import (
     VersionRow,
     WatchRow,
 )
+
+WATCH_PAGE = 1000  # watches a page of ``iter_watches``
+
+# The watch list's columns: Core, not ORM objects (a page of 1,000 watches and records as ORM
+# instances costs a one-shot ``watch list`` ~4× the time of their plain rows).
+_WATCH_PAGE = (
+    select(
+        WATCHES.c.registry,
+        WATCHES.c.study_id,
+        WATCHES.c.tags,
+        WATCHES.c.created_at,
+        RECORDS.c.id.label("record_id"),
+        RECORDS.c.title,
+        RECORDS.c.overall_status,
+        RECORDS.c.lifecycle,
+        RECORDS.c.links,
+        RECORDS.c.state,
+        RECORDS.c.latest_seq,
+        RECORDS.c.last_checked_at,
+        RECORDS.c.last_changed_at,
+        RECORDS.c.served_id,
+        RECORDS.c.backfill,
+    )
+    .select_from(WATCHES)
+    .outerjoin(
+        RECORDS,
+        (RECORDS.c.registry == WATCHES.c.registry) & (RECORDS.c.study_id == WATCHES.c.study_id),
+    )
+    .order_by(WATCHES.c.registry, WATCHES.c.study_id)
+)
+
+
+class NotFound(NamedTuple):
+    """A watched id the registry said it never had: when first reported, when last asked."""
+
+    reported_at: datetime
+    checked_at: datetime
 
 
 class RecordState(NamedTuple):
@@ -175,7 +213,12 @@ class RecordStore(StoreBase):
     def tagged_watches(self, tag: str) -> list[tuple[str, str]]:
         """The (registry, study id) of every watch tagged ``tag`` (tags are JSON: filtered
         here, two short columns a watch)."""
-        query = select(WATCHES.c.registry, WATCHES.c.study_id, WATCHES.c.tags)
+        # The tag as the JSON text holds it, matched first by LIKE on that text: a store of
+        # 600,000 watches decodes the few rows that can hold it, not every watch's tags (3 s).
+        quoted = json.dumps(tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = select(WATCHES.c.registry, WATCHES.c.study_id, WATCHES.c.tags).where(
+            cast(WATCHES.c.tags, String).like(f"%{quoted}%", escape="\\")
+        )
         with self._session() as session:
             return sorted((r, s) for r, s, tags in session.execute(query) if tag in (tags or ()))
 
@@ -217,31 +260,62 @@ class RecordStore(StoreBase):
         """Each watched record that has a version: the registrations its latest version names
         ((registry, study id) → the (registry, study id) of each). Three columns a record: the
         trials are grouped from this before a snapshot is read."""
-        records = RECORDS.c
-        query = select(records.registry, records.study_id, records.links).join(
-            WATCHES,
-            (WATCHES.c.registry == records.registry) & (WATCHES.c.study_id == records.study_id),
+        # The links from ``record_links`` (a row a link, kept by the database from the JSON,
+        # in the list's order), not by decoding every record's JSON: 600,000 records' worth
+        # of json.loads was most of the time.
+        return self._links_of(RECORDS.c.latest_seq > 0)
+
+    def linked_watched_links(self) -> dict[tuple[str, str], list[tuple[str, str]]]:
+        """``watched_links`` of the records that name a registration or are named by one:
+        every record of a trial registered more than once, and none of the records (most of
+        a whole registry) that are a trial of their own. What a review of the trials that can
+        disagree reads every cycle, instead of every record of the store."""
+        records, links = RECORDS.c, RECORD_LINKS.c
+        naming = select(links.record_id)
+        named = select(records.id).join(
+            RECORD_LINKS,
+            (links.registry == records.registry) & (links.study_id == records.study_id),
         )
+        return self._links_of(records.latest_seq > 0, records.id.in_(naming.union(named)))
+
+    def _links_of(self, *conditions: Any) -> dict[tuple[str, str], list[tuple[str, str]]]:
+        records, links = RECORDS.c, RECORD_LINKS.c
+        query = (
+            select(records.registry, records.study_id, links.registry, links.study_id)
+            .join(
+                WATCHES,
+                (WATCHES.c.registry == records.registry) & (WATCHES.c.study_id == records.study_id),
+            )
+            .outerjoin(RECORD_LINKS, links.record_id == records.id)
+            .where(*conditions)
+            .order_by(records.id, links.id)
+        )
+        found: dict[tuple[str, str], list[tuple[str, str]]] = {}
         with self._session() as session:
-            return {
-                (registry, study_id): [(link["registry"], link["study_id"]) for link in links or ()]
-                for registry, study_id, links in session.execute(
-                    query.where(records.latest_seq > 0)
-                )
-            }
+            for registry, study_id, named_registry, named_id in session.execute(query):
+                named = found.setdefault((registry, study_id), [])
+                if named_id is not None:
+                    named.append((named_registry, named_id))
+        return found
 
     def list_watches(self) -> list[WatchInfo]:
-        query = (
-            select(WatchRow, RecordRow)
-            .outerjoin(
-                RecordRow,
-                (RecordRow.registry_key == WatchRow.registry_key)
-                & (RecordRow.study_id == WatchRow.study_id),
-            )
-            .order_by(WatchRow.registry_key, WatchRow.study_id)
-        )
-        with self._session() as session:
-            return [_watch_info(watch, record) for watch, record in session.execute(query)]
+        return list(self.iter_watches())
+
+    def iter_watches(self, page_size: int = WATCH_PAGE) -> Iterator[WatchInfo]:
+        """The watch list by registry and id, read ``page_size`` watches at a time (keyset on
+        the watches' unique (registry, study_id) index, a short transaction a page): a whole
+        registry's 600,000 watches are never all in memory, and the first rows print at once."""
+        after: tuple[str, str] | None = None
+        while True:
+            query = _WATCH_PAGE.limit(page_size)
+            if after is not None:
+                query = query.where(tuple_(WATCHES.c.registry, WATCHES.c.study_id) > after)
+            with self._session() as session:
+                rows = session.execute(query).all()
+            yield from map(_watch_info_row, rows)
+            if len(rows) < page_size:
+                return
+            after = (rows[-1].registry, rows[-1].study_id)
 
     def watch_tags(self, registry: str, study_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
         wanted = set(study_ids)
@@ -253,6 +327,56 @@ class RecordStore(StoreBase):
         with self._session() as session:
             rows = session.execute(query)
             return {sid: tuple(tags or ()) for sid, tags in rows if sid in wanted}
+
+    # ---- ids the registry never had -------------------------------------------------------
+
+    def not_found_watches(self, registry: str | None = None) -> dict[tuple[str, str], NotFound]:
+        """The watches whose id the registry said it never had ((registry, id) → when first
+        reported and last asked): a few rows, read by the cycle and the watch list."""
+        columns = WATCHES.c
+        query = select(
+            columns.registry, columns.study_id, columns.not_found_at, columns.not_found_checked_at
+        ).where(columns.not_found_at.is_not(None))
+        if registry is not None:
+            query = query.where(columns.registry == registry)
+        with self._session() as session:
+            return {
+                (r, study_id): NotFound(first, last or first)
+                for r, study_id, first, last in session.execute(query)
+            }
+
+    def mark_not_found(self, registry: str, study_ids: Sequence[str], now: datetime) -> None:
+        """The registry said it does not have these ids now (first reported now, for those
+        not reported before)."""
+        if not study_ids:
+            return
+        columns = WATCHES.c
+        with self._session() as session:
+            for start in range(0, len(study_ids), 500):
+                chunk = study_ids[start : start + 500]
+                watched = (columns.registry == registry) & columns.study_id.in_(chunk)
+                session.execute(update(WATCHES).where(watched).values(not_found_checked_at=now))
+                session.execute(
+                    update(WATCHES)
+                    .where(watched, columns.not_found_at.is_(None))
+                    .values(not_found_at=now)
+                )
+
+    def clear_not_found(self, registry: str, study_ids: Sequence[str]) -> None:
+        """The registry serves these ids (again): no longer reported as never had."""
+        if not study_ids:
+            return
+        columns = WATCHES.c
+        with self._session() as session:
+            for start in range(0, len(study_ids), 500):
+                session.execute(
+                    update(WATCHES)
+                    .where(
+                        columns.registry == registry,
+                        columns.study_id.in_(study_ids[start : start + 500]),
+                    )
+                    .values(not_found_at=None, not_found_checked_at=None)
+                )
 
     # ---- sync ----------------------------------------------------------------------------
 
@@ -275,13 +399,7 @@ class RecordStore(StoreBase):
             RECORDS.c.fetched_at,
         )
         with self._session() as session:
-            for start in range(0, len(ids), 500):
-                rows = session.execute(
-                    select(*columns).where(
-                        RECORDS.c.registry == registry,
-                        RECORDS.c.study_id.in_(ids[start : start + 500]),
-                    )
-                )
+            for rows in _states_rows(session, columns, registry, ids):
                 for (
                     study_id,
                     record_id,
@@ -614,7 +732,7 @@ class RecordStore(StoreBase):
         )
         with self._session() as session:
             blob = session.scalar(query)
-        return None if blob is None else json.loads(zlib.decompress(blob))
+        return None if blob is None else raw_json(blob)
 
 
 def _already_stored(session: Session, record: RecordRow, version: NewVersion) -> bool:
@@ -668,6 +786,50 @@ def _update_records(
             )
             .values(**values)
         )
+
+
+WHOLE_READ = 5_000  # ids from which record_states reads the registry's records in one pass
+
+
+def _states_rows(
+    session: Session, columns: Sequence[Any], registry: str, ids: list[str]
+) -> Iterator[Iterable[Row[Any]]]:
+    """The rows of ``ids``' records: a statement per 500 ids for a few, one pass over the
+    registry's records (those not asked for skipped here) for a whole watch list: 1,200
+    statements of 500 bound ids each cost a 600,000-record cycle seconds of compiling."""
+    if len(ids) < WHOLE_READ:
+        for start in range(0, len(ids), 500):
+            yield session.execute(
+                select(*columns).where(
+                    RECORDS.c.registry == registry,
+                    RECORDS.c.study_id.in_(ids[start : start + 500]),
+                )
+            )
+        return
+    wanted = set(ids)
+    rows = session.execute(select(*columns).where(RECORDS.c.registry == registry))
+    yield (row for row in rows if row[0] in wanted)
+
+
+def _watch_info_row(row: Row[Any]) -> WatchInfo:
+    """A row of ``_WATCH_PAGE``: a watch and, where it was synced, its record's columns."""
+    synced = row.record_id is not None
+    return WatchInfo(
+        registry=row.registry,
+        study_id=row.study_id,
+        tags=tuple(row.tags or ()),
+        added_at=row.created_at,
+        title=row.title or "",
+        overall_status=row.overall_status or "",
+        lifecycle=row.lifecycle or "",
+        linked=tuple(LinkedId(**link) for link in (row.links or ())),
+        state=row.state if synced else "never synced",
+        versions=row.latest_seq if synced else 0,
+        last_checked_at=row.last_checked_at,
+        last_changed_at=row.last_changed_at,
+        served_id=row.served_id,
+        backfill=row.backfill,
+    )
 
 
 def _watch_info(watch: WatchRow, record: RecordRow | None) -> WatchInfo:

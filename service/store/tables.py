@@ -41,6 +41,9 @@ class WatchRow(Base):
     study_id: Mapped[str] = mapped_column(String(64))
     tags: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # an id the registry says it never had: first reported then, last asked then (0013)
+    not_found_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_found_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RecordRow(Base):
@@ -49,6 +52,7 @@ class RecordRow(Base):
         UniqueConstraint("registry", "study_id", name="uq_records_study"),
         Index("ix_records_last_changed", "last_changed_at", "study_id"),
         Index("ix_records_status", "overall_status", "study_id"),
+        Index("ix_records_study", "study_id"),  # by study id alone: --study, the web's filters
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -73,6 +77,20 @@ class RecordRow(Base):
     # of the latest version: its lifecycle and the registrations it names
     lifecycle: Mapped[str] = mapped_column(String(24), default="")
     links: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, nullable=True)
+
+
+class RecordLinkRow(Base):
+    """A registration a record's latest version names (``records.links``, one row each): the
+    database keeps these by triggers on ``records`` (migration 0015), so "which records name
+    this id?" is an index lookup, not a pass over every record's JSON."""
+
+    __tablename__ = "record_links"
+    __table_args__ = (Index("ix_record_links_named", "study_id", "registry"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    registry_key: Mapped[str] = mapped_column("registry", String(16))
+    study_id: Mapped[str] = mapped_column(String(64))
 
 
 class VersionRow(Base):
@@ -158,6 +176,8 @@ class OutboxRow(Base):
     """
 
     __tablename__ = "outbox"
+    # a study's pending message to a channel, which the changes of the same sync join
+    __table_args__ = (Index("ix_outbox_record_channel", "record_id", "channel"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -207,6 +227,10 @@ class FindingRow(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     historical: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# open first, newest first: the order of /findings (and, reversed, of a previous page)
+Index("ix_findings_state_id", FindingRow.state, FindingRow.id.desc())
 
 
 # ---- saved searches -------------------------------------------------------------------------
@@ -274,6 +298,19 @@ class SeedLinkRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# ---- the store itself ------------------------------------------------------------------------
+
+
+class MetaRow(Base):
+    """Facts about the store itself, by key: ``store_id``, a UUID minted once when the store
+    is made (the Atom feeds' entry ids are derived from it, so two stores never share one)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 # ---- the tables as Core sees them ------------------------------------------------------------
 
 # For the statements every cycle runs: an ORM-enabled statement costs a one-shot process its
@@ -284,3 +321,4 @@ VERSIONS = VersionRow.__table__
 CHANGES = ChangeRow.__table__
 FINDINGS = FindingRow.__table__
 SYNC_RUNS = SyncRunRow.__table__
+RECORD_LINKS = RecordLinkRow.__table__

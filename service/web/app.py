@@ -102,7 +102,11 @@ def create_app(
             TrialwatchError: trialwatch_error,
         },
     )
+    # A path with a trailing slash is no page (404), never a redirect: Starlette's would build
+    # its Location from the request's Host and echo its query, a ?token= included.
+    web.router.redirect_slashes = False
     web.state.tw = Reader(store, app.settings, app.clock)
+    web.state.health = probes  # every page's banner says what /readyz says
     web.state.site_url = site_url
     return web
 
@@ -142,18 +146,25 @@ def _wants_json(request: Request) -> bool:
     return path.startswith("/api/") or path.endswith(".json")
 
 
-def error_answer(request: Request, status: int, message: str) -> Response:
+def error_answer(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
     if _wants_json(request):
-        return json_answer({"error": message, "status": status}, status=status)
-    if request.url.path.endswith(".atom") or request.url.path.startswith("/static/"):
-        return PlainTextResponse(f"{status}: {message}\n", status_code=status)
-    return html_page(request, "error.html", title=f"{status}", status=status, message=message)
+        answer = json_answer({"error": message, "status": status}, status=status)
+    elif request.url.path.endswith(".atom") or request.url.path.startswith("/static/"):
+        answer = PlainTextResponse(f"{status}: {message}\n", status_code=status)
+    else:
+        answer = html_page(request, "error.html", title=f"{status}", status=status, message=message)
+    answer.headers.update(headers or {})
+    return answer
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     detail = exc.detail if exc.status_code != 404 or exc.detail != "Not Found" else "no such page"
-    return error_answer(request, exc.status_code, str(detail))
+    if exc.status_code == 405:  # every page is read-only: say which methods it answers
+        detail = "this page is read-only: only GET and HEAD are answered"
+    return error_answer(request, exc.status_code, str(detail), dict(exc.headers or {}))
 
 
 async def trialwatch_error(request: Request, exc: Exception) -> Response:

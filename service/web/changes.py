@@ -7,11 +7,17 @@ with the same ``change_query()``. Filters are GET parameters:
   ``severity`` (low, medium, high: at least / exactly), ``since`` (an ISO date or time, read
   as ``trialwatch changes --since`` reads it: UTC unless it says otherwise);
 - ``tag`` (a watch tag), ``seed`` (a seed study's id: the records watched for it, tagged
-  ``seed:ID``), ``query`` (a saved search's name: the records it brought in, ``query:NAME``).
+  ``seed:ID``), ``query`` (a saved search's name: the records it brought in, ``query:NAME``);
+- ``all=yes``: also first sightings ("Now watching …") and historical changes (found in a
+  record's past when it was first watched), which the page and the feed leave out by default
+  as notifications leave them out (asking for ``kind=record_added`` shows first sightings
+  too); ``/api/changes`` lists every change, as ``trialwatch changes --json`` does, unless
+  ``all=no``.
 
 Order: newest first (by the stored change id, which only grows), or oldest first with
 ``order=oldest``. Pages are by keyset (``cursor``, ``size``): the next page is the ``next``
-link of the page and the ``Link: <…>; rel="next"`` header of the JSON. The JSON body is a
+link of the page and the ``Link: <…>; rel="next"`` header of the JSON; the previous one is
+``before=`` the page's first change, read backwards (``rel="prev"``). The JSON body is a
 top-level array of changes exactly as ``trialwatch changes --json`` prints them.
 """
 
@@ -41,6 +47,7 @@ from service.web.pages import (
     json_answer,
     page_size,
     parameter,
+    search_names,
     selector_tags,
     selectors,
     tw,
@@ -60,7 +67,20 @@ __all__ = [
 
 ORDERS = ("newest", "oldest")
 # The filters, in the order the form shows them; the feed takes the same.
-FILTER_NAMES = ("study", "kind", "min_severity", "severity", "since", "tag", "seed", "query")
+FILTER_NAMES = (
+    "study",
+    "kind",
+    "min_severity",
+    "severity",
+    "since",
+    "tag",
+    "seed",
+    "query",
+    "all",
+)
+# ``all=yes`` brings back what is left out by default, as notifications leave it out: first
+# sightings ("Now watching …") and the changes found in a record's past when watching began
+ALL_CHOICES = ("yes", "no")
 
 
 @dataclass(frozen=True)
@@ -107,16 +127,20 @@ class ChangesData:
     items: list[ChangeItem]
     newest_first: bool
     next_url: str | None
+    previous_url: str | None  # the page before this one, when this is not the first
     first_url: str | None  # back to the first page, when this is not it
     feed_url: str
     api_url: str
+    all_url: str  # the same with first sightings and history
 
 
 # ---- reading the filters ----------------------------------------------------------------------
 
 
-def change_query(request: Request) -> ChangeQuery:
-    """The change filters of a request; a bad one is a one-line ``InputError`` (400)."""
+def change_query(request: Request, *, quiet: bool = True) -> ChangeQuery:
+    """The change filters of a request; a bad one is a one-line ``InputError`` (400).
+    ``quiet``: first sightings and history left out unless ``all=yes`` (the page and the
+    feed, as notifications); the JSON API lists every change, as ``changes --json`` does."""
     study = study_parameter(request)
     kind = choice(request, "kind", CHANGE_KINDS)
     at_least = choice(request, "min_severity", SEVERITIES)
@@ -125,12 +149,14 @@ def change_query(request: Request) -> ChangeQuery:
     since = parse_since(since_text, tw(request).clock(), "since:")
     tag, seed, search = selectors(request)
     tags = selector_tags(tag, seed, search)
+    everything = choice(request, "all", ALL_CHOICES)
     filters = ChangeFilter(
         study_id=study,
         kinds=(kind,) if kind else None,
         severities=_severities(at_least, exactly),
         since=since,
         tags=tags,
+        quiet=everything == "no" or (quiet and everything is None),
     )
     given = {
         "study": study,
@@ -141,6 +167,7 @@ def change_query(request: Request) -> ChangeQuery:
         "tag": tag,
         "seed": seed,
         "query": search,
+        "all": everything,
     }
     parameters = tuple(sorted((k, v) for k, v in given.items() if v))
     return ChangeQuery(filters, parameters)
@@ -170,8 +197,8 @@ def _order(request: Request) -> bool:
     return choice(request, "order", ORDERS) != "oldest"
 
 
-def _after(request: Request) -> int | None:
-    values = decode_cursor(parameter(request, "cursor"), 1)
+def _after(request: Request, name: str = "cursor") -> int | None:
+    values = decode_cursor(parameter(request, name), 1)
     if values is None:
         return None
     last = values[0]
@@ -183,29 +210,47 @@ def _after(request: Request) -> int | None:
 # ---- the data -----------------------------------------------------------------------------------
 
 
-def changes_data(request: Request) -> ChangesData:
+def changes_data(request: Request, *, quiet: bool = True) -> ChangesData:
     """One page of changes for the filters of ``request``: ``size + 1`` rows after the
     cursor tell whether a next page exists, without counting."""
-    query = change_query(request)
+    query = change_query(request, quiet=quiet)
     newest_first = _order(request)
-    after = _after(request)
+    after, before = _after(request), _after(request, "before")
+    if after is not None and before is not None:
+        raise InputError("before: a page is either after a cursor or before one, not both")
     size = page_size(request)
-    rows = tw(request).store.browse_changes(
-        query.filters, after_id=after, limit=size + 1, newest_first=newest_first
-    )
-    shown = rows[:size]
-    next_url = None
-    if len(rows) > size:
-        next_url = url_with(request, cursor=encode_cursor([shown[-1].change.id]))
+    store = tw(request).store
+    if before is None:
+        rows = store.browse_changes(
+            query.filters, after_id=after, limit=size + 1, newest_first=newest_first
+        )
+        shown, more_after, more_before = rows[:size], len(rows) > size, after is not None
+    else:  # the previous page: read backwards from its first row, shown the right way round
+        rows = store.browse_changes(
+            query.filters, after_id=before, limit=size + 1, newest_first=not newest_first
+        )
+        shown, more_after, more_before = rows[:size][::-1], True, len(rows) > size
     return ChangesData(
         query=query,
         items=[change_item(row) for row in shown],
         newest_first=newest_first,
-        next_url=next_url,
-        first_url=url_with(request, cursor=None) if after is not None else None,
+        next_url=_page_url(request, "cursor", shown[-1].change.id)
+        if more_after and shown
+        else None,
+        previous_url=_page_url(request, "before", shown[0].change.id)
+        if more_before and shown
+        else None,
+        first_url=url_with(request, cursor=None, before=None) if more_before else None,
         feed_url=query.at("/feeds/changes.atom"),
         api_url=query.at("/api/changes"),
+        all_url=url_with(request, all="yes"),
     )
+
+
+def _page_url(request: Request, name: str, change_id: int) -> str:
+    """The page after (``cursor``) or before (``before``) the change ``change_id``."""
+    other = "before" if name == "cursor" else "cursor"
+    return url_with(request, **{name: encode_cursor([change_id]), other: None})
 
 
 def record_change_url(change: StoredChange) -> str:
@@ -254,12 +299,13 @@ def changes_page(request: Request) -> Response:
         data=data,
         kinds=CHANGE_KINDS,
         severities=SEVERITIES,
+        searches=search_names(request, data.query.form["query"]),
         feed_url=data.feed_url,
     )
 
 
 def changes_api(request: Request) -> Response:
-    data = changes_data(request)
+    data = changes_data(request, quiet=False)
     return json_answer([item.change.to_json() for item in data.items], next_url=data.next_url)
 
 

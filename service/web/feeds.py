@@ -6,8 +6,11 @@ What feed readers rely on (and what changedetection.io's users asked for):
 
 - one entry per stored change, the newest 50 (a reader polls one document; paged feeds lose
   entries), newest first;
-- an entry's id is minted from the stored change id alone (``tag:trialwatch,2026:change/ID``),
-  never from a title or a URL, so it never changes and a new change is a new entry;
+- an entry's id is minted from the store's id (a UUID made once per store, ``Store.store_id``)
+  and the stored change id alone: ``urn:uuid:`` of the name-based UUID (RFC 9562, version 5)
+  of ``change/ID`` in the store's namespace; never from a title or a URL, so it never changes,
+  a new change is a new entry, and two installations (whose change ids both start at 1) never
+  mint the same id, as RFC 4287 requires of ids that feed aggregators merge;
 - ``published`` and ``updated`` are when the change was detected; the feed's ``updated`` is its
   newest entry's (the epoch for an empty feed), never "now", so an unchanged feed is the same
   bytes at every poll, with the same ``ETag``; ``If-None-Match`` and ``If-Modified-Since``
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -45,7 +49,6 @@ __all__ = ["ENTRIES", "ROUTES", "entry_id", "feed_id"]
 
 ENTRIES = 50
 FEED_PATH = "/feeds/changes.atom"
-TAG_PREFIX = "tag:trialwatch,2026:"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MEDIA_TYPE = "application/atom+xml; charset=utf-8"
 # What XML 1.0 cannot carry (C0 controls but tab, newline and return; lone surrogates; the two
@@ -53,14 +56,21 @@ MEDIA_TYPE = "application/atom+xml; charset=utf-8"
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def entry_id(change_id: int) -> str:
-    return f"{TAG_PREFIX}change/{change_id}"
+LEGACY_PREFIX = "tag:trialwatch,2026:change/"
 
 
-def feed_id(query: ChangeQuery) -> str:
+def entry_id(store_id: uuid.UUID, change_id: int, legacy_upto: int = 0) -> str:
+    """The change's entry id: the same in every poll and process, unique to this store. A
+    change stored before the store had an id keeps the id readers already have."""
+    if change_id <= legacy_upto:
+        return f"{LEGACY_PREFIX}{change_id}"
+    return uuid.uuid5(store_id, f"change/{change_id}").urn
+
+
+def feed_id(store_id: uuid.UUID, query: ChangeQuery) -> str:
     """The same filters give the same id, whatever their order in the URL or the token."""
     canonical = query.query_string()
-    return f"{TAG_PREFIX}changes" + (f"?{canonical}" if canonical else "")
+    return uuid.uuid5(store_id, "changes" + (f"?{canonical}" if canonical else "")).urn
 
 
 def xml_text(text: str) -> str:
@@ -85,8 +95,11 @@ def _base(request: Request) -> str:
 def atom_document(request: Request, query: ChangeQuery, items: Sequence[ChangeItem]) -> bytes:
     """The feed's bytes: the same items always give the same bytes."""
     base = _base(request)
+    store = tw(request).store
+    ids = (store.store_id(), store.legacy_entry_ids_upto())
+    store_id = ids[0]
     feed = FeedGenerator()
-    feed.id(xml_text(feed_id(query)))
+    feed.id(feed_id(store_id, query))
     feed.title(xml_text(_title(query)))
     feed.updated(_updated(items))
     feed.author(name="trialwatch")
@@ -95,7 +108,7 @@ def atom_document(request: Request, query: ChangeQuery, items: Sequence[ChangeIt
     feed.link(href=xml_text(self_url), rel="self", type="application/atom+xml")
     feed.link(href=xml_text(base + query.at("/changes")), rel="alternate", type="text/html")
     for item in items:
-        _add_entry(feed, base, item)
+        _add_entry(feed, base, ids, item)
     return feed.atom_str(pretty=True)  # type: ignore[no-any-return]
 
 
@@ -120,13 +133,15 @@ def _link(entry: FeedEntry, href: str, rel: str) -> None:
     entry.link_relations.relations.append((rel, "text/html"))
 
 
-def _add_entry(feed: FeedGenerator, base: str, item: ChangeItem) -> None:
+def _add_entry(
+    feed: FeedGenerator, base: str, ids: tuple[uuid.UUID, int], item: ChangeItem
+) -> None:
     change = item.change
     detected = _aware(change.detected_at)
     page_url = base + item.page_url
     entry = feed.add_entry(order="append")  # feedgen prepends by default
     entry.register_extension("link_relations", _LinkRelations, atom=True, rss=False)
-    entry.id(entry_id(change.id))
+    entry.id(entry_id(ids[0], change.id, ids[1]))
     entry.title(xml_text(f"{change.study_id}: {change.summary}"))
     entry.published(detected)
     entry.updated(detected)

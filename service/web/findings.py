@@ -3,8 +3,9 @@
 Open findings first, then resolved ones, newest first within each. Filters are GET parameters:
 ``rule`` (a rule's code), ``state`` (open or resolved; ``open=1`` is ``state=open``, as
 ``trialwatch findings --open``), ``study`` (a registry id). Pages are by keyset (``cursor``,
-``size``); the JSON body is a top-level array of findings as ``trialwatch findings --json``
-prints them, the next page in the ``Link`` header.
+``size``; ``before`` for the previous page); the JSON body is a top-level array of findings
+as ``trialwatch findings --json`` prints them, the next page in the ``Link`` header. Each is
+shown with its record's title and its rule in words (``service.findings.words.rule_words``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from starlette.routing import Route
 from service.errors import InputError
 from service.findings.rules import RULE_NAMES
 from service.findings.stored import FindingInfo
-from service.findings.words import finding_words
+from service.findings.words import finding_words, rule_words
 from service.notify.render import finding_detail
-from service.store import FindingFilter
+from service.store import BrowsedFinding, FindingFilter
 from service.web.changes import study_parameter
 from service.web.pages import (
     BAD_CURSOR,
@@ -38,14 +39,21 @@ from service.web.pages import (
     url_with,
 )
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "rule_choices"]
 
 STATES = ("open", "resolved")
+
+
+def rule_choices() -> list[tuple[str, str]]:
+    """(code, words) of every rule, for a filter's list."""
+    return [(rule, rule_words(rule)) for rule in RULE_NAMES]
 
 
 @dataclass(frozen=True)
 class FindingItem:
     finding: FindingInfo
+    title: str  # its record's title now
+    rule: str  # its rule in words
     record_url: str  # the findings of its record's page
     opened: str
     resolved: str  # "" while open
@@ -59,6 +67,7 @@ class FindingsData:
     filtered: bool
     items: list[FindingItem]
     next_url: str | None
+    previous_url: str | None
     first_url: str | None
     api_url: str
 
@@ -73,8 +82,8 @@ def _filters(request: Request) -> FindingFilter:
     return FindingFilter(study_id=study_parameter(request), rule=rule, state=state)
 
 
-def _after(request: Request) -> tuple[str, int] | None:
-    values = decode_cursor(parameter(request, "cursor"), 2)
+def _after(request: Request, name: str = "cursor") -> tuple[str, int] | None:
+    values = decode_cursor(parameter(request, name), 2)
     if values is None:
         return None
     state, last = values
@@ -85,14 +94,19 @@ def _after(request: Request) -> tuple[str, int] | None:
 
 def findings_data(request: Request) -> FindingsData:
     filters = _filters(request)
-    after = _after(request)
+    after, before = _after(request), _after(request, "before")
+    if after is not None and before is not None:
+        raise InputError("before: a page is either after a cursor or before one, not both")
     size = page_size(request)
-    rows = tw(request).store.browse_findings(filters, after=after, limit=size + 1)
-    shown = rows[:size]
-    next_url = None
-    if len(rows) > size:
-        last = shown[-1]
-        next_url = url_with(request, cursor=encode_cursor([last.finding.state, last.id]))
+    store = tw(request).store
+    if before is None:
+        rows = store.browse_findings(filters, after=after, limit=size + 1)
+        shown, more_after, more_before = rows[:size], len(rows) > size, after is not None
+    else:  # the previous page: read backwards from its first row, shown the right way round
+        rows = store.browse_findings(filters, after=before, limit=size + 1, backwards=True)
+        shown, more_after, more_before = rows[:size][::-1], True, len(rows) > size
+    next_url = _page_url(request, "cursor", shown[-1]) if more_after and shown else None
+    previous_url = _page_url(request, "before", shown[0]) if more_before and shown else None
     form = {
         "rule": filters.rule or "",
         "state": filters.state or "",
@@ -102,11 +116,19 @@ def findings_data(request: Request) -> FindingsData:
     return FindingsData(
         form=form,
         filtered=any(form.values()),
-        items=[_item(row.finding, tw(request).clock().date()) for row in shown],
+        items=[_item(row.finding, row.title, tw(request).clock().date()) for row in shown],
         next_url=next_url,
-        first_url=url_with(request, cursor=None) if after is not None else None,
+        previous_url=previous_url,
+        first_url=url_with(request, cursor=None, before=None) if more_before else None,
         api_url="/api/findings" + (f"?{query}" if query else ""),
     )
+
+
+def _page_url(request: Request, name: str, row: BrowsedFinding) -> str:
+    """The page after (``cursor``) or before (``before``) the finding ``row``."""
+    other = "before" if name == "cursor" else "cursor"
+    key = encode_cursor([row.finding.state, row.id])
+    return url_with(request, **{name: key, other: None})
 
 
 def _when(moment: datetime | None) -> str:
@@ -116,13 +138,15 @@ def _when(moment: datetime | None) -> str:
     return aware.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _item(finding: FindingInfo, today: date) -> FindingItem:
+def _item(finding: FindingInfo, title: str, today: date) -> FindingItem:
     """A finding as the page shows it: its evidence in words, its deadline counted from
     ``today`` while it is open (a resolved finding's deadline no longer matters)."""
     resolved = finding.state == "resolved"
     words = finding_words(finding.detail, None if resolved else today)
     return FindingItem(
         finding=finding,
+        title=title,
+        rule=rule_words(finding.rule),
         record_url=f"/studies/{quote(finding.study_id, safe='')}#findings",
         opened=_when(finding.opened_at),
         resolved=_when(finding.resolved_at),
@@ -134,7 +158,7 @@ def _item(finding: FindingInfo, today: date) -> FindingItem:
 def findings_page(request: Request) -> Response:
     data = findings_data(request)
     return html_page(
-        request, "findings.html", title="Findings", data=data, rules=RULE_NAMES, states=STATES
+        request, "findings.html", title="Findings", data=data, rules=rule_choices(), states=STATES
     )
 
 

@@ -14,11 +14,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service.errors import TrialwatchError
-from service.health import JSON, PROMETHEUS, HealthCheck, public_body
+from service.health import JSON, PROMETHEUS, CycleResult, HealthCheck, SyncState, public_body
 from service.web.pages import public_message
 
 if TYPE_CHECKING:
     from service.app import App
+    from service.store import Store
 
 
 def health_routes(
@@ -51,14 +52,34 @@ def _as_is(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+class StoredSyncState(SyncState):
+    """The last cycle as the store recorded it (``trialwatch serve``: the syncs run in other
+    processes, a daemon's or a person's ``trialwatch sync``), so that a failed one shows."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+
+    @property
+    def last(self) -> CycleResult | None:
+        try:
+            run = self.store.last_finished_run()
+        except TrialwatchError:  # the probes' store check says so, in words of its own
+            return None
+        if run is None:
+            return None
+        outcome = run.status  # an interrupted run is never the last (a restart is no failure)
+        return CycleResult(run.finished_at, outcome, run.checked, run.failed, run.error)
+
+
 def standalone_health(app: App) -> HealthCheck:
     """The probes of ``trialwatch serve`` alone: no scheduler runs in this process, so alive
-    means the store answers, and ready that the last sync (by any process) succeeded."""
-    from service.health import SyncState
+    means the store answers, and ready that the last sync (by any process) succeeded and
+    the last finished one did not fail as a whole."""
     from service.scheduler import sync_interval
 
     return HealthCheck(
-        state=SyncState(),
+        state=StoredSyncState(app.store),
         last_success=app.store.last_sync_success,
         store_check=app.store.check,
         scheduler_running=None,

@@ -68,9 +68,32 @@ def outbox_data(request: Request) -> list[Section]:
     return sections
 
 
+def delivery_words(request: Request) -> str:
+    """Whether anything can be sent: with no channel (or no subscription) nothing is ever
+    queued, and an empty outbox would otherwise look like one where all went out."""
+    settings = tw(request).settings
+    if not settings.channels:
+        return (
+            "No channel is configured, so no notification is ever queued: add a [[channels]] "
+            "table (email or webhook) and a [[subscriptions]] table to the configuration."
+        )
+    if not settings.subscriptions:
+        names = ", ".join(c.name for c in settings.channels)
+        return (
+            f"No subscription sends changes to the channel(s) {names}: add a "
+            "[[subscriptions]] table to the configuration."
+        )
+    return ""
+
+
 def outbox_page(request: Request) -> Response:
     return html_page(
-        request, "outbox.html", title="Outbox", sections=outbox_data(request), shown=SHOWN
+        request,
+        "outbox.html",
+        title="Outbox",
+        sections=outbox_data(request),
+        shown=SHOWN,
+        delivery=delivery_words(request),
     )
 
 

@@ -3,7 +3,8 @@
 
 Pagination is by keyset (Datasette's way): a page asks for ``size + 1`` rows after the cursor,
 and the cursor is the last row's sort key, never an OFFSET, so page 2,000 of 100,000 records
-costs what page 1 does. Cursors are opaque to readers (base64 of a JSON list).
+costs what page 1 does. A previous page is ``before=`` a page's first row's key: the same
+walk, the other way. Cursors are opaque to readers (base64 of a JSON list).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -23,9 +26,11 @@ from service.errors import InputError, StoreError, StoreTimeout, TrialwatchError
 from service.searches import NAME as SEARCH_NAME
 from service.templates import render
 from service.text import storable
+from service.urls import mask_urls
 
 if TYPE_CHECKING:
     from service.clock import Clock
+    from service.health import HealthCheck
     from service.settings import Settings
     from service.store import Store
 
@@ -73,10 +78,43 @@ def html_page(
         title=title,
         navigation=NAVIGATION,
         here=request.url.path,
+        banner=banner(request),
         feed_url=context.pop("feed_url", "/feeds/changes.atom"),
         **context,
     )
     return HTMLResponse(body, status_code=status)
+
+
+def banner(request: Request) -> str:
+    """One line for the top of every page when ``/readyz`` would answer 503 (the last cycle
+    failed as a whole, the store does not answer, no sync has succeeded, or none lately):
+    when, and why. "" when ready. A browser's reader would otherwise see a failing daemon's
+    last good pages and take them for today's."""
+    health: HealthCheck | None = getattr(request.app.state, "health", None)
+    if health is None:
+        return ""
+    code, body = health.readiness()
+    if code == 200:
+        return ""
+    last = body.get("last_sync") or {}
+    when = last.get("at") if body.get("status") == "failing" and last.get("at") else None
+    moment = datetime.fromisoformat(when) if when else health.clock()
+    stamp = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if (body.get("checks") or {}).get("store", "ok") != "ok":
+        detail = STORE_UNAVAILABLE  # its error names the store's file or URL: the log has it
+    else:  # a cycle's error may quote the store's address too, or a URL with credentials
+        words = " ".join(str(body.get("detail") or "not ready").split())
+        detail = mask_urls(_STORE_ADDRESS.sub("the store", words))
+    state = _STATE_WORDS.get(str(body.get("status")), "Not ready")
+    return f"{state} ({stamp}): {detail}"
+
+
+_STORE_ADDRESS = re.compile(r"\bstore (?:sqlite|postgresql)\S*?(?=:?(?:\s|$))")
+_STATE_WORDS = {
+    "failing": "Failing",
+    "starting": "Not synced yet",
+    "stale": "Out of date",
+}
 
 
 def json_answer(document: Any, *, next_url: str | None = None, status: int = 200) -> Response:
@@ -103,6 +141,7 @@ def encode_cursor(values: Sequence[Any]) -> str:
 
 
 BAD_CURSOR = "cursor: not a cursor from this site (follow the page's next link)"
+CURSORS = ("cursor", "before")  # a page's place: after a row, or before one
 MAX_CURSOR_INTEGER = 2**63 - 1
 
 
@@ -165,6 +204,12 @@ def selectors(request: Request) -> tuple[str | None, str | None, str | None]:
     return parameter(request, "tag"), parameter(request, "seed"), search
 
 
+def search_names(request: Request, chosen: str) -> list[str]:
+    """The saved searches' names, for a selector's list (the one asked for, even if gone)."""
+    names = [s.name for s in tw(request).store.list_searches()]
+    return [*names, chosen] if chosen and chosen not in names else names
+
+
 def selector_tags(tag: str | None, seed: str | None, search: str | None) -> tuple[str, ...]:
     """The watch tags the selectors stand for: seeds and saved searches tag what they bring
     in (``seed:ID``, ``query:NAME``), so all three filter by tag."""
@@ -183,10 +228,12 @@ def page_size(request: Request) -> int:
 
 def url_with(request: Request, **changes: str | int | None) -> str:
     """This page's path and query with ``changes`` applied (None removes a parameter).
-    Changing anything but the cursor starts again from the first page."""
+    Changing anything but the cursors (``cursor``: after a row; ``before``: before one, the
+    previous page) starts again from the first page."""
     query = dict(request.query_params)
-    if set(changes) - {"cursor"}:
-        query.pop("cursor", None)
+    if set(changes) - set(CURSORS):
+        for name in CURSORS:
+            query.pop(name, None)
     for name, value in changes.items():
         if value is None:
             query.pop(name, None)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -38,6 +38,7 @@ from starlette.routing import Route
 
 from service.errors import InputError
 from service.findings.rules import RULE_NAMES
+from service.findings.words import rule_words
 from service.models import LIFECYCLES, StoredChange, WatchInfo
 from service.notify.render import change_detail, compare_url
 from service.registry.catalog import parse_watch_id
@@ -63,6 +64,7 @@ from service.store import (
     WatchSort,
 )
 from service.trials import ENDED, GOING
+from service.web.findings import rule_choices
 from service.web.pages import (
     BAD_CURSOR,
     MAX_CURSOR_INTEGER,
@@ -73,6 +75,7 @@ from service.web.pages import (
     json_answer,
     page_size,
     parameter,
+    search_names,
     selector_tags,
     selectors,
     tw,
@@ -83,8 +86,10 @@ from service.web.trials import TrialView, page_trials, trial_of, trial_view
 DEFAULT_SORT: WatchSort = "id"
 SORT_LABELS: dict[str, str] = {
     "id": "Record id",
-    "-changed": "Last change, newest first",
-    "changed": "Last change, oldest first",
+    # trialwatch's last change found (an index walks it); the column shows the registry's
+    # last update, which for a record watched today can be years earlier
+    "-changed": "Change found, newest first",
+    "changed": "Change found, oldest first",
     "status": "Status",
 }
 FILTERS = ("q", "status", "lifecycle", "tag", "seed", "query", "finding")
@@ -108,9 +113,15 @@ class ListedRecord:
     watch: WatchInfo
     status: str  # in words
     colour: str  # the report's colour of that status
-    changed: str  # yyyy-mm-dd, or "" when never
+    changed: str  # the registry's last update (yyyy-mm-dd), else trialwatch's last change
     changed_ago: str  # "3 days ago"
+    watched_since: str  # yyyy-mm-dd: when it was added to the watch list
     findings: tuple[str, ...]  # rules of its open findings
+
+    @property
+    def finding_words(self) -> list[str]:
+        return [rule_words(rule) for rule in self.findings]
+
     tags: tuple[str, ...]  # plain tags (seed and saved-search tags are shown apart)
     seeds: tuple[str, ...]
     searches: tuple[str, ...]
@@ -126,6 +137,7 @@ class RecordsData:
     sort: WatchSort
     count: str  # "1,234 records", "more than 10,000 records"
     next_url: str | None
+    previous_url: str | None  # the page before, when on a later one
     first_url: str | None  # back to the first page, when on a later one
     sort_urls: dict[str, str]
     json_url: str
@@ -133,7 +145,7 @@ class RecordsData:
     statuses: list[tuple[str, str]]  # (value, words) for the status filter
     lifecycles: list[tuple[str, str]]  # (value, words) for the lifecycle filter
     searches: list[str]  # saved searches' names for their filter
-    rules: tuple[str, ...] = RULE_NAMES
+    rules: list[tuple[str, str]] = field(default_factory=rule_choices)  # (code, words)
     sort_labels: dict[str, str] = field(default_factory=lambda: dict(SORT_LABELS))
 
     @property
@@ -147,26 +159,36 @@ def records_data(request: Request) -> RecordsData:
     filters = _filters(request)
     sort: WatchSort = choice(request, "sort", WATCH_SORTS) or DEFAULT_SORT  # type: ignore[assignment]
     after = _key(decode_cursor(parameter(request, "cursor"), 4), sort)
+    before = _key(decode_cursor(parameter(request, "before"), 4), sort)
+    if after is not None and before is not None:
+        raise InputError("before: a page is either after a cursor or before one, not both")
     app = tw(request)
-    page = app.store.browse_watches(filters, sort, after, page_size(request))
+    page = app.store.browse_watches(
+        filters, sort, before or after, page_size(request), backwards=before is not None
+    )
     now = app.clock()
     findings = _open_findings(request, page)
-    records = [_listed(w, findings.get((w.registry, w.study_id), ()), now) for w in page.watches]
+    records = [
+        _listed(w, findings.get((w.registry, w.study_id), ()), page.updated, now)
+        for w in page.watches
+    ]
     cursor = encode_cursor(_cursor(sort, page.next_key)) if page.next_key else None
+    back = encode_cursor(_cursor(sort, page.first_key)) if page.first_key else None
     return RecordsData(
         page=page,
         records=records,
         values=values,
         sort=sort,
         count=_count_words(page.count),
-        next_url=url_with(request, cursor=cursor) if cursor else None,
-        first_url=url_with(request, cursor=None) if after else None,
+        next_url=url_with(request, cursor=cursor, before=None) if cursor else None,
+        previous_url=url_with(request, before=back, cursor=None) if back else None,
+        first_url=url_with(request, cursor=None, before=None) if back else None,
         sort_urls={name: url_with(request, sort=name) for name in WATCH_SORTS},
         json_url=_twin(request, "/api/studies"),
         feed_url=_feed_url(request),
         statuses=_statuses(filters.status),
         lifecycles=_lifecycle_options(),
-        searches=_search_names(request, values["query"]),
+        searches=search_names(request, values["query"]),
     )
 
 
@@ -221,17 +243,38 @@ def _open_findings(request: Request, page: WatchPage) -> dict[tuple[str, str], t
     return found
 
 
-def _listed(watch: WatchInfo, findings: tuple[str, ...], now: datetime) -> ListedRecord:
-    changed = watch.last_changed_at
+def _listed(
+    watch: WatchInfo,
+    findings: tuple[str, ...],
+    updated: dict[tuple[str, str], str],
+    now: datetime,
+) -> ListedRecord:
+    """A row. Its last change is the registry's last update of the record (the day it posted
+    its latest version), not the day trialwatch first saw it: a record watched today may have
+    been last updated years ago. Without a posted day, trialwatch's last change stands in."""
+    posted = _day(updated.get((watch.registry, watch.study_id), ""))
+    changed = posted or watch.last_changed_at
+    words = ago(changed, now) if changed else ""
+    if posted is not None and now - posted < timedelta(days=1):
+        words = "today"  # a day, not a moment: never "5 hours ago"
     return ListedRecord(
         watch=watch,
         status=status_words(watch.overall_status) if watch.state != "never synced" else "",
         colour=status_colour(watch.overall_status),
         changed=changed.date().isoformat() if changed else "",
-        changed_ago=ago(changed, now) if changed else "",
+        changed_ago=words,
+        watched_since=watch.added_at.date().isoformat(),
         findings=findings,
         **_tag_kinds(watch.tags),
     )
+
+
+def _day(text: str) -> datetime | None:
+    """A yyyy-mm-dd day as midnight UTC; None if it is not one."""
+    try:
+        return datetime.fromisoformat(text[:10]).replace(tzinfo=UTC) if text else None
+    except ValueError:
+        return None
 
 
 def _tag_kinds(tags: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -294,11 +337,6 @@ def _lifecycle_options() -> list[tuple[str, str]]:
     # (short words: a select is as wide as its longest option, and the form must fit a phone)
     groups = [(name, f"any {GROUP_WORDS.get(name, name)}") for name in LIFECYCLE_GROUPS]
     return [*groups, *((life, life.replace("_", " ")) for life in LIFECYCLES)]
-
-
-def _search_names(request: Request, chosen: str) -> list[str]:
-    names = [s.name for s in tw(request).store.list_searches()]
-    return [*names, chosen] if chosen and chosen not in names else names
 
 
 def records_page(request: Request) -> Response:

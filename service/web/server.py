@@ -95,11 +95,14 @@ class WebServer:
         return f"http://{name}:{self.port}/"
 
     def announce(self) -> None:
+        # news, not a warning: a log watcher alerting on WARNING must not page for a start
         guard = "token required" if self.protected else "loopback only, no token"
-        log.warning("web app on %s (%s)", self.url, guard)
+        log.info("web app on %s (%s)", self.url, guard)
 
     def serve_forever(self) -> None:
         """Serve until SIGINT/SIGTERM (uvicorn's own handlers), then close."""
+        # in the foreground the address is what the user waits for, whatever the log level
+        log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
         self.announce()
         # uvicorn shuts down gracefully on a signal, then raises it again for the handler it
         # found: with these, that ends the command with exit 0 instead of death by signal

@@ -108,3 +108,113 @@ def test_the_list_fits_a_phone_without_sideways_scrolling(served: str, browser: 
         viewport = browser.execute_script("return window.innerWidth")
         assert width <= viewport + 1, f"{path}: {width}px wide in a {viewport}px window"
     assert console_problems(browser) == []
+
+
+# ---- a phone (390 px) and a desktop (1280 px): issue 25 -------------------------------------
+
+PAGES = ("/", f"/studies/{DEMO_STUDY}", f"/studies/{STATUS_STUDY}", "/changes", "/findings")
+# the drawn size of every label of every chart shown: font size times the chart's scale
+LABEL_SIZES = """
+return [...document.querySelectorAll("svg.chart")]
+  .filter((svg) => svg.getBoundingClientRect().width > 0)
+  .flatMap((svg) => {
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    return [...svg.querySelectorAll("text")].map((text) =>
+      [text.textContent, parseFloat(getComputedStyle(text).fontSize) * scale]);
+  });
+"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_every_page_fits_the_width_and_its_charts_stay_readable(
+    served: str, browser: Any, width: int
+) -> None:
+    browser.set_window_size(width, 900)
+    for path in PAGES:
+        browser.get(served + path)
+        viewport = browser.execute_script("return window.innerWidth")
+        scrolled = browser.execute_script("return document.documentElement.scrollWidth")
+        assert scrolled <= viewport, f"{path} at {width}: {scrolled}px in {viewport}px"
+        for box in browser.execute_script("return [...document.querySelectorAll('.table-wrap')]"):
+            inner, outer = box.get_property("scrollWidth"), box.get_property("clientWidth")
+            if path == "/":  # the list's rows are cards on a phone: none is cut or scrolled
+                assert inner <= outer, f"/ at {width}: the list is {inner}px in {outer}px"
+        labels = browser.execute_script(LABEL_SIZES)
+        assert all(size >= 11 for _, size in labels), (path, width, labels[:5])
+        if path.startswith("/studies/"):
+            assert len(labels) > 10  # the charts were drawn, with their labels
+    assert console_problems(browser) == []
+
+
+def test_at_1280_the_records_table_shows_every_column_and_gives_the_title_room(
+    served: str, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(1280, 900)
+    browser.get(served + "/")
+    box = browser.find_element(By.CSS_SELECTOR, ".table-wrap")
+    inner, outer = box.get_property("scrollWidth"), box.get_property("clientWidth")
+    assert inner <= outer, f"the table is {inner}px in a {outer}px box: a column is cut"
+    headers = browser.find_elements(By.CSS_SELECTOR, "table.records th")
+    widths = {h.text.replace("\n", " "): h.size["width"] for h in headers}
+    assert widths["TITLE"] == max(widths.values())  # the widest column
+
+
+def test_at_390_the_dates_table_scrolls_in_its_own_box_and_dates_stay_whole(
+    served: str, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(390, 844)
+    browser.get(served + f"/studies/{DEMO_STUDY}")
+    # one line of text is under two font sizes high; a date broken in two is over
+    one_line = (
+        "const r = document.createRange(); r.selectNodeContents(arguments[0]);"
+        "return r.getBoundingClientRect().height < 2 * parseFloat("
+        "getComputedStyle(arguments[0]).fontSize)"
+    )
+    cells = browser.find_elements(By.CSS_SELECTOR, "table.dates td, .facts dd .nowrap")
+    assert len(cells) > 10
+    for cell in cells:
+        assert browser.execute_script(one_line, cell), f"a date broken in two: {cell.text!r}"
+    dates = browser.find_element(By.CSS_SELECTOR, "table.dates")
+    wrap = browser.execute_script("return arguments[0].closest('.table-wrap')", dates)
+    assert wrap is not None
+    assert browser.execute_script("return getComputedStyle(arguments[0]).overflowX", wrap) in (
+        "auto",
+        "scroll",
+    )
+    # a long title is clamped in the list, whole on its record's page
+    browser.get(served + "/")
+    clamped = browser.find_elements(By.CSS_SELECTOR, "td.title .clamp")
+    heights = [c.size["height"] for c in clamped]
+    line = browser.execute_script(
+        "return parseFloat(getComputedStyle(arguments[0]).lineHeight)", clamped[0]
+    )
+    assert max(heights) <= 3 * line + 2
+
+
+def test_a_failed_last_cycle_puts_a_banner_on_every_page(
+    served: str, browser: Any, web_store: Any
+) -> None:
+    """Last in this file: it leaves the module's store with a failed cycle."""
+    from selenium.webdriver.common.by import By
+
+    from web.conftest import WebStore
+
+    down = {**web_store.env, "TRIALWATCH_CTGOV_API_URL": "http://127.0.0.1:9/api/v2"}
+    failing = WebStore(web_store.database_url, web_store.config, down, web_store.watched)
+    assert failing.run("sync").exit_code != 0
+    for width in (390, 1280):
+        browser.set_window_size(width, 900)
+        for path in PAGES:
+            browser.get(served + path)
+            banner = browser.find_element(By.CSS_SELECTOR, "p.banner")
+            assert banner.is_displayed() and "the last sync failed as a whole" in banner.text
+            assert banner.text.startswith("Failing (") and "UTC)" in banner.text
+            width_now = browser.execute_script("return document.documentElement.scrollWidth")
+            assert width_now <= browser.execute_script("return window.innerWidth")
+    assert web_store.run("sync").exit_code == 0  # the registry answers again: no banner
+    browser.get(served + "/")
+    assert browser.find_elements(By.CSS_SELECTOR, "p.banner") == []

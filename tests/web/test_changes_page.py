@@ -46,14 +46,14 @@ def expected_ids(web_store: WebStore, keep: Callable[[dict[str, Any]], bool]) ->
 
 
 def api_ids(client: TestClient, query: str) -> list[int]:
-    answer = client.get(f"/api/changes?size=500&{query}")
+    answer = client.get(f"/api/changes?size=500&all=yes&{query}")
     assert answer.status_code == 200, answer.text
     return [c["id"] for c in answer.json()]
 
 
 def page_ids(client: TestClient, query: str) -> list[int]:
     """The change ids a page of /changes shows, by the anchors it links to."""
-    answer = client.get(f"/changes?size=500&{query}")
+    answer = client.get(f"/changes?size=500&all=yes&{query}")
     assert answer.status_code == 200, answer.text
     soup = BeautifulSoup(answer.text, "html.parser")
     links = [a["href"] for a in soup.select("li.change-entry .change-head a")]
@@ -101,10 +101,54 @@ def test_the_page_is_newest_first_and_marks_historical_changes(
     every = cli_json(web_store, "changes")
     assert page_ids(client, "") == sorted((c["id"] for c in every), reverse=True)[:500]
     historical = next(c for c in every if c["historical"])
-    soup = BeautifulSoup(client.get("/changes?size=500").text, "html.parser")
+    soup = BeautifulSoup(client.get("/changes?size=500&all=yes").text, "html.parser")
     link = soup.find("a", href=f"/studies/{historical['study_id']}#change-{historical['id']}")
     assert link is not None
     assert "history" in link.find_parent("li").get_text(" ")
+
+
+def test_first_sightings_and_history_are_left_out_unless_asked_for(
+    client: TestClient, web_store: WebStore
+) -> None:
+    every = cli_json(web_store, "changes")
+    quiet = [c["id"] for c in every if c["kind"] != "record_added" and not c["historical"]]
+    assert any(c["kind"] == "record_added" for c in every) and any(c["historical"] for c in every)
+    # as notifications leave them out: the page and the feed (the JSON twin with all=no; by
+    # default it lists every change, as `changes --json` does)
+    assert api_ids_default(client, "all=no") == sorted(quiet, reverse=True)
+    assert api_ids_default(client, "") == sorted((c["id"] for c in every), reverse=True)
+    page = client.get("/changes?size=500")
+    listed = BeautifulSoup(page.text, "html.parser").select_one("ol.change-list").get_text()
+    assert "Now watching" not in listed
+    shown = BeautifulSoup(page.text, "html.parser").select_one("p.count")
+    assert "without first sightings and history" in shown.text
+    assert shown.select_one("a")["href"] == "/changes?all=yes&size=500"
+    feed = client.get("/feeds/changes.atom")
+    assert "Now watching" not in feed.text and feed.text.count("<entry>") == min(len(quiet), 50)
+    # the filter brings them back; asking for the kind shows first sightings too
+    assert api_ids_default(client, "all=yes") == sorted((c["id"] for c in every), reverse=True)
+    added = [c["id"] for c in every if c["kind"] == "record_added"]
+    assert api_ids_default(client, "kind=record_added&all=no") == sorted(added, reverse=True)
+    assert "Now watching" in client.get("/feeds/changes.atom?all=yes").text
+    form = BeautifulSoup(client.get("/changes?all=yes").text, "html.parser")
+    assert form.select_one("input[type=checkbox][name=all]").has_attr("checked")
+
+
+def api_ids_default(client: TestClient, query: str) -> list[int]:
+    answer = client.get(f"/api/changes?size=500&{query}")
+    assert answer.status_code == 200, answer.text
+    return [c["id"] for c in answer.json()]
+
+
+def test_the_form_uses_the_same_selectors_as_the_list(client: TestClient) -> None:
+    forms = [
+        BeautifulSoup(client.get(path).text, "html.parser").select_one("form.filters")
+        for path in ("/", "/changes")
+    ]
+    for name in ("tag", "seed"):
+        assert all(form.select_one(f"input[name={name}]") is not None for form in forms)
+    # a saved search is picked from the list of saved searches on both pages
+    assert all(form.select_one("select[name=query]") is not None for form in forms)
 
 
 def test_the_form_keeps_the_filters_and_the_feed_link_follows_them(client: TestClient) -> None:
@@ -183,9 +227,9 @@ def test_since_shows_the_changes_detected_at_or_after_it(
 def test_the_seed_and_tag_filters_select_the_records_their_tags_name(
     client: TestClient, web_store: WebStore
 ) -> None:
-    seeded = {c["study_id"] for c in client.get(f"/api/changes?seed={SEED}").json()}
+    seeded = {c["study_id"] for c in client.get(f"/api/changes?seed={SEED}&all=yes").json()}
     assert seeded == {DEMO_STUDY}
-    tagged = {c["study_id"] for c in client.get(f"/api/changes?tag={TAG}&size=500").json()}
+    tagged = {c["study_id"] for c in client.get(f"/api/changes?tag={TAG}&size=500&all=yes").json()}
     assert tagged and not tagged & {DEMO_STUDY, STATUS_STUDY, MARKUP_STUDY}
 
 
@@ -221,7 +265,7 @@ def _page_next(answer: Any) -> str | None:
     return str(found["href"]) if found else None
 
 
-@pytest.mark.parametrize("start", ["/api/changes?size=3", "/changes?size=3"])
+@pytest.mark.parametrize("start", ["/api/changes?size=3&all=yes", "/changes?size=3&all=yes"])
 def test_pages_of_three_walk_every_change_once_newest_first(
     client: TestClient, web_store: WebStore, start: str
 ) -> None:
@@ -235,7 +279,7 @@ def test_pages_of_three_walk_every_change_once_newest_first(
 def test_pages_walk_oldest_first_and_keep_their_filters(
     client: TestClient, web_store: WebStore
 ) -> None:
-    pages = walk(client, "/api/changes?size=2&order=oldest&study=NCT05605665", _link_next)
+    pages = walk(client, "/api/changes?size=2&order=oldest&study=NCT05605665&all=yes", _link_next)
     seen = [i for page in pages for i in page]
     assert seen == sorted(expected_ids(web_store, lambda c: c["study_id"] == DEMO_STUDY))
 
@@ -298,7 +342,7 @@ def test_markup_in_a_title_is_shown_as_text(client: TestClient, web_store: WebSt
         w["title"] for w in cli_json(web_store, "watch", "list") if w["study_id"] == MARKUP_STUDY
     )
     assert "<script>" in title  # as stored (the normaliser folds the rest of MARKUP away)
-    answer = client.get(f"/changes?study={MARKUP_STUDY}")
+    answer = client.get(f"/changes?study={MARKUP_STUDY}&all=yes")
     assert answer.status_code == 200
     assert "<script>" not in answer.text and MARKUP not in answer.text
     assert "&lt;script&gt;" in answer.text
@@ -451,3 +495,41 @@ def test_the_page_and_api_agree_with_the_store_on_both_databases(
         assert [c["id"] for c in client.get("/api/changes?size=50").json()] == sorted(
             (c.id for c in stored), reverse=True
         )
+
+
+def _page_previous(answer: Any) -> str | None:
+    found = BeautifulSoup(answer.text, "html.parser").select_one("nav.pages a[rel=prev]")
+    return str(found["href"]) if found else None
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_previous_links_walk_back_through_the_same_pages(client: TestClient, order: str) -> None:
+    forward = walk(client, f"/changes?size=3&all=yes&order={order}", _page_next)
+    assert len(forward) > 2
+    # from the last page back to the first by the previous links: the same pages, reversed
+    last = "/changes?size=3&all=yes&order=" + order
+    for _ in range(len(forward) - 1):
+        last = _page_next(client.get(last)) or ""
+    assert _page_previous(client.get(f"/changes?size=3&all=yes&order={order}")) is None
+    backward = walk(client, last, _page_previous)
+    assert backward == forward[::-1]
+
+
+def test_previous_links_walk_back_through_the_findings(client: TestClient) -> None:
+    def ids(answer: Any) -> list[str]:
+        soup = BeautifulSoup(answer.text, "html.parser")
+        return [li.get_text(" ", strip=True)[:120] for li in soup.select("li.finding-entry")]
+
+    pages, url = [], "/findings?size=2"
+    while url:
+        answer = client.get(url)
+        pages.append(ids(answer))
+        url = _page_next(answer) or ""
+    assert len(pages) > 2
+    back: list[list[str]] = []
+    url = _page_previous(answer) or ""
+    while url:
+        answer = client.get(url)
+        back.append(ids(answer))
+        url = _page_previous(answer) or ""
+    assert back == pages[:-1][::-1]

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from service.models import StoredChange
 from service.store import Store
 from service.web.app import create_app
+from service.web.feeds import entry_id
 from web.conftest import MARKUP_STUDY, STATUS_STUDY, TAG, WebStore
 from web.test_changes_page import (
     SEED,
@@ -33,7 +34,10 @@ from web.test_changes_page import (
 
 A = "{http://www.w3.org/2005/Atom}"
 FEED = "/feeds/changes.atom"
-ENTRY_ID = re.compile(r"^tag:trialwatch,2026:change/(\d+)$")
+URN_UUID = re.compile(
+    r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+)
+CHANGE_ANCHOR = re.compile(r"#change-(\d+)$")
 
 
 def atom(body: bytes) -> ET.Element:
@@ -55,7 +59,7 @@ def check_structure(root: ET.Element) -> None:
     ids = []
     for entry in root.findall(A + "entry"):
         ids.append(entry.findtext(A + "id") or "")
-        assert ENTRY_ID.match(ids[-1])
+        assert URN_UUID.match(ids[-1])  # a name-based UUID (version 5), as a URN
         assert (entry.findtext(A + "title") or "").strip()
         assert datetime.fromisoformat(entry.findtext(A + "updated") or "").tzinfo is not None
         assert entry.findtext(A + "published") == entry.findtext(A + "updated")
@@ -66,10 +70,13 @@ def check_structure(root: ET.Element) -> None:
 
 
 def entry_ids(root: ET.Element) -> list[int]:
-    return [
-        int(ENTRY_ID.match(e.findtext(A + "id") or "").group(1))  # type: ignore[union-attr]
-        for e in root.findall(A + "entry")
-    ]
+    """The stored change ids of the feed's entries (from their links to the record page)."""
+    return [change_id(e) for e in root.findall(A + "entry")]
+
+
+def change_id(entry: ET.Element) -> int:
+    alternate = next(x for x in entry.findall(A + "link") if x.get("rel") == "alternate")
+    return int(CHANGE_ANCHOR.search(alternate.get("href") or "").group(1))  # type: ignore[union-attr]
 
 
 # ---- the populated store -------------------------------------------------------------------
@@ -88,7 +95,12 @@ def test_the_feed_of_one_record_has_its_status_change(
         for c in cli_json(web_store, "changes")
         if c["kind"] == "status_changed" and c["study_id"] == STATUS_STUDY
     )
-    entry = next(e for e in parsed.entries if e.id == f"tag:trialwatch,2026:change/{status['id']}")
+    store = Store.open(web_store.database_url)
+    try:
+        store_id = store.store_id()
+    finally:
+        store.close()
+    entry = next(e for e in parsed.entries if e.id == entry_id(store_id, status["id"]))
     assert entry.title == f"{STATUS_STUDY}: Overall status: Not yet recruiting → Recruiting"
     links = {link.rel: link.href for link in entry.links}
     assert links["alternate"] == f"http://testserver/studies/{STATUS_STUDY}#change-{status['id']}"
@@ -131,7 +143,7 @@ def test_the_feed_has_the_newest_50_changes_its_filters_select(
     assert not feedparser.parse(answer.content).bozo
     root = atom(answer.content)
     check_structure(root)
-    listed = [c["id"] for c in client.get(f"/api/changes?size=50&{query}").json()]
+    listed = [c["id"] for c in client.get(f"/api/changes?size=50&all=no&{query}").json()]
     assert entry_ids(root) == listed  # the same filters as /changes, newest first
 
 
@@ -139,14 +151,12 @@ def test_the_feed_id_and_self_link_are_the_canonical_filters(client: TestClient)
     one = atom(client.get(f"{FEED}?study=nct06171568&kind=status_changed").content)
     two = atom(client.get(f"{FEED}?kind=status_changed&study=NCT06171568&size=3").content)
     assert one.findtext(A + "id") == two.findtext(A + "id")
-    assert (
-        one.findtext(A + "id")
-        == "tag:trialwatch,2026:changes?kind=status_changed&study=NCT06171568"
-    )
+    assert URN_UUID.match(one.findtext(A + "id") or "")
     self_link = next(x.get("href") for x in one.findall(A + "link") if x.get("rel") == "self")
     assert self_link == "http://testserver/feeds/changes.atom?kind=status_changed&study=NCT06171568"
     every = atom(client.get(FEED).content)
-    assert every.findtext(A + "id") == "tag:trialwatch,2026:changes"
+    assert URN_UUID.match(every.findtext(A + "id") or "")
+    assert every.findtext(A + "id") != one.findtext(A + "id")
 
 
 def test_a_token_never_reaches_the_feed(web_app: Any) -> None:
@@ -185,7 +195,7 @@ def test_an_unchanged_feed_is_the_same_bytes_and_readers_get_304(client: TestCli
 
 
 def test_markup_is_escaped_in_titles_and_content(client: TestClient) -> None:
-    answer = client.get(f"{FEED}?study={MARKUP_STUDY}")
+    answer = client.get(f"{FEED}?study={MARKUP_STUDY}&all=yes")  # its first sighting too
     assert b"<script" not in answer.content  # only ever as &lt;script in the XML
     root = atom(answer.content)
     # the entry that carries the record's title (its findings' entries come after it)
@@ -269,3 +279,37 @@ def test_control_characters_are_stripped(small: tuple[Store, TestClient]) -> Non
     assert entry is not None
     assert entry.findtext(A + "title") == f"{STUDIES[0]}: Status now Recruiting"
     assert "Title" in (entry.findtext(A + "content") or "")
+
+
+def feed_ids(client: TestClient) -> dict[int, str]:
+    """Each entry's id, by the stored change it is."""
+    root = atom(client.get(FEED).content)
+    return {change_id(e): e.findtext(A + "id") or "" for e in root.findall(A + "entry")}
+
+
+def test_entry_ids_are_stable_for_a_store_and_differ_between_installations(
+    tmp_path: Path,
+) -> None:
+    """Two installations number their changes alike (1, 2, …): a reader or aggregator that
+    follows both must still see two entries, and a store's ids never change, also after a
+    restart (a new process, the store opened again)."""
+    seen: list[dict[int, str]] = []
+    for name in ("one", "two"):
+        url = f"sqlite:///{tmp_path / name / 'store.db'}"
+        store = Store.open(url)
+        try:
+            fill(store)
+            for client in small_client(tmp_path / name, url):
+                seen.append(feed_ids(client))
+        finally:
+            store.close()
+        for client in small_client(tmp_path / name, url):  # a restart: the same ids
+            assert feed_ids(client) == seen[-1]
+    one, two = seen
+    assert one.keys() == two.keys() and len(one) > 1  # the same change ids in both stores
+    assert not set(one.values()) & set(two.values())  # never the same entry id
+    reopened = Store.open(f"sqlite:///{tmp_path / 'one' / 'store.db'}")
+    try:
+        assert all(entry_id(reopened.store_id(), c) == i for c, i in one.items())
+    finally:
+        reopened.close()

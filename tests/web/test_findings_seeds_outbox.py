@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
+from service.app import build_app
 from service.models import Route
+from service.settings import load_settings
 from service.store import Store
+from service.web.app import create_app
 from service.web.pages import encode_cursor
 from web.conftest import DEMO_STUDY, STATUS_STUDY, WebStore
 from web.test_changes_page import STUDIES, T0, add_version, cli_json, small_client, status_change
@@ -40,10 +44,15 @@ def test_the_findings_page_shows_results_overdue_with_its_evidence(
         li
         for li in soup.select("li.finding-entry")
         if li.select_one(f"a[href='/studies/{OVERDUE_STUDY}#findings']")
-        and li.select_one(".rule").text == "results overdue"
+        and li.select_one(".rule").text == "Results overdue"  # the rule in words
     ]
     assert len(entries) == 1
+    assert entries[0].select_one(".rule")["title"] == "results_overdue"  # the code stays near
     text = entries[0].get_text(" ", strip=True)
+    title = next(
+        w["title"] for w in cli_json(web_store, "watch", "list") if w["study_id"] == OVERDUE_STUDY
+    )
+    assert entries[0].select_one(".change-title").text == title  # which study, in words
     assert expected["summary"] in text
     assert expected["source"] in text  # the rule's citation
     detail = expected["detail"]
@@ -214,3 +223,23 @@ def test_dead_letters_show_with_their_errors_masked(tmp_path: Any) -> None:
             assert [r["id"] for r in client.get("/api/outbox?dead=1").json()] == [outbox_id]
     finally:
         store.close()
+
+
+def test_the_outbox_says_when_no_channel_is_configured(web_store: WebStore, tmp_path: Path) -> None:
+    """An empty outbox reads as "all sent"; without a channel nothing is ever queued, and
+    the page says so (and how to add one)."""
+    with_channel = soup_of_app(web_store, web_store.config)
+    assert with_channel.select_one("p.notice") is None
+    bare = tmp_path / "trialwatch.toml"
+    bare.write_text("")
+    notice = soup_of_app(web_store, bare).select_one("p.notice").get_text()
+    assert notice.startswith("No channel is configured") and "[[channels]]" in notice
+
+
+def soup_of_app(web_store: WebStore, config: Path) -> BeautifulSoup:
+    app = build_app(load_settings(config, {**web_store.env, "TRIALWATCH_CONFIG": str(config)}))
+    try:
+        with TestClient(create_app(app), client=("127.0.0.1", 1234)) as client:
+            return BeautifulSoup(client.get("/outbox").text, "html.parser")
+    finally:
+        app.close()

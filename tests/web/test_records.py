@@ -18,10 +18,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from bs4 import BeautifulSoup
+from conftest import TESTS_DATA
 from starlette.testclient import TestClient
 
 from service.app import build_app
+from service.findings.words import rule_words
 from service.models import Change, Snapshot
+from service.registry.ctgov_normalise import normalise
 from service.settings import load_settings
 from service.store import NewVersion, Store
 from service.store import browse_records as browse
@@ -91,17 +94,33 @@ def test_the_list_shows_every_watched_record_with_its_status_title_and_change(
     status = rows[STATUS_STUDY].select_one("td[data-label=Status]")
     assert status.get_text() == "Recruiting" and status.select_one("span.swatch")
     titles = {w["study_id"]: w["title"] for w in cli_watches(web_store)}
-    changed = {w["study_id"]: w["last_changed_at"][:10] for w in cli_watches(web_store)}
+    since = {w["study_id"]: w["added_at"][:10] for w in cli_watches(web_store)}
+    updated = registry_updates(web_store)
     for study_id, row in rows.items():
         assert row.select_one("td.title").get_text() == titles[study_id]
         assert row.select_one("a")["href"] == f"/studies/{study_id}"
+        # the registry's last update of the record, not the day trialwatch first saw it;
+        # since when it is watched apart
         cell = row.select_one("td[data-label='Last change']")
-        assert cell.get_text().startswith(changed[study_id]) and cell.select_one("span.ago")
+        assert cell.get_text().startswith(updated[study_id]) and cell.select_one("span.ago")
+        assert cell.select_one("span.since").get_text() == f"watched since {since[study_id]}"
+    assert updated[DEMO_STUDY] == "2024-01-10"  # as the registry posted its latest version
     assert rows[DEMO_STUDY].select_one("td[data-label=Seeds] a.chip")["href"] == (
         f"/?seed={SEED_FILE.stem}"
     )
     tagged = rows[next(i for i in web_store.watched if TAG in _tags(web_store, i))]
     assert tagged.select_one("td[data-label=Tags]").get_text() == TAG
+
+
+def registry_updates(web_store: WebStore) -> dict[str, str]:
+    """Each record's latest version's posting day, as the store keeps it."""
+    store = Store.open(web_store.database_url)
+    try:
+        return {
+            i: store.list_versions("ctgov", i)[-1].last_update_posted for i in web_store.watched
+        }
+    finally:
+        store.close()
 
 
 def _tags(web_store: WebStore, study_id: str) -> list[str]:
@@ -119,8 +138,8 @@ def test_open_findings_are_counted_for_each_record(client: TestClient, web_store
         cell = row.select_one("td[data-label='Open findings']")
         assert cell.get_text() == str(len(expected.get(study_id, ())))
         if study_id in expected:
-            rules = {r.strip().replace(" ", "_") for r in cell.select_one("a")["title"].split(",")}
-            assert rules == expected[study_id]
+            rules = {r.strip() for r in cell.select_one("a")["title"].split(",")}
+            assert rules == {rule_words(rule) for rule in expected[study_id]}  # in words
 
 
 def expected_ids(web_store: WebStore, keep: Callable[[dict[str, Any]], bool]) -> list[str]:
@@ -477,7 +496,12 @@ def test_never_synced_and_unchanged_records_say_so(small: TestClient) -> None:
     page = soup(small.get("/?size=50").text)
     rows = {r.select_one("td a").get_text(): r for r in page.select("table.records tbody tr")}
     assert rows[small_id(0)].select_one("td[data-label=Status]").get_text() == "never synced"
-    assert rows[small_id(5)].select_one("td[data-label='Last change']").get_text() == "never"
+    # synced, never changed: its last change is the registry's update of its one version
+    unchanged = rows[small_id(5)].select_one("td[data-label='Last change']").get_text()
+    assert unchanged.startswith(T0.date().isoformat())
+    assert unchanged.endswith(f"watched since {T0.date().isoformat()}")
+    never = rows[small_id(0)].select_one("td[data-label='Last change']").get_text()
+    assert never.startswith("never")
     assert rows[small_id(3)].select_one("td.title").get_text() == "Trial 3 of IL-2"
 
 
@@ -495,3 +519,84 @@ def test_an_empty_store_lists_nothing_and_says_how_to_start(tmp_path: Path) -> N
             assert "No watched record matches these filters" in filtered
     finally:
         app.close()
+
+
+# ---- accent-insensitive search, on SQLite and PostgreSQL -----------------------------------------
+
+ACCENTED = {  # real records whose titles write an accent, and one that writes none
+    DEMO_STUDY: TESTS_DATA / "demo" / DEMO_STUDY / "v1.json",  # "… on sjögren's Syndrome"
+    STATUS_STUDY: TESTS_DATA / "diff" / f"{STATUS_STUDY}.json",  # "Lariboisière Cognitive …"
+    "NCT05594173": TESTS_DATA / "findings" / "NCT05594173.json",  # "Chewing and Oral …"
+}
+
+
+@pytest.fixture
+def accented(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    store = Store.open(database_url)
+    try:
+        for study_id, path in ACCENTED.items():
+            raw = json.loads(path.read_text())
+            store.add_watches("ctgov", [study_id], [], T0)
+            snapshot = normalise(raw.get("study", raw))
+            store.save_version(_version(snapshot, T0), [_added(study_id)], None)
+    finally:
+        store.close()
+    config = tmp_path / "trialwatch.toml"
+    config.write_text("")
+    app = build_app(load_settings(config, {"TRIALWATCH_DATABASE_URL": database_url}))
+    try:
+        with TestClient(create_app(app), client=("127.0.0.1", 1234)) as client:
+            yield client
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("plan", ["gathered", "walked"])
+def test_a_search_finds_a_title_whatever_its_accents(
+    accented: TestClient, plan: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if plan == "walked":
+        monkeypatch.setattr(browse, "FEW_MATCHES", 0)
+
+    def ids(text: str) -> list[str]:
+        return [i["study_id"] for i in accented.get("/api/studies", params={"q": text}).json()]
+
+    assert "sjögren" in normalise_title(DEMO_STUDY)
+    for typed in ("sjogren", "Sjögren", "SJOGREN", "SJÖGREN", "sjo\u0308gren"):
+        assert ids(typed) == [DEMO_STUDY], typed
+    assert ids("lariboisiere") == ids("Lariboisière") == [STATUS_STUDY]
+    assert ids("chéwing") == ids("chewing") == ["NCT05594173"]  # the other way round
+    assert ids("sjøgren") == [DEMO_STUDY]  # a letter NFKD leaves alone is folded too
+    html = accented.get("/", params={"q": "sjogren"}).text
+    assert DEMO_STUDY in html and STATUS_STUDY not in html
+
+
+def normalise_title(study_id: str) -> str:
+    raw = json.loads(ACCENTED[study_id].read_text())
+    return normalise(raw.get("study", raw)).brief_title
+
+
+@pytest.mark.parametrize("plan", ["gathered", "walked"])
+@pytest.mark.parametrize("sort", ["id", "-changed", "changed", "status"])
+def test_previous_links_walk_back_through_the_same_pages(
+    small: TestClient, sort: str, plan: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if plan == "walked":
+        monkeypatch.setattr(browse, "FEW_MATCHES", 0)
+    pages: list[list[str]] = []
+    url: str | None = f"/?sort={sort}&size=3"
+    while url:
+        page = soup(small.get(url).text)
+        pages.append(listed(str(page)))
+        following = page.select_one("a[rel=next]")
+        url = str(following["href"]) if following else None
+        assert len(pages) < PAGE_GUARD
+    assert soup(small.get(f"/?sort={sort}&size=3").text).select_one("a[rel=prev]") is None
+    back: list[list[str]] = []
+    previous = page.select_one("a[rel=prev]")  # from the last page
+    while previous is not None:
+        page = soup(small.get(str(previous["href"])).text)
+        back.append(listed(str(page)))
+        previous = page.select_one("a[rel=prev]")
+        assert len(back) < PAGE_GUARD
+    assert back == pages[:-1][::-1]  # the same pages, each whole, in reverse

@@ -89,8 +89,11 @@ def test_the_demo_record_shows_its_four_versions_and_compare_links(client: TestC
 
 def test_the_report_parts_are_drawn(client: TestClient) -> None:
     page = soup(client.get(f"/studies/{DEMO_STUDY}").text)
-    charts = page.select("figure svg.chart")
+    charts = page.select("figure svg.chart.size-wide")
     assert len(charts) == 3  # status band, enrollment, dates
+    narrow = page.select("figure svg.chart.size-narrow")  # each drawn for a phone too
+    assert [c["aria-label"] for c in narrow] == [c["aria-label"] for c in charts]
+    assert all(c["viewbox"].startswith("0 0 360 ") for c in narrow)
     assert {c["aria-label"] for c in charts} == {
         "Overall status over time",
         "Enrollment by version",
@@ -99,7 +102,7 @@ def test_the_report_parts_are_drawn(client: TestClient) -> None:
     assert page.select_one("dl.facts")
     assert "week 24" in page.select_one("table.outcomes").get_text()
     findings = page.select_one("#findings + .table-wrap table.findings").get_text()
-    assert "primary outcome changed after start" in findings
+    assert "Primary outcome changed after the start" in findings  # the rule in words
     seed = page.select_one("div.seed")
     assert seed is not None and f"Seed {SEED_FILE.stem}" in seed.get_text()
     assert "Publication reports" in seed.select_one("table").get_text()

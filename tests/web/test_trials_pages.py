@@ -7,7 +7,7 @@ emulators over HTTP and synced by the real CLI. NCT00973089 names its EudraCT nu
 2021-002179-21 (as tests/test_registries_sync.py has it), carries markup in its title and plans
 300 participants where the EUCTR record plans 600; it is withdrawn while the EUCTR record is
 still recruiting. CTIS 2023-505613-24-00 names NCT04665037 (watched, but no registry serves
-it: never synced) and EudraCT 2019-003842-34 (not watched); ISRCTN12949496 names EudraCT
+it: not found) and EudraCT 2019-003842-34 (not watched); ISRCTN12949496 names EudraCT
 2014-002988-16.
 """
 
@@ -105,7 +105,7 @@ def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]
         added = run("watch", "add", NCT, *ALONE, NAMED_NCT, *EU_WATCHED)
         assert added.exit_code == 0, added.stderr
         report = run("sync", "--json").json()
-        # NCT04665037 is watched but no registry here serves it: it stays never synced
+        # NCT04665037 is watched but no registry here serves it: it is not found
         assert [e["study_id"] for e in report["errors"]] == [NAMED_NCT]
         app = build_app(load_settings(config, env))
         try:
@@ -428,7 +428,7 @@ def test_the_fixture_holds_what_the_tests_say(registries: Registries) -> None:
         ("ctgov", NAMED_NCT),
         ("euctr", NAMED_EUCTR),
     }
-    assert by_id[NAMED_NCT]["state"] == "never synced"
+    assert by_id[NAMED_NCT]["state"] == "not found"  # reported once, then asked rarely
     assert {by_id[i]["registry"] for i in by_id} == {"ctgov", "euctr", "ctis", "isrctn"}
     assert Path(EU_REFERENCE / "isrctn" / "ISRCTN_12949496.json").exists()
 
