@@ -245,6 +245,9 @@ class App:
             yield
         except BaseException as exc:
             self.store.abandon_runs(f"cycle aborted: {exc}", self.clock())
+            built = [self.__dict__.get("monitor"), *self._monitors.values()]  # none built here
+            for monitor in filter(None, built):
+                monitor.drop_runs()  # abandoned: a later cycle must not finish them
             raise
 
     def follow_links(self) -> dict[str, list[str]]:

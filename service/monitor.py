@@ -164,6 +164,10 @@ class Monitor:
         """The run of this registry's latest unfinished cycle (``sync(finish=False)``)."""
         return next((c.run_id for c, _ in reversed(self._unfinished) if c.run_id), None)
 
+    def drop_runs(self) -> None:
+        """Forget the runs ``sync(finish=False)`` left running (the cycle was abandoned)."""
+        self._unfinished.clear()
+
     def finish_runs(self) -> None:
         """Finish the runs ``sync(finish=False)`` left running."""
         while self._unfinished:

@@ -327,3 +327,26 @@ def test_the_trials_finding_travels_in_the_message_of_the_change_that_opened_it(
         assert "enrollment_changed" in kinds and "finding_opened" in kinds
     finally:
         trial.app.close()
+
+
+def test_a_cycle_that_raises_leaves_its_runs_failed_not_finished_by_the_next(
+    trial: Trial, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runs stay under way until the trials' review: a cycle that raises after one
+    registry's run (here the next registry's monitor breaks) marks them failed, and the next
+    cycle does not finish them as if they had gone through."""
+    from sqlalchemy import text
+
+    eu = trial.app.monitor_for("euctr")
+
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("a bug in the EUCTR cycle")
+
+    monkeypatch.setattr(eu, "sync", broken)
+    with pytest.raises(RuntimeError):
+        trial.app.sync()
+    monkeypatch.undo()
+    trial.sync(days=1)
+    with trial.app.store.engine.connect() as db:
+        runs = db.execute(text("SELECT registry, status FROM sync_runs ORDER BY id")).all()
+    assert [tuple(r) for r in runs] == [("ctgov", "failed"), ("ctgov", "ok"), ("euctr", "ok")]
