@@ -158,7 +158,7 @@ from service.models import (
     Snapshot,
     StudyDate,
 )
-from service.outcome_lists import list_items, restructure
+from service.outcome_lists import CONJUNCTION, list_items, restructure
 from service.registry.catalog import registry_info
 from service.registry.source import RegistryInfo
 
@@ -1324,8 +1324,6 @@ _JOINERS = frozenset(
     {"a", "an", "the", "at", "in", "on", "by", "over", "during", "to", "up", "through",
      "until", "from", "for", "of", "time", "frame", "timeframe", "measured", "assessed"}
 )  # fmt: skip
-# A component joined to a measure: "Death and stroke", "Death; stroke", "Death/stroke".
-_CONJUNCTION = re.compile(r"(?:^|\s)(?:and|or|plus|as well as)(?:\s|$)|[,;/+&]", re.IGNORECASE)
 _CONJUNCTION_WORDS = frozenset({"and", "or", "plus", "as", "well"})
 _TIME_WORDS = frozenset(
     {"week", "weeks", "month", "months", "day", "days", "hour", "hours", "minute", "minutes",
@@ -1507,7 +1505,7 @@ def _component_change(
 
 def _joins(text: str) -> int:
     """How many components ``text`` joins: conjunctions, and the items of a list."""
-    return len(_CONJUNCTION.findall(text)) + list_items(text)
+    return len(CONJUNCTION.findall(text)) + list_items(text)
 
 
 def _only_moved(a: Outcome, b: Outcome, moved: _Moved) -> bool:

@@ -26,13 +26,22 @@ from dataclasses import dataclass, field
 from service.models import Outcome, OutcomeType
 from service.text import STOPWORDS, plain_words
 
-__all__ = ["COVER", "Piece", "Restructure", "holds_several", "list_items", "restructure"]
+__all__ = [
+    "CONJUNCTION",
+    "COVER",
+    "Piece",
+    "Restructure",
+    "holds_several",
+    "list_items",
+    "restructure",
+]
 
 # Share of a piece's measure words the whole entry must carry: "Improvement of fatigue VAS"
 # is a piece of "Improvement of dryness, pain and fatigue VAS"; "Sleep quality" is not.
 COVER = 0.8
 
-_CONJUNCTION = re.compile(r"(?:^|\s)(?:and|or|plus|as well as)(?:\s|$)|[,;/+&]", re.IGNORECASE)
+# What joins components in one text: "Death and stroke", "Death; stroke", "Death/stroke".
+CONJUNCTION = re.compile(r"(?:^|\s)(?:and|or|plus|as well as)(?:\s|$)|[,;/+&]", re.IGNORECASE)
 _COMPOSITE = frozenset({"composite", "mace", "combined", "co", "coprimary"})
 # Words that say how or when, never what: they neither make nor break a piece.
 _FILLER = frozenset(
@@ -86,11 +95,11 @@ def holds_several(outcome: Outcome) -> bool:
     """Whether an entry holds several outcomes: its measure lists or joins them, or it says it
     is a composite (its components then in the measure or the description)."""
     measure = outcome.measure
-    if list_items(measure) or _CONJUNCTION.search(measure):
+    if list_items(measure) or CONJUNCTION.search(measure):
         return True
     words = set(plain_words(measure)) | set(plain_words(outcome.description))
     return not _COMPOSITE.isdisjoint(words) and bool(
-        list_items(outcome.description) or _CONJUNCTION.search(outcome.description)
+        list_items(outcome.description) or CONJUNCTION.search(outcome.description)
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlparse
@@ -237,6 +237,17 @@ class AppriseChannel(Section):
 Channel = Annotated[EmailChannel | WebhookChannel | AppriseChannel, Field(discriminator="type")]
 
 
+def _only_known(
+    values: list[str], known: Collection[str], what: str, *, say_known: bool = True
+) -> list[str]:
+    """``values`` when each is ``*`` or one of ``known``; else the first unknown, named."""
+    unknown = [v for v in values if v != "*" and v not in known]
+    if unknown:
+        listed = f" (one of {', '.join(known)})" if say_known else ""
+        raise ValueError(f"unknown {what} {unknown[0]!r}{listed}")
+    return values
+
+
 class Subscription(Section):
     channel: str
     studies: list[str] = ["*"]
@@ -250,30 +261,19 @@ class Subscription(Section):
     @field_validator("kinds")
     @classmethod
     def _known_kinds(cls, kinds: list[str]) -> list[str]:
-        unknown = [k for k in kinds if k != "*" and k not in CHANGE_KINDS]
-        if unknown:
-            raise ValueError(f"unknown change kind {unknown[0]!r}")
-        return kinds
+        return _only_known(kinds, CHANGE_KINDS, "change kind", say_known=False)
 
     @field_validator("grades")
     @classmethod
     def _known_grades(cls, grades: list[str]) -> list[str]:
-        unknown = [g for g in grades if g != "*" and g not in OUTCOME_GRADES]
-        if unknown:
-            known = ", ".join(OUTCOME_GRADES)
-            raise ValueError(f"unknown outcome grade {unknown[0]!r} (one of {known})")
-        return grades
+        return _only_known(grades, OUTCOME_GRADES, "outcome grade")
 
     @field_validator("findings")
     @classmethod
     def _known_rules(cls, rules: list[str]) -> list[str]:
         from service.findings.rules import RULE_NAMES
 
-        unknown = [r for r in rules if r != "*" and r not in RULE_NAMES]
-        if unknown:
-            known = ", ".join(RULE_NAMES)
-            raise ValueError(f"unknown finding rule {unknown[0]!r} (one of {known})")
-        return rules
+        return _only_known(rules, RULE_NAMES, "finding rule")
 
     @field_validator("digest_cron")
     @classmethod
